@@ -1,0 +1,200 @@
+//! Which processes belong to which system unit, from the cgroup tree.
+//!
+//! Two views exist and the tests hold them equal: walking
+//! `system.slice/**/cgroup.procs` (cheap when only system units matter)
+//! and reading each `/proc/PID/cgroup` (needed for the full report).
+
+use crate::sysroot::SysRoot;
+use crate::unit_name::{owner_of_cgroup, Owner};
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+/// The cgroup layouts systemd can run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// Pure cgroup v2 at `/sys/fs/cgroup`.
+    Unified,
+    /// v1 with systemd's own `name=systemd` hierarchy.
+    Legacy,
+    /// v1 controllers plus a v2 tree at `/sys/fs/cgroup/unified`.
+    Hybrid,
+}
+
+impl Layout {
+    /// Where this layout keeps systemd's tree, relative to the root.
+    fn base(self) -> &'static str {
+        match self {
+            Layout::Unified => "sys/fs/cgroup",
+            Layout::Legacy => "sys/fs/cgroup/systemd",
+            Layout::Hybrid => "sys/fs/cgroup/unified",
+        }
+    }
+}
+
+/// Finds the layout whose tree holds a `system.slice`, which is what tells
+/// us systemd manages it. `None` when no systemd runs here.
+pub fn detect(root: &SysRoot) -> Option<Layout> {
+    [Layout::Unified, Layout::Hybrid, Layout::Legacy]
+        .into_iter()
+        .find(|l| root.path(l.base()).join("system.slice").is_dir())
+}
+
+/// A process found in the system slice, with the cgroup it sits in.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Member {
+    pub pid: u32,
+    pub owner: Owner,
+}
+
+/// Reads the pids (tgids, not threads) of every cgroup under `system.slice`,
+/// plus PID 1 from `init.scope`.
+pub fn system_members(root: &SysRoot, layout: Layout) -> Result<Vec<Member>> {
+    let base = root.path(layout.base());
+    let mut out = Vec::new();
+    walk(&base, &base.join("system.slice"), &mut out)?;
+    for pid in read_procs(&base.join("init.scope").join("cgroup.procs"))? {
+        out.push(Member {
+            pid,
+            owner: Owner::Init,
+        });
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<Member>) -> Result<()> {
+    let rel = format!("/{}", dir.strip_prefix(base).unwrap_or(dir).display());
+    let owner = owner_of_cgroup(&rel);
+    for pid in read_procs(&dir.join("cgroup.procs"))? {
+        out.push(Member {
+            pid,
+            owner: owner.clone(),
+        });
+    }
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        // A unit stopped while we walked: its cgroup is gone, nothing to see.
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            walk(base, &entry.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+fn read_procs(path: &PathBuf) -> Result<Vec<u32>> {
+    match std::fs::read_to_string(path) {
+        Ok(s) => Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
+    }
+}
+
+/// Picks systemd's cgroup path out of a `/proc/PID/cgroup` text. The
+/// `name=systemd` line wins because on legacy hosts the `0::` line is
+/// just `/`; on pure v2 only the `0::` line exists.
+pub fn systemd_path_of(text: &str) -> Option<&str> {
+    let mut unified = None;
+    for line in text.lines() {
+        let mut f = line.splitn(3, ':');
+        let (Some(id), Some(ctl), Some(path)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if ctl == "name=systemd" {
+            return Some(path);
+        }
+        if id == "0" && ctl.is_empty() {
+            unified = Some(path);
+        }
+    }
+    unified
+}
+
+/// The owner of one process, from `/proc/PID/cgroup`. `Ok(None)` if the
+/// process is gone.
+pub fn owner_of_pid(root: &SysRoot, pid: u32) -> Result<Option<Owner>> {
+    let path = root.proc_pid(pid, "cgroup");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(
+            systemd_path_of(&text)
+                .map(owner_of_cgroup)
+                .unwrap_or(Owner::Outside(String::new())),
+        )),
+        Err(e)
+            if matches!(e.kind(), ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
+    }
+}
+
+/// Every process id under `/proc`.
+pub fn all_pids(root: &SysRoot) -> Result<Vec<u32>> {
+    let dir = root.path("proc");
+    let mut pids: Vec<u32> = std::fs::read_dir(&dir)
+        .with_context(|| format!("failed to list {}", dir.display()))?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort_unstable();
+    Ok(pids)
+}
+
+/// The parent pid from `/proc/PID/stat`. The comm field may contain
+/// spaces and parentheses, so parse after the last `)`.
+pub fn parent_of(root: &SysRoot, pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(root.proc_pid(pid, "stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Units holding this process or any ancestor: restarting one of them would
+/// kill the package manager that called us, or ourselves.
+pub fn ancestor_units(root: &SysRoot, start: u32) -> Vec<String> {
+    let mut units = Vec::new();
+    let mut pid = start;
+    for _ in 0..256 {
+        if let Ok(Some(Owner::Unit(u))) = owner_of_pid(root, pid) {
+            if !units.contains(&u) {
+                units.push(u);
+            }
+        }
+        match parent_of(root, pid) {
+            Some(p) if p > 1 && p != pid => pid = p,
+            _ => break,
+        }
+    }
+    units
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_name_systemd_over_unified() {
+        let legacy =
+            "12:pids:/system.slice/a.service\n1:name=systemd:/system.slice/a.service\n0::/\n";
+        assert_eq!(systemd_path_of(legacy), Some("/system.slice/a.service"));
+        assert_eq!(
+            systemd_path_of("0::/system.slice/b.service\n"),
+            Some("/system.slice/b.service")
+        );
+        assert_eq!(systemd_path_of("garbage\n"), None);
+    }
+
+    #[test]
+    fn parent_of_real_process() {
+        let me = std::process::id();
+        let parent = parent_of(&SysRoot::default(), me).unwrap();
+        assert_eq!(parent, std::os::unix::process::parent_id());
+    }
+}

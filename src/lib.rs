@@ -1,0 +1,20 @@
+//! restart-stale: find the system services that still run code a package
+//! upgrade replaced, decide which may be restarted, and restart them.
+//!
+//! Reading the system ([`scan`], [`cgroup`], [`policy`]) produces plain
+//! data; [`plan`] turns it into decisions without touching the OS.
+
+pub mod app;
+pub mod cgroup;
+pub mod changed;
+pub mod cli;
+pub mod logging;
+pub mod maps;
+pub mod plan;
+pub mod policy;
+pub mod report;
+pub mod scan;
+pub mod staleness;
+pub mod sysroot;
+pub mod tiers;
+pub mod unit_name;

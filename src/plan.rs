@@ -1,0 +1,340 @@
+//! The pure decision core: scan data + policy + changed set → plan.
+//!
+//! Nothing here touches /proc, D-Bus or the disk, so every rule is tested
+//! with plain tables.
+
+use crate::changed::ChangedSet;
+use crate::policy::{Policy, Verdict};
+use crate::scan::{Scan, StaleProcess};
+use crate::tiers::{tier_of, Tier};
+use crate::unit_name::Owner;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// What to do with a unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Restart,
+    Skip,
+}
+
+/// The one reason behind an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    NotStale,
+    NotAffected,
+    NeverTier(&'static str),
+    RunsThisTool,
+    DeniedByAdmin(String),
+    CautiousTier(&'static str),
+    NotAllowed,
+    AllowedByAdmin(String),
+    AllowedByDistribution(String),
+    AllUnits,
+}
+
+impl Reason {
+    /// A stable machine-readable code, part of the JSON schema.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Reason::NotStale => "not-stale",
+            Reason::NotAffected => "not-affected",
+            Reason::NeverTier(_) => "never-tier",
+            Reason::RunsThisTool => "runs-this-tool",
+            Reason::DeniedByAdmin(_) => "denied-by-admin",
+            Reason::CautiousTier(_) => "cautious-tier",
+            Reason::NotAllowed => "not-allowed",
+            Reason::AllowedByAdmin(_) => "allowed-by-admin",
+            Reason::AllowedByDistribution(_) => "allowed-by-distribution",
+            Reason::AllUnits => "all-units",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NotStale => write!(f, "nothing stale"),
+            Reason::NotAffected => write!(f, "stale files are not part of the transaction"),
+            Reason::NeverTier(why) => write!(f, "never restarted automatically: {why}"),
+            Reason::RunsThisTool => {
+                write!(f, "runs this tool or the package manager that called it")
+            }
+            Reason::DeniedByAdmin(l) => write!(f, "denied by admin: {l}"),
+            Reason::CautiousTier(why) => write!(f, "cautious ({why}): needs an admin allow link"),
+            Reason::NotAllowed => write!(f, "not allowed: no policy link"),
+            Reason::AllowedByAdmin(l) => write!(f, "allowed by admin: {l}"),
+            Reason::AllowedByDistribution(l) => write!(f, "allowed by distribution: {l}"),
+            Reason::AllUnits => write!(f, "-a: all units considered"),
+        }
+    }
+}
+
+/// The decision for one unit, with the processes and files behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitPlan {
+    pub unit: String,
+    pub action: Action,
+    pub reason: Reason,
+    pub processes: Vec<StaleProcess>,
+}
+
+/// A stale process outside any system unit, with its cgroup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideProcess {
+    pub cgroup: String,
+    pub process: StaleProcess,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub units: Vec<UnitPlan>,
+    /// PID 1, when it runs stale code (needs a re-exec, not a restart).
+    pub init: Option<StaleProcess>,
+    pub outside: Vec<OutsideProcess>,
+}
+
+impl Plan {
+    pub fn restarts(&self) -> impl Iterator<Item = &UnitPlan> {
+        self.units.iter().filter(|u| u.action == Action::Restart)
+    }
+}
+
+/// Inputs besides the scan.
+pub struct Options<'a> {
+    pub policy: &'a Policy,
+    pub changed: Option<&'a ChangedSet>,
+    /// `-a`: consider every system unit.
+    pub all: bool,
+    /// Units holding this tool or its ancestors.
+    pub self_units: &'a [String],
+}
+
+/// Keeps only the files in the transaction; `None` if none are.
+fn affected(p: &StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProcess> {
+    let files: Vec<_> = match changed {
+        None => p.files.clone(),
+        Some(set) => p
+            .files
+            .iter()
+            .filter(|f| set.contains(&f.path))
+            .cloned()
+            .collect(),
+    };
+    (!files.is_empty()).then(|| StaleProcess { files, ..p.clone() })
+}
+
+fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
+    use Action::*;
+    let tier = tier_of(unit);
+    if let Some(Tier::Never(why)) = tier {
+        return (Skip, Reason::NeverTier(why));
+    }
+    if opts.self_units.iter().any(|u| u == unit) {
+        return (Skip, Reason::RunsThisTool);
+    }
+    let verdict = opts.policy.verdict(unit);
+    let shown = |p: &std::path::Path| p.display().to_string();
+    match (verdict, tier) {
+        (Verdict::DeniedByAdmin(l), _) => (Skip, Reason::DeniedByAdmin(shown(&l))),
+        (Verdict::AllowedByAdmin(l), _) => (Restart, Reason::AllowedByAdmin(shown(&l))),
+        (_, Some(Tier::Cautious(why))) => (Skip, Reason::CautiousTier(why)),
+        (Verdict::AllowedByDistribution(l), _) => {
+            (Restart, Reason::AllowedByDistribution(shown(&l)))
+        }
+        (Verdict::Unset, _) if opts.all => (Restart, Reason::AllUnits),
+        _ => (Skip, Reason::NotAllowed),
+    }
+}
+
+/// Builds the plan. Units are sorted by name; every unit of the scan gets
+/// exactly one entry.
+pub fn plan(scan: &Scan, opts: &Options) -> Plan {
+    let mut by_unit: BTreeMap<&str, Vec<&StaleProcess>> = scan
+        .units
+        .iter()
+        .map(|u| (u.as_str(), Vec::new()))
+        .collect();
+    let mut out = Plan::default();
+    for p in &scan.stale {
+        match &p.owner {
+            Owner::Unit(u) => by_unit.entry(u.as_str()).or_default().push(p),
+            Owner::Init => out.init = affected(p, opts.changed),
+            Owner::Outside(cg) => {
+                if let Some(process) = affected(p, opts.changed) {
+                    out.outside.push(OutsideProcess {
+                        cgroup: cg.clone(),
+                        process,
+                    });
+                }
+            }
+        }
+    }
+    for (unit, procs) in by_unit {
+        let processes: Vec<_> = procs
+            .iter()
+            .filter_map(|p| affected(p, opts.changed))
+            .collect();
+        let (action, reason) = if processes.is_empty() {
+            let r = if procs.is_empty() {
+                Reason::NotStale
+            } else {
+                Reason::NotAffected
+            };
+            (Action::Skip, r)
+        } else {
+            decide(unit, opts)
+        };
+        out.units.push(UnitPlan {
+            unit: unit.to_string(),
+            action,
+            reason,
+            processes,
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scan::StaleFile;
+    use crate::staleness::Staleness;
+
+    fn proc_in(owner: Owner, pid: u32, files: &[&str]) -> StaleProcess {
+        let files = files
+            .iter()
+            .map(|p| StaleFile {
+                path: p.to_string(),
+                why: Staleness::Deleted,
+                exe: false,
+                dev: 1,
+                ino: 2,
+            })
+            .collect();
+        StaleProcess {
+            pid,
+            comm: "x".into(),
+            owner,
+            files,
+        }
+    }
+
+    fn scan_of(units: &[&str]) -> Scan {
+        let stale = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                proc_in(
+                    Owner::Unit(u.to_string()),
+                    100 + i as u32,
+                    &["/usr/lib/libdemo.so.1"],
+                )
+            })
+            .collect();
+        Scan {
+            units: units.iter().map(|s| s.to_string()).collect(),
+            stale,
+            ..Scan::default()
+        }
+    }
+
+    fn decide_all(
+        units: &[&str],
+        all: bool,
+        self_units: &[String],
+    ) -> Vec<(String, Action, &'static str)> {
+        let policy = Policy::default();
+        let opts = Options {
+            policy: &policy,
+            changed: None,
+            all,
+            self_units,
+        };
+        plan(&scan_of(units), &opts)
+            .units
+            .into_iter()
+            .map(|u| (u.unit, u.action, u.reason.code()))
+            .collect()
+    }
+
+    #[test]
+    fn default_policy_restarts_nothing() {
+        let v = decide_all(&["a.service", "dbus.service"], false, &[]);
+        assert_eq!(v[0], ("a.service".into(), Action::Skip, "not-allowed"));
+        assert_eq!(v[1], ("dbus.service".into(), Action::Skip, "never-tier"));
+    }
+
+    #[test]
+    fn all_flag_respects_tiers_and_self() {
+        let me = vec!["apt-get-run.service".to_string()];
+        let v = decide_all(
+            &[
+                "a.service",
+                "dbus.service",
+                "docker.service",
+                "apt-get-run.service",
+            ],
+            true,
+            &me,
+        );
+        let codes: Vec<_> = v.iter().map(|(_, a, c)| (*a, *c)).collect();
+        assert_eq!(
+            codes,
+            vec![
+                (Action::Restart, "all-units"),
+                (Action::Skip, "runs-this-tool"),
+                (Action::Skip, "never-tier"),
+                (Action::Skip, "cautious-tier"),
+            ]
+        );
+    }
+
+    #[test]
+    fn changed_set_filters_files_and_processes() {
+        let mut scan = scan_of(&["a.service"]);
+        scan.stale.push(proc_in(
+            Owner::Outside("/user.slice".into()),
+            7,
+            &["/usr/lib/other.so"],
+        ));
+        scan.stale
+            .push(proc_in(Owner::Init, 1, &["/lib/libdemo.so.1"]));
+        let policy = Policy::default();
+        let set: ChangedSet = ["/usr/lib/other.so"].into_iter().collect();
+        let p = plan(
+            &scan,
+            &Options {
+                policy: &policy,
+                changed: Some(&set),
+                all: true,
+                self_units: &[],
+            },
+        );
+        assert_eq!(p.units[0].reason, Reason::NotAffected);
+        assert!(p.units[0].processes.is_empty());
+        assert_eq!(p.outside.len(), 1);
+        assert!(p.init.is_none());
+    }
+
+    #[test]
+    fn unit_without_stale_processes_is_listed() {
+        let mut scan = scan_of(&[]);
+        scan.units.push("quiet.service".into());
+        let policy = Policy::default();
+        let p = plan(
+            &scan,
+            &Options {
+                policy: &policy,
+                changed: None,
+                all: true,
+                self_units: &[],
+            },
+        );
+        assert_eq!(p.units[0].reason, Reason::NotStale);
+        assert_eq!(p.restarts().count(), 0);
+    }
+}

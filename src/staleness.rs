@@ -1,0 +1,222 @@
+//! Deciding whether one mapped file is stale, and caching that decision.
+//!
+//! The kernel's ` (deleted)` marker alone is not enough: a file can really
+//! be called `x (deleted)`, and a hard link (dpkg's `.dpkg-tmp`) keeps an
+//! old inode reachable so the marker never appears. So the marker is
+//! confirmed against what the process's own root shows at that path.
+
+use crate::maps::{strip_marker, DELETED_MARKER};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+/// What `stat` says is at a path now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDisk {
+    Missing,
+    Present { dev: u64, ino: u64 },
+}
+
+/// Why a mapping counts as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Staleness {
+    /// The path now holds a different inode on the same filesystem.
+    Replaced,
+    /// The kernel marks the file unlinked and nothing contradicts it.
+    Deleted,
+}
+
+/// The pure rule. `at_literal` is what lives at the path as printed,
+/// marker included (only looked up when the marker is present);
+/// `at_stripped` is what lives at the path without the marker.
+pub fn judge(
+    marked: bool,
+    dev: u64,
+    ino: u64,
+    at_literal: OnDisk,
+    at_stripped: OnDisk,
+) -> Option<Staleness> {
+    if marked && at_literal == (OnDisk::Present { dev, ino }) {
+        return None; // a file genuinely named "… (deleted)"
+    }
+    match at_stripped {
+        OnDisk::Present { dev: d, ino: i } if d == dev => (i != ino).then_some(Staleness::Replaced),
+        // Another device: overlayfs and bind mounts report the backing
+        // inode in maps, so only the kernel's marker is trustworthy.
+        OnDisk::Present { .. } | OnDisk::Missing => marked.then_some(Staleness::Deleted),
+    }
+}
+
+/// Paths no package owns, so they never make a service stale. Documented
+/// in README.md ("What is never considered stale").
+const IGNORED_PREFIXES: &[&[u8]] = &[
+    b"/dev/",
+    b"/memfd:",
+    b"/SYSV",
+    b"/tmp/",
+    b"/var/tmp/",
+    b"/run/",
+    b"/proc/",
+    b"/sys/",
+    b"/drm",
+    b"/dmabuf",
+    b"/i915",
+    b"/anon_hugepage",
+    b"/[",
+    b"/aio",
+];
+
+pub fn ignored(path: &[u8]) -> bool {
+    IGNORED_PREFIXES.iter().any(|p| path.starts_with(p))
+}
+
+fn on_disk(path: &Path) -> OnDisk {
+    match std::fs::metadata(path) {
+        Ok(m) => OnDisk::Present {
+            dev: m.dev(),
+            ino: m.ino(),
+        },
+        Err(_) => OnDisk::Missing,
+    }
+}
+
+/// Identifies a filesystem view: processes sharing a root directory and a
+/// mount namespace see the same files, so verdicts can be shared.
+pub type ViewKey = (u64, u64, u64);
+
+/// Memoises verdicts per (view, dev, inode, path) across all processes,
+/// so a library mapped by a thousand processes is stat'ed once.
+#[derive(Default)]
+pub struct Resolver {
+    cache: HashMap<(ViewKey, u64, u64), Vec<(Box<[u8]>, Option<Staleness>)>>,
+    pub lookups: u64,
+}
+
+impl Resolver {
+    /// Judges `path` (as printed in maps) inside the view rooted at `root_dir`
+    /// (normally `/proc/PID/root`).
+    pub fn check(
+        &mut self,
+        view: ViewKey,
+        root_dir: &Path,
+        path: &[u8],
+        dev: u64,
+        ino: u64,
+    ) -> Option<Staleness> {
+        let slot = self.cache.entry((view, dev, ino)).or_default();
+        if let Some((_, v)) = slot.iter().find(|(p, _)| **p == *path) {
+            return *v;
+        }
+        self.lookups += 1;
+        let inside = |p: &[u8]| {
+            root_dir.join(
+                Path::new(OsStr::from_bytes(p))
+                    .strip_prefix("/")
+                    .unwrap_or(Path::new("")),
+            )
+        };
+        let marked = path.ends_with(DELETED_MARKER);
+        let literal = if marked {
+            on_disk(&inside(path))
+        } else {
+            OnDisk::Missing
+        };
+        let verdict = judge(
+            marked,
+            dev,
+            ino,
+            literal,
+            on_disk(&inside(strip_marker(path))),
+        );
+        slot.push((path.into(), verdict));
+        verdict
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use OnDisk::*;
+
+    const P: OnDisk = Present { dev: 1, ino: 10 };
+
+    #[test]
+    fn same_inode_is_fresh() {
+        assert_eq!(judge(false, 1, 10, Missing, P), None);
+    }
+
+    #[test]
+    fn literal_deleted_name_is_fresh() {
+        assert_eq!(judge(true, 1, 10, P, Missing), None);
+    }
+
+    #[test]
+    fn replaced_inode_is_stale_with_or_without_marker() {
+        let newer = Present { dev: 1, ino: 11 };
+        assert_eq!(
+            judge(false, 1, 10, Missing, newer),
+            Some(Staleness::Replaced)
+        );
+        assert_eq!(
+            judge(true, 1, 10, Missing, newer),
+            Some(Staleness::Replaced)
+        );
+    }
+
+    #[test]
+    fn other_device_trusts_marker_only() {
+        let overlay = Present { dev: 99, ino: 5 };
+        assert_eq!(judge(false, 1, 10, Missing, overlay), None);
+        assert_eq!(
+            judge(true, 1, 10, Missing, overlay),
+            Some(Staleness::Deleted)
+        );
+    }
+
+    #[test]
+    fn missing_file_needs_marker() {
+        assert_eq!(
+            judge(true, 1, 10, Missing, Missing),
+            Some(Staleness::Deleted)
+        );
+        assert_eq!(judge(false, 1, 10, Missing, Missing), None);
+    }
+
+    #[test]
+    fn ignores_unowned_paths() {
+        for p in [
+            "/memfd:x (deleted)",
+            "/dev/shm/a",
+            "/SYSV00000000 (deleted)",
+            "/tmp/x.so",
+            "/run/a",
+            "/drm mm object (deleted)",
+        ] {
+            assert!(ignored(p.as_bytes()), "{p}");
+        }
+        assert!(!ignored(b"/usr/lib/libc.so.6"));
+    }
+
+    #[test]
+    fn resolver_caches_per_view() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("lib.so"), b"x").unwrap();
+        let m = std::fs::metadata(dir.path().join("lib.so")).unwrap();
+        let mut r = Resolver::default();
+        for _ in 0..3 {
+            assert_eq!(
+                r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino()),
+                None
+            );
+            assert_eq!(
+                r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino() + 1),
+                Some(Staleness::Replaced)
+            );
+        }
+        assert_eq!(r.lookups, 2);
+    }
+}
