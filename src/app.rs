@@ -43,9 +43,48 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::GenerateAssets { dir }) => {
             crate::cli::generate_assets(&dir).map(|_| exit::OK)
         }
-        Some(Command::Status { scan }) => execute(&root, &scan, Mode::Status, cli.verbose),
-        None if cli.dry_run => execute(&root, &cli.scan, Mode::DryRun, cli.verbose),
-        None => execute(&root, &cli.scan, Mode::Restart, cli.verbose),
+        Some(Command::Status { scan }) => execute(
+            &root,
+            &RunOptions::from_args(&scan)?,
+            Mode::Status,
+            cli.verbose,
+        ),
+        None if cli.dry_run => execute(
+            &root,
+            &RunOptions::from_args(&cli.scan)?,
+            Mode::DryRun,
+            cli.verbose,
+        ),
+        None => execute(
+            &root,
+            &RunOptions::from_args(&cli.scan)?,
+            Mode::Restart,
+            cli.verbose,
+        ),
+    }
+}
+
+/// Everything a scan-plan-act run needs besides the root and mode. Hooks
+/// build this directly with the changed set they derived.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub all: bool,
+    pub json: bool,
+    pub changed: Option<ChangedSet>,
+}
+
+impl RunOptions {
+    pub fn from_args(args: &ScanArgs) -> Result<Self> {
+        let changed = args
+            .changed_files
+            .as_deref()
+            .map(ChangedSet::load)
+            .transpose()?;
+        Ok(Self {
+            all: args.all,
+            json: args.json,
+            changed,
+        })
     }
 }
 
@@ -86,7 +125,8 @@ pub fn build_plan(root: &SysRoot, args: &ScanArgs, scope: Scope) -> Result<Plann
     })
 }
 
-fn execute(root: &SysRoot, args: &ScanArgs, mode: Mode, verbose: u8) -> Result<i32> {
+/// Scans, plans, reports and (in [`Mode::Restart`]) acts; returns the exit code.
+pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Result<i32> {
     let scope = if mode == Mode::Restart {
         Scope::SystemUnits
     } else {
@@ -102,7 +142,7 @@ fn execute(root: &SysRoot, args: &ScanArgs, mode: Mode, verbose: u8) -> Result<i
     let ctx = report::Context {
         mode: mode.name(),
         layout: p.scan.layout,
-        changed_files: p.changed.as_ref().map(|c| c.len()),
+        changed_files: args.changed.as_ref().map(|c| c.len()),
         processes_scanned: p.scan.processes_scanned,
         problems: &p.scan.problems,
         warnings: &p.policy.warnings,
