@@ -96,7 +96,7 @@ pub struct Planned {
     pub changed: Option<ChangedSet>,
 }
 
-pub fn build_plan(root: &SysRoot, args: &ScanArgs, scope: Scope) -> Result<Planned> {
+pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Planned> {
     let changed = args
         .changed_files
         .as_deref()
