@@ -40,27 +40,10 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Allow { units }) => links(policy::Command::Allow, &units),
         Some(Command::Disallow { units }) => links(policy::Command::Disallow, &units),
         Some(Command::Default { units }) => links(policy::Command::Default, &units),
-        Some(Command::GenerateAssets { dir }) => {
-            crate::cli::generate_assets(&dir).map(|_| exit::OK)
-        }
-        Some(Command::Status { scan }) => execute(
-            &root,
-            &RunOptions::from_args(&scan)?,
-            Mode::Status,
-            cli.verbose,
-        ),
-        None if cli.dry_run => execute(
-            &root,
-            &RunOptions::from_args(&cli.scan)?,
-            Mode::DryRun,
-            cli.verbose,
-        ),
-        None => execute(
-            &root,
-            &RunOptions::from_args(&cli.scan)?,
-            Mode::Restart,
-            cli.verbose,
-        ),
+        Some(Command::GenerateAssets { dir }) => crate::cli::generate_assets(&dir).map(|_| exit::OK),
+        Some(Command::Status { scan }) => execute(&root, &RunOptions::from_args(&scan)?, Mode::Status, cli.verbose),
+        None if cli.dry_run => execute(&root, &RunOptions::from_args(&cli.scan)?, Mode::DryRun, cli.verbose),
+        None => execute(&root, &RunOptions::from_args(&cli.scan)?, Mode::Restart, cli.verbose),
     }
 }
 
@@ -75,11 +58,7 @@ pub struct RunOptions {
 
 impl RunOptions {
     pub fn from_args(args: &ScanArgs) -> Result<Self> {
-        let changed = args
-            .changed_files
-            .as_deref()
-            .map(ChangedSet::load)
-            .transpose()?;
+        let changed = args.changed_files.as_deref().map(ChangedSet::load).transpose()?;
         Ok(Self {
             all: args.all,
             json: args.json,
@@ -93,15 +72,9 @@ pub struct Planned {
     pub plan: Plan,
     pub scan: scan::Scan,
     pub policy: Policy,
-    pub changed: Option<ChangedSet>,
 }
 
 pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Planned> {
-    let changed = args
-        .changed_files
-        .as_deref()
-        .map(ChangedSet::load)
-        .transpose()?;
     let policy = Policy::load(root)?;
     let scan = scan::scan(root, scope)?;
     // Only our own process tree can hold the package manager that called us.
@@ -112,17 +85,12 @@ pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Pla
     };
     let opts = plan::Options {
         policy: &policy,
-        changed: changed.as_ref(),
+        changed: args.changed.as_ref(),
         all: args.all,
         self_units: &self_units,
     };
     let plan = plan::plan(&scan, &opts);
-    Ok(Planned {
-        plan,
-        scan,
-        policy,
-        changed,
-    })
+    Ok(Planned { plan, scan, policy })
 }
 
 /// Scans, plans, reports and (in [`Mode::Restart`]) acts; returns the exit code.
@@ -148,10 +116,7 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
         warnings: &p.policy.warnings,
     };
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report::json(&p.plan, &ctx))?
-        );
+        println!("{}", serde_json::to_string_pretty(&report::json(&p.plan, &ctx))?);
     } else {
         print!("{}", report::text(&p.plan, &ctx, verbose > 0));
     }

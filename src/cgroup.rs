@@ -127,11 +127,7 @@ pub fn owner_of_pid(root: &SysRoot, pid: u32) -> Result<Option<Owner>> {
                 .map(owner_of_cgroup)
                 .unwrap_or(Owner::Outside(String::new())),
         )),
-        Err(e)
-            if matches!(e.kind(), ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ESRCH) =>
-        {
-            Ok(None)
-        }
+        Err(e) if matches!(e.kind(), ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
         Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
     }
 }
@@ -181,8 +177,7 @@ mod tests {
 
     #[test]
     fn picks_name_systemd_over_unified() {
-        let legacy =
-            "12:pids:/system.slice/a.service\n1:name=systemd:/system.slice/a.service\n0::/\n";
+        let legacy = "12:pids:/system.slice/a.service\n1:name=systemd:/system.slice/a.service\n0::/\n";
         assert_eq!(systemd_path_of(legacy), Some("/system.slice/a.service"));
         assert_eq!(
             systemd_path_of("0::/system.slice/b.service\n"),

@@ -47,8 +47,7 @@ impl ChangedSet {
     /// Parses a newline- or NUL-separated list of absolute paths. `source`
     /// names the input in errors.
     pub fn parse(data: &[u8], source: &str) -> Result<Self> {
-        let text =
-            std::str::from_utf8(data).with_context(|| format!("{source}: not valid UTF-8"))?;
+        let text = std::str::from_utf8(data).with_context(|| format!("{source}: not valid UTF-8"))?;
         let sep = if text.contains('\0') { '\0' } else { '\n' };
         let mut set = ChangedSet::default();
         for (n, entry) in text.split(sep).enumerate() {
@@ -61,10 +60,7 @@ impl ChangedSet {
                 continue;
             }
             if !entry.starts_with('/') {
-                bail!(
-                    "{source}: entry {}: {entry:?} is not an absolute path",
-                    n + 1
-                );
+                bail!("{source}: entry {}: {entry:?} is not an absolute path", n + 1);
             }
             set.insert(entry);
         }
@@ -80,8 +76,7 @@ impl ChangedSet {
                 .context("failed to read the changed-file list from stdin")?;
             return Self::parse(&data, "stdin");
         }
-        data = std::fs::read(path)
-            .with_context(|| format!("failed to read changed-file list {}", path.display()))?;
+        data = std::fs::read(path).with_context(|| format!("failed to read changed-file list {}", path.display()))?;
         Self::parse(&data, &path.display().to_string())
     }
 }
@@ -129,9 +124,7 @@ mod tests {
             err.contains("list.txt") && err.contains("entry 2") && err.contains("usr/bin/b"),
             "{err}"
         );
-        let err = ChangedSet::parse(&[0xff, b'\n'], "stdin")
-            .unwrap_err()
-            .to_string();
+        let err = ChangedSet::parse(&[0xff, b'\n'], "stdin").unwrap_err().to_string();
         assert!(err.contains("stdin"), "{err}");
     }
 }

@@ -101,9 +101,7 @@ pub fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
     std::fs::write(&page, man).with_context(|| format!("failed to write {}", page.display()))?;
     for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
         let path = clap_complete::generate_to(shell, &mut cmd.clone(), "restart-stale", dir)
-            .with_context(|| {
-                format!("failed to write {shell} completions into {}", dir.display())
-            })?;
+            .with_context(|| format!("failed to write {shell} completions into {}", dir.display()))?;
         log::debug!("wrote {}", path.display());
     }
     Ok(())

@@ -38,10 +38,7 @@ pub fn strip_marker(path: &[u8]) -> &[u8] {
 
 /// Encodes a major:minor pair the way glibc's `makedev` does.
 pub fn makedev(major: u64, minor: u64) -> u64 {
-    ((major & 0xffff_f000) << 32)
-        | ((major & 0x0000_0fff) << 8)
-        | ((minor & 0xffff_ff00) << 12)
-        | (minor & 0x0000_00ff)
+    ((major & 0xffff_f000) << 32) | ((major & 0x0000_0fff) << 8) | ((minor & 0xffff_ff00) << 12) | (minor & 0x0000_00ff)
 }
 
 fn hex(s: &[u8]) -> Option<u64> {

@@ -117,12 +117,7 @@ pub struct Options<'a> {
 fn affected(p: &StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProcess> {
     let files: Vec<_> = match changed {
         None => p.files.clone(),
-        Some(set) => p
-            .files
-            .iter()
-            .filter(|f| set.contains(&f.path))
-            .cloned()
-            .collect(),
+        Some(set) => p.files.iter().filter(|f| set.contains(&f.path)).cloned().collect(),
     };
     (!files.is_empty()).then(|| StaleProcess { files, ..p.clone() })
 }
@@ -142,9 +137,7 @@ fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
         (Verdict::DeniedByAdmin(l), _) => (Skip, Reason::DeniedByAdmin(shown(&l))),
         (Verdict::AllowedByAdmin(l), _) => (Restart, Reason::AllowedByAdmin(shown(&l))),
         (_, Some(Tier::Cautious(why))) => (Skip, Reason::CautiousTier(why)),
-        (Verdict::AllowedByDistribution(l), _) => {
-            (Restart, Reason::AllowedByDistribution(shown(&l)))
-        }
+        (Verdict::AllowedByDistribution(l), _) => (Restart, Reason::AllowedByDistribution(shown(&l))),
         (Verdict::Unset, _) if opts.all => (Restart, Reason::AllUnits),
         _ => (Skip, Reason::NotAllowed),
     }
@@ -153,11 +146,7 @@ fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
 /// Builds the plan. Units are sorted by name; every unit of the scan gets
 /// exactly one entry.
 pub fn plan(scan: &Scan, opts: &Options) -> Plan {
-    let mut by_unit: BTreeMap<&str, Vec<&StaleProcess>> = scan
-        .units
-        .iter()
-        .map(|u| (u.as_str(), Vec::new()))
-        .collect();
+    let mut by_unit: BTreeMap<&str, Vec<&StaleProcess>> = scan.units.iter().map(|u| (u.as_str(), Vec::new())).collect();
     let mut out = Plan::default();
     for p in &scan.stale {
         match &p.owner {
@@ -174,10 +163,7 @@ pub fn plan(scan: &Scan, opts: &Options) -> Plan {
         }
     }
     for (unit, procs) in by_unit {
-        let processes: Vec<_> = procs
-            .iter()
-            .filter_map(|p| affected(p, opts.changed))
-            .collect();
+        let processes: Vec<_> = procs.iter().filter_map(|p| affected(p, opts.changed)).collect();
         let (action, reason) = if processes.is_empty() {
             let r = if procs.is_empty() {
                 Reason::NotStale
@@ -227,13 +213,7 @@ mod tests {
         let stale = units
             .iter()
             .enumerate()
-            .map(|(i, u)| {
-                proc_in(
-                    Owner::Unit(u.to_string()),
-                    100 + i as u32,
-                    &["/usr/lib/libdemo.so.1"],
-                )
-            })
+            .map(|(i, u)| proc_in(Owner::Unit(u.to_string()), 100 + i as u32, &["/usr/lib/libdemo.so.1"]))
             .collect();
         Scan {
             units: units.iter().map(|s| s.to_string()).collect(),
@@ -242,11 +222,7 @@ mod tests {
         }
     }
 
-    fn decide_all(
-        units: &[&str],
-        all: bool,
-        self_units: &[String],
-    ) -> Vec<(String, Action, &'static str)> {
+    fn decide_all(units: &[&str], all: bool, self_units: &[String]) -> Vec<(String, Action, &'static str)> {
         let policy = Policy::default();
         let opts = Options {
             policy: &policy,
@@ -272,12 +248,7 @@ mod tests {
     fn all_flag_respects_tiers_and_self() {
         let me = vec!["apt-get-run.service".to_string()];
         let v = decide_all(
-            &[
-                "a.service",
-                "dbus.service",
-                "docker.service",
-                "apt-get-run.service",
-            ],
+            &["a.service", "dbus.service", "docker.service", "apt-get-run.service"],
             true,
             &me,
         );
@@ -296,13 +267,9 @@ mod tests {
     #[test]
     fn changed_set_filters_files_and_processes() {
         let mut scan = scan_of(&["a.service"]);
-        scan.stale.push(proc_in(
-            Owner::Outside("/user.slice".into()),
-            7,
-            &["/usr/lib/other.so"],
-        ));
         scan.stale
-            .push(proc_in(Owner::Init, 1, &["/lib/libdemo.so.1"]));
+            .push(proc_in(Owner::Outside("/user.slice".into()), 7, &["/usr/lib/other.so"]));
+        scan.stale.push(proc_in(Owner::Init, 1, &["/lib/libdemo.so.1"]));
         let policy = Policy::default();
         let set: ChangedSet = ["/usr/lib/other.so"].into_iter().collect();
         let p = plan(

@@ -63,10 +63,7 @@ impl Policy {
         let entries = match std::fs::read_dir(&path) {
             Ok(e) => e,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-            Err(e) => {
-                return Err(e)
-                    .with_context(|| format!("failed to list policy directory {}", path.display()))
-            }
+            Err(e) => return Err(e).with_context(|| format!("failed to list policy directory {}", path.display())),
         };
         let mut names: Vec<_> = entries.flatten().map(|e| e.file_name()).collect();
         names.sort();
@@ -74,11 +71,7 @@ impl Policy {
             let shown = Path::new(dir).join(&name);
             match self.classify(&path.join(&name), &shown, admin) {
                 Ok(Some((unit, entry))) => {
-                    let map = if admin {
-                        &mut self.admin
-                    } else {
-                        &mut self.dist
-                    };
+                    let map = if admin { &mut self.admin } else { &mut self.dist };
                     map.entry(unit).or_insert(entry);
                 }
                 Ok(None) => {}
@@ -95,8 +88,7 @@ impl Policy {
         }
         let target = std::fs::read_link(path)
             .with_context(|| format!("ignoring policy entry {}: not a symlink", shown.display()))?;
-        unit_name::validate(name)
-            .with_context(|| format!("ignoring policy link {}", shown.display()))?;
+        unit_name::validate(name).with_context(|| format!("ignoring policy link {}", shown.display()))?;
         let deny = target == Path::new(DEV_NULL);
         if deny && !admin {
             bail!(
@@ -114,8 +106,7 @@ impl Policy {
     }
 
     fn lookup<'a>(map: &'a HashMap<String, Entry>, unit: &str) -> Option<&'a Entry> {
-        map.get(unit)
-            .or_else(|| map.get(&unit_name::template_of(unit)?))
+        map.get(unit).or_else(|| map.get(&unit_name::template_of(unit)?))
     }
 
     /// The verdict for `unit`; a link naming the template (`foo@.service`)
@@ -145,12 +136,7 @@ pub enum Command {
 
 /// Applies `cmd` to each unit's link in `admin_dir`. All names are checked
 /// before anything is changed, so a typo leaves the directory untouched.
-pub fn apply(
-    root: &SysRoot,
-    admin_dir: &str,
-    cmd: Command,
-    units: &[String],
-) -> Result<Vec<String>> {
+pub fn apply(root: &SysRoot, admin_dir: &str, cmd: Command, units: &[String]) -> Result<Vec<String>> {
     for u in units {
         unit_name::validate(u)?;
     }
@@ -160,16 +146,9 @@ pub fn apply(
         let link = dir.join(unit);
         match cmd {
             Command::Default => match std::fs::remove_file(&link) {
-                Ok(()) => done.push(format!(
-                    "{unit}: removed {}",
-                    Path::new(admin_dir).join(unit).display()
-                )),
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    done.push(format!("{unit}: already at the default"))
-                }
-                Err(e) => {
-                    return Err(e).with_context(|| format!("failed to remove {}", link.display()))
-                }
+                Ok(()) => done.push(format!("{unit}: removed {}", Path::new(admin_dir).join(unit).display())),
+                Err(e) if e.kind() == ErrorKind::NotFound => done.push(format!("{unit}: already at the default")),
+                Err(e) => return Err(e).with_context(|| format!("failed to remove {}", link.display())),
             },
             Command::Allow | Command::Disallow => {
                 let target = if cmd == Command::Allow {
@@ -177,14 +156,9 @@ pub fn apply(
                 } else {
                     DEV_NULL.to_string()
                 };
-                std::fs::create_dir_all(&dir)
-                    .with_context(|| format!("failed to create {}", dir.display()))?;
+                std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
                 replace_symlink(&dir, unit, &target)?;
-                let word = if cmd == Command::Allow {
-                    "allowed"
-                } else {
-                    "disallowed"
-                };
+                let word = if cmd == Command::Allow { "allowed" } else { "disallowed" };
                 done.push(format!("{unit}: {word}"));
             }
         }
@@ -197,8 +171,7 @@ pub fn apply(
 fn replace_symlink(dir: &Path, unit: &str, target: &str) -> Result<()> {
     let tmp = dir.join(format!(".{unit}.tmp{}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp)
-        .with_context(|| format!("failed to create {}", tmp.display()))?;
+    std::os::unix::fs::symlink(target, &tmp).with_context(|| format!("failed to create {}", tmp.display()))?;
     let dest = dir.join(unit);
     std::fs::rename(&tmp, &dest).with_context(|| format!("failed to create {}", dest.display()))
 }
@@ -220,32 +193,18 @@ mod tests {
     #[test]
     fn admin_wins_and_dev_null_rules() {
         let (_d, r) = fixture();
-        symlink(
-            "/lib/systemd/system/a.service",
-            r.path(DIST_DIR).join("a.service"),
-        )
-        .unwrap();
+        symlink("/lib/systemd/system/a.service", r.path(DIST_DIR).join("a.service")).unwrap();
         symlink("/dev/null", r.path(ADMIN_DIR).join("a.service")).unwrap();
-        symlink(
-            "/lib/systemd/system/b.service",
-            r.path(DIST_DIR).join("b.service"),
-        )
-        .unwrap();
+        symlink("/lib/systemd/system/b.service", r.path(DIST_DIR).join("b.service")).unwrap();
         symlink("/dev/null", r.path(DIST_DIR).join("c.service")).unwrap();
         symlink("x", r.path(ADMIN_DIR).join("getty@.service")).unwrap();
         symlink("x", r.path(ADMIN_DIR).join("bad name")).unwrap();
         std::fs::write(r.path(ADMIN_DIR).join("plain.service"), "").unwrap();
         let p = Policy::load(&r).unwrap();
         assert!(matches!(p.verdict("a.service"), Verdict::DeniedByAdmin(_)));
-        assert!(matches!(
-            p.verdict("b.service"),
-            Verdict::AllowedByDistribution(_)
-        ));
+        assert!(matches!(p.verdict("b.service"), Verdict::AllowedByDistribution(_)));
         assert_eq!(p.verdict("c.service"), Verdict::Unset);
-        assert!(matches!(
-            p.verdict("getty@tty1.service"),
-            Verdict::AllowedByAdmin(_)
-        ));
+        assert!(matches!(p.verdict("getty@tty1.service"), Verdict::AllowedByAdmin(_)));
         assert_eq!(p.warnings.len(), 3, "{:?}", p.warnings);
         assert!(p
             .warnings
@@ -285,10 +244,7 @@ mod tests {
             Verdict::DeniedByAdmin(_)
         ));
         apply(&r, ADMIN_DIR, Command::Default, &units).unwrap();
-        assert_eq!(
-            Policy::load(&r).unwrap().verdict("x.service"),
-            Verdict::Unset
-        );
+        assert_eq!(Policy::load(&r).unwrap().verdict("x.service"), Verdict::Unset);
         apply(&r, ADMIN_DIR, Command::Default, &units).unwrap();
     }
 
@@ -297,9 +253,7 @@ mod tests {
         let (_d, r) = fixture();
         for bad in ["../x", "", "a/b.service", "x.bogus"] {
             let units = vec!["ok.service".to_string(), bad.to_string()];
-            let err = apply(&r, ADMIN_DIR, Command::Allow, &units)
-                .unwrap_err()
-                .to_string();
+            let err = apply(&r, ADMIN_DIR, Command::Allow, &units).unwrap_err().to_string();
             assert!(err.contains(&format!("{bad:?}")), "{err}");
         }
         assert_eq!(std::fs::read_dir(r.path(ADMIN_DIR)).unwrap().count(), 0);

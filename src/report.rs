@@ -61,11 +61,7 @@ pub fn text(plan: &Plan, ctx: &Context, verbose: bool) -> String {
         }
     }
     if let Some(init) = &plan.init {
-        let _ = writeln!(
-            out,
-            "{:width$}  {:7}  (PID 1 runs stale code)",
-            "init.scope", "reexec"
-        );
+        let _ = writeln!(out, "{:width$}  {:7}  (PID 1 runs stale code)", "init.scope", "reexec");
         let _ = writeln!(out, "    {}", files_line(init));
     }
     if !plan.outside.is_empty() {

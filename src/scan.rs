@@ -141,11 +141,7 @@ impl Scanner {
         let exe = match std::fs::read_link(&exe_link) {
             Ok(p) => p,
             Err(e) if gone(&e) => return Ok(None),
-            Err(e) => {
-                return Err(
-                    anyhow::Error::new(e).context(format!("failed to read {}", exe_link.display()))
-                )
-            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to read {}", exe_link.display()))),
         };
         let maps_path = root.proc_pid(pid, "maps");
         self.buf.clear();
@@ -153,10 +149,7 @@ impl Scanner {
         match read {
             Ok(_) => {}
             Err(e) if gone(&e) => return Ok(None),
-            Err(e) => {
-                return Err(anyhow::Error::new(e)
-                    .context(format!("failed to read {}", maps_path.display())))
-            }
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to read {}", maps_path.display()))),
         }
         let view = view_key(root, pid);
         let root_dir = root.proc_pid(pid, "root");
@@ -179,17 +172,8 @@ impl Scanner {
             // Not normally reached: the kernel maps the executable. Fall back
             // to the inode behind the magic link.
             if let Ok(md) = std::fs::metadata(&exe_link) {
-                if let Some(why) = self
-                    .resolver
-                    .check(view, &root_dir, exe, md.dev(), md.ino())
-                {
-                    files.push(stale_file(
-                        maps::strip_marker(exe),
-                        why,
-                        true,
-                        md.dev(),
-                        md.ino(),
-                    ));
+                if let Some(why) = self.resolver.check(view, &root_dir, exe, md.dev(), md.ino()) {
+                    files.push(stale_file(maps::strip_marker(exe), why, true, md.dev(), md.ino()));
                 }
             }
         }

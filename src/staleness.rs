@@ -33,13 +33,7 @@ pub enum Staleness {
 /// The pure rule. `at_literal` is what lives at the path as printed,
 /// marker included (only looked up when the marker is present);
 /// `at_stripped` is what lives at the path without the marker.
-pub fn judge(
-    marked: bool,
-    dev: u64,
-    ino: u64,
-    at_literal: OnDisk,
-    at_stripped: OnDisk,
-) -> Option<Staleness> {
+pub fn judge(marked: bool, dev: u64, ino: u64, at_literal: OnDisk, at_stripped: OnDisk) -> Option<Staleness> {
     if marked && at_literal == (OnDisk::Present { dev, ino }) {
         return None; // a file genuinely named "… (deleted)"
     }
@@ -90,23 +84,19 @@ pub type ViewKey = (u64, u64, u64);
 
 /// Memoises verdicts per (view, dev, inode, path) across all processes,
 /// so a library mapped by a thousand processes is stat'ed once.
+/// Verdicts for one (view, dev, inode), by the path they were printed under.
+type PathVerdicts = Vec<(Box<[u8]>, Option<Staleness>)>;
+
 #[derive(Default)]
 pub struct Resolver {
-    cache: HashMap<(ViewKey, u64, u64), Vec<(Box<[u8]>, Option<Staleness>)>>,
+    cache: HashMap<(ViewKey, u64, u64), PathVerdicts>,
     pub lookups: u64,
 }
 
 impl Resolver {
     /// Judges `path` (as printed in maps) inside the view rooted at `root_dir`
     /// (normally `/proc/PID/root`).
-    pub fn check(
-        &mut self,
-        view: ViewKey,
-        root_dir: &Path,
-        path: &[u8],
-        dev: u64,
-        ino: u64,
-    ) -> Option<Staleness> {
+    pub fn check(&mut self, view: ViewKey, root_dir: &Path, path: &[u8], dev: u64, ino: u64) -> Option<Staleness> {
         let slot = self.cache.entry((view, dev, ino)).or_default();
         if let Some((_, v)) = slot.iter().find(|(p, _)| **p == *path) {
             return *v;
@@ -125,13 +115,7 @@ impl Resolver {
         } else {
             OnDisk::Missing
         };
-        let verdict = judge(
-            marked,
-            dev,
-            ino,
-            literal,
-            on_disk(&inside(strip_marker(path))),
-        );
+        let verdict = judge(marked, dev, ino, literal, on_disk(&inside(strip_marker(path))));
         slot.push((path.into(), verdict));
         verdict
     }
@@ -157,32 +141,20 @@ mod tests {
     #[test]
     fn replaced_inode_is_stale_with_or_without_marker() {
         let newer = Present { dev: 1, ino: 11 };
-        assert_eq!(
-            judge(false, 1, 10, Missing, newer),
-            Some(Staleness::Replaced)
-        );
-        assert_eq!(
-            judge(true, 1, 10, Missing, newer),
-            Some(Staleness::Replaced)
-        );
+        assert_eq!(judge(false, 1, 10, Missing, newer), Some(Staleness::Replaced));
+        assert_eq!(judge(true, 1, 10, Missing, newer), Some(Staleness::Replaced));
     }
 
     #[test]
     fn other_device_trusts_marker_only() {
         let overlay = Present { dev: 99, ino: 5 };
         assert_eq!(judge(false, 1, 10, Missing, overlay), None);
-        assert_eq!(
-            judge(true, 1, 10, Missing, overlay),
-            Some(Staleness::Deleted)
-        );
+        assert_eq!(judge(true, 1, 10, Missing, overlay), Some(Staleness::Deleted));
     }
 
     #[test]
     fn missing_file_needs_marker() {
-        assert_eq!(
-            judge(true, 1, 10, Missing, Missing),
-            Some(Staleness::Deleted)
-        );
+        assert_eq!(judge(true, 1, 10, Missing, Missing), Some(Staleness::Deleted));
         assert_eq!(judge(false, 1, 10, Missing, Missing), None);
     }
 
@@ -208,10 +180,7 @@ mod tests {
         let m = std::fs::metadata(dir.path().join("lib.so")).unwrap();
         let mut r = Resolver::default();
         for _ in 0..3 {
-            assert_eq!(
-                r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino()),
-                None
-            );
+            assert_eq!(r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino()), None);
             assert_eq!(
                 r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino() + 1),
                 Some(Staleness::Replaced)

@@ -57,10 +57,7 @@ mod tests {
     #[test]
     fn joins_absolute_paths_under_root() {
         let r = SysRoot::new("/tmp/fx");
-        assert_eq!(
-            r.path("/etc/restart-stale"),
-            Path::new("/tmp/fx/etc/restart-stale")
-        );
+        assert_eq!(r.path("/etc/restart-stale"), Path::new("/tmp/fx/etc/restart-stale"));
         assert_eq!(r.proc_pid(42, "maps"), Path::new("/tmp/fx/proc/42/maps"));
         assert_eq!(SysRoot::default().path("/proc"), Path::new("/proc"));
     }

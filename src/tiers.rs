@@ -83,9 +83,7 @@ fn matches(pattern: &str, unit: &str) -> bool {
 }
 
 fn find(list: &'static [(&'static str, &'static str)], unit: &str) -> Option<&'static str> {
-    list.iter()
-        .find(|(p, _)| matches(p, unit))
-        .map(|(_, why)| *why)
+    list.iter().find(|(p, _)| matches(p, unit)).map(|(_, why)| *why)
 }
 
 /// The built-in tier of `unit`, if any.
@@ -111,23 +109,11 @@ mod tests {
     #[test]
     fn classifies_units() {
         assert_eq!(tier_of("dbus.service"), Some(Tier::Never("the system bus")));
-        assert!(matches!(
-            tier_of("getty@tty1.service"),
-            Some(Tier::Never(_))
-        ));
-        assert!(matches!(
-            tier_of("serial-getty@ttyS0.service"),
-            Some(Tier::Never(_))
-        ));
+        assert!(matches!(tier_of("getty@tty1.service"), Some(Tier::Never(_))));
+        assert!(matches!(tier_of("serial-getty@ttyS0.service"), Some(Tier::Never(_))));
         assert!(matches!(tier_of("user@1000.service"), Some(Tier::Never(_))));
-        assert!(matches!(
-            tier_of("openvpn-client@x.service"),
-            Some(Tier::Cautious(_))
-        ));
-        assert!(matches!(
-            tier_of("apt-daily-upgrade.service"),
-            Some(Tier::Cautious(_))
-        ));
+        assert!(matches!(tier_of("openvpn-client@x.service"), Some(Tier::Cautious(_))));
+        assert!(matches!(tier_of("apt-daily-upgrade.service"), Some(Tier::Cautious(_))));
         assert!(matches!(tier_of("docker.service"), Some(Tier::Cautious(_))));
         assert_eq!(tier_of("dbusx.service"), None);
         assert_eq!(tier_of("sshd.service"), None);

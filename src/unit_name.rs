@@ -54,10 +54,7 @@ pub fn validate(name: &str) -> Result<()> {
     }
     let bad = |s: &str| s.bytes().find(|&c| !valid_char(c));
     if let Some(c) = bad(prefix).or_else(|| instance.and_then(bad)) {
-        bail!(
-            "invalid unit name {name:?}: character {:?} is not allowed",
-            c as char
-        );
+        bail!("invalid unit name {name:?}: character {:?} is not allowed", c as char);
     }
     if name.starts_with('.') {
         bail!("invalid unit name {name:?}: must not start with '.'");
@@ -143,10 +140,7 @@ mod tests {
 
     #[test]
     fn template_of_instances() {
-        assert_eq!(
-            template_of("getty@tty1.service").as_deref(),
-            Some("getty@.service")
-        );
+        assert_eq!(template_of("getty@tty1.service").as_deref(), Some("getty@.service"));
         assert_eq!(template_of("getty@.service"), None);
         assert_eq!(template_of("sshd.service"), None);
     }
@@ -155,10 +149,7 @@ mod tests {
     fn owner_from_cgroup_paths() {
         use Owner::*;
         let u = |s: &str| Unit(s.to_string());
-        assert_eq!(
-            owner_of_cgroup("/system.slice/cron.service"),
-            u("cron.service")
-        );
+        assert_eq!(owner_of_cgroup("/system.slice/cron.service"), u("cron.service"));
         assert_eq!(
             owner_of_cgroup("/system.slice/system-getty.slice/getty@tty1.service"),
             u("getty@tty1.service")
