@@ -22,7 +22,15 @@ pub struct Context<'a> {
     pub warnings: &'a [String],
 }
 
+fn who(p: &StaleProcess) -> String {
+    format!("pid {} ({})", p.pid, p.comm)
+}
+
 fn files_line(p: &StaleProcess) -> String {
+    format!("{}: {}", who(p), files_list(p))
+}
+
+fn files_list(p: &StaleProcess) -> String {
     let files: Vec<String> = p
         .files
         .iter()
@@ -34,7 +42,7 @@ fn files_line(p: &StaleProcess) -> String {
             format!("{} [{why}{}]", f.path, if f.exe { ", exe" } else { "" })
         })
         .collect();
-    format!("pid {} ({}): {}", p.pid, p.comm, files.join(", "))
+    files.join(", ")
 }
 
 /// Human-readable report. Units with nothing stale appear only when
@@ -68,7 +76,7 @@ pub fn text(plan: &Plan, ctx: &Context, verbose: bool) -> String {
         out.push_str("stale, outside system units:\n");
         for o in &plan.outside {
             let cg = if o.cgroup.is_empty() { "?" } else { &o.cgroup };
-            let _ = writeln!(out, "    {} in {cg}", files_line(&o.process));
+            let _ = writeln!(out, "    {} in {cg}: {}", who(&o.process), files_list(&o.process));
         }
     }
     if shown.is_empty() && plan.init.is_none() && plan.outside.is_empty() {
