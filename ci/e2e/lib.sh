@@ -1,0 +1,594 @@
+# shellcheck shell=bash
+# Real-systemd end-to-end test bed for restart-stale.
+#
+# Source this file from a bash script that runs as root with
+# `set -euo pipefail`. It boots Debian bookworm containers with
+# systemd-nspawn (systemd as PID 1 inside, cgroup v2 or legacy v1), installs
+# demo packages into them from a local flat apt repository and runs commands
+# inside them with nsenter.
+#
+# Why nsenter and not machinectl: the host's PID 1 is not systemd, so
+# nspawn runs with --register=no and there is no machined to talk to.
+#
+# State of a booted machine lives in "$E2E_RUN_DIR/NAME/" (rootfs path,
+# nspawn PID, leader PID, cgroup mode, console log) so that test scripts
+# started as child processes (see run.sh) can use a container that their
+# parent booted.
+#
+# Pitfall to remember when editing: bash ignores `set -e` inside a function
+# that is called as part of `if`, `&&`, `||` or `!`. So helpers here that can
+# fail are called plainly, and they check what they run themselves.
+
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+E2E_REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
+: "${E2E_CACHE_DIR:=$E2E_DIR/.cache}"
+: "${E2E_WORK_DIR:=/var/tmp/restart-stale-e2e}"
+: "${E2E_RUN_DIR:=/run/restart-stale-e2e}"
+: "${E2E_SUITE:=bookworm}"
+: "${E2E_MIRROR:=http://deb.debian.org/debian}"
+# The packages debootstrap adds to minbase. The rootfs cache is keyed by a
+# hash of this list (and suite, arch, variant), so changing it rebuilds.
+: "${E2E_INCLUDE:=systemd,systemd-sysv,dbus,apt}"
+: "${E2E_BOOT_TIMEOUT:=90}"
+: "${E2E_SHUTDOWN_TIMEOUT:=30}"
+export E2E_CACHE_DIR E2E_WORK_DIR E2E_RUN_DIR
+
+# What the demo packages provide (see pkgs/build-debs.sh).
+E2E_DEMO_PKGS=(libdemo1 demo-allowed demo-denied demo-unrelated demo-otherdel demo-slow)
+E2E_DEMO_UNITS=(demo-allowed.service demo-denied.service demo-unrelated.service
+    demo-otherdel.service demo-slow1.service demo-slow2.service
+    demo-slow3.service demo-slow4.service demo-slow5.service)
+
+# Machines booted and root filesystems unpacked by *this* shell; the EXIT
+# trap tears down exactly these and nothing else.
+E2E_OWNED_MACHINES=()
+E2E_OWNED_DIRS=()
+E2E_CUR_STEP=
+E2E_CUR_STEP_T0=
+
+# ---------------------------------------------------------------- logging
+
+e2e_now_ms() { date +%s%3N; }
+
+e2e_log() { printf '[e2e] %s\n' "$*" >&2; }
+
+# fail MSG...: print a clear failure line and exit the script. The EXIT
+# trap then dumps diagnostics and cleans up.
+fail() {
+    printf '[e2e] FAIL: %s\n' "$*" >&2
+    exit 1
+}
+
+# assert_eq EXPECTED ACTUAL [WHAT]
+assert_eq() {
+    if [[ $1 != "$2" ]]; then
+        fail "${3:-values differ}: expected '$1', got '$2'"
+    fi
+    e2e_log "ok: ${3:-value} == '$1'"
+}
+
+# assert_ne UNEXPECTED ACTUAL [WHAT]
+assert_ne() {
+    if [[ $1 == "$2" ]]; then
+        fail "${3:-values equal}: did not expect '$1'"
+    fi
+    e2e_log "ok: ${3:-value} '$2' != '$1'"
+}
+
+# assert_contains HAYSTACK NEEDLE [WHAT]: fixed-string containment.
+assert_contains() {
+    if [[ $1 != *"$2"* ]]; then
+        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        fail "${3:-text} does not contain '$2' (text above)"
+    fi
+    e2e_log "ok: ${3:-text} contains '$2'"
+}
+
+# assert_not_contains HAYSTACK NEEDLE [WHAT]
+assert_not_contains() {
+    if [[ $1 == *"$2"* ]]; then
+        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        fail "${3:-text} contains '$2' (text above)"
+    fi
+    e2e_log "ok: ${3:-text} does not contain '$2'"
+}
+
+# e2e_step DESC CMD...: run CMD and log "[e2e] step DESC took N ms".
+# On failure set -e ends the script; the EXIT trap then reports which step
+# failed and after how long.
+e2e_step() {
+    local desc=$1 t0
+    shift
+    t0=$(e2e_now_ms)
+    E2E_CUR_STEP=$desc
+    E2E_CUR_STEP_T0=$t0
+    e2e_log "step $desc ..."
+    "$@"
+    E2E_CUR_STEP=
+    e2e_log "step $desc took $(($(e2e_now_ms) - t0)) ms"
+}
+
+e2e_require_root() {
+    [[ $(id -u) == 0 ]] || fail "the e2e test bed must run as root"
+}
+
+# e2e_host_deps: install what the bed needs on the host if it is missing,
+# so a fresh machine works. Debian package names.
+e2e_host_deps() {
+    local missing=() cmd pkg
+    for cmd in systemd-nspawn:systemd-container debootstrap:debootstrap \
+        dpkg-scanpackages:dpkg-dev gcc:gcc nsenter:util-linux flock:util-linux; do
+        pkg=${cmd#*:}
+        command -v "${cmd%%:*}" >/dev/null || missing+=("$pkg")
+    done
+    if ((${#missing[@]})); then
+        e2e_log "installing host packages: ${missing[*]}"
+        apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
+    fi
+}
+
+# ---------------------------------------------------------------- cleanup
+
+# e2e_init: call once at the top of a script that boots machines. Installs
+# the trap that always powers off, removes root filesystems and leftover
+# cgroups, even on failure or Ctrl-C.
+e2e_init() {
+    e2e_require_root
+    trap e2e_cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    mkdir -p "$E2E_WORK_DIR" "$E2E_RUN_DIR" "$E2E_CACHE_DIR"
+}
+
+e2e_cleanup() {
+    local rc=$? name dir
+    set +e
+    trap - EXIT
+    if ((rc != 0)); then
+        if [[ -n $E2E_CUR_STEP ]]; then
+            e2e_log "step $E2E_CUR_STEP FAILED after $(($(e2e_now_ms) - E2E_CUR_STEP_T0)) ms"
+        fi
+        for name in "${E2E_OWNED_MACHINES[@]}"; do
+            e2e_debug_dump "$name"
+        done
+    fi
+    for name in "${E2E_OWNED_MACHINES[@]}"; do
+        e2e_shutdown "$name"
+    done
+    for dir in "${E2E_OWNED_DIRS[@]}"; do
+        [[ -d $dir ]] && rm -rf --one-file-system "$dir"
+    done
+    exit "$rc"
+}
+
+# e2e_debug_dump NAME: what a human needs to see when a test fails.
+e2e_debug_dump() {
+    local name=$1 run=$E2E_RUN_DIR/$1
+    [[ -d $run ]] || return 0
+    e2e_log "---- diagnostics for $name ----"
+    if [[ -f $run/console.log ]]; then
+        e2e_log "console (last 30 lines):"
+        tail -n 30 "$run/console.log" | sed 's/^/[e2e]   | /' >&2
+    fi
+    if _e2e_alive "$name"; then
+        e2e_in "$name" systemctl --no-pager --failed 2>&1 | sed 's/^/[e2e]   | /' >&2
+        e2e_in "$name" systemctl --no-pager status 'demo-*' 2>&1 | tail -n 60 | sed 's/^/[e2e]   | /' >&2
+        e2e_in "$name" journalctl --no-pager -n 40 2>&1 | sed 's/^/[e2e]   | /' >&2
+    fi
+    e2e_log "---- end of diagnostics ----"
+}
+
+# ---------------------------------------------------------------- rootfs
+
+_e2e_rootfs_tarball() {
+    local key
+    key=$(printf '%s\n' "$E2E_SUITE" "$(dpkg --print-architecture)" minbase "$E2E_INCLUDE" |
+        sha256sum | cut -c1-16)
+    printf '%s/rootfs-%s-%s.tar\n' "$E2E_CACHE_DIR" "$E2E_SUITE" "$key"
+}
+
+_e2e_build_rootfs_tarball() {
+    local tarball=$1 tmp log
+    tmp=$(mktemp -d "$E2E_WORK_DIR/debootstrap.XXXXXX")
+    E2E_OWNED_DIRS+=("$tmp")
+    log=$tmp.log
+    e2e_log "no cached rootfs; running debootstrap (log: $log)"
+    if ! debootstrap --variant=minbase --include="$E2E_INCLUDE" \
+        "$E2E_SUITE" "$tmp" "$E2E_MIRROR" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        fail "debootstrap failed"
+    fi
+    # The downloaded .debs are not needed inside and double the size.
+    rm -f "$tmp"/var/cache/apt/archives/*.deb
+    # mktemp -d made the root 0700, and tar records ".": with / unreadable
+    # for non-root users, dbus-daemon (user messagebus) cannot reach
+    # /run/systemd/notify and dbus.service never becomes ready.
+    chmod 0755 "$tmp"
+    tar -C "$tmp" --numeric-owner --xattrs --xattrs-include='*' -cf "$tarball.tmp" .
+    mv "$tarball.tmp" "$tarball"
+    rm -rf --one-file-system "$tmp" "$log"
+}
+
+# e2e_rootfs DIR: fill DIR with a fresh bookworm root filesystem.
+# Builds the cached tarball with debootstrap first if there is none.
+e2e_rootfs() {
+    local dir=$1 tarball
+    tarball=$(_e2e_rootfs_tarball)
+    mkdir -p "$E2E_CACHE_DIR" "$E2E_WORK_DIR"
+    # flock: two runs at once must not both debootstrap into the same name.
+    exec {lockfd}>"$tarball.lock"
+    flock "$lockfd"
+    if [[ ! -s $tarball ]]; then
+        _e2e_build_rootfs_tarball "$tarball"
+    fi
+    flock -u "$lockfd"
+    exec {lockfd}>&-
+    [[ -e $dir ]] && rm -rf --one-file-system "$dir"
+    mkdir -p "$dir"
+    E2E_OWNED_DIRS+=("$dir")
+    tar -C "$dir" --numeric-owner --xattrs --xattrs-include='*' -xpf "$tarball"
+    # See _e2e_build_rootfs_tarball: / must be 0755 (older caches had 0700).
+    chmod 0755 "$dir"
+    _e2e_prepare_rootfs "$dir"
+}
+
+# Per-run tweaks, done on the unpacked copy so the cache key stays simple.
+_e2e_prepare_rootfs() {
+    local dir=$1 t
+    # Only the local demo repo: tests must not depend on (or wait for) the
+    # network, and apt-get update stays well under a second.
+    rm -f "$dir/etc/apt/sources.list"
+    printf 'deb [trusted=yes] file:/srv/repo ./\n' >"$dir/etc/apt/sources.list.d/e2e.list"
+    cat >"$dir/etc/apt/apt.conf.d/90e2e" <<'EOF'
+Acquire::Languages "none";
+Dpkg::Use-Pty "0";
+APT::Install-Recommends "0";
+EOF
+    mkdir -p "$dir/srv/repo" "$dir/srv/tool"
+    : >"$dir/srv/repo/Packages"
+    # Masking is just a /dev/null symlink; doing it before boot means the
+    # timers never start, so no apt run can race with the tests.
+    for t in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer; do
+        ln -sfn /dev/null "$dir/etc/systemd/system/$t"
+    done
+}
+
+# ---------------------------------------------------------------- machines
+
+_e2e_state() { cat "$E2E_RUN_DIR/$1/$2"; }
+
+# True if NAME's nspawn process still exists (and is not a zombie).
+_e2e_alive() {
+    local pid state
+    pid=$(_e2e_state "$1" nspawn.pid 2>/dev/null) || return 1
+    [[ -r /proc/$pid/stat ]] || return 1
+    state=$(sed 's/^.*) \(.\).*$/\1/' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [[ $state != Z ]]
+}
+
+# The container's PID 1 as the host sees it: a child of the nspawn process
+# whose NSpid line ends in 1 (the innermost PID namespace's view).
+_e2e_find_leader() {
+    local nspawn=$1 child nspid
+    for child in $(cat /proc/"$nspawn"/task/*/children 2>/dev/null); do
+        nspid=$(awk '/^NSpid:/ { print NF, $NF }' "/proc/$child/status" 2>/dev/null) || continue
+        # NF > 2 means the process lives in a nested PID namespace.
+        if [[ $nspid == *" 1" && ${nspid%% *} -gt 2 ]]; then
+            echo "$child"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# e2e_boot NAME DIR v2|v1: boot DIR with systemd inside; cgroup v2
+# (unified) or legacy v1. Returns when the system is running/degraded.
+e2e_boot() {
+    local name=$1 dir=$2 mode=$3 unified run nspawn leader state i t0
+    case $mode in
+        v2) unified=1 ;;
+        v1) unified=0 ;;
+        *) fail "e2e_boot: mode must be v2 or v1, not '$mode'" ;;
+    esac
+    run=$E2E_RUN_DIR/$name
+    [[ -e $run/nspawn.pid ]] && _e2e_alive "$name" && fail "machine $name is already running"
+    rm -rf "$run"
+    mkdir -p "$run"
+    printf '%s\n' "$dir" >"$run/rootfs"
+    printf '%s\n' "$mode" >"$run/mode"
+    _e2e_cgroup_snapshot >"$run/cgroups.before"
+    t0=$(e2e_now_ms)
+    # --keep-unit/--register=no: host PID 1 is not systemd, there is no
+    # machined or scope to create. --console=read-only keeps the boot
+    # messages in console.log without needing a tty.
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=$unified systemd-nspawn -q -D "$dir" -b \
+        --register=no --keep-unit -M "$name" --console=read-only \
+        </dev/null >"$run/console.log" 2>&1 &
+    nspawn=$!
+    printf '%s\n' "$nspawn" >"$run/nspawn.pid"
+    E2E_OWNED_MACHINES+=("$name")
+
+    leader=
+    for ((i = 0; i < 200; i++)); do
+        _e2e_alive "$name" || break
+        leader=$(_e2e_find_leader "$nspawn") && break
+        sleep 0.05
+    done
+    if [[ -z $leader ]]; then
+        tail -n 20 "$run/console.log" >&2
+        fail "could not find the leader of $name (nspawn $nspawn)"
+    fi
+    printf '%s\n' "$leader" >"$run/leader"
+    e2e_log "machine $name: nspawn pid $nspawn, leader pid $leader (mode $mode)"
+
+    # Wait for boot to finish. is-system-running exits non-zero for
+    # "starting" etc., so only its output is looked at.
+    state=
+    for ((i = 0; i < E2E_BOOT_TIMEOUT * 10; i++)); do
+        _e2e_alive "$name" || break
+        state=$(e2e_in "$name" systemctl is-system-running 2>/dev/null) || true
+        [[ $state == running || $state == degraded ]] && break
+        sleep 0.1
+    done
+    if [[ $state != running && $state != degraded ]]; then
+        tail -n 30 "$run/console.log" >&2
+        fail "machine $name did not finish booting (state '$state')"
+    fi
+    if [[ $state == degraded ]]; then
+        e2e_log "machine $name is degraded; failed units:"
+        e2e_in "$name" systemctl --no-pager --no-legend --failed | sed 's/^/[e2e]   | /' >&2
+    fi
+    e2e_log "machine $name: $state after $(($(e2e_now_ms) - t0)) ms"
+    # The timers were masked in the rootfs before boot; make sure.
+    state=$(e2e_in "$name" systemctl is-enabled apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer | sort -u) || true
+    assert_eq masked "$state" "timer state"
+}
+
+# e2e_in NAME CMD...: run CMD in all of NAME's namespaces, with a clean
+# environment. Note: this process stays in the host's cgroup, outside any
+# unit of the container; use e2e_run for "as an admin would".
+e2e_in() {
+    local leader
+    leader=$(_e2e_state "$1" leader)
+    shift
+    nsenter -t "$leader" -a env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root "$@"
+}
+
+# e2e_run NAME CMD...: run CMD inside NAME in its own transient unit, as an
+# admin's shell would, wait for it and pass its output and exit status.
+e2e_run() {
+    local name=$1
+    shift
+    e2e_in "$name" systemd-run --quiet --wait --pipe --collect \
+        --setenv=DEBIAN_FRONTEND=noninteractive -- "$@" </dev/null
+}
+
+# e2e_apt NAME ARGS...: apt-get ARGS inside NAME in its own unit,
+# non-interactive, keeping changed conffiles.
+e2e_apt() {
+    local name=$1
+    shift
+    e2e_run "$name" apt-get -y -q -o Dpkg::Options::=--force-confold "$@"
+}
+
+# e2e_unit_pid NAME UNIT: MainPID of UNIT as seen inside NAME (0 if none).
+e2e_unit_pid() {
+    e2e_in "$1" systemctl show -p MainPID --value "$2"
+}
+
+# e2e_host_pid NAME PID: the host's PID for PID inside NAME.
+e2e_host_pid() {
+    local name=$1 want=$2 leader ns p
+    leader=$(_e2e_state "$name" leader)
+    ns=$(readlink "/proc/$leader/ns/pid")
+    for p in /proc/[0-9]*; do
+        [[ $(readlink "$p/ns/pid" 2>/dev/null) == "$ns" ]] || continue
+        if awk -v w="$want" '/^NSpid:/ { exit !($NF == w) }' "$p/status" 2>/dev/null; then
+            echo "${p#/proc/}"
+            return 0
+        fi
+    done
+    return 1
+}
+
+# e2e_maps NAME PID: /proc/PID/maps read inside NAME.
+e2e_maps() {
+    e2e_in "$1" cat "/proc/$2/maps"
+}
+
+# e2e_wait_active NAME UNIT... : wait (up to 30 s) until all UNITs are
+# active with a MainPID.
+e2e_wait_active() {
+    local name=$1 u i state
+    shift
+    for u in "$@"; do
+        for ((i = 0; i < 300; i++)); do
+            state=$(e2e_in "$name" systemctl show -p ActiveState --value "$u")
+            [[ $state == active && $(e2e_unit_pid "$name" "$u") != 0 ]] && break
+            sleep 0.1
+        done
+        [[ $state == active ]] || fail "$u in $name is '$state', not active"
+    done
+}
+
+# e2e_shutdown NAME: power NAME off, wait for nspawn to exit (kill it after
+# a timeout), remove leftover cgroups. Safe to call twice.
+e2e_shutdown() {
+    local name=$1 run=$E2E_RUN_DIR/$1 nspawn leader i t0 m
+    [[ -d $run ]] || return 0
+    t0=$(e2e_now_ms)
+    nspawn=$(_e2e_state "$name" nspawn.pid 2>/dev/null) || nspawn=
+    leader=$(_e2e_state "$name" leader 2>/dev/null) || leader=
+    if [[ -n $nspawn ]] && _e2e_alive "$name"; then
+        if [[ -n $leader ]]; then
+            e2e_in "$name" systemctl --no-block poweroff >/dev/null 2>&1 || true
+        fi
+        for ((i = 0; i < E2E_SHUTDOWN_TIMEOUT * 10; i++)); do
+            _e2e_alive "$name" || break
+            sleep 0.1
+        done
+        if _e2e_alive "$name"; then
+            e2e_log "machine $name did not power off in ${E2E_SHUTDOWN_TIMEOUT}s; killing it"
+            # SIGKILL of the leader takes down the whole PID namespace.
+            [[ -n $leader ]] && kill -KILL "$leader" 2>/dev/null
+            kill -KILL "$nspawn" 2>/dev/null
+            for ((i = 0; i < 50; i++)); do
+                _e2e_alive "$name" || break
+                sleep 0.1
+            done
+        fi
+    fi
+    # Reap it if it is our child; harmless otherwise.
+    [[ -n $nspawn ]] && wait "$nspawn" 2>/dev/null
+    _e2e_rm_cgroups "$run/cgroups.before"
+    rm -rf "$run"
+    for i in "${!E2E_OWNED_MACHINES[@]}"; do
+        m=${E2E_OWNED_MACHINES[$i]}
+        [[ $m == "$name" ]] && unset 'E2E_OWNED_MACHINES[i]'
+    done
+    e2e_log "machine $name: shut down in $(($(e2e_now_ms) - t0)) ms"
+    return 0
+}
+
+# All cgroup directories of the host (every hierarchy), one per line.
+_e2e_cgroup_snapshot() {
+    find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort
+}
+
+# nspawn leaves "payload" and "supervisor" cgroups (and in them whatever the
+# container's systemd created) behind in the host hierarchies when the host
+# is not systemd. Remove, deepest first, the directories inside such
+# subtrees that did not exist before boot. Only those: the host's own
+# tooling creates and removes other cgroups all the time, which are not ours.
+# rmdir refuses anything still populated, so this cannot kill anything.
+_e2e_rm_cgroups() {
+    local before=$1 d
+    [[ -f $before ]] || return 0
+    _e2e_cgroup_snapshot | comm -13 "$before" - |
+        { grep -E '/(payload|supervisor)(/|$)' || true; } | sort -r | while read -r d; do
+        rmdir "$d" 2>/dev/null || e2e_log "could not remove cgroup $d"
+    done
+}
+
+# ---------------------------------------------------------------- packages
+
+# e2e_build_debs: build the demo packages once per run, into
+# $E2E_DEBS_DIR (exported, so child test scripts reuse them).
+e2e_build_debs() {
+    if [[ -z ${E2E_DEBS_DIR:-} || ! -d ${E2E_DEBS_DIR:-}/1.0 ]]; then
+        E2E_DEBS_DIR=${E2E_DEBS_DIR:-$(mktemp -d "$E2E_WORK_DIR/debs.XXXXXX")}
+        E2E_OWNED_DIRS+=("$E2E_DEBS_DIR")
+        "$E2E_DIR/pkgs/build-debs.sh" "$E2E_DEBS_DIR" >&2
+    fi
+    export E2E_DEBS_DIR
+}
+
+# e2e_publish NAME v1|v2 [PKG...]: make NAME's repo /srv/repo hold version
+# 1.0 of every demo package, except that for v2 the given PKGs (default:
+# just libdemo1) are at 2.0 instead; then apt-get update inside.
+# The default v2 changes only the library: daemons keep their own binaries,
+# so the only stale mapping an upgrade creates is the old libdemo.so.1.
+e2e_publish() {
+    local name=$1 ver=$2 repo pkg
+    shift 2
+    [[ -n ${E2E_DEBS_DIR:-} ]] || fail "e2e_publish: call e2e_build_debs first"
+    repo=$(_e2e_state "$name" rootfs)/srv/repo
+    rm -f "$repo"/*.deb
+    cp "$E2E_DEBS_DIR"/1.0/*.deb "$repo/"
+    case $ver in
+        v1) ;;
+        v2)
+            (($#)) || set -- libdemo1
+            for pkg in "$@"; do
+                rm -f "$repo/${pkg}"_*.deb
+                cp "$E2E_DEBS_DIR/2.0/${pkg}"_2.0_*.deb "$repo/"
+            done
+            ;;
+        *) fail "e2e_publish: version must be v1 or v2, not '$ver'" ;;
+    esac
+    # dpkg-scanpackages runs on the host: the container's minbase has no
+    # dpkg-dev, and the rootfs directory is the container's / anyway.
+    (cd "$repo" && dpkg-scanpackages . 2>/dev/null >Packages)
+    e2e_in "$name" apt-get update -q >/dev/null
+}
+
+# e2e_demo_install NAME: publish v1, install all demo packages, start all
+# demo units and wait until they run.
+e2e_demo_install() {
+    local name=$1
+    e2e_publish "$name" v1
+    e2e_apt "$name" install "${E2E_DEMO_PKGS[@]}" >/dev/null
+    e2e_in "$name" systemctl start "${E2E_DEMO_UNITS[@]}"
+    e2e_wait_active "$name" "${E2E_DEMO_UNITS[@]}"
+}
+
+# e2e_demo_reset NAME: stop and purge every demo package, so the next test
+# in a shared container starts from scratch.
+e2e_demo_reset() {
+    local name=$1
+    e2e_in "$name" systemctl stop "${E2E_DEMO_UNITS[@]}" 2>/dev/null || true
+    e2e_in "$name" systemctl reset-failed 2>/dev/null || true
+    e2e_in "$name" dpkg --purge "${E2E_DEMO_PKGS[@]}" >/dev/null
+    e2e_in "$name" rm -rf /var/lib/demo-otherdel /etc/restart-stale
+    e2e_in "$name" systemctl daemon-reload
+}
+
+# e2e_policy NAME UNIT allow|deny|none: restart-stale's policy is a symlink
+# named after the unit in /etc/restart-stale/; to /dev/null denies it.
+e2e_policy() {
+    local name=$1 unit=$2 what=$3
+    e2e_in "$name" mkdir -p /etc/restart-stale
+    case $what in
+        allow) e2e_in "$name" ln -sfn "/lib/systemd/system/$unit" "/etc/restart-stale/$unit" ;;
+        deny) e2e_in "$name" ln -sfn /dev/null "/etc/restart-stale/$unit" ;;
+        none) e2e_in "$name" rm -f "/etc/restart-stale/$unit" ;;
+        *) fail "e2e_policy: allow, deny or none, not '$what'" ;;
+    esac
+}
+
+# e2e_install_tool NAME DEB: copy the restart-stale .deb (from cargo deb)
+# into NAME and install it with dpkg -i; let apt fix dependencies if any
+# are missing (only the local repo is configured, so they must be there).
+e2e_install_tool() {
+    local name=$1 deb=$2 rootfs base
+    [[ -f $deb ]] || fail "e2e_install_tool: no such file: $deb"
+    rootfs=$(_e2e_state "$name" rootfs)
+    base=$(basename "$deb")
+    cp "$deb" "$rootfs/srv/tool/$base"
+    if ! e2e_in "$name" dpkg -i "/srv/tool/$base"; then
+        e2e_log "dpkg -i failed; trying apt-get -f install"
+        e2e_apt "$name" -f install
+    fi
+}
+
+# ---------------------------------------------------------------- tests
+
+# e2e_test_main FUNC: the body of every test script. FUNC is called with
+# the machine name. Under run.sh (E2E_MACHINE set) it uses the shared,
+# already booted machine, once. Standalone it boots its own machine for each
+# mode in E2E_MODES (default "v2 v1"), so every test can be run by hand.
+e2e_test_main() {
+    local fn=$1 mode name dir t0
+    if [[ -n ${E2E_MACHINE:-} ]]; then
+        e2e_require_root
+        e2e_build_debs
+        "$fn" "$E2E_MACHINE"
+        return
+    fi
+    e2e_init
+    e2e_host_deps
+    t0=$(e2e_now_ms)
+    e2e_step "build demo debs" e2e_build_debs
+    for mode in ${E2E_MODES:-v2 v1}; do
+        name=rse2e-$mode-$$
+        dir=$E2E_WORK_DIR/$name
+        e2e_step "rootfs ($mode)" e2e_rootfs "$dir"
+        e2e_step "boot ($mode)" e2e_boot "$name" "$dir" "$mode"
+        export E2E_MODE=$mode
+        e2e_step "test $(basename "$0") ($mode)" "$fn" "$name"
+        e2e_step "shutdown ($mode)" e2e_shutdown "$name"
+        rm -rf --one-file-system "$dir"
+    done
+    e2e_log "total $(($(e2e_now_ms) - t0)) ms"
+}
