@@ -31,7 +31,7 @@ E2E_REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 : "${E2E_INCLUDE:=systemd,systemd-sysv,dbus,apt}"
 : "${E2E_BOOT_TIMEOUT:=90}"
 : "${E2E_SHUTDOWN_TIMEOUT:=30}"
-export E2E_CACHE_DIR E2E_WORK_DIR E2E_RUN_DIR
+export E2E_REPO_ROOT E2E_CACHE_DIR E2E_WORK_DIR E2E_RUN_DIR
 
 # What the demo packages provide (see pkgs/build-debs.sh).
 E2E_DEMO_PKGS=(libdemo1 demo-allowed demo-denied demo-unrelated demo-otherdel demo-slow)
@@ -270,8 +270,14 @@ _e2e_alive() {
 # The container's PID 1 as the host sees it: a child of the nspawn process
 # whose NSpid line ends in 1 (the innermost PID namespace's view).
 _e2e_find_leader() {
-    local nspawn=$1 child nspid
-    for child in $(cat /proc/"$nspawn"/task/*/children 2>/dev/null); do
+    local nspawn=$1 child nspid f
+    local -a kids=() k
+    for f in /proc/"$nspawn"/task/*/children; do
+        k=()
+        read -ra k <"$f" 2>/dev/null || true # no trailing newline: read "fails"
+        kids+=("${k[@]}")
+    done
+    for child in "${kids[@]}"; do
         nspid=$(awk '/^NSpid:/ { print NF, $NF }' "/proc/$child/status" 2>/dev/null) || continue
         # NF > 2 means the process lives in a nested PID namespace.
         if [[ $nspid == *" 1" && ${nspid%% *} -gt 2 ]]; then
@@ -298,6 +304,9 @@ e2e_boot() {
     printf '%s\n' "$dir" >"$run/rootfs"
     printf '%s\n' "$mode" >"$run/mode"
     _e2e_cgroup_snapshot >"$run/cgroups.before"
+    # debootstrap copied the host's /etc/hostname; name the machine after
+    # NAME so journal lines and prompts say which container they come from.
+    printf '%s\n' "$name" >"$dir/etc/hostname"
     t0=$(e2e_now_ms)
     # --keep-unit/--register=no: host PID 1 is not systemd, there is no
     # machined or scope to create. --console=read-only keeps the boot
@@ -529,7 +538,16 @@ e2e_demo_reset() {
     local name=$1
     e2e_in "$name" systemctl stop "${E2E_DEMO_UNITS[@]}" 2>/dev/null || true
     e2e_in "$name" systemctl reset-failed 2>/dev/null || true
-    e2e_in "$name" dpkg --purge "${E2E_DEMO_PKGS[@]}" >/dev/null
+    local installed
+    # Only what dpkg knows (installed or config-files), so that a fresh
+    # machine gives no "isn't installed" warnings.
+    # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
+    installed=$(e2e_in "$name" dpkg-query -W -f='${db:Status-Abbrev} ${Package}\n' \
+        "${E2E_DEMO_PKGS[@]}" 2>/dev/null | awk '$1 !~ /^u/ && $1 !~ /^.n/ { print $NF }') || true
+    if [[ -n $installed ]]; then
+        # shellcheck disable=SC2086 # one package name per word
+        e2e_in "$name" dpkg --purge $installed >/dev/null
+    fi
     e2e_in "$name" rm -rf /var/lib/demo-otherdel /etc/restart-stale
     e2e_in "$name" systemctl daemon-reload
 }
@@ -560,6 +578,16 @@ e2e_install_tool() {
         e2e_log "dpkg -i failed; trying apt-get -f install"
         e2e_apt "$name" -f install
     fi
+}
+
+# e2e_require_tool NAME: install $RESTART_STALE_DEB into NAME, or skip the
+# test (exit 77, which run.sh counts as skipped) if it is not set.
+e2e_require_tool() {
+    if [[ -z ${RESTART_STALE_DEB:-} ]]; then
+        e2e_log "SKIP: RESTART_STALE_DEB is not set (build it with cargo deb)"
+        exit 77
+    fi
+    e2e_install_tool "$1" "$RESTART_STALE_DEB"
 }
 
 # ---------------------------------------------------------------- tests

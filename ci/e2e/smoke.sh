@@ -10,7 +10,7 @@
 # Standalone (as root): boots its own container for cgroup v2 and for
 # legacy v1. Under run.sh: uses the shared container named in E2E_MACHINE.
 set -euo pipefail
-# shellcheck source=ci/e2e/lib.sh
+# shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 smoke() {
@@ -48,6 +48,7 @@ smoke() {
 
     e2e_step "publish v2 (libdemo1 only)" e2e_publish "$m" v2
     e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
+    # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
     assert_eq 2.0 "$(e2e_in "$m" dpkg-query -W -f='${Version}' libdemo1)" "installed libdemo1"
 
     # No maintainer scripts, so nothing may have been restarted.
