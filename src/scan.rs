@@ -6,6 +6,7 @@
 
 use crate::cgroup::{self, Layout, Member};
 use crate::maps;
+use crate::procmap;
 use crate::staleness::{self, Resolver, Staleness, ViewKey};
 use crate::sysroot::SysRoot;
 use crate::unit_name::Owner;
@@ -60,8 +61,13 @@ pub struct Scan {
     pub processes_scanned: usize,
 }
 
-/// Scans the processes in `scope` under `root`.
+/// Scans the processes in `scope` under `root` with default settings.
 pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {
+    scan_with(root, scope, Scanner::default())
+}
+
+/// Scans with a configured [`Scanner`] (method, data files).
+pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<Scan> {
     let layout = cgroup::detect(root);
     let members = match (scope, layout) {
         (Scope::SystemUnits, Some(l)) => cgroup::system_members(root, l)?,
@@ -82,7 +88,6 @@ pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {
     units.sort();
     units.dedup();
     out.units = units;
-    let mut scanner = Scanner::default();
     for m in members {
         match scanner.process(root, m.pid) {
             Ok(Some(files)) => {
@@ -125,12 +130,56 @@ fn gone(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH)
 }
 
+/// How mappings are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// `PROCMAP_QUERY` where the kernel has it, text otherwise.
+    #[default]
+    Auto,
+    /// Always parse the `/proc/PID/maps` text.
+    Text,
+}
+
 /// Reusable state for scanning many processes.
 #[derive(Default)]
 pub struct Scanner {
     pub resolver: Resolver,
+    pub method: Method,
+    /// Also check non-executable file mappings (data files such as locale
+    /// archives). Forces the text path: the fast query asks only for
+    /// executable VMAs.
+    pub data_files: bool,
+    /// Whether the kernel answered `PROCMAP_QUERY`; learned on first use.
+    pub kernel_query: Option<bool>,
     buf: Vec<u8>,
+    name: Vec<u8>,
     seen: Vec<(u64, u64)>,
+}
+
+/// Per-process context for judging mappings.
+struct Judge<'a> {
+    resolver: &'a mut Resolver,
+    seen: &'a mut Vec<(u64, u64)>,
+    files: Vec<StaleFile>,
+    view: ViewKey,
+    root_dir: &'a std::path::Path,
+    exe: &'a [u8],
+    exe_mapped: bool,
+}
+
+impl Judge<'_> {
+    fn consider(&mut self, m: maps::Mapping<'_>) {
+        let is_exe = m.path == self.exe;
+        self.exe_mapped |= is_exe;
+        if self.seen.contains(&(m.dev, m.ino)) || staleness::ignored(m.path) {
+            return;
+        }
+        self.seen.push((m.dev, m.ino));
+        if let Some(why) = self.resolver.check(self.view, self.root_dir, m.path, m.dev, m.ino) {
+            self.files
+                .push(stale_file(m.stripped_path(), why, is_exe, m.dev, m.ino));
+        }
+    }
 }
 
 impl Scanner {
@@ -144,39 +193,60 @@ impl Scanner {
             Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to read {}", exe_link.display()))),
         };
         let maps_path = root.proc_pid(pid, "maps");
-        self.buf.clear();
-        let read = std::fs::File::open(&maps_path).and_then(|mut f| f.read_to_end(&mut self.buf));
-        match read {
-            Ok(_) => {}
+        let fail = |e: std::io::Error| anyhow::Error::new(e).context(format!("failed to read {}", maps_path.display()));
+        let mut file = match std::fs::File::open(&maps_path) {
+            Ok(f) => f,
             Err(e) if gone(&e) => return Ok(None),
-            Err(e) => return Err(anyhow::Error::new(e).context(format!("failed to read {}", maps_path.display()))),
-        }
-        let view = view_key(root, pid);
+            Err(e) => return Err(fail(e)),
+        };
         let root_dir = root.proc_pid(pid, "root");
-        let exe = exe.as_os_str().as_bytes();
-        let mut files = Vec::new();
         self.seen.clear();
-        let mut exe_mapped = false;
-        for m in maps::mappings(&self.buf) {
-            let is_exe = m.path == exe;
-            exe_mapped |= is_exe;
-            if self.seen.contains(&(m.dev, m.ino)) || staleness::ignored(m.path) {
-                continue;
-            }
-            self.seen.push((m.dev, m.ino));
-            if let Some(why) = self.resolver.check(view, &root_dir, m.path, m.dev, m.ino) {
-                files.push(stale_file(m.stripped_path(), why, is_exe, m.dev, m.ino));
+        let mut judge = Judge {
+            resolver: &mut self.resolver,
+            seen: &mut self.seen,
+            files: Vec::new(),
+            view: view_key(root, pid),
+            root_dir: &root_dir,
+            exe: exe.as_os_str().as_bytes(),
+            exe_mapped: false,
+        };
+        let try_query = self.method == Method::Auto && !self.data_files && self.kernel_query != Some(false);
+        let mut queried = false;
+        if try_query {
+            match procmap::for_each_exec_vma(&file, &mut self.name, |m| judge.consider(m)) {
+                Ok(procmap::Outcome::Done) => {
+                    self.kernel_query = Some(true);
+                    queried = true;
+                }
+                Ok(procmap::Outcome::Unsupported) => self.kernel_query = Some(false),
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(fail(e)),
             }
         }
-        if !exe_mapped && !staleness::ignored(exe) {
+        if !queried {
+            self.buf.clear();
+            match file.read_to_end(&mut self.buf) {
+                Ok(_) => {}
+                Err(e) if gone(&e) => return Ok(None),
+                Err(e) => return Err(fail(e)),
+            }
+            for m in maps::mappings(&self.buf).filter(|m| m.executable || self.data_files) {
+                judge.consider(m);
+            }
+        }
+        let exe = judge.exe;
+        if !judge.exe_mapped && !staleness::ignored(exe) {
             // Not normally reached: the kernel maps the executable. Fall back
             // to the inode behind the magic link.
             if let Ok(md) = std::fs::metadata(&exe_link) {
-                if let Some(why) = self.resolver.check(view, &root_dir, exe, md.dev(), md.ino()) {
-                    files.push(stale_file(maps::strip_marker(exe), why, true, md.dev(), md.ino()));
+                if let Some(why) = judge.resolver.check(judge.view, &root_dir, exe, md.dev(), md.ino()) {
+                    judge
+                        .files
+                        .push(stale_file(maps::strip_marker(exe), why, true, md.dev(), md.ino()));
                 }
             }
         }
+        let mut files = judge.files;
         files.sort();
         Ok(Some(files))
     }

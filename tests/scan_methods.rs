@@ -1,0 +1,48 @@
+//! Differential test: the `PROCMAP_QUERY` path and the text path give the
+//! same stale files for the same live processes.
+
+mod common;
+
+use restart_stale::scan::{Method, Scanner};
+use restart_stale::sysroot::SysRoot;
+
+/// (major, minor) of the running kernel.
+fn kernel_version() -> (u32, u32) {
+    let rel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    let mut it = rel
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok());
+    (it.next().unwrap_or(0), it.next().unwrap_or(0))
+}
+
+#[test]
+fn query_and_text_agree_on_live_processes() {
+    let replaced = common::start_victim();
+    common::replace_like_dpkg(&replaced.lib);
+    let deleted = common::start_victim();
+    std::fs::remove_file(&deleted.lib).unwrap();
+    let _fresh = common::start_victim();
+
+    let root = SysRoot::default();
+    let mut fast = Scanner::default();
+    let mut text = Scanner::default();
+    text.method = Method::Text;
+    let mut compared = 0;
+    for pid in restart_stale::cgroup::all_pids(&root).unwrap() {
+        let (Ok(Some(a)), Ok(Some(b))) = (fast.process(&root, pid), text.process(&root, pid)) else {
+            continue;
+        };
+        assert_eq!(a, b, "pid {pid}");
+        compared += 1;
+    }
+    assert!(compared >= 3, "compared only {compared} processes");
+    for v in [&replaced, &deleted] {
+        let files = fast.process(&root, v.child.id()).unwrap().unwrap();
+        assert!(files.iter().any(|f| f.path == v.lib.to_str().unwrap()), "{files:?}");
+    }
+    if kernel_version() >= (6, 11) {
+        assert_eq!(fast.kernel_query, Some(true), "kernel should support PROCMAP_QUERY");
+    }
+    assert_eq!(text.kernel_query, None, "the text method never tries the ioctl");
+}
