@@ -97,14 +97,16 @@ assert_not_contains() {
 # On failure set -e ends the script; the EXIT trap then reports which step
 # failed and after how long.
 e2e_step() {
-    local desc=$1 t0
+    local desc=$1 t0 outer=$E2E_CUR_STEP outer_t0=$E2E_CUR_STEP_T0
     shift
     t0=$(e2e_now_ms)
     E2E_CUR_STEP=$desc
     E2E_CUR_STEP_T0=$t0
     e2e_log "step $desc ..."
     "$@"
-    E2E_CUR_STEP=
+    # Steps nest (a test step runs sub-steps): restore the enclosing one.
+    E2E_CUR_STEP=$outer
+    E2E_CUR_STEP_T0=$outer_t0
     e2e_log "step $desc took $(($(e2e_now_ms) - t0)) ms"
 }
 
