@@ -145,7 +145,9 @@ pub fn owner_of_pid(root: &SysRoot, layout: Option<Layout>, pid: u32) -> Result<
     let path = root.proc_pid(pid, "cgroup");
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(
-            systemd_path_of(&text, layout).map(owner_of_cgroup).unwrap_or(Owner::Outside(String::new())),
+            systemd_path_of(&text, layout)
+                .map(owner_of_cgroup)
+                .unwrap_or(Owner::Outside(String::new())),
         )),
         Err(e) if matches!(e.kind(), ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
         Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
