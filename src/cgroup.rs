@@ -198,14 +198,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn picks_name_systemd_over_unified() {
+    fn picks_the_line_of_the_layout() {
         let legacy = "12:pids:/system.slice/a.service\n1:name=systemd:/system.slice/a.service\n0::/\n";
-        assert_eq!(systemd_path_of(legacy), Some("/system.slice/a.service"));
+        // A v2 container on a hybrid host, as seen inside the container.
+        let v2_on_hybrid = "9:name=systemd:/\n8:pids:/\n0::/system.slice/b.service\n";
+        for layout in [Some(Layout::Legacy), Some(Layout::Hybrid), None] {
+            assert_eq!(systemd_path_of(legacy, layout), Some("/system.slice/a.service"));
+        }
+        for layout in [Some(Layout::Unified), Some(Layout::Hybrid), None] {
+            assert_eq!(systemd_path_of(v2_on_hybrid, layout), Some("/system.slice/b.service"));
+        }
         assert_eq!(
-            systemd_path_of("0::/system.slice/b.service\n"),
+            systemd_path_of("0::/system.slice/b.service\n", None),
             Some("/system.slice/b.service")
         );
-        assert_eq!(systemd_path_of("garbage\n"), None);
+        assert_eq!(systemd_path_of("garbage\n", None), None);
     }
 
     #[test]
