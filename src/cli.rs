@@ -110,9 +110,98 @@ pub enum Command {
         #[command(flatten)]
         scan: ScanArgs,
     },
+    /// Replay a past package transaction: restart what it left stale
+    /// (only units still running the old files count).
+    Replay(ReplayArgs),
     /// Write the man page and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets { dir: PathBuf },
+}
+
+/// `replay`: exactly one source of history, and how to act on it.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(false)))]
+pub struct ReplayArgs {
+    /// apt's Nth newest transaction in /var/log/apt/history.log and its
+    /// rotations (`last`, the default, is 1). With --since and no N:
+    /// every transaction since then.
+    #[arg(long, group = "source", value_name = "N|last", num_args = 0..=1, value_parser = parse_nth)]
+    pub apt_history: Option<Option<usize>>,
+
+    /// The install, upgrade and remove lines of /var/log/dpkg.log and its
+    /// rotations since --since.
+    #[arg(long, group = "source", requires = "since")]
+    pub dpkg_log: bool,
+
+    /// A dnf transaction (`last`, `last-N` or an ID, as `dnf history`
+    /// shows them), from dnf5's or dnf4's history database.
+    #[arg(long, group = "source", value_name = "ID|last")]
+    pub dnf_transaction: Option<crate::replay::dnf::Selector>,
+
+    /// A swupd update from VERSION to the installed version (files whose
+    /// manifest entry changed after VERSION).
+    #[arg(long, group = "source", value_name = "VERSION")]
+    pub swupd_from: Option<u32>,
+
+    /// A plain list of changed paths, one absolute path a line (`-`
+    /// reads stdin).
+    #[arg(long, group = "source", value_name = "FILE")]
+    pub files: Option<PathBuf>,
+
+    /// Only transactions that started at or after TIME, local time:
+    /// `YYYY-MM-DD[ HH:MM[:SS]]`, `today` or `yesterday`.
+    #[arg(long, value_name = "TIME", value_parser = crate::replay::stamp::Stamp::parse_since,
+          conflicts_with_all = ["dnf_transaction", "swupd_from", "files"])]
+    pub since: Option<crate::replay::stamp::Stamp>,
+
+    /// Don't restart anything; show what would happen.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    /// Consider every running system unit, not only allowed ones.
+    #[arg(short, long)]
+    pub all: bool,
+
+    /// Print the report as JSON (schema in docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+
+    #[command(flatten)]
+    pub restart: RestartArgs,
+}
+
+/// `N` (1 = the newest) or `last`.
+fn parse_nth(s: &str) -> Result<usize, String> {
+    match s {
+        "last" => Ok(1),
+        _ => s
+            .parse()
+            .ok()
+            .filter(|&n| n > 0 && s.bytes().all(|c| c.is_ascii_digit()))
+            .ok_or_else(|| format!("{s:?} is not a transaction count: use last or N (1 = the newest)")),
+    }
+}
+
+/// How restarts are carried out (the same options as the default action).
+#[derive(Debug, Args, Clone)]
+pub struct RestartArgs {
+    /// Give all restart jobs together this many seconds to finish.
+    #[arg(long, value_name = "SECS", default_value_t = crate::restart::DEFAULT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Don't re-execute systemd when PID 1 itself runs stale code.
+    #[arg(long)]
+    pub no_reexec: bool,
+}
+
+impl RestartArgs {
+    pub fn settings(&self) -> crate::restart::Settings {
+        crate::restart::Settings {
+            timeout: std::time::Duration::from_secs(self.timeout),
+            reexec: !self.no_reexec,
+        }
+    }
 }
 
 /// Writes `restart-stale.1` and bash, zsh and fish completions into `dir`.
@@ -186,5 +275,44 @@ mod tests {
         assert!(c.timeout == 30 && c.no_reexec);
         assert!(Cli::try_parse_from(["restart-stale", "--timeout", "0"]).is_err());
         assert!(Cli::try_parse_from(["restart-stale", "--no-reexec", "status"]).is_err());
+    }
+
+    fn replay(args: &[&str]) -> Result<ReplayArgs, clap::Error> {
+        let argv = ["restart-stale", "replay"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Some(Command::Replay(r)) => Ok(r),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn replay_takes_exactly_one_source() {
+        assert_eq!(replay(&["--apt-history"]).unwrap().apt_history, Some(None));
+        assert_eq!(
+            replay(&["--apt-history", "last", "-n"]).unwrap().apt_history,
+            Some(Some(1))
+        );
+        assert_eq!(replay(&["--apt-history", "3"]).unwrap().apt_history, Some(Some(3)));
+        let r = replay(&["--apt-history", "--since", "2026-11-22"]).unwrap();
+        assert!(r.apt_history == Some(None) && r.since.is_some());
+        assert!(replay(&["--dpkg-log", "--since", "yesterday", "--json"]).is_ok());
+        assert!(replay(&["--dnf-transaction", "last-1", "--timeout", "30"]).is_ok());
+        assert!(replay(&["--swupd-from", "43000"]).is_ok());
+        assert!(replay(&["--files", "-"]).is_ok());
+        for bad in [
+            &[][..],
+            &["--apt-history", "0"],
+            &["--apt-history", "-1"],
+            &["--apt-history", "--dpkg-log", "--since", "today"],
+            &["--dpkg-log"],
+            &["--since", "today"],
+            &["--files", "x", "--since", "today"],
+            &["--dnf-transaction", "first"],
+            &["--apt-history", "--since", "soon"],
+            &["--swupd-from", "x"],
+        ] {
+            assert!(replay(bad).is_err(), "{bad:?}");
+        }
+        assert!(Cli::try_parse_from(["restart-stale", "-n", "replay", "--apt-history"]).is_err());
     }
 }

@@ -13,6 +13,7 @@ pub mod maps;
 pub mod plan;
 pub mod policy;
 pub mod procmap;
+pub mod replay;
 pub mod report;
 pub mod restart;
 pub mod scan;
