@@ -31,11 +31,9 @@ fn generation(base: &str, file: &str) -> Option<u32> {
     n.parse().ok().filter(|&n| n > 0)
 }
 
-/// Every generation of the log `path` (absolute, inside the root), oldest
-/// first. A generation that cannot be read or decompressed is a warning
-/// (with whatever was decoded before the damage kept); finding no
-/// generation at all is an error.
-pub fn read_rotated(root: &SysRoot, path: &str, warnings: &mut Vec<String>) -> Result<Vec<LogFile>> {
+/// The generations of the log `path` (absolute, inside the root), newest
+/// first, as paths inside the root; finding none is an error.
+pub fn generations(root: &SysRoot, path: &str) -> Result<Vec<String>> {
     let (dir, base) = path.rsplit_once('/').context("log path has no directory")?;
     let dir_shown = if dir.is_empty() { "/" } else { dir };
     let entries =
@@ -50,26 +48,26 @@ pub fn read_rotated(root: &SysRoot, path: &str, warnings: &mut Vec<String>) -> R
     if found.is_empty() {
         bail!("no {path} (nor rotated {path}.N[.gz]) to read");
     }
-    // Oldest first: the highest generation number; `.N` before `.N.gz`
-    // if both exist (rotation caught half-way).
-    found.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let mut logs = Vec::new();
-    for (_, name) in found {
-        let shown = format!("{dir}/{name}");
-        match read_one(&root.path(&shown), &shown) {
-            Ok(text) => logs.push(LogFile { name: shown, text }),
-            Err((partial, e)) => {
-                warnings.push(format!("{e:#}"));
-                if !partial.is_empty() {
-                    logs.push(LogFile {
-                        name: shown,
-                        text: partial,
-                    });
-                }
-            }
+    // `.N.gz` before `.N` if both exist (rotation caught half-way).
+    found.sort_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+    Ok(found.into_iter().map(|(_, name)| format!("{dir}/{name}")).collect())
+}
+
+/// Reads one generation (`shown` inside the root). A file that cannot be
+/// read or decompressed is a warning, with whatever was decoded before
+/// the damage kept.
+pub fn read(root: &SysRoot, shown: &str, warnings: &mut Vec<String>) -> LogFile {
+    let text = match read_one(&root.path(shown), shown) {
+        Ok(text) => text,
+        Err((partial, e)) => {
+            warnings.push(format!("{e:#}"));
+            partial
         }
+    };
+    LogFile {
+        name: shown.to_string(),
+        text,
     }
-    Ok(logs)
 }
 
 /// Reads a plain or gzip'd file as text (invalid UTF-8 replaced, so the
@@ -120,7 +118,7 @@ mod tests {
     }
 
     #[test]
-    fn reads_oldest_first_and_keeps_what_a_damaged_gz_held() {
+    fn lists_newest_first_and_keeps_what_a_damaged_gz_held() {
         let tmp = tempfile::tempdir().unwrap();
         let root = SysRoot::new(tmp.path());
         let dir = root.path("/var/log");
@@ -133,20 +131,22 @@ mod tests {
         std::fs::write(dir.join("dpkg.log.10.gz"), broken).unwrap();
         std::fs::write(dir.join("dpkg.log.3.gz"), b"not gzip").unwrap();
         std::fs::write(dir.join("alternatives.log"), "x").unwrap();
-        let mut warnings = Vec::new();
-        let logs = read_rotated(&root, "/var/log/dpkg.log", &mut warnings).unwrap();
-        let names: Vec<_> = logs.iter().map(|l| l.name.as_str()).collect();
+        let names = generations(&root, "/var/log/dpkg.log").unwrap();
         assert_eq!(
             names,
             [
-                "/var/log/dpkg.log.10.gz",
-                "/var/log/dpkg.log.2.gz",
+                "/var/log/dpkg.log",
                 "/var/log/dpkg.log.1",
-                "/var/log/dpkg.log"
+                "/var/log/dpkg.log.2.gz",
+                "/var/log/dpkg.log.3.gz",
+                "/var/log/dpkg.log.10.gz"
             ]
         );
-        assert!(logs[0].text.starts_with("three\n"), "{:?}", logs[0].text);
-        assert_eq!(logs[1].text, "two\n");
+        let mut warnings = Vec::new();
+        let logs: Vec<LogFile> = names.iter().map(|n| read(&root, n, &mut warnings)).collect();
+        assert_eq!(logs[2].text, "two\n");
+        assert_eq!(logs[3].text, "");
+        assert!(logs[4].text.starts_with("three\n"), "{:?}", logs[4].text);
         assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings.iter().any(|w| w.contains("/var/log/dpkg.log.3.gz")));
         assert!(warnings.iter().any(|w| w.contains("/var/log/dpkg.log.10.gz")));
@@ -157,9 +157,9 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = SysRoot::new(tmp.path());
         std::fs::create_dir_all(root.path("/var/log/apt")).unwrap();
-        let err = read_rotated(&root, "/var/log/apt/history.log", &mut Vec::new()).unwrap_err();
+        let err = generations(&root, "/var/log/apt/history.log").unwrap_err();
         assert!(err.to_string().contains("/var/log/apt/history.log"), "{err}");
-        let err = read_rotated(&root, "/nonexistent/x.log", &mut Vec::new()).unwrap_err();
+        let err = generations(&root, "/nonexistent/x.log").unwrap_err();
         assert!(format!("{err:#}").contains("/nonexistent"), "{err:#}");
     }
 }

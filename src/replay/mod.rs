@@ -94,7 +94,7 @@ pub fn changed_set(root: &SysRoot, source: &Source, lister: &dyn FileLister) -> 
         Source::Swupd { from } => {
             let u = swupd::derive(root, *from, &mut r.warnings)?;
             r.described.push(format!(
-                "swupd update from {from} to {}: {} manifest(s)",
+                "replaying the swupd update from {from} to {}: {} manifest(s)",
                 u.current,
                 u.manifests.len()
             ));
@@ -102,32 +102,60 @@ pub fn changed_set(root: &SysRoot, source: &Source, lister: &dyn FileLister) -> 
         }
         Source::Files(path) => {
             let paths = files::load(path, &mut r.warnings)?;
-            r.described
-                .push(format!("file list {}: {} path(s)", path.display(), paths.len()));
+            r.described.push(format!(
+                "replaying the file list {}: {} path(s)",
+                path.display(),
+                paths.len()
+            ));
             paths.iter().for_each(|p| r.set.insert(p));
         }
     }
     Ok(r)
 }
 
+/// Reads the generations of `log` newest first, parsing each, until
+/// `enough` (given everything so far, oldest first) says older ones cannot
+/// matter; so old rotations, and their damage, are only read if needed.
+fn read_back<T>(
+    root: &SysRoot,
+    log: &str,
+    warnings: &mut Vec<String>,
+    parse: impl Fn(&str, &str, &mut Vec<String>) -> Vec<T>,
+    enough: impl Fn(&[T]) -> bool,
+) -> Result<Vec<T>> {
+    let mut items: Vec<T> = Vec::new();
+    for name in logfiles::generations(root, log)? {
+        let file = logfiles::read(root, &name, warnings);
+        let mut older = parse(&file.text, &file.name, warnings);
+        older.append(&mut items);
+        items = older;
+        if enough(&items) {
+            break;
+        }
+    }
+    Ok(items)
+}
+
 fn apt(root: &SysRoot, nth: Option<usize>, since: Option<Stamp>, r: &mut Replay) -> Result<()> {
-    let logs = logfiles::read_rotated(root, apt_history::HISTORY_LOG, &mut r.warnings)?;
-    let all: Vec<_> = logs
-        .iter()
-        .flat_map(|l| apt_history::parse(&l.text, &l.name, &mut r.warnings))
-        .collect();
+    let all = read_back(
+        root,
+        apt_history::HISTORY_LOG,
+        &mut r.warnings,
+        apt_history::parse,
+        |ts| match since {
+            Some(since) => ts.iter().find_map(|t| t.start).is_some_and(|s| s < since),
+            None => ts.len() >= nth.unwrap_or(1),
+        },
+    )?;
     let chosen = apt_history::select(&all, since, nth)?;
-    if chosen.is_empty() {
-        r.described.push(format!(
-            "no apt transaction since {}",
-            since.map(|s| s.to_string()).unwrap_or_default()
-        ));
+    if let (true, Some(since)) = (chosen.is_empty(), since) {
+        r.described.push(format!("no apt transaction since {since}"));
     }
     for t in &chosen {
         let when = t.start.map_or_else(|| "an unknown time".to_string(), |s| s.to_string());
         let cmd = t.commandline.as_deref().unwrap_or("no command line");
         r.described.push(format!(
-            "apt transaction of {when} ({cmd}) at {}: {} package(s)",
+            "replaying the apt transaction of {when} ({cmd}) at {}: {} package(s)",
             t.origin,
             t.packages.len()
         ));
@@ -137,15 +165,13 @@ fn apt(root: &SysRoot, nth: Option<usize>, since: Option<Stamp>, r: &mut Replay)
 }
 
 fn dpkg(root: &SysRoot, since: Stamp, r: &mut Replay) -> Result<()> {
-    let logs = logfiles::read_rotated(root, dpkg_log::DPKG_LOG, &mut r.warnings)?;
-    let all: Vec<_> = logs
-        .iter()
-        .flat_map(|l| dpkg_log::parse(&l.text, &l.name, &mut r.warnings))
-        .collect();
+    let all = read_back(root, dpkg_log::DPKG_LOG, &mut r.warnings, dpkg_log::parse, |es| {
+        es.first().is_some_and(|e| e.at < since)
+    })?;
     let chosen = dpkg_log::since(&all, since);
     r.described.push(match (chosen.first(), chosen.last()) {
         (Some(a), Some(b)) => format!(
-            "dpkg actions since {since}: {} from {} ({}) to {} ({})",
+            "replaying {} dpkg action(s) since {since}: from {} at {} to {} at {}",
             chosen.len(),
             a.at,
             a.origin,
@@ -174,7 +200,7 @@ fn dnf_rpm(root: &SysRoot, sel: dnf::Selector, lister: &dyn FileLister, r: &mut 
     let when = Stamp::from_unix(t.begin).map_or_else(|| t.begin.to_string(), |s| s.to_string());
     let cmd = t.command.as_deref().unwrap_or("no command line");
     r.described.push(format!(
-        "dnf transaction {} of {when} ({cmd}) from {db}: {} package(s)",
+        "replaying dnf transaction {} of {when} ({cmd}) from {db}: {} package(s)",
         t.id,
         t.items.len()
     ));
@@ -223,7 +249,7 @@ pub fn run(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<i32> {
         log::warn!("{w}");
     }
     for d in &r.described {
-        log::info!("replaying {d}");
+        log::info!("{d}");
     }
     if !r.unknown.is_empty() {
         log::info!(
