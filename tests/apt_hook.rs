@@ -262,7 +262,9 @@ fn case_root() -> tempfile::TempDir {
 
 /// Holds the dpkg frontend lock the way apt does (a classic fcntl write
 /// lock), from this process.
-struct FrontendLock(fs::File);
+struct FrontendLock {
+    _file: fs::File,
+}
 
 impl FrontendLock {
     fn take(root: &Path) -> Self {
@@ -277,7 +279,7 @@ impl FrontendLock {
         fl.l_type = libc::F_WRLCK as libc::c_short;
         fl.l_whence = libc::SEEK_SET as libc::c_short;
         assert_eq!(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
-        FrontendLock(file)
+        FrontendLock { _file: file }
     }
 }
 
