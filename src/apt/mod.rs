@@ -52,19 +52,17 @@ pub fn run(root: &SysRoot, hook: Hook, verbose: u8) -> i32 {
         Hook::PostInvoke => post_invoke::run(root, verbose).map(|_| exit::OK),
         Hook::Finish => finish::run(root, verbose),
     });
+    // finish runs in its own unit, not in apt: there a failure may show.
+    let failed = if hook == Hook::Finish { exit::ERROR } else { exit::OK };
     match result {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {
             log::error!("apt-hook {}: {e:#}", hook.name());
-            if hook == Hook::Finish {
-                exit::ERROR
-            } else {
-                exit::OK
-            }
+            failed
         }
         Err(_) => {
-            log::error!("apt-hook {}: internal error (panic); apt continues", hook.name());
-            exit::OK
+            log::error!("apt-hook {}: internal error (panic)", hook.name());
+            failed
         }
     }
 }
