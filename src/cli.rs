@@ -232,6 +232,9 @@ mod tests {
         let c = Cli::try_parse_from(["restart-stale", "--timeout", "30", "--no-reexec"]).unwrap();
         assert!(c.timeout == 30 && c.no_reexec);
         assert!(Cli::try_parse_from(["restart-stale", "--timeout", "0"]).is_err());
-        assert!(Cli::try_parse_from(["restart-stale", "--no-reexec", "status"]).is_err());
+        assert!(Cli::try_parse_from(["restart-stale", "--no-reexec", "status"])
+            .unwrap()
+            .check()
+            .is_err());
     }
 }
