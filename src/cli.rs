@@ -208,6 +208,11 @@ Distribution policy: a symlink allows UNIT.
 .TP
 \fI/etc/clr\-service\-restart\fR, \fI/usr/share/clr\-service\-restart\fR
 clr\-service\-restart's directories, honoured with lower precedence.
+.TP
+\fI/etc/apt/apt.conf.d/50restart\-stale\fR
+The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
+turns automatic restarts off while still reporting; \fBRESTART_STALE_SUSPEND=1\fR
+in apt's environment skips the hooks for one run.
 "#;
 
 #[cfg(test)]
