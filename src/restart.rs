@@ -51,11 +51,9 @@ impl Default for Settings {
 /// done and the restarts stay pending.
 pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings, dry_run: bool) -> Result<i32> {
     let why_not = if !root.is_host() {
-        Some("the root is not / (a test root)")
-    } else if !systemd::booted(root) {
-        Some("systemd is not running here (no /run/systemd/system)")
+        Some("the root is not / (a test root)".to_string())
     } else {
-        None
+        systemd::running(root).err()
     };
     if let Some(why) = why_not {
         if dry_run {
