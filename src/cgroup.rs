@@ -132,7 +132,7 @@ pub fn systemd_path_of(text: &str, layout: Option<Layout>) -> Option<&str> {
         Some(Layout::Unified) => unified.or(named),
         Some(Layout::Legacy) => named.or(unified),
         Some(Layout::Hybrid) | None => match (named, unified) {
-            (Some(n), Some(u)) if n == "/" => Some(u),
+            (Some("/"), Some(u)) => Some(u),
             (Some(n), _) => Some(n),
             (None, u) => u,
         },

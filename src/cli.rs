@@ -23,7 +23,7 @@ const EXIT_HELP: &str = "Exit status: 0 nothing to do or all done; 1 error; 2 ba
 
 /// Restart the system services that still run code a package upgrade replaced.
 #[derive(Debug, Parser)]
-#[command(name = "restart-stale", version, after_help = EXIT_HELP, args_conflicts_with_subcommands = true)]
+#[command(name = "restart-stale", version, after_help = EXIT_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub scan: ScanArgs,
@@ -52,6 +52,44 @@ pub struct Cli {
 
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+impl Cli {
+    /// Parses the command line, exiting with code 2 on bad usage.
+    pub fn parse_checked() -> Self {
+        let cli = Self::parse();
+        if let Err(e) = cli.check() {
+            e.exit();
+        }
+        cli
+    }
+
+    /// Options of the default action don't combine with a subcommand.
+    /// (clap's `args_conflicts_with_subcommands` would also reject global
+    /// flags such as `-v` placed before the subcommand.)
+    pub fn check(&self) -> Result<(), clap::Error> {
+        if self.command.is_none() {
+            return Ok(());
+        }
+        let s = &self.scan;
+        let used = [
+            ("--dry-run", self.dry_run),
+            ("--all", s.all),
+            ("--json", s.json),
+            ("--changed-files", s.changed_files.is_some()),
+            ("--data-files", s.data_files),
+            ("--no-reexec", self.no_reexec),
+            ("--timeout", self.timeout != crate::restart::DEFAULT_TIMEOUT_SECS),
+            ("--scan-method", s.scan_method != ScanMethod::Auto),
+        ];
+        match used.iter().find(|(_, set)| *set) {
+            Some((flag, _)) => Err(Self::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("{flag} cannot be used with a subcommand (status takes its own options after it)"),
+            )),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Options shared by the default action and `status`.
@@ -116,6 +154,12 @@ pub enum Command {
     /// Write the man page and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets { dir: PathBuf },
+    /// Hooks apt runs (docs/apt.md); never fail the package manager.
+    #[command(hide = true)]
+    AptHook {
+        #[command(subcommand)]
+        hook: crate::apt::Hook,
+    },
 }
 
 /// `replay`: exactly one source of history, and how to act on it.
@@ -253,6 +297,11 @@ Distribution policy: a symlink allows UNIT.
 .TP
 \fI/etc/clr\-service\-restart\fR, \fI/usr/share/clr\-service\-restart\fR
 clr\-service\-restart's directories, honoured with lower precedence.
+.TP
+\fI/etc/apt/apt.conf.d/50restart\-stale\fR
+The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
+turns automatic restarts off while still reporting; \fBRESTART_STALE_SUSPEND=1\fR
+in apt's environment skips the hooks for one run.
 "#;
 
 #[cfg(test)]
@@ -266,7 +315,10 @@ mod tests {
 
     #[test]
     fn options_conflict_with_policy_commands() {
-        assert!(Cli::try_parse_from(["restart-stale", "-n", "allow", "x.service"]).is_err());
+        let c = Cli::try_parse_from(["restart-stale", "-n", "allow", "x.service"]).unwrap();
+        assert!(c.check().is_err());
+        let c = Cli::try_parse_from(["restart-stale", "-v", "status", "--json"]).unwrap();
+        assert!(c.check().is_ok() && c.verbose == 1);
         assert!(Cli::try_parse_from(["restart-stale", "allow"]).is_err());
         let c = Cli::try_parse_from(["restart-stale", "-n", "-a", "--changed-files", "-"]).unwrap();
         assert!(c.dry_run && c.scan.all);
@@ -274,7 +326,10 @@ mod tests {
         let c = Cli::try_parse_from(["restart-stale", "--timeout", "30", "--no-reexec"]).unwrap();
         assert!(c.timeout == 30 && c.no_reexec);
         assert!(Cli::try_parse_from(["restart-stale", "--timeout", "0"]).is_err());
-        assert!(Cli::try_parse_from(["restart-stale", "--no-reexec", "status"]).is_err());
+        assert!(Cli::try_parse_from(["restart-stale", "--no-reexec", "status"])
+            .unwrap()
+            .check()
+            .is_err());
     }
 
     fn replay(args: &[&str]) -> Result<ReplayArgs, clap::Error> {

@@ -51,11 +51,9 @@ impl Default for Settings {
 /// done and the restarts stay pending.
 pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings, dry_run: bool) -> Result<i32> {
     let why_not = if !root.is_host() {
-        Some("the root is not / (a test root)")
-    } else if !systemd::booted(root) {
-        Some("systemd is not running here (no /run/systemd/system)")
+        Some("the root is not / (a test root)".to_string())
     } else {
-        None
+        systemd::running(root).err()
     };
     if let Some(why) = why_not {
         if dry_run {
@@ -238,7 +236,7 @@ fn describe_all(ps: &[crate::scan::StaleProcess]) -> String {
     ps.iter().map(verify::describe).collect::<Vec<_>>().join("; ")
 }
 
-/// Logs one unit's result (verifying it if the job is done) and counts it.
+/// Logs one unit's result, verifying it if the job is done, and counts it.
 fn report<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
@@ -248,48 +246,51 @@ fn report<M: ServiceManager + ?Sized>(
     scanner: &mut Scanner,
     tally: &mut Tally,
 ) {
-    if let Outcome::Refused(why) = outcome {
-        log::info!("{unit}: not restarted: systemd refused: {why}");
-        tally.skipped += 1;
-        return;
-    }
-    tally.failed += 1;
+    let secs = |d: &Duration| d.as_secs_f64();
     match outcome {
+        Outcome::Refused(why) => {
+            log::info!("{unit}: not restarted: systemd refused: {why}");
+            tally.skipped += 1;
+            return;
+        }
         Outcome::Finished {
             result: JobResult::Done,
             elapsed,
         } => {
-            let secs = elapsed.as_secs_f64();
+            let t = secs(elapsed);
             match verify::unit(mgr, root, layout, unit, scanner) {
                 Verified::Clean => {
-                    log::info!("{unit}: restarted in {secs:.2}s, verified clean");
-                    tally.failed -= 1;
+                    log::info!("{unit}: restarted in {t:.2}s, verified clean");
                     tally.clean += 1;
+                    return;
                 }
                 Verified::StillStale(ps) => {
-                    log::error!("{unit}: restarted in {secs:.2}s, still stale: {}", describe_all(&ps))
+                    log::error!("{unit}: restarted in {t:.2}s, still stale: {}", describe_all(&ps))
                 }
                 Verified::NotRunning { active, sub } => {
-                    log::error!("{unit}: restarted in {secs:.2}s, but it is not running now: {active} ({sub})")
+                    log::error!("{unit}: restarted in {t:.2}s, but it is not running now: {active} ({sub})")
                 }
-                Verified::Unknown(e) => log::error!("{unit}: restarted in {secs:.2}s, but could not verify: {e}"),
+                Verified::Unknown(e) => log::error!("{unit}: restarted in {t:.2}s, but could not verify: {e}"),
             }
         }
-        Outcome::Finished { result, elapsed } => log::error!(
-            "{unit}: restart failed after {:.2}s (job result: {result})",
-            elapsed.as_secs_f64()
-        ),
-        Outcome::StillRunning { elapsed } => log::error!(
-            "{unit}: restart not finished after {:.0}s; left to systemd",
-            elapsed.as_secs_f64()
-        ),
-        Outcome::Lost { elapsed, error } => log::error!(
-            "{unit}: restart result unknown after {:.2}s: {error}",
-            elapsed.as_secs_f64()
-        ),
+        Outcome::Finished { result, elapsed } => {
+            log::error!(
+                "{unit}: restart failed after {:.2}s (job result: {result})",
+                secs(elapsed)
+            )
+        }
+        Outcome::StillRunning { elapsed } => {
+            log::error!(
+                "{unit}: restart not finished after {:.0}s; left to systemd",
+                secs(elapsed)
+            )
+        }
+        Outcome::Lost { elapsed, error } => {
+            log::error!("{unit}: restart result unknown after {:.2}s: {error}", secs(elapsed))
+        }
         Outcome::NotQueued(e) => log::error!("{unit}: restart could not be queued: {e}"),
-        Outcome::Refused(_) => unreachable!("handled above"),
     }
+    tally.failed += 1;
 }
 
 #[cfg(test)]
@@ -403,6 +404,17 @@ mod tests {
         };
         execute(&fake, &root, &plan, Some(Layout::Unified), &off).unwrap();
         assert!(!fake.calls().contains(&Call::Reexecute));
+    }
+
+    #[test]
+    fn a_test_root_never_reaches_the_bus() {
+        let (_d, root, _fake, plan) = world();
+        std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
+        for dry_run in [true, false] {
+            let code = run(&root, &plan, Some(Layout::Unified), &Settings::default(), dry_run).unwrap();
+            assert_eq!(code, exit::PENDING);
+        }
+        assert!(!root.path(lock::LOCK_PATH).exists());
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod fake;
 
 use crate::sysroot::SysRoot;
 use anyhow::Result;
+use std::os::unix::fs::MetadataExt;
 use std::time::Instant;
 
 /// The live properties of one loaded unit that the restart rules need.
@@ -98,12 +99,25 @@ pub trait ServiceManager: UnitQuery {
     fn start_transient_service(&self, name: &str, argv: &[String], description: &str) -> Result<()>;
 }
 
-/// Whether systemd runs as the init system under `root`, the check of
-/// sd_booted(3): `/run/systemd/system` is a directory.
-pub fn booted(root: &SysRoot) -> bool {
-    std::fs::symlink_metadata(root.path("/run/systemd/system"))
-        .map(|m| m.is_dir())
-        .unwrap_or(false)
+/// `Ok` when systemd runs this system and we are not in a chroot;
+/// otherwise the reason we should leave services alone.
+///
+/// systemd creates `/run/systemd/system` at boot (sd_booted(3)). Inside a
+/// chroot that shares the host's `/run` and `/proc` that directory
+/// exists too, so we also compare our root with PID 1's, as
+/// systemd-detect-virt `--chroot` does.
+pub fn running(root: &SysRoot) -> Result<(), String> {
+    if !root.path("/run/systemd/system").is_dir() {
+        return Err("no systemd running".into());
+    }
+    let ours = std::fs::metadata(root.root()).map_err(|e| format!("cannot stat {}: {e}", root.root().display()))?;
+    let pid1_path = root.path("/proc/1/root");
+    let pid1 = std::fs::metadata(&pid1_path)
+        .map_err(|e| format!("cannot tell whether this is a chroot ({}: {e})", pid1_path.display()))?;
+    if (ours.dev(), ours.ino()) != (pid1.dev(), pid1.ino()) {
+        return Err("running in a chroot".into());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -111,15 +125,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn booted_needs_the_directory() {
-        let d = tempfile::tempdir().unwrap();
-        let r = SysRoot::new(d.path());
-        assert!(!booted(&r));
-        std::fs::create_dir_all(r.path("/run/systemd")).unwrap();
-        std::fs::write(r.path("/run/systemd/system"), "").unwrap();
-        assert!(!booted(&r));
-        std::fs::remove_file(r.path("/run/systemd/system")).unwrap();
-        std::fs::create_dir(r.path("/run/systemd/system")).unwrap();
-        assert!(booted(&r));
+    fn needs_systemd_and_the_same_root_as_pid1() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(tmp.path());
+        assert_eq!(running(&root), Err("no systemd running".into()));
+        std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
+        assert!(running(&root).unwrap_err().contains("cannot tell"));
+        std::fs::create_dir_all(root.path("/proc/1")).unwrap();
+        std::fs::create_dir_all(root.path("/elsewhere")).unwrap();
+        std::os::unix::fs::symlink(root.path("/elsewhere"), root.path("/proc/1/root")).unwrap();
+        assert_eq!(running(&root), Err("running in a chroot".into()));
+        std::fs::remove_file(root.path("/proc/1/root")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), root.path("/proc/1/root")).unwrap();
+        assert_eq!(running(&root), Ok(()));
     }
 }
