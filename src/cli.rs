@@ -368,6 +368,9 @@ mod tests {
         ] {
             assert!(replay(bad).is_err(), "{bad:?}");
         }
-        assert!(Cli::try_parse_from(["restart-stale", "-n", "replay", "--apt-history"]).is_err());
+        let top_level_n = Cli::try_parse_from(["restart-stale", "-n", "replay", "--apt-history"]).unwrap();
+        assert!(top_level_n.check().is_err());
+        let c = Cli::try_parse_from(["restart-stale", "-v", "replay", "--apt-history", "-n"]).unwrap();
+        assert!(c.check().is_ok() && c.verbose == 1);
     }
 }

@@ -15,4 +15,3 @@ pub fn suspended() -> Option<String> {
 /// Kept here for the hooks' callers; the check itself lives with the
 /// systemd boundary, where the restart step uses it too.
 pub use crate::systemd::running as systemd_running;
-

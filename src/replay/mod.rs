@@ -8,7 +8,6 @@
 
 pub mod apt_history;
 pub mod dnf;
-pub mod dpkg_lists;
 pub mod dpkg_log;
 pub mod files;
 pub mod logfiles;
@@ -18,6 +17,7 @@ pub mod stamp;
 pub mod swupd;
 
 use crate::app::{self, Mode, RunOptions};
+use crate::apt::dpkg_info;
 use crate::changed::ChangedSet;
 use crate::cli::ReplayArgs;
 use crate::sysroot::SysRoot;
@@ -186,11 +186,15 @@ fn dpkg(root: &SysRoot, since: Stamp, r: &mut Replay) -> Result<()> {
 
 /// The current files of the Debian packages in `changes`, each once.
 fn deb_files<'a>(root: &SysRoot, changes: impl Iterator<Item = &'a PackageChange>, r: &mut Replay) {
-    let packages: BTreeSet<(String, Option<String>)> = changes.map(|p| (p.name.clone(), p.arch.clone())).collect();
+    let packages: BTreeSet<(String, Vec<String>)> = changes
+        .map(|p| (p.name.clone(), p.arch.iter().cloned().collect()))
+        .collect();
     let packages: Vec<_> = packages.into_iter().collect();
-    let d = dpkg_lists::derive(root, &packages);
+    let d = dpkg_info::derive(root, &packages, &[]);
     r.set = d.set;
-    r.unknown.extend(d.without_list);
+    // A package without an arch (pre-multiarch dpkg.log) is listed as `name:`.
+    r.unknown
+        .extend(d.without_list.iter().map(|p| p.trim_end_matches(':').to_string()));
     r.warnings.extend(d.problems);
 }
 
@@ -223,7 +227,7 @@ fn dnf_rpm(root: &SysRoot, sel: dnf::Selector, lister: &dyn FileLister, r: &mut 
     listing
         .files
         .iter()
-        .filter(|f| !dpkg_lists::is_dir(root, f))
+        .filter(|f| !dpkg_info::is_dir(root, f))
         .for_each(|f| r.set.insert(f));
     r.unknown.extend(listing.not_installed);
     r.warnings
