@@ -302,6 +302,9 @@ clr\-service\-restart's directories, honoured with lower precedence.
 The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
 turns automatic restarts off while still reporting; \fBRESTART_STALE_SUSPEND=1\fR
 in apt's environment skips the hooks for one run.
+.TP
+\fI/var/log/apt/history.log\fR*, \fI/var/log/dpkg.log\fR*, \fI/var/lib/dnf/history.sqlite\fR, \fI/usr/lib/sysimage/libdnf5/transaction_history.sqlite\fR, \fI/var/lib/swupd/\fR
+Read by \fBreplay\fR to find what a past transaction changed.
 "#;
 
 #[cfg(test)]
