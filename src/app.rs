@@ -118,6 +118,22 @@ pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Pla
     Ok(Planned { plan, scan, policy })
 }
 
+/// Scan problems are per process; an ordinary user meets one for every
+/// process of another user, so many of them become one summary line.
+fn log_problems(problems: &[String]) {
+    const SHOWN: usize = 3;
+    if problems.len() <= SHOWN {
+        problems.iter().for_each(|p| log::warn!("{p}"));
+        return;
+    }
+    log::warn!(
+        "{} processes could not be read (first: {}); run as root to see them all, -v lists each",
+        problems.len(),
+        problems[0]
+    );
+    problems.iter().for_each(|p| log::debug!("{p}"));
+}
+
 /// Scans, plans, reports and (in [`Mode::Restart`]) acts; returns the exit code.
 pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Result<i32> {
     let scope = if mode == Mode::Restart {
@@ -129,9 +145,7 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
     for w in &p.policy.warnings {
         log::warn!("{w}");
     }
-    for problem in &p.scan.problems {
-        log::warn!("{problem}");
-    }
+    log_problems(&p.scan.problems);
     let ctx = report::Context {
         mode: mode.name(),
         layout: p.scan.layout,
