@@ -47,6 +47,7 @@ fi
 # build_tool_deb: build restart-stale's .deb from this checkout and set
 # RESTART_STALE_DEB. Under sudo, build as the invoking user (a login shell,
 # for their cargo), so that target/ does not fill with root-owned files.
+# shellcheck disable=SC2317 # called through e2e_step
 build_tool_deb() {
     local out
     out=$(mktemp "$E2E_WORK_DIR/build-deb.XXXXXX")
