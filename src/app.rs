@@ -5,6 +5,7 @@ use crate::cli::{exit, Cli, Command, ScanArgs};
 use crate::plan::{self, Plan};
 use crate::policy::{self, Policy};
 use crate::report;
+use crate::restart;
 use crate::scan::{self, Scope};
 use crate::sysroot::SysRoot;
 use anyhow::Result;
@@ -42,8 +43,15 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Default { units }) => links(policy::Command::Default, &units),
         Some(Command::GenerateAssets { dir }) => crate::cli::generate_assets(&dir).map(|_| exit::OK),
         Some(Command::Status { scan }) => execute(&root, &RunOptions::from_args(&scan)?, Mode::Status, cli.verbose),
-        None if cli.dry_run => execute(&root, &RunOptions::from_args(&cli.scan)?, Mode::DryRun, cli.verbose),
-        None => execute(&root, &RunOptions::from_args(&cli.scan)?, Mode::Restart, cli.verbose),
+        None => {
+            let mut opts = RunOptions::from_args(&cli.scan)?;
+            opts.restart = restart::Settings {
+                timeout: std::time::Duration::from_secs(cli.timeout),
+                reexec: !cli.no_reexec,
+            };
+            let mode = if cli.dry_run { Mode::DryRun } else { Mode::Restart };
+            execute(&root, &opts, mode, cli.verbose)
+        }
     }
 }
 
@@ -54,6 +62,12 @@ pub struct RunOptions {
     pub all: bool,
     pub json: bool,
     pub changed: Option<ChangedSet>,
+    /// Also check non-executable file mappings.
+    pub data_files: bool,
+    /// How mappings are read (benchmarks force text).
+    pub method: scan::Method,
+    /// Timeout and re-exec switch for the restart step.
+    pub restart: restart::Settings,
 }
 
 impl RunOptions {
@@ -63,6 +77,12 @@ impl RunOptions {
             all: args.all,
             json: args.json,
             changed,
+            data_files: args.data_files,
+            method: match args.scan_method {
+                crate::cli::ScanMethod::Auto => scan::Method::Auto,
+                crate::cli::ScanMethod::Text => scan::Method::Text,
+            },
+            restart: restart::Settings::default(),
         })
     }
 }
@@ -76,7 +96,10 @@ pub struct Planned {
 
 pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Planned> {
     let policy = Policy::load(root)?;
-    let scan = scan::scan(root, scope)?;
+    let mut scanner = scan::Scanner::default();
+    scanner.method = args.method;
+    scanner.data_files = args.data_files;
+    let scan = scan::scan_with(root, scope, scanner)?;
     // Only our own process tree can hold the package manager that called us.
     let self_units = if root.is_host() {
         crate::cgroup::ancestor_units(root, std::process::id())
@@ -121,8 +144,13 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
         print!("{}", report::text(&p.plan, &ctx, verbose > 0));
     }
     let pending = p.plan.restarts().count() > 0 || p.plan.init.is_some();
-    if mode == Mode::Restart && pending {
-        log::warn!("restarting is not implemented yet; nothing was restarted");
+    if pending && matches!(mode, Mode::Restart | Mode::DryRun) {
+        let mut settings = args.restart;
+        // Policy can turn the PID 1 re-exec off: `disallow init.scope`.
+        if matches!(p.policy.verdict("init.scope"), policy::Verdict::DeniedByAdmin(_)) {
+            settings.reexec = false;
+        }
+        return restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun);
     }
     Ok(if pending { exit::PENDING } else { exit::OK })
 }

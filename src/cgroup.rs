@@ -97,33 +97,55 @@ fn read_procs(path: &PathBuf) -> Result<Vec<u32>> {
     }
 }
 
-/// Picks systemd's cgroup path out of a `/proc/PID/cgroup` text. The
-/// `name=systemd` line wins because on legacy hosts the `0::` line is
-/// just `/`; on pure v2 only the `0::` line exists.
-pub fn systemd_path_of(text: &str) -> Option<&str> {
-    let mut unified = None;
+/// The pids (tgids) in the cgroup `path` (as systemd's `ControlGroup`
+/// property names it, e.g. `/system.slice/a.service`) and every cgroup
+/// below it. A cgroup that vanished meanwhile simply has no pids.
+pub fn pids_under(root: &SysRoot, layout: Layout, path: &str) -> Result<Vec<u32>> {
+    let base = root.path(layout.base());
+    let dir = base.join(path.trim_start_matches('/'));
+    let mut members = Vec::new();
+    walk(&base, &dir, &mut members)?;
+    let mut pids: Vec<u32> = members.into_iter().map(|m| m.pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    Ok(pids)
+}
+
+/// Picks systemd's cgroup path out of a `/proc/PID/cgroup` text. Which
+/// line counts depends on the layout: on legacy hosts the `0::` line is
+/// just `/`, and in a v2 container on a hybrid host the `name=systemd`
+/// line is just `/`. Without a known layout, the line that says more wins.
+pub fn systemd_path_of(text: &str, layout: Option<Layout>) -> Option<&str> {
+    let (mut named, mut unified) = (None, None);
     for line in text.lines() {
         let mut f = line.splitn(3, ':');
         let (Some(id), Some(ctl), Some(path)) = (f.next(), f.next(), f.next()) else {
             continue;
         };
         if ctl == "name=systemd" {
-            return Some(path);
-        }
-        if id == "0" && ctl.is_empty() {
+            named = Some(path);
+        } else if id == "0" && ctl.is_empty() {
             unified = Some(path);
         }
     }
-    unified
+    match layout {
+        Some(Layout::Unified) => unified.or(named),
+        Some(Layout::Legacy) => named.or(unified),
+        Some(Layout::Hybrid) | None => match (named, unified) {
+            (Some(n), Some(u)) if n == "/" => Some(u),
+            (Some(n), _) => Some(n),
+            (None, u) => u,
+        },
+    }
 }
 
 /// The owner of one process, from `/proc/PID/cgroup`. `Ok(None)` if the
 /// process is gone.
-pub fn owner_of_pid(root: &SysRoot, pid: u32) -> Result<Option<Owner>> {
+pub fn owner_of_pid(root: &SysRoot, layout: Option<Layout>, pid: u32) -> Result<Option<Owner>> {
     let path = root.proc_pid(pid, "cgroup");
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok(Some(
-            systemd_path_of(&text)
+            systemd_path_of(&text, layout)
                 .map(owner_of_cgroup)
                 .unwrap_or(Owner::Outside(String::new())),
         )),
@@ -158,7 +180,7 @@ pub fn ancestor_units(root: &SysRoot, start: u32) -> Vec<String> {
     let mut units = Vec::new();
     let mut pid = start;
     for _ in 0..256 {
-        if let Ok(Some(Owner::Unit(u))) = owner_of_pid(root, pid) {
+        if let Ok(Some(Owner::Unit(u))) = owner_of_pid(root, detect(root), pid) {
             if !units.contains(&u) {
                 units.push(u);
             }
@@ -176,14 +198,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn picks_name_systemd_over_unified() {
+    fn picks_the_line_of_the_layout() {
         let legacy = "12:pids:/system.slice/a.service\n1:name=systemd:/system.slice/a.service\n0::/\n";
-        assert_eq!(systemd_path_of(legacy), Some("/system.slice/a.service"));
+        // A v2 container on a hybrid host, as seen inside the container.
+        let v2_on_hybrid = "9:name=systemd:/\n8:pids:/\n0::/system.slice/b.service\n";
+        for layout in [Some(Layout::Legacy), Some(Layout::Hybrid), None] {
+            assert_eq!(systemd_path_of(legacy, layout), Some("/system.slice/a.service"));
+        }
+        for layout in [Some(Layout::Unified), Some(Layout::Hybrid), None] {
+            assert_eq!(systemd_path_of(v2_on_hybrid, layout), Some("/system.slice/b.service"));
+        }
         assert_eq!(
-            systemd_path_of("0::/system.slice/b.service\n"),
+            systemd_path_of("0::/system.slice/b.service\n", None),
             Some("/system.slice/b.service")
         );
-        assert_eq!(systemd_path_of("garbage\n"), None);
+        assert_eq!(systemd_path_of("garbage\n", None), None);
+    }
+
+    #[test]
+    fn pids_under_reads_nested_cgroups() {
+        let d = tempfile::tempdir().unwrap();
+        let r = SysRoot::new(d.path());
+        let unit = r.path("sys/fs/cgroup/system.slice/a.service");
+        std::fs::create_dir_all(unit.join("payload")).unwrap();
+        std::fs::write(unit.join("cgroup.procs"), "12\n10\n").unwrap();
+        std::fs::write(unit.join("payload/cgroup.procs"), "11\n10\n").unwrap();
+        let pids = pids_under(&r, Layout::Unified, "/system.slice/a.service").unwrap();
+        assert_eq!(pids, vec![10, 11, 12]);
+        assert!(pids_under(&r, Layout::Unified, "/system.slice/gone.service")
+            .unwrap()
+            .is_empty());
     }
 
     #[test]

@@ -32,6 +32,16 @@ pub struct Cli {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
 
+    /// Give all restart jobs together this many seconds to finish.
+    #[arg(long, value_name = "SECS", default_value_t = crate::restart::DEFAULT_TIMEOUT_SECS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout: u64,
+
+    /// Don't re-execute systemd when PID 1 itself runs stale code (a deny
+    /// link for init.scope in /etc/restart-stale does the same).
+    #[arg(long)]
+    pub no_reexec: bool,
+
     /// More output: -v shows every unit and debug messages, -vv traces.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -59,6 +69,23 @@ pub struct ScanArgs {
     /// Print the report as JSON (schema in docs/json.md).
     #[arg(long)]
     pub json: bool,
+
+    /// Also check non-executable file mappings (data files such as locale
+    /// archives); by default only executable mappings count.
+    #[arg(long)]
+    pub data_files: bool,
+
+    /// How to read mappings: `auto` uses the PROCMAP_QUERY ioctl where the
+    /// kernel has it; `text` always parses /proc/PID/maps (benchmarks).
+    #[arg(long, hide = true, value_enum, default_value_t = ScanMethod::Auto)]
+    pub scan_method: ScanMethod,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScanMethod {
+    #[default]
+    Auto,
+    Text,
 }
 
 #[derive(Debug, Subcommand)]
@@ -125,6 +152,10 @@ Restarts are needed but were not done (\fBstatus\fR, \fB\-n\fR).
 A restart failed, timed out, or left stale code running.
 .SH FILES
 .TP
+\fI/run/restart\-stale/lock\fR
+Held while restarting, so only one instance restarts at a time. A second
+instance waits 10 seconds, then gives up with an error naming the holder.
+.TP
 \fI/etc/restart\-stale/UNIT\fR
 Admin policy: a symlink allows UNIT; a link to /dev/null denies it.
 .TP
@@ -150,5 +181,10 @@ mod tests {
         assert!(Cli::try_parse_from(["restart-stale", "allow"]).is_err());
         let c = Cli::try_parse_from(["restart-stale", "-n", "-a", "--changed-files", "-"]).unwrap();
         assert!(c.dry_run && c.scan.all);
+        assert_eq!(c.timeout, crate::restart::DEFAULT_TIMEOUT_SECS);
+        let c = Cli::try_parse_from(["restart-stale", "--timeout", "30", "--no-reexec"]).unwrap();
+        assert!(c.timeout == 30 && c.no_reexec);
+        assert!(Cli::try_parse_from(["restart-stale", "--timeout", "0"]).is_err());
+        assert!(Cli::try_parse_from(["restart-stale", "--no-reexec", "status"]).is_err());
     }
 }

@@ -72,7 +72,7 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
     let members = match (scope, layout) {
         (Scope::SystemUnits, Some(l)) => cgroup::system_members(root, l)?,
         (Scope::SystemUnits, None) => Vec::new(),
-        (Scope::Everything, _) => members_from_proc(root)?,
+        (Scope::Everything, l) => members_from_proc(root, l)?,
     };
     let mut out = Scan {
         layout,
@@ -109,11 +109,11 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
     Ok(out)
 }
 
-fn members_from_proc(root: &SysRoot) -> Result<Vec<Member>> {
+fn members_from_proc(root: &SysRoot, layout: Option<Layout>) -> Result<Vec<Member>> {
     let mut out = Vec::new();
     for pid in cgroup::all_pids(root)? {
         // A process that exits between listing and reading is simply gone.
-        if let Ok(Some(owner)) = cgroup::owner_of_pid(root, pid) {
+        if let Ok(Some(owner)) = cgroup::owner_of_pid(root, layout, pid) {
             out.push(Member { pid, owner });
         }
     }

@@ -64,11 +64,11 @@ fn assert_views_agree(root: &SysRoot) {
     let Some(layout) = cgroup::detect(root) else { return };
     let walked = cgroup::system_members(root, layout).unwrap();
     for m in &walked {
-        let from_proc = cgroup::owner_of_pid(root, m.pid).unwrap().unwrap();
+        let from_proc = cgroup::owner_of_pid(root, Some(layout), m.pid).unwrap().unwrap();
         assert_eq!(from_proc, m.owner, "pid {} placed differently by the two views", m.pid);
     }
     for pid in cgroup::all_pids(root).unwrap() {
-        let owner = cgroup::owner_of_pid(root, pid).unwrap().unwrap();
+        let owner = cgroup::owner_of_pid(root, Some(layout), pid).unwrap().unwrap();
         if matches!(owner, Owner::Unit(_) | Owner::Init) {
             assert!(
                 walked.iter().any(|m| m.pid == pid),

@@ -368,10 +368,16 @@ e2e_in() {
 
 # e2e_run NAME CMD...: run CMD inside NAME in its own transient unit, as an
 # admin's shell would, wait for it and pass its output and exit status.
+# The unit goes into user.slice (E2E_RUN_SLICE), where an admin's login
+# session would be: in system.slice, apt and any hook it runs would sit in a
+# system.slice unit (run-uN.service) that restart-stale would consider too.
+# To test apt run from a system service (unattended-upgrades), set
+# E2E_RUN_SLICE=system.slice.
 e2e_run() {
     local name=$1
     shift
     e2e_in "$name" systemd-run --quiet --wait --pipe --collect \
+        --slice="${E2E_RUN_SLICE:-user.slice}" \
         --setenv=DEBIAN_FRONTEND=noninteractive -- "$@" </dev/null
 }
 

@@ -1,0 +1,338 @@
+//! The zbus implementation of [`ServiceManager`], on the system bus.
+//!
+//! zbus 5's blocking API with our own small `#[zbus::proxy]` definitions:
+//! we make a handful of calls and wait for one signal, so an async runtime
+//! (or zbus_systemd, which only has async proxies) would not pay for
+//! itself. zbus 6 dropped the blocking API, hence the pin to 5.x.
+//!
+//! Interfaces: org.freedesktop.systemd1(5). Properties are read uncached,
+//! one `Get` each, so no `PropertiesChanged` match rules are installed.
+
+use super::{Enqueued, JobRemoved, ServiceManager, UnitInfo, UnitQuery};
+use anyhow::{anyhow, bail, Context, Result};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use zbus::blocking::{fdo::DBusProxy, Connection, MessageIterator};
+use zbus::proxy::CacheProperties;
+use zbus::zvariant::{OwnedObjectPath, Value};
+
+const SYSTEMD: &str = "org.freedesktop.systemd1";
+const MANAGER_PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
+
+/// How long one method call may take. Restart calls only queue a job and
+/// return at once; this guards against a hung systemd, not slow units.
+const METHOD_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How many `JobRemoved` signals zbus may buffer before our reader thread
+/// drains them; a restart can trigger jobs for many dependencies.
+const SIGNAL_QUEUE: usize = 4096;
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Manager",
+    default_service = "org.freedesktop.systemd1",
+    default_path = "/org/freedesktop/systemd1",
+    gen_async = false
+)]
+trait Manager {
+    fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
+    fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
+    fn subscribe(&self) -> zbus::Result<()>;
+    fn reexecute(&self) -> zbus::Result<()>;
+    fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    fn start_transient_unit(
+        &self,
+        name: &str,
+        mode: &str,
+        properties: &[(&str, Value<'_>)],
+        aux: &[(&str, &[(&str, Value<'_>)])],
+    ) -> zbus::Result<OwnedObjectPath>;
+    #[zbus(property, name = "Version")]
+    fn version(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Unit",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+trait Unit {
+    #[zbus(property, name = "ActiveState")]
+    fn active_state(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "SubState")]
+    fn sub_state(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "RefuseManualStop")]
+    fn refuse_manual_stop(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "CanStart")]
+    fn can_start(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "CanStop")]
+    fn can_stop(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "TriggeredBy")]
+    fn triggered_by(&self) -> zbus::Result<Vec<String>>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Service",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+trait Service {
+    #[zbus(property, name = "Type")]
+    fn service_type(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "KillMode")]
+    fn kill_mode(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "MainPID")]
+    fn main_pid(&self) -> zbus::Result<u32>;
+    #[zbus(property, name = "ControlGroup")]
+    fn control_group(&self) -> zbus::Result<String>;
+}
+
+#[zbus::proxy(
+    interface = "org.freedesktop.systemd1.Socket",
+    default_service = "org.freedesktop.systemd1",
+    gen_async = false
+)]
+trait Socket {
+    #[zbus(property, name = "Accept")]
+    fn accept(&self) -> zbus::Result<bool>;
+}
+
+/// The D-Bus error name of a failed call, if it was a method error.
+fn error_name(e: &zbus::Error) -> Option<String> {
+    use zbus::DBusError;
+    match e {
+        zbus::Error::MethodError(name, _, _) => Some(name.to_string()),
+        zbus::Error::FDO(f) => Some(f.name().to_string()),
+        _ => None,
+    }
+}
+
+/// systemd on the system bus.
+pub struct Dbus {
+    conn: Connection,
+    jobs: Mutex<Option<Receiver<JobRemoved>>>,
+}
+
+impl Dbus {
+    /// Connects to the system bus. systemd's private socket is not tried:
+    /// a peer-to-peer connection needs zbus's `p2p` feature, and every
+    /// systemd host we target runs a bus (dbus-daemon or dbus-broker).
+    pub fn connect() -> Result<Self> {
+        let conn = zbus::blocking::connection::Builder::system()
+            .and_then(|b| b.method_timeout(METHOD_TIMEOUT).build())
+            .context("failed to connect to the D-Bus system bus (is dbus running?)")?;
+        Ok(Self {
+            conn,
+            jobs: Mutex::new(None),
+        })
+    }
+
+    fn manager(&self) -> Result<ManagerProxy<'_>> {
+        Ok(ManagerProxy::builder(&self.conn)
+            .cache_properties(CacheProperties::No)
+            .build()?)
+    }
+
+    /// The unit's object path; `None` when systemd has not loaded it.
+    fn unit_path(&self, name: &str) -> Result<Option<OwnedObjectPath>> {
+        match self.manager()?.get_unit(name) {
+            Ok(p) => Ok(Some(p)),
+            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.NoSuchUnit") => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("failed to look up {name}")),
+        }
+    }
+
+    fn read_unit(&self, name: &str, path: OwnedObjectPath) -> zbus::Result<UnitInfo> {
+        let unit = UnitProxy::builder(&self.conn)
+            .path(path.clone())?
+            .cache_properties(CacheProperties::No)
+            .build()?;
+        let mut info = UnitInfo {
+            active_state: unit.active_state()?,
+            sub_state: unit.sub_state()?,
+            refuse_manual_stop: unit.refuse_manual_stop()?,
+            can_start: unit.can_start()?,
+            can_stop: unit.can_stop()?,
+            triggered_by: unit.triggered_by()?,
+            ..UnitInfo::default()
+        };
+        if name.ends_with(".service") {
+            let svc = ServiceProxy::builder(&self.conn)
+                .path(path)?
+                .cache_properties(CacheProperties::No)
+                .build()?;
+            info.service_type = Some(svc.service_type()?);
+            info.kill_mode = Some(svc.kill_mode()?);
+            info.main_pid = svc.main_pid()?;
+            info.control_group = svc.control_group()?;
+        }
+        Ok(info)
+    }
+
+    /// Polls until `org.freedesktop.systemd1` has an owner other than
+    /// `before` and answers a property read.
+    fn wait_for_systemd(&self, before: Option<String>, deadline: Instant) -> Result<()> {
+        let dbus = DBusProxy::new(&self.conn)?;
+        loop {
+            let owner = dbus.get_name_owner(SYSTEMD.try_into()?).ok().map(|o| o.to_string());
+            if owner.is_some() && owner != before && self.manager()?.version().is_ok() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                bail!("systemd did not come back on the bus after re-executing");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl UnitQuery for Dbus {
+    fn unit(&self, name: &str) -> Result<Option<UnitInfo>> {
+        let Some(path) = self.unit_path(name)? else {
+            return Ok(None);
+        };
+        match self.read_unit(name, path) {
+            Ok(info) => Ok(Some(info)),
+            // Unloaded between GetUnit and the property reads.
+            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.DBus.Error.UnknownObject") => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("failed to read the properties of {name}")),
+        }
+    }
+
+    fn socket_accepts(&self, socket: &str) -> Result<bool> {
+        let Some(path) = self.unit_path(socket)? else {
+            return Ok(false);
+        };
+        let proxy = SocketProxy::builder(&self.conn)
+            .path(path)?
+            .cache_properties(CacheProperties::No)
+            .build()?;
+        proxy
+            .accept()
+            .with_context(|| format!("failed to read Accept of {socket}"))
+    }
+}
+
+impl ServiceManager for Dbus {
+    fn subscribe(&self) -> Result<()> {
+        // The match rule is registered with the bus before Subscribe
+        // returns, and the reader thread drains signals into a channel so
+        // none are lost while we are busy enqueueing.
+        let rule = zbus::MatchRule::builder()
+            .msg_type(zbus::message::Type::Signal)
+            .sender(SYSTEMD)?
+            .path(MANAGER_PATH)?
+            .interface(MANAGER_IFACE)?
+            .member("JobRemoved")?
+            .build();
+        let signals = MessageIterator::for_match_rule(rule, &self.conn, Some(SIGNAL_QUEUE))
+            .context("failed to listen for JobRemoved signals")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("job-removed".into())
+            .spawn(move || {
+                for msg in signals {
+                    // An error here means the connection is gone: stop,
+                    // which closes the channel and tells the waiter.
+                    let Ok(msg) = msg else { break };
+                    let Ok((_id, job, unit, result)) =
+                        msg.body().deserialize::<(u32, OwnedObjectPath, String, String)>()
+                    else {
+                        continue;
+                    };
+                    let ev = JobRemoved {
+                        job: job.to_string(),
+                        unit,
+                        result,
+                    };
+                    if tx.send(ev).is_err() {
+                        break;
+                    }
+                }
+            })
+            .context("failed to start the signal reader thread")?;
+        *self.jobs.lock().map_err(|_| anyhow!("job channel poisoned"))? = Some(rx);
+        self.manager()?
+            .subscribe()
+            .context("failed to subscribe to systemd's signals")
+    }
+
+    fn enqueue_restart(&self, unit: &str) -> Result<Enqueued> {
+        match self.manager()?.try_restart_unit(unit, "replace") {
+            Ok(job) => Ok(Enqueued::Job(job.to_string())),
+            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.OnlyByDependency") => {
+                Ok(Enqueued::Refused(e.to_string()))
+            }
+            Err(e) => Err(e).with_context(|| format!("failed to restart {unit}")),
+        }
+    }
+
+    fn next_job_removed(&self, deadline: Instant) -> Result<Option<JobRemoved>> {
+        let guard = self.jobs.lock().map_err(|_| anyhow!("job channel poisoned"))?;
+        let rx = guard.as_ref().context("not subscribed to JobRemoved")?;
+        let wait = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(wait) {
+            Ok(ev) => Ok(Some(ev)),
+            Err(RecvTimeoutError::Timeout) => Ok(None),
+            Err(RecvTimeoutError::Disconnected) => bail!("lost the connection to the system bus"),
+        }
+    }
+
+    fn reexecute(&self, deadline: Instant) -> Result<()> {
+        let dbus = DBusProxy::new(&self.conn)?;
+        let before = dbus.get_name_owner(SYSTEMD.try_into()?).ok().map(|o| o.to_string());
+        // systemd does not answer Reexecute; the bus reports NoReply once
+        // the old instance drops off (systemctl's daemon-reexec expects the
+        // same). Any other error means it was not done.
+        if let Err(e) = self.manager()?.reexecute() {
+            match error_name(&e).as_deref() {
+                Some("org.freedesktop.DBus.Error.NoReply") | Some("org.freedesktop.DBus.Error.Disconnected") => {}
+                _ if matches!(e, zbus::Error::InputOutput(_)) => {}
+                _ => return Err(e).context("failed to re-execute systemd"),
+            }
+        }
+        self.wait_for_systemd(before, deadline)
+    }
+
+    fn start_transient_service(&self, name: &str, argv: &[String], description: &str) -> Result<()> {
+        if !name.ends_with(".service") {
+            bail!("transient unit name {name:?} must end in .service");
+        }
+        let Some(program) = argv.first() else {
+            bail!("no command given for {name}");
+        };
+        let manager = self.manager()?;
+        if let Some(info) = self.unit(name)? {
+            match info.active_state.as_str() {
+                "active" | "activating" | "deactivating" | "reloading" => {
+                    log::info!("{name}: already {}; not starting it again", info.active_state);
+                    return Ok(());
+                }
+                // A failed transient unit stays loaded and blocks its name.
+                "failed" => manager
+                    .reset_failed_unit(name)
+                    .with_context(|| format!("failed to reset {name}"))?,
+                _ => {}
+            }
+        }
+        let exec_start = vec![(program.clone(), argv.to_vec(), false)];
+        let props: Vec<(&str, Value<'_>)> = vec![
+            ("Description", Value::from(description)),
+            ("Type", Value::from("oneshot")),
+            // Unload it when it ends, even after a failure, so the name is
+            // free for the next transaction.
+            ("CollectMode", Value::from("inactive-or-failed")),
+            ("ExecStart", Value::from(exec_start)),
+        ];
+        match manager.start_transient_unit(name, "replace", &props, &[]) {
+            Ok(_) => Ok(()),
+            // Someone else started it between our check and the call.
+            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.UnitExists") => {
+                log::info!("{name}: already exists; not starting it again");
+                Ok(())
+            }
+            Err(e) => Err(e).with_context(|| format!("failed to start transient unit {name}")),
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! A scripted, recording [`ServiceManager`] for tests: units are plain
+//! data, `JobRemoved` signals come from a script, and every call is
+//! recorded so a test can assert what was (not) asked of systemd.
+
+use super::{Enqueued, JobRemoved, ServiceManager, UnitInfo, UnitQuery};
+use anyhow::{bail, Result};
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+/// One call made to the fake.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Unit(String),
+    SocketAccepts(String),
+    Subscribe,
+    EnqueueRestart(String),
+    NextJobRemoved,
+    Reexecute,
+    StartTransient { name: String, argv: Vec<String> },
+}
+
+impl Call {
+    /// Whether the call changes state in systemd. `Subscribe` only adds
+    /// us as a signal listener but is still not something a dry run does.
+    pub fn mutates(&self) -> bool {
+        matches!(
+            self,
+            Call::Subscribe | Call::EnqueueRestart(_) | Call::Reexecute | Call::StartTransient { .. }
+        )
+    }
+}
+
+/// What the next `next_job_removed` call yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The job last enqueued for `unit` ended with `result`.
+    Removed { unit: String, result: String },
+    /// A job somebody else queued ended.
+    Foreign { unit: String, result: String },
+    /// The bus connection dropped; this and every later wait fails.
+    Disconnect,
+}
+
+impl Event {
+    pub fn removed(unit: &str, result: &str) -> Self {
+        Event::Removed {
+            unit: unit.into(),
+            result: result.into(),
+        }
+    }
+}
+
+/// The fake service manager. An empty event script behaves like a
+/// deadline that has passed.
+#[derive(Default)]
+pub struct Fake {
+    pub units: HashMap<String, UnitInfo>,
+    /// Sockets with `Accept=yes`.
+    pub accepting_sockets: Vec<String>,
+    /// Units whose restart systemd refuses (`OnlyByDependency`).
+    pub refuse: Vec<String>,
+    /// Units whose restart call fails outright.
+    pub fail_enqueue: Vec<String>,
+    /// Whether `reexecute` fails.
+    pub reexec_fails: bool,
+    pub events: RefCell<VecDeque<Event>>,
+    calls: RefCell<Vec<Call>>,
+    jobs: RefCell<HashMap<String, String>>,
+    next_job: Cell<u32>,
+    subscribed: Cell<bool>,
+    disconnected: Cell<bool>,
+    started: RefCell<Vec<(String, Vec<String>)>>,
+}
+
+impl Fake {
+    /// A fake with these units loaded.
+    pub fn with_units<'a>(units: impl IntoIterator<Item = (&'a str, UnitInfo)>) -> Self {
+        Fake {
+            units: units.into_iter().map(|(n, i)| (n.to_string(), i)).collect(),
+            ..Fake::default()
+        }
+    }
+
+    /// Appends signals to the script.
+    pub fn script(&self, events: impl IntoIterator<Item = Event>) {
+        self.events.borrow_mut().extend(events);
+    }
+
+    /// Every call so far, in order.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.borrow().clone()
+    }
+
+    /// The units restart was asked for, in order.
+    pub fn restarted(&self) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::EnqueueRestart(u) => Some(u),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Transient services really started (not no-ops), with their argv.
+    pub fn transient_started(&self) -> Vec<(String, Vec<String>)> {
+        self.started.borrow().clone()
+    }
+
+    fn record(&self, c: Call) {
+        self.calls.borrow_mut().push(c);
+    }
+}
+
+/// A healthy `active (running)` simple service with main PID `pid`.
+pub fn running_service(pid: u32) -> UnitInfo {
+    UnitInfo {
+        active_state: "active".into(),
+        sub_state: "running".into(),
+        can_start: true,
+        can_stop: true,
+        service_type: Some("simple".into()),
+        kill_mode: Some("control-group".into()),
+        main_pid: pid,
+        ..UnitInfo::default()
+    }
+}
+
+impl UnitQuery for Fake {
+    fn unit(&self, name: &str) -> Result<Option<UnitInfo>> {
+        self.record(Call::Unit(name.into()));
+        Ok(self.units.get(name).cloned())
+    }
+
+    fn socket_accepts(&self, socket: &str) -> Result<bool> {
+        self.record(Call::SocketAccepts(socket.into()));
+        Ok(self.accepting_sockets.iter().any(|s| s == socket))
+    }
+}
+
+impl ServiceManager for Fake {
+    fn subscribe(&self) -> Result<()> {
+        self.record(Call::Subscribe);
+        self.subscribed.set(true);
+        Ok(())
+    }
+
+    fn enqueue_restart(&self, unit: &str) -> Result<Enqueued> {
+        self.record(Call::EnqueueRestart(unit.into()));
+        if !self.subscribed.get() {
+            bail!("fake: restart of {unit} enqueued before subscribing");
+        }
+        if self.fail_enqueue.iter().any(|u| u == unit) {
+            bail!("fake: failed to restart {unit}");
+        }
+        if self.refuse.iter().any(|u| u == unit) {
+            return Ok(Enqueued::Refused(format!(
+                "unit {unit} may be requested by dependency only"
+            )));
+        }
+        let id = self.next_job.get() + 1;
+        self.next_job.set(id);
+        let job = format!("/org/freedesktop/systemd1/job/{id}");
+        self.jobs.borrow_mut().insert(unit.into(), job.clone());
+        Ok(Enqueued::Job(job))
+    }
+
+    fn next_job_removed(&self, _deadline: Instant) -> Result<Option<JobRemoved>> {
+        self.record(Call::NextJobRemoved);
+        if !self.subscribed.get() {
+            bail!("fake: waiting for jobs without subscribing");
+        }
+        if self.disconnected.get() {
+            bail!("fake: bus connection lost");
+        }
+        let ev = self.events.borrow_mut().pop_front();
+        match ev {
+            None => Ok(None),
+            Some(Event::Disconnect) => {
+                self.disconnected.set(true);
+                bail!("fake: bus connection lost")
+            }
+            Some(Event::Removed { unit, result }) => {
+                let job = self
+                    .jobs
+                    .borrow()
+                    .get(&unit)
+                    .cloned()
+                    .unwrap_or_else(|| "/job/none".into());
+                Ok(Some(JobRemoved { job, unit, result }))
+            }
+            Some(Event::Foreign { unit, result }) => Ok(Some(JobRemoved {
+                job: "/org/freedesktop/systemd1/job/99999".into(),
+                unit,
+                result,
+            })),
+        }
+    }
+
+    fn reexecute(&self, _deadline: Instant) -> Result<()> {
+        self.record(Call::Reexecute);
+        if self.reexec_fails {
+            bail!("fake: systemd did not come back on the bus after re-executing");
+        }
+        Ok(())
+    }
+
+    fn start_transient_service(&self, name: &str, argv: &[String], _description: &str) -> Result<()> {
+        self.record(Call::StartTransient {
+            name: name.into(),
+            argv: argv.to_vec(),
+        });
+        let loaded = self
+            .units
+            .get(name)
+            .is_some_and(|u| matches!(u.active_state.as_str(), "active" | "activating" | "deactivating"));
+        // A started transient unit stays activating for the rest of a test.
+        let already = loaded || self.started.borrow().iter().any(|(n, _)| n == name);
+        if !already {
+            self.started.borrow_mut().push((name.into(), argv.to_vec()));
+        }
+        Ok(())
+    }
+}

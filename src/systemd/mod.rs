@@ -1,0 +1,125 @@
+//! The boundary to the service manager: one thin trait pair in front of
+//! systemd's D-Bus API ([`dbus`]), with a recording fake for tests
+//! ([`fake`]).
+//!
+//! The split is deliberate: [`UnitQuery`] only reads, [`ServiceManager`]
+//! adds everything that changes state. A dry run is handed a
+//! `&dyn UnitQuery`, so the compiler proves it cannot restart anything.
+
+pub mod dbus;
+pub mod fake;
+
+use crate::sysroot::SysRoot;
+use anyhow::Result;
+use std::time::Instant;
+
+/// The live properties of one loaded unit that the restart rules need.
+/// Service-only properties are `None`/0/empty for other unit types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitInfo {
+    pub active_state: String,
+    pub sub_state: String,
+    pub refuse_manual_stop: bool,
+    pub can_start: bool,
+    pub can_stop: bool,
+    /// Units that can activate this one, e.g. `foo.socket`.
+    pub triggered_by: Vec<String>,
+    /// `Service.Type`: simple, exec, forking, oneshot, notify, …
+    pub service_type: Option<String>,
+    /// `KillMode`: control-group, mixed, process or none.
+    pub kill_mode: Option<String>,
+    /// `Service.MainPID`; 0 when there is none.
+    pub main_pid: u32,
+    /// `ControlGroup`, e.g. `/system.slice/foo.service`; empty when none.
+    pub control_group: String,
+}
+
+impl UnitInfo {
+    /// `active (running)`: the only state in which a restart is wanted.
+    pub fn running(&self) -> bool {
+        self.active_state == "active" && self.sub_state == "running"
+    }
+}
+
+/// A `JobRemoved` signal: job `job` for `unit` ended with `result` (one
+/// of done, canceled, timeout, failed, dependency, skipped; see
+/// org.freedesktop.systemd1(5)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRemoved {
+    pub job: String,
+    pub unit: String,
+    pub result: String,
+}
+
+/// The answer to a restart request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Enqueued {
+    /// A job was queued; its object path.
+    Job(String),
+    /// systemd refused, e.g. `RefuseManualStop=yes` ("may be requested by
+    /// dependency only"). A skip, not a crash.
+    Refused(String),
+}
+
+/// Read-only questions to the service manager: all a dry run may ask.
+pub trait UnitQuery {
+    /// The unit's live properties; `None` if systemd has no such unit loaded.
+    fn unit(&self, name: &str) -> Result<Option<UnitInfo>>;
+
+    /// Whether `socket` has `Accept=yes` (spawns one service per connection).
+    fn socket_accepts(&self, socket: &str) -> Result<bool>;
+}
+
+/// Everything that changes state in the service manager, on top of the
+/// read-only questions.
+pub trait ServiceManager: UnitQuery {
+    /// Starts listening for `JobRemoved`, then asks systemd to send it
+    /// (`Manager.Subscribe`). Call once, before any job is enqueued, so no
+    /// signal can slip past.
+    fn subscribe(&self) -> Result<()>;
+
+    /// `Manager.TryRestartUnit(unit, "replace")`: restarts the unit if it
+    /// runs, and never starts a unit that stopped meanwhile.
+    fn enqueue_restart(&self, unit: &str) -> Result<Enqueued>;
+
+    /// The next `JobRemoved` signal. `Ok(None)` once `deadline` passes;
+    /// `Err` when the bus connection is gone.
+    fn next_job_removed(&self, deadline: Instant) -> Result<Option<JobRemoved>>;
+
+    /// `Manager.Reexecute`, then waits until systemd answers on the bus
+    /// again, at most until `deadline`.
+    fn reexecute(&self, deadline: Instant) -> Result<()>;
+
+    /// Runs `argv` as a transient `Type=oneshot` service `name`
+    /// (`Manager.StartTransientUnit`), without waiting for it. A no-op
+    /// returning `Ok` when a unit of that name is already active,
+    /// activating or deactivating, which makes "once per transaction" work
+    /// for callers that fire several times.
+    fn start_transient_service(&self, name: &str, argv: &[String], description: &str) -> Result<()>;
+}
+
+/// Whether systemd runs as the init system under `root`, the check of
+/// sd_booted(3): `/run/systemd/system` is a directory.
+pub fn booted(root: &SysRoot) -> bool {
+    std::fs::symlink_metadata(root.path("/run/systemd/system"))
+        .map(|m| m.is_dir())
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booted_needs_the_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let r = SysRoot::new(d.path());
+        assert!(!booted(&r));
+        std::fs::create_dir_all(r.path("/run/systemd")).unwrap();
+        std::fs::write(r.path("/run/systemd/system"), "").unwrap();
+        assert!(!booted(&r));
+        std::fs::remove_file(r.path("/run/systemd/system")).unwrap();
+        std::fs::create_dir(r.path("/run/systemd/system")).unwrap();
+        assert!(booted(&r));
+    }
+}
