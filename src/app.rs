@@ -42,6 +42,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Disallow { units }) => links(policy::Command::Disallow, &units),
         Some(Command::Default { units }) => links(policy::Command::Default, &units),
         Some(Command::GenerateAssets { dir }) => crate::cli::generate_assets(&dir).map(|_| exit::OK),
+        Some(Command::AptHook { hook }) => Ok(crate::apt::run(&root, hook, cli.verbose)),
         Some(Command::Status { scan }) => execute(&root, &RunOptions::from_args(&scan)?, Mode::Status, cli.verbose),
         None => {
             let mut opts = RunOptions::from_args(&cli.scan)?;

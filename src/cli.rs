@@ -113,6 +113,12 @@ pub enum Command {
     /// Write the man page and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets { dir: PathBuf },
+    /// Hooks apt runs (docs/apt.md); never fail the package manager.
+    #[command(hide = true)]
+    AptHook {
+        #[command(subcommand)]
+        hook: crate::apt::Hook,
+    },
 }
 
 /// Writes `restart-stale.1` and bash, zsh and fish completions into `dir`.

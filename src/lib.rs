@@ -5,6 +5,7 @@
 //! data; [`plan`] turns it into decisions without touching the OS.
 
 pub mod app;
+pub mod apt;
 pub mod cgroup;
 pub mod changed;
 pub mod cli;

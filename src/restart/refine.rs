@@ -163,14 +163,36 @@ fn leftovers(info: &UnitInfo, stale: &[u32]) -> Option<Skip> {
     })
 }
 
+/// The sockets that may have spawned `unit`: its `TriggeredBy` sockets,
+/// and for an instance `foo@….service` also `foo.socket`, the only socket
+/// that can spawn per-connection instances of `foo@.service`
+/// (systemd.socket(5), Accept=). The name rule matters because a
+/// per-connection instance can lose its `TriggeredBy` link to the socket
+/// when systemd re-executes (seen with systemd 252).
+fn sockets_of(unit: &str, info: &UnitInfo) -> Vec<String> {
+    let mut out: Vec<String> = info
+        .triggered_by
+        .iter()
+        .filter(|s| s.ends_with(".socket"))
+        .cloned()
+        .collect();
+    if let Some(template) = crate::unit_name::template_of(unit) {
+        let socket = template.replace("@.service", ".socket");
+        if template.ends_with("@.service") && !out.contains(&socket) {
+            out.push(socket);
+        }
+    }
+    out
+}
+
 /// Reads the facts for one candidate: read-only calls only.
 pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan) -> Result<Facts> {
     let info = q.unit(&u.unit)?;
     let mut accept_socket = None;
     if let Some(info) = &info {
-        for s in info.triggered_by.iter().filter(|s| s.ends_with(".socket")) {
-            if q.socket_accepts(s)? {
-                accept_socket = Some(s.clone());
+        for s in sockets_of(&u.unit, info) {
+            if q.socket_accepts(&s)? {
+                accept_socket = Some(s);
                 break;
             }
         }
@@ -306,6 +328,13 @@ mod tests {
         assert_eq!(f.accept_socket.as_deref(), Some("acc.socket"));
         assert_eq!(f.alive_stale, vec![10]);
         assert!(!fake.calls().contains(&Call::SocketAccepts("x.target".into())));
+        // An instance that lost its TriggeredBy link is still found by name.
+        let mut info = running_service(10);
+        info.triggered_by.clear();
+        let mut fake = Fake::with_units([("x@1.service", info)]);
+        fake.accepting_sockets = vec!["x.socket".into()];
+        let f = gather(&fake, &root, &u).unwrap();
+        assert_eq!(f.accept_socket.as_deref(), Some("x.socket"));
         assert!(fake.calls().iter().all(|c| !c.mutates()));
     }
 }

@@ -1,0 +1,123 @@
+//! `apt-hook post-invoke`: apt's `DPkg::Post-Invoke` hook, run after
+//! every dpkg run.
+//!
+//! One apt command can run dpkg several times, and unattended-upgrades
+//! runs it once per package group, so this hook must not act by itself.
+//! It only starts the transient unit [`FINISH_UNIT`]; systemd makes that a
+//! no-op while the unit is queued or running, and the unit waits until
+//! the package manager is done. Many dpkg runs, one restart.
+
+use super::{host, record, FINISH_UNIT};
+use crate::sysroot::SysRoot;
+use crate::systemd::ServiceManager;
+use anyhow::{Context, Result};
+
+const DESCRIPTION: &str = "Restart services left stale by an apt transaction";
+
+/// What the hook should do, decided from the environment and the record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Do nothing, and say why at this level.
+    Skip(log::Level, String),
+    /// Start the finish unit.
+    Launch,
+}
+
+pub fn decide(root: &SysRoot) -> Result<Decision> {
+    if let Some(why) = host::suspended() {
+        return Ok(Decision::Skip(
+            log::Level::Info,
+            format!("{why}: not restarting anything"),
+        ));
+    }
+    if let Err(why) = host::systemd_running(root) {
+        return Ok(Decision::Skip(
+            log::Level::Info,
+            format!("{why}: not restarting anything"),
+        ));
+    }
+    if !record::any_waiting(&root.path(record::DIR))? {
+        let why = "no recorded apt transaction: nothing to do".to_string();
+        return Ok(Decision::Skip(log::Level::Debug, why));
+    }
+    Ok(Decision::Launch)
+}
+
+pub fn run(root: &SysRoot, verbose: u8) -> Result<()> {
+    match decide(root)? {
+        Decision::Skip(level, why) => log::log!(level, "{why}"),
+        Decision::Launch => {
+            let mgr = crate::systemd::dbus::Dbus::connect()?;
+            launch(&mgr, root, verbose)?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts (or leaves running) the finish unit.
+pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
+    let argv = finish_argv(root, verbose)?;
+    mgr.start_transient_service(FINISH_UNIT, &argv, DESCRIPTION)?;
+    log::info!("{FINISH_UNIT} acts once the package manager is done (see journalctl -u {FINISH_UNIT})");
+    Ok(())
+}
+
+/// `<this binary> apt-hook finish`, with our root and verbosity.
+pub fn finish_argv(root: &SysRoot, verbose: u8) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().context("failed to find our own executable")?;
+    let mut exe = exe.to_string_lossy().into_owned();
+    // The transaction may have just upgraded restart-stale itself: the
+    // kernel then names our image "/usr/bin/restart-stale (deleted)", and
+    // the new binary is at the old path.
+    if let Some(path) = exe.strip_suffix(" (deleted)") {
+        exe = path.to_string();
+    }
+    let mut argv = vec![exe, "apt-hook".into(), "finish".into()];
+    argv.extend((0..verbose.min(2)).map(|_| "-v".to_string()));
+    if !root.is_host() {
+        argv.push("--root".into());
+        argv.push(root.root().to_string_lossy().into_owned());
+    }
+    Ok(argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systemd::fake::Fake;
+
+    fn systemd_root() -> (tempfile::TempDir, SysRoot) {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(tmp.path());
+        std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
+        std::fs::create_dir_all(root.path("/proc/1")).unwrap();
+        std::os::unix::fs::symlink(tmp.path(), root.path("/proc/1/root")).unwrap();
+        (tmp, root)
+    }
+
+    #[test]
+    fn launches_only_with_systemd_and_a_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bare = SysRoot::new(tmp.path());
+        let no_systemd = Decision::Skip(log::Level::Info, "no systemd running: not restarting anything".into());
+        assert_eq!(decide(&bare).unwrap(), no_systemd);
+        let (_tmp, root) = systemd_root();
+        assert!(matches!(decide(&root).unwrap(), Decision::Skip(log::Level::Debug, _)));
+        record::append(&root.path(record::DIR), "begin 1 1\n").unwrap();
+        assert_eq!(decide(&root).unwrap(), Decision::Launch);
+    }
+
+    #[test]
+    fn starts_the_finish_unit_with_our_root() {
+        let (tmp, root) = systemd_root();
+        let fake = Fake::default();
+        launch(&fake, &root, 1).unwrap();
+        launch(&fake, &root, 1).unwrap();
+        let started = fake.transient_started();
+        assert_eq!(started.len(), 1, "the second start is a no-op: {started:?}");
+        let (name, argv) = &started[0];
+        assert_eq!(name, FINISH_UNIT);
+        assert_eq!(argv[1..5], ["apt-hook", "finish", "-v", "--root"]);
+        assert_eq!(argv[5], tmp.path().to_string_lossy());
+    }
+}

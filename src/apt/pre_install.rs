@@ -1,0 +1,165 @@
+//! `apt-hook pre-install-pkgs`: apt's `DPkg::Pre-Install-Pkgs` hook.
+//!
+//! Runs before every dpkg run with protocol 3 on stdin. It records the
+//! actions, and copies the file list of each installed package that dpkg
+//! is about to unpack over or remove: after dpkg ran, the list of a
+//! removed package is gone, and an upgrade's list no longer names the
+//! files the new version dropped.
+
+use super::host;
+use super::protocol::{self, HookInput, Step};
+use super::record::{self, Block};
+use super::{dpkg_info, AUTO_RESTART_KEY};
+use crate::sysroot::SysRoot;
+use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::io::Read;
+
+/// apt's whole configuration is a few hundred kB; anything near this is
+/// not apt talking to us.
+const STDIN_LIMIT: u64 = 64 << 20;
+
+pub fn run(root: &SysRoot) -> Result<()> {
+    // Always drain stdin, so apt's writes never fail, even when we skip.
+    let data = read_stdin()?;
+    if let Some(why) = host::suspended() {
+        log::info!("{why}: not recording this transaction");
+        return Ok(());
+    }
+    if let Err(why) = host::systemd_running(root) {
+        log::debug!("{why}: not recording this transaction");
+        return Ok(());
+    }
+    let input = protocol::parse(&data, "stdin");
+    for e in &input.errors {
+        log::error!("{e}");
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let block = build_block(root, &input, now, std::process::id());
+    let dir = root.path(record::DIR);
+    record::append(&dir, &block.render())?;
+    log::debug!(
+        "recorded {} actions and {} list entries in {}",
+        block.actions.len(),
+        block.lists.len(),
+        dir.display()
+    );
+    Ok(())
+}
+
+fn read_stdin() -> Result<Vec<u8>> {
+    let mut data = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    (&mut stdin)
+        .take(STDIN_LIMIT)
+        .read_to_end(&mut data)
+        .context("failed to read stdin")?;
+    let rest = std::io::copy(&mut stdin, &mut std::io::sink()).unwrap_or(0);
+    if rest > 0 {
+        log::error!("stdin: {rest} bytes past the first {STDIN_LIMIT} were ignored");
+    }
+    Ok(data)
+}
+
+/// The record block for one hook run: the parsed input plus the file
+/// lists copied now.
+pub fn build_block(root: &SysRoot, input: &HookInput, time: u64, pid: u32) -> Block {
+    let mut block = Block::new(time, pid);
+    block.command = input.config_value("CommandLine::AsString").map(str::to_string);
+    block.auto_restart = auto_restart(input);
+    block.actions = input.actions.clone();
+    block.errors = input.errors.iter().map(ToString::to_string).collect();
+    let (lists, problems) = capture_lists(root, input);
+    block.lists = lists;
+    for p in problems {
+        log::warn!("{p}");
+        block.errors.push(p);
+    }
+    block
+}
+
+/// The admin's `RestartStale::Auto-Restart`; on unless it says off. A
+/// value we can't read turns restarts off: the admin meant something.
+fn auto_restart(input: &HookInput) -> bool {
+    let Some(value) = input.config_value(AUTO_RESTART_KEY) else {
+        return true;
+    };
+    protocol::parse_bool(value).unwrap_or_else(|| {
+        log::warn!("{AUTO_RESTART_KEY} {value:?} is not a boolean; automatic restarts are off");
+        false
+    })
+}
+
+/// `(pkg:arch, path)` for the current files of each installed package
+/// being unpacked over or removed, once per package and arch.
+fn capture_lists(root: &SysRoot, input: &HookInput) -> (Vec<(String, String)>, Vec<String>) {
+    let mut seen = BTreeSet::new();
+    let mut lists = Vec::new();
+    let mut problems = Vec::new();
+    for a in &input.actions {
+        let Some(cur) = &a.current else { continue };
+        if !matches!(a.step, Step::Unpack(_) | Step::Remove) {
+            continue;
+        }
+        let key = format!("{}:{}", a.package, cur.arch);
+        if !seen.insert(key.clone()) {
+            continue;
+        }
+        match dpkg_info::package_files(root, &a.package, &[&cur.arch]) {
+            Ok(Some(files)) => lists.extend(files.into_iter().map(|f| (key.clone(), f))),
+            Ok(None) => log::debug!("{key}: no file list in {}", dpkg_info::INFO_DIR),
+            Err(e) => problems.push(format!("{e:#}")),
+        }
+    }
+    (lists, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn block_copies_lists_of_changed_installed_packages_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(tmp.path());
+        let info = root.path(dpkg_info::INFO_DIR);
+        fs::create_dir_all(&info).unwrap();
+        fs::write(info.join("libdemo1:amd64.list"), "/.\n/usr/lib/libdemo.so.1\n").unwrap();
+        fs::write(info.join("demod.list"), "/usr/sbin/demod\n").unwrap();
+        fs::write(info.join("configured.list"), "/usr/bin/configured\n").unwrap();
+        let stdin = "VERSION 3\n\
+CommandLine::AsString=apt-get%20upgrade\n\
+RestartStale::Auto-Restart=off\n\
+\n\
+libdemo1 1.0 amd64 same < 2.0 amd64 same /r/libdemo1.deb\n\
+libdemo1 1.0 amd64 same < 2.0 amd64 same **CONFIGURE**\n\
+demod 2.0 amd64 none > - - none **REMOVE**\n\
+configured 1 amd64 none < 2 amd64 none **CONFIGURE**\n\
+fresh - - none < 1 all none /r/fresh.deb\n\
+garbage\n";
+        let input = protocol::parse(stdin.as_bytes(), "stdin");
+        let b = build_block(&root, &input, 7, 8);
+        assert_eq!(b.command.as_deref(), Some("apt-get upgrade"));
+        assert!(!b.auto_restart);
+        assert_eq!(b.actions.len(), 5);
+        let lists: Vec<_> = b.lists.iter().map(|(k, p)| format!("{k} {p}")).collect();
+        assert_eq!(
+            lists,
+            ["libdemo1:amd64 /usr/lib/libdemo.so.1", "demod:amd64 /usr/sbin/demod"]
+        );
+        assert_eq!(b.errors.len(), 1);
+        assert!(b.errors[0].starts_with("stdin:10: "), "{:?}", b.errors);
+    }
+
+    #[test]
+    fn auto_restart_defaults_on_and_unreadable_means_off() {
+        let parse = |s: &str| protocol::parse(s.as_bytes(), "stdin");
+        assert!(auto_restart(&parse("VERSION 3\n\n")));
+        assert!(auto_restart(&parse("VERSION 3\nrestartstale::auto-restart=true\n\n")));
+        assert!(!auto_restart(&parse("VERSION 3\nRestartStale::Auto-Restart=maybe\n\n")));
+    }
+}

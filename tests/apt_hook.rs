@@ -1,0 +1,335 @@
+//! The apt hooks as apt runs them: real protocol-3 stdin, a fake root,
+//! exit status 0 whatever the input, and the record they leave behind.
+
+use assert_cmd::Command;
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const RECORD: &str = "run/restart-stale/apt";
+
+/// What apt 2.6 writes for `apt-get -y -q upgrade` (configuration cut
+/// down), upgrading a multi-arch library and removing a daemon.
+const UPGRADE: &str = "VERSION 3
+APT::Architecture=amd64
+APT::Architectures::=amd64
+APT::Architectures::=i386
+APT::Get::Assume-Yes=1
+DPkg::Pre-Install-Pkgs::=/usr/bin/restart-stale%20apt-hook%20pre-install-pkgs%20||%20true
+DPkg::Tools::Options::/usr/bin/restart-stale::Version=3
+CommandLine::AsString=apt-get%20-y%20-q%20upgrade
+Dir::State::status=/var/lib/dpkg/status
+
+libdemo1 1.0 amd64 same < 2.0 amd64 same /var/cache/apt/archives/libdemo1_2.0_amd64.deb
+libdemo1 1.0 i386 same < 2.0 i386 same /var/cache/apt/archives/libdemo1_2.0_i386.deb
+other 1.0 amd64 none > - - none **REMOVE**
+libdemo1 1.0 amd64 same < 2.0 amd64 same **CONFIGURE**
+libdemo1 1.0 i386 same < 2.0 i386 same **CONFIGURE**
+";
+
+fn bin(root: &Path) -> Command {
+    let mut c = Command::cargo_bin("restart-stale").unwrap();
+    c.env("RESTART_STALE_ROOT", root)
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RESTART_STALE_SUSPEND");
+    c
+}
+
+/// A root where systemd runs (PID 1 shares our root) and dpkg knows the
+/// demo packages.
+fn systemd_root() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    fs::create_dir_all(root.join("run/systemd/system")).unwrap();
+    fs::create_dir_all(root.join("proc/1")).unwrap();
+    symlink("../..", root.join("proc/1/root")).unwrap();
+    write_dpkg_info(root);
+    tmp
+}
+
+fn write_dpkg_info(root: &Path) {
+    let info = root.join("var/lib/dpkg/info");
+    fs::create_dir_all(&info).unwrap();
+    fs::create_dir_all(root.join("usr/lib/x86_64-linux-gnu")).unwrap();
+    fs::create_dir_all(root.join("usr/sbin")).unwrap();
+    fs::write(
+        info.join("libdemo1:amd64.list"),
+        "/.\n/usr\n/usr/lib\n/usr/lib/x86_64-linux-gnu\n/lib/x86_64-linux-gnu/libdemo.so.1\n",
+    )
+    .unwrap();
+    fs::write(
+        info.join("libdemo1:i386.list"),
+        "/usr/lib/i386-linux-gnu/libdemo.so.1\n",
+    )
+    .unwrap();
+    fs::write(info.join("other.list"), "/.\n/usr/sbin\n/sbin/other\n").unwrap();
+}
+
+fn pending(root: &Path) -> String {
+    fs::read_to_string(root.join(RECORD).join("pending")).unwrap_or_default()
+}
+
+fn record_files(root: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = fs::read_dir(root.join(RECORD))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| !p.ends_with("finish.lock"));
+    v.sort();
+    v
+}
+
+#[test]
+fn pre_install_records_actions_and_removed_lists() {
+    let tmp = systemd_root();
+    let root = tmp.path();
+    let out = bin(root)
+        .args(["apt-hook", "pre-install-pkgs"])
+        .write_stdin(UPGRADE)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{out:?}");
+    let rec = pending(root);
+    let lines: Vec<&str> = rec.lines().collect();
+    assert!(lines[0].starts_with("begin "), "{rec}");
+    assert_eq!(
+        &lines[1..],
+        [
+            "command apt-get -y -q upgrade",
+            "auto-restart true",
+            "action libdemo1 1.0 amd64 same < 2.0 amd64 same /var/cache/apt/archives/libdemo1_2.0_amd64.deb",
+            "action libdemo1 1.0 i386 same < 2.0 i386 same /var/cache/apt/archives/libdemo1_2.0_i386.deb",
+            "action other 1.0 amd64 none > - - none **REMOVE**",
+            "action libdemo1 1.0 amd64 same < 2.0 amd64 same **CONFIGURE**",
+            "action libdemo1 1.0 i386 same < 2.0 i386 same **CONFIGURE**",
+            "list libdemo1:amd64 /lib/x86_64-linux-gnu/libdemo.so.1",
+            "list libdemo1:i386 /usr/lib/i386-linux-gnu/libdemo.so.1",
+            "list other:amd64 /sbin/other",
+            "end",
+        ]
+    );
+    // A second dpkg run of the same transaction appends.
+    bin(root)
+        .args(["apt-hook", "pre-install-pkgs"])
+        .write_stdin(UPGRADE)
+        .assert()
+        .code(0);
+    assert_eq!(pending(root).matches("begin ").count(), 2);
+}
+
+#[test]
+fn garbage_stdin_exits_0_and_keeps_what_it_can() {
+    let tmp = systemd_root();
+    let root = tmp.path();
+    let mixed = UPGRADE.replace(
+        "other 1.0 amd64 none > - - none **REMOVE**",
+        "other 1.0 amd64 none > - - none **REMOVE**\nshort 1 amd64\n\u{1}\u{2} junk",
+    );
+    let out = bin(root)
+        .args(["apt-hook", "pre-install-pkgs"])
+        .write_stdin(mixed)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("stdin:14: missing field"), "{err}");
+    assert!(err.contains("stdin:15: "), "{err}");
+    let rec = pending(root);
+    assert_eq!(rec.matches("\naction ").count(), 5, "{rec}");
+    assert!(rec.contains("\nerror stdin:14: missing field"), "{rec}");
+
+    for junk in [
+        &b"\xff\xfe\x00garbage"[..],
+        b"",
+        b"VERSION 3\nA=b\n",
+        b"/var/cache/apt/archives/x.deb\n",
+    ] {
+        let out = bin(root)
+            .args(["apt-hook", "pre-install-pkgs"])
+            .write_stdin(junk)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{junk:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("stdin:"),
+            "{junk:?}: {out:?}"
+        );
+    }
+    assert!(pending(root).contains("error stdin:1: expected \"VERSION 3\""));
+}
+
+#[test]
+fn no_systemd_or_chroot_or_suspended_records_and_starts_nothing() {
+    let bare = tempfile::tempdir().unwrap();
+    write_dpkg_info(bare.path());
+    let chroot = systemd_root();
+    fs::remove_file(chroot.path().join("proc/1/root")).unwrap();
+    symlink("/", chroot.path().join("proc/1/root")).unwrap();
+    let suspended = systemd_root();
+    let cases = [
+        (bare.path(), None, "no systemd running: not restarting anything"),
+        (chroot.path(), None, "running in a chroot: not restarting anything"),
+        (
+            suspended.path(),
+            Some("1"),
+            "RESTART_STALE_SUSPEND=1 is set: not restarting anything",
+        ),
+    ];
+    for (root, suspend, said) in cases {
+        let mut pre = bin(root);
+        pre.args(["apt-hook", "pre-install-pkgs"]).write_stdin(UPGRADE);
+        let mut post = bin(root);
+        post.args(["apt-hook", "post-invoke"]);
+        if let Some(v) = suspend {
+            pre.env("RESTART_STALE_SUSPEND", v);
+            post.env("RESTART_STALE_SUSPEND", v);
+        }
+        pre.assert().code(0);
+        assert_eq!(record_files(root), Vec::<PathBuf>::new(), "{said}");
+        let out = post.output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(said), "{said}: {err}");
+    }
+}
+
+#[test]
+fn post_invoke_without_a_record_does_nothing() {
+    let tmp = systemd_root();
+    let out = bin(tmp.path()).args(["apt-hook", "post-invoke"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stderr.is_empty(), "{out:?}");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(entry.file_name());
+        let ty = entry.file_type().unwrap();
+        if ty.is_symlink() {
+            symlink(fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else if ty.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Golden case 05 (a.service maps the replaced libdemo, c.service runs a
+/// replaced /sbin/other, b.service maps a stale file of no package) with
+/// systemd and dpkg added, and `maps.in` expanded as the golden test does.
+fn case_root() -> tempfile::TempDir {
+    use std::os::unix::fs::MetadataExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/05-changed-merged-usr/root");
+    copy_tree(&case, root);
+    for pid in fs::read_dir(root.join("proc")).unwrap().flatten() {
+        let Ok(template) = fs::read_to_string(pid.path().join("maps.in")) else {
+            continue;
+        };
+        let mut maps = String::new();
+        let mut rest = template.as_str();
+        while let Some(start) = rest.find('{') {
+            maps.push_str(&rest[..start]);
+            let end = start + rest[start..].find('}').unwrap();
+            let (kind, path) = rest[start + 1..end].split_once(':').unwrap();
+            let md = fs::metadata(root.join(path)).unwrap();
+            match kind {
+                "dev" => maps.push_str(&format!("{:02x}:{:02x}", libc::major(md.dev()), libc::minor(md.dev()))),
+                _ => maps.push_str(&md.ino().to_string()),
+            }
+            rest = &rest[end + 1..];
+        }
+        maps.push_str(rest);
+        fs::write(pid.path().join("maps"), maps).unwrap();
+    }
+    fs::create_dir_all(root.join("run/systemd/system")).unwrap();
+    write_dpkg_info(root);
+    fs::create_dir_all(root.join("etc/restart-stale")).unwrap();
+    for unit in ["a.service", "b.service", "c.service"] {
+        symlink(
+            format!("/usr/lib/systemd/system/{unit}"),
+            root.join("etc/restart-stale").join(unit),
+        )
+        .unwrap();
+    }
+    tmp
+}
+
+/// Holds the dpkg frontend lock the way apt does (a classic fcntl write
+/// lock), from this process.
+struct FrontendLock {
+    _file: fs::File,
+}
+
+impl FrontendLock {
+    fn take(root: &Path) -> Self {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("var/lib/dpkg/lock-frontend"))
+            .unwrap();
+        // SAFETY: flock is plain data; fcntl gets a valid fd and pointer.
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = libc::F_WRLCK as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        assert_eq!(unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLK, &fl) }, 0);
+        FrontendLock { _file: file }
+    }
+}
+
+#[test]
+fn finish_waits_for_apt_then_reports_once_when_auto_restart_is_off() {
+    let tmp = case_root();
+    let root = tmp.path();
+    let stdin = UPGRADE.replace(
+        "Dir::State::status=",
+        "RestartStale::Auto-Restart=false\nDir::State::status=",
+    );
+    bin(root)
+        .args(["apt-hook", "pre-install-pkgs"])
+        .write_stdin(stdin)
+        .assert()
+        .code(0);
+    // dpkg ran: the removed package's list is gone.
+    fs::remove_file(root.join("var/lib/dpkg/info/other.list")).unwrap();
+
+    let lock = FrontendLock::take(root);
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(lock);
+    });
+    let start = Instant::now();
+    let out = bin(root).args(["apt-hook", "finish"]).output().unwrap();
+    release.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        start.elapsed() >= Duration::from_millis(1500),
+        "finish did not wait for the lock"
+    );
+    assert!(stderr.contains("waiting until the package manager is done"), "{stderr}");
+    assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");
+    assert!(stderr.contains("other:amd64 1.0 → (removed)"), "{stderr}");
+    assert!(stderr.contains("reporting only"), "{stderr}");
+    let unit_line = |u: &str| stdout.lines().find(|l| l.starts_with(u)).unwrap_or("").to_string();
+    assert!(unit_line("a.service").contains("restart"), "{stdout}");
+    assert!(unit_line("c.service").contains("restart"), "{stdout}");
+    assert!(!unit_line("b.service").contains("restart"), "{stdout}");
+    assert_eq!(
+        record_files(root),
+        Vec::<PathBuf>::new(),
+        "the record was taken and removed"
+    );
+
+    let again = bin(root).args(["apt-hook", "finish"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(again.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to do"));
+}
