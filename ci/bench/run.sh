@@ -56,7 +56,7 @@ tool_cmd() { # TOOL -> command words
     checkrestart) echo "checkrestart -a" ;;
     esac
 }
-run_tool() { # TOOL OUTFILE -> "microseconds exit"
+run_tool() { # TOOL OUTFILE -> "wall_us exit cpu_us"
     # shellcheck disable=SC2046 # tool_cmd returns words on purpose
     "$dir/bin/measure" "$2" $(tool_cmd "$1")
 }
@@ -157,6 +157,11 @@ seen_by() { # TOOL OUTFILE
     esac
 }
 
+# CPU time the whole machine spent busy, in microseconds (from /proc/stat).
+busy_us() {
+    awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f\n", ($2 + $3 + $4 + $7 + $8 + $9) * 1000000 / hz; exit }' /proc/stat
+}
+
 raw=$dir/out/raw.tsv # N tool rep microseconds
 rss=$dir/out/rss.tsv # N tool kilobytes
 : >"$raw"
@@ -173,7 +178,7 @@ for n in $ns; do
 
     # Warm-up, and a check that every tool sees the load.
     for t in "${tools[@]}"; do
-        read -r _ rc < <(run_tool "$t" "$dir/out/$t.out")
+        read -r _ rc _ < <(run_tool "$t" "$dir/out/$t.out")
         if [[ $t == query-floor && $rc == 3 ]]; then
             say "no PROCMAP_QUERY on this kernel: dropping query-floor"
             tools=("${tools[@]/query-floor/}")
@@ -186,15 +191,22 @@ for n in $ns; do
     needrestart -v -b -r l -l -c "$nr_conf" >"$dir/out/nr-v.out" 2>&1 || true
     say "N=$n needrestart -v lines naming the load: $(grep -c "$dir/lib" "$dir/out/nr-v.out" || true)"
 
-    # Timed runs, round robin so that drift hits every tool alike.
+    # Timed runs, round robin so that drift hits every tool alike. The
+    # machine's busy time minus the tools' own CPU time is what everything
+    # else (other users, this script) took meanwhile: the noise indicator.
+    busy0=$(busy_us) wall0=$(date +%s%N) own=0
     for ((r = 1; r <= reps; r++)); do
         for t in ${tools[@]+"${tools[@]}"}; do
             [[ -n $t ]] || continue
-            read -r us _ < <(run_tool "$t" "$dir/out/$t.out")
+            read -r us _ cpu < <(run_tool "$t" "$dir/out/$t.out")
             printf '%s\t%s\t%s\t%s\n' "$n" "$t" "$r" "$us" >>"$raw"
+            own=$((own + cpu))
         done
         say "N=$n rep $r/$reps done"
     done
+    busy1=$(busy_us) wall1=$(date +%s%N)
+    awk -v n="$n" -v b="$((busy1 - busy0))" -v o="$own" -v w="$(((wall1 - wall0) / 1000))" -v c="$(nproc)" \
+        'BEGIN { printf "%d other_cpu %.1f\n", n, 100 * (b - o) / (w * c) }' >>"$dir/out/load.txt"
     # Peak RSS, one extra run each under GNU time.
     for t in "${tools[@]}"; do
         [[ -n $t ]] || continue
@@ -278,6 +290,7 @@ dg_version=$(dpkg-query -W -f '${Version}' debian-goodies 2>/dev/null || echo '?
 rs_commit=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')
 load_lines=$(awk '$2 == "maps_lines" { printf "%s%d: %d lines, %d of them stale", sep, $1, $3, $4; sep = "; " }' \
     "$dir/out/load.txt")
+other_cpu=$(awk '$2 == "other_cpu" { printf "%s%d: %s%%", sep, $1, $3; sep = "; " }' "$dir/out/load.txt")
 
 section=$(
     cat <<EOF
@@ -286,7 +299,10 @@ Run on $started, restart-stale $rs_commit (release build); $reps timed runs per 
 - Machine: $(nproc) CPUs ($cpu), $mem memory
 - Kernel: $(uname -r)
 - needrestart $nr_version, debian-goodies (checkrestart) $dg_version
-- Load average (1, 5, 15 min) before the run: $load_before; after: $load_after
+- Load average (1, 5, 15 min) before the run: $load_before; after: $load_after (the after figure
+  includes the benchmark's own thousands of exiting processes)
+- CPU used by anything but the measured tools during the timed runs, as a share of all CPUs, by N: $other_cpu
+  (includes this script's own bookkeeping; more than a few percent means someone else was busy)
 - Lines in one holder's /proc/PID/maps, by N: $load_lines
 ${BENCH_NOTE:+- Note: $BENCH_NOTE
 }
