@@ -1,9 +1,11 @@
 /* Profiling aid, not run by run.sh: the per-process system calls that
- * restart-stale's auto mode makes today, with no user-space work, to tell
- * what the kernel side of its design costs. Run with a load in place:
- *   probe_syscalls            the query floor (open maps, PROCMAP_QUERY, close)
- *   probe_syscalls all        + readlink exe, stat root and ns/mnt, read cgroup and comm
- *   probe_syscalls all dirfd  the same through one O_PATH fd on /proc/PID
+ * restart-stale's auto mode makes, with no user-space work, to tell what the
+ * kernel side of its design costs. Run with a load in place:
+ *   probe_syscalls               the query floor (open maps, PROCMAP_QUERY, close)
+ *   probe_syscalls exe root mnt cgroup comm
+ *                                plus any of: readlink exe, stat root, stat ns/mnt,
+ *                                read cgroup, read comm
+ *   probe_syscalls dirfd ...     the same through one O_PATH fd on /proc/PID
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -48,8 +50,15 @@ static void slurp(int at, const char *path) {
 }
 
 int main(int argc, char **argv) {
-	int all = argc > 1 && !strcmp(argv[1], "all");
-	int use_dirfd = argc > 2 && !strcmp(argv[2], "dirfd");
+	int use_dirfd = 0, exe = 0, root = 0, mnt = 0, cgroup = 0, comm = 0;
+	for (int i = 1; i < argc; i++) {
+		use_dirfd |= !strcmp(argv[i], "dirfd");
+		exe |= !strcmp(argv[i], "exe");
+		root |= !strcmp(argv[i], "root");
+		mnt |= !strcmp(argv[i], "mnt");
+		cgroup |= !strcmp(argv[i], "cgroup");
+		comm |= !strcmp(argv[i], "comm");
+	}
 	DIR *proc = opendir("/proc");
 	struct dirent *e;
 	char p[300];
@@ -66,13 +75,16 @@ int main(int argc, char **argv) {
 				continue;
 		}
 #define PATH(leaf) (use_dirfd ? (leaf) : (snprintf(p, sizeof p, "/proc/%s/%s", e->d_name, leaf), pre))
-		if (all) {
+		if (exe)
 			readlinkat(at, PATH("exe"), name, sizeof name);
+		if (root)
 			fstatat(at, PATH("root"), &st, 0);
+		if (mnt)
 			fstatat(at, PATH("ns/mnt"), &st, 0);
+		if (cgroup)
 			slurp(at, PATH("cgroup"));
+		if (comm)
 			slurp(at, PATH("comm"));
-		}
 		int fd = openat(at, PATH("maps"), O_RDONLY | O_CLOEXEC);
 		if (fd >= 0) {
 			query(fd);
