@@ -15,7 +15,6 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 /// One stale file a process still runs.
@@ -187,8 +186,28 @@ struct Judge<'a> {
 }
 
 impl Judge<'_> {
+    /// Judges a mapping known by device and inode only, if an earlier
+    /// process settled it; `false` means the path is needed.
+    fn consider_known(&mut self, dev: u64, ino: u64) -> bool {
+        if self.seen.contains(&(dev, ino)) {
+            return true;
+        }
+        let Some(verdict) = self.resolver.known(self.view, dev, ino) else {
+            return false;
+        };
+        self.seen.push((dev, ino));
+        if let Some((why, path)) = verdict {
+            self.files.push(StaleFile { path, why, exe: false });
+        }
+        true
+    }
+
     fn consider(&mut self, m: maps::Mapping<'_>) {
-        if self.seen.contains(&(m.dev, m.ino)) || staleness::ignored(m.path) {
+        if self.seen.contains(&(m.dev, m.ino)) {
+            return;
+        }
+        if staleness::ignored(m.path) {
+            self.resolver.remember_fresh(self.view, m.path, m.dev, m.ino);
             return;
         }
         self.seen.push((m.dev, m.ino));
@@ -221,12 +240,12 @@ impl Scanner {
         let try_query = self.method == Method::Auto && !self.data_files && self.kernel_query != Some(false);
         let mut queried = false;
         if try_query {
-            match procmap::for_each_exec_vma(&file, &mut self.name, |m| judge.consider(m)) {
-                Ok(procmap::Outcome::Done) => {
+            match query_vmas(&file, &mut self.name, &mut judge) {
+                Ok(()) => {
                     self.kernel_query = Some(true);
                     queried = true;
                 }
-                Ok(procmap::Outcome::Unsupported) => self.kernel_query = Some(false),
+                Err(e) if self.kernel_query.is_none() && procmap::unsupported(&e) => self.kernel_query = Some(false),
                 Err(e) if gone(&e) => return Ok(None),
                 Err(e) => return Err(fail(e)),
             }
@@ -251,6 +270,27 @@ impl Scanner {
     }
 }
 
+/// The fast path: device and inode of each executable VMA, and the path
+/// only for inodes no earlier process has settled.
+fn query_vmas(file: &std::fs::File, name: &mut Vec<u8>, judge: &mut Judge) -> std::io::Result<()> {
+    let mut q = procmap::VmaQuery::new(file);
+    while let Some(vma) = q.next_vma()? {
+        if vma.ino == 0 || judge.consider_known(vma.dev, vma.ino) {
+            continue;
+        }
+        let path = q.name(&vma, name)?;
+        if path.first() == Some(&b'/') {
+            judge.consider(maps::Mapping {
+                executable: true,
+                dev: vma.dev,
+                ino: vma.ino,
+                path,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Flags the process's executable among its stale files. Only stale
 /// processes pay for the readlink; the kernel always maps the executable,
 /// so it is among the mappings already judged.
@@ -266,11 +306,15 @@ fn mark_exe(root: &SysRoot, pid: u32, files: &mut [StaleFile]) {
 
 /// Root directory identity plus mount namespace: see [`ViewKey`].
 fn view_key(root: &SysRoot, pid: u32) -> ViewKey {
-    let rootdir = std::fs::metadata(root.proc_pid(pid, "root"))
-        .map(|m| (m.dev(), m.ino()))
-        .unwrap_or((0, 0));
-    let mntns = std::fs::metadata(root.proc_pid(pid, "ns/mnt"))
-        .map(|m| m.ino())
-        .unwrap_or(0);
-    (rootdir.0, rootdir.1, mntns)
+    // readlink is far cheaper than stat on these magic links: it formats a
+    // name instead of walking into nsfs or the process's root.
+    let link = |rel: &str| std::fs::read_link(root.proc_pid(pid, rel)).map(|p| fnv1a(p.as_os_str().as_bytes()));
+    (link("ns/mnt").unwrap_or(0), link("root").unwrap_or(0))
+}
+
+/// FNV-1a: a stable 64-bit digest of a short byte string.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
