@@ -8,8 +8,8 @@
 # done (dpkg --audit clean). Each case upgrades one more demo package.
 #
 # The bound for the hanging case: each hook must bound itself (docs/apt.md:
-# post-invoke runs under `timeout 60`), so one dpkg run may cost at most
-# about a minute per hook. The apt-get unit gets RuntimeMaxSec=$HANG_BOUND;
+# pre-install runs under `timeout 20`, post-invoke under `timeout 30`), so
+# one dpkg run may cost at most about 50 s. The apt-get unit gets RuntimeMaxSec=$HANG_BOUND;
 # if apt is still blocked then, systemd kills it (SIGKILL 5 s later if
 # need be) and the test fails.
 # The time each case took is logged as a measurement.
@@ -17,7 +17,7 @@ set -euo pipefail
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
-: "${HANG_BOUND:=150}"
+: "${HANG_BOUND:=120}"
 
 # bounded_upgrade NAME SECS: `apt-get upgrade` as e2e_apt runs it, killed by
 # systemd after SECS; sets $rc, $ms and $out.
