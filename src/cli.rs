@@ -160,6 +160,25 @@ pub enum Command {
         #[command(subcommand)]
         hook: crate::apt::Hook,
     },
+    /// What the dnf 4 plugin runs (docs/dnf.md); never fails dnf.
+    #[command(hide = true)]
+    DnfHook {
+        #[command(subcommand)]
+        step: crate::dnf::Step,
+    },
+    /// What dnf 5's actions file runs (docs/dnf.md); never fails dnf.
+    #[command(hide = true)]
+    Dnf5Hook {
+        #[command(subcommand)]
+        step: crate::dnf::Dnf5Step,
+    },
+    /// What the alpm hook runs, with pacman's targets on stdin
+    /// (docs/pacman.md); never fails pacman.
+    #[command(hide = true)]
+    PacmanHook {
+        #[command(subcommand)]
+        step: Option<crate::pacman::Step>,
+    },
 }
 
 /// `replay`: exactly one source of history, and how to act on it.
