@@ -13,7 +13,8 @@
 //!
 //! Differences kept on purpose: restart-stale's links and tiers apply too,
 //! and a report goes to stdout. Like the original, `-n` prints nothing
-//! when no unit runs stale code and exits 0 when restarts are pending.
+//! when no unit runs stale code and exits 0 when restarts are pending;
+//! a run that could not restart exits as restart-stale does (3, 4).
 
 use crate::app::{self, Mode, RunOptions};
 use crate::cli::exit;
@@ -140,7 +141,8 @@ fn restart(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<i32>
             dropped,
         } => {
             log::info!(
-                "swupd update {from} → {to}: {} changed files ({manifests} manifests, {dropped} paths only {from} listed)",
+                "swupd update {from} → {to}: {} changed files, from {manifests} manifest(s) of {to} \
+                 and {dropped} path(s) only {from} listed",
                 set.len()
             );
             Some(set)
@@ -164,7 +166,11 @@ fn restart(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<i32>
         }
     }
     // clr-service-restart -n exits 0 whatever it found.
-    Ok(if code == exit::PENDING { exit::OK } else { code })
+    Ok(if dry_run && code == exit::PENDING {
+        exit::OK
+    } else {
+        code
+    })
 }
 
 #[cfg(test)]

@@ -71,7 +71,8 @@ fn update(root: &SysRoot, from: u32, to: u32, warnings: &mut Vec<String>) -> Res
     let up = manifests::derive(root, from, warnings)?;
     let mut set: ChangedSet = up.paths.iter().collect();
     let bundles = manifests::installed_bundles(root);
-    let new_paths: BTreeSet<String> = entries(root, to, bundles.as_ref(), warnings)?
+    // derive() has read these already and reported their problems.
+    let new_paths: BTreeSet<String> = entries(root, to, bundles.as_ref(), &mut Vec::new())?
         .into_iter()
         .map(|e| e.path)
         .collect();

@@ -31,15 +31,47 @@ pub enum Step {
     Finish,
 }
 
-/// `restart-stale dnf5-hook …`, as the actions file calls it.
+/// `restart-stale dnf5-hook …`, as the actions file calls it. The
+/// arguments are taken raw and checked by us, so that even nonsense gets
+/// a message naming the argument and exit status 0, never a usage error.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Dnf5Step {
-    /// One package of the transaction (`${pid} ${pkg.action} ${pkg.full_nevra}`).
-    Package { pid: u32, action: String, nevra: String },
-    /// Before the rpm transaction: copy the file lists of outgoing packages.
-    PreTransaction { pid: u32 },
-    /// After it: list incoming packages, record, start the unit.
-    PostTransaction { pid: u32 },
+    /// One package of the transaction: PID ACTION NEVRA
+    /// (`${pid} ${pkg.action} ${pkg.full_nevra}`).
+    Package {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Before the rpm transaction: copy the file lists of outgoing packages. PID.
+    PreTransaction {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// After it: list incoming packages, record, start the unit. PID.
+    PostTransaction {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Checks that `args` are exactly the arguments `names`.
+fn exactly<'a, const N: usize>(args: &'a [String], names: [&str; N]) -> Result<[&'a str; N]> {
+    if args.len() != N {
+        anyhow::bail!(
+            "expected {} argument(s) ({}), got {}: {args:?}",
+            N,
+            names.join(" "),
+            args.len()
+        );
+    }
+    Ok(std::array::from_fn(|i| args[i].as_str()))
+}
+
+fn pid_arg(s: &str) -> Result<u32> {
+    match s.parse::<u32>() {
+        Ok(p) if p > 0 && s.bytes().all(|c| c.is_ascii_digit()) => Ok(p),
+        _ => anyhow::bail!("argument PID: {s:?} is not a process id"),
+    }
 }
 
 /// Runs a `dnf-hook` step; dnf's steps always return 0.
@@ -60,14 +92,17 @@ pub fn run(root: &SysRoot, step: Step, verbose: u8) -> i32 {
 pub fn run5(root: &SysRoot, step: Dnf5Step, verbose: u8) -> i32 {
     let lister = lister(root);
     match step {
-        Dnf5Step::Package { pid, action, nevra } => {
-            hook::guard("dnf5-hook package", || dnf5::package(root, pid, &action, &nevra))
-        }
-        Dnf5Step::PreTransaction { pid } => hook::guard("dnf5-hook pre-transaction", || {
-            dnf5::pre_transaction(root, pid, &*lister)
+        Dnf5Step::Package { args } => hook::guard("dnf5-hook package", || {
+            let [pid, action, nevra] = exactly(&args, ["PID", "ACTION", "NEVRA"])?;
+            dnf5::package(root, pid_arg(pid)?, action, nevra)
         }),
-        Dnf5Step::PostTransaction { pid } => hook::guard("dnf5-hook post-transaction", || {
-            dnf5::post_transaction(root, pid, &*lister, verbose)
+        Dnf5Step::PreTransaction { args } => hook::guard("dnf5-hook pre-transaction", || {
+            let [pid] = exactly(&args, ["PID"])?;
+            dnf5::pre_transaction(root, pid_arg(pid)?, &*lister)
+        }),
+        Dnf5Step::PostTransaction { args } => hook::guard("dnf5-hook post-transaction", || {
+            let [pid] = exactly(&args, ["PID"])?;
+            dnf5::post_transaction(root, pid_arg(pid)?, &*lister, verbose)
         }),
     }
 }
