@@ -75,6 +75,8 @@ e2e_rpm_tools() {
     (cd "$repo" && dpkg-scanpackages . 2>/dev/null >Packages)
     e2e_in "$name" apt-get update -q >/dev/null
     e2e_apt "$name" install "${E2E_RPM_TOOLS[@]}" >/dev/null
+    # dnf's default reposdir; Debian's dnf package does not create it.
+    mkdir -p "$(_e2e_state "$name" rootfs)/etc/yum.repos.d"
     cat >"$(_e2e_state "$name" rootfs)/etc/yum.repos.d/e2e-demo.repo" <<'REPO'
 [e2e-demo]
 name=restart-stale e2e demo rpms
@@ -103,7 +105,7 @@ e2e_rpm_demo_build() {
             if [[ -d $stage/lib ]]; then
                 mkdir -p "$stage/usr"
                 cp -a "$stage/lib" "$stage/usr/"
-                rm -rf "$stage/lib"
+                rm -rf "${stage:?}/lib"
             fi
             deps=
             [[ $pkg == demo-allowed || $pkg == demo-denied ]] && deps="libdemo1 >= 1.0"
