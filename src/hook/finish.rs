@@ -132,9 +132,12 @@ pub fn changed_set(root: &SysRoot, rec: &Record) -> ChangedSet {
 /// Waits until no package manager named in the record runs any more, at
 /// most `wait.timeout`.
 fn wait_for_managers(root: &SysRoot, rec: &Record, wait: lock::Wait) {
-    let mut managers: Vec<Process> = rec.blocks.iter().flat_map(|b| b.managers()).collect();
-    managers.dedup();
-    managers.retain(|p| process::alive(root, *p));
+    let mut managers: Vec<Process> = Vec::new();
+    for p in rec.blocks.iter().flat_map(|b| b.managers()) {
+        if !managers.contains(&p) && process::alive(root, p) {
+            managers.push(p);
+        }
+    }
     if managers.is_empty() {
         return;
     }

@@ -37,9 +37,16 @@ t() {
     e2e_demo_reset "$m"
     e2e_step "install dnf, rpm, createrepo-c" e2e_rpm_tools "$m"
     e2e_step "build and install the restart-stale rpm" e2e_rpm_install_tool "$m"
-    assert_eq /usr/bin/restart-stale "$(e2e_in "$m" rpm -ql restart-stale | grep -x /usr/bin/restart-stale)" "rpm owns the binary"
-    e2e_in "$m" test -f /usr/lib/python3/dist-packages/dnf-plugins/restart_stale.py ||
-        fail "the rpm did not install the dnf 4 plugin"
+    out=$(e2e_in "$m" rpm -ql restart-stale)
+    for f in /usr/bin/restart-stale /usr/bin/clr-service-restart \
+        /usr/lib/python3/dist-packages/dnf-plugins/restart_stale.py \
+        /etc/dnf/plugins/restart-stale.conf /etc/dnf/libdnf5-plugins/actions.d/restart-stale.actions \
+        /usr/share/man/man1/restart-stale.1 /usr/share/bash-completion/completions/restart-stale \
+        /usr/share/doc/restart-stale/dnf.md; do
+        grep -qx "$f" <<<"$out" || fail "the rpm lacks $f: $out"
+    done
+    e2e_log "ok: the rpm installs the binary, the clr-service-restart link, the dnf 4 plugin and conf, the dnf 5 actions, man page, completions and docs"
+    assert_eq restart-stale "$(e2e_in "$m" readlink /usr/bin/clr-service-restart)" "clr-service-restart link"
     e2e_step "build demo rpms" e2e_rpm_demo_build "$m"
 
     e2e_rpm_publish "$m" v1
