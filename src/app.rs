@@ -9,6 +9,7 @@ use crate::restart;
 use crate::scan::{self, Scope};
 use crate::sysroot::SysRoot;
 use anyhow::Result;
+use std::io::Write;
 
 /// What the run is for; decides scan scope and wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,9 +167,13 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
     if args.quiet && !stale_units {
         log::debug!("no unit runs stale code");
     } else if args.json {
-        println!("{}", serde_json::to_string_pretty(&report::json(&p.plan, &ctx))?);
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        report::write_json(&mut out, &p.plan, &ctx)?;
+        out.flush()?;
     } else {
-        print!("{}", report::text(&p.plan, &ctx, verbose > 0));
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        report::write_text(&mut out, &p.plan, &ctx, verbose > 0)?;
+        out.flush()?;
     }
     let pending = p.plan.restarts().count() > 0 || p.plan.init.is_some();
     if pending && matches!(mode, Mode::Restart | Mode::DryRun) {

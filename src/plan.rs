@@ -119,7 +119,12 @@ fn affected(p: &StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProce
         None => p.files.clone(),
         Some(set) => p.files.iter().filter(|f| set.contains(&f.path)).cloned().collect(),
     };
-    (!files.is_empty()).then(|| StaleProcess { files, ..p.clone() })
+    (!files.is_empty()).then(|| StaleProcess {
+        pid: p.pid,
+        comm: p.comm.clone(),
+        owner: p.owner.clone(),
+        files,
+    })
 }
 
 fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
@@ -194,11 +199,9 @@ mod tests {
         let files = files
             .iter()
             .map(|p| StaleFile {
-                path: p.to_string(),
+                path: (*p).into(),
                 why: Staleness::Deleted,
                 exe: false,
-                dev: 1,
-                ino: 2,
             })
             .collect();
         StaleProcess {

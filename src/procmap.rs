@@ -9,7 +9,7 @@
 //! caches) are a separate class, checked only with `--data-files` via the
 //! text path. The uapi is `struct procmap_query` in `linux/fs.h`.
 
-use crate::maps::{makedev, Mapping};
+use crate::maps::makedev;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -44,53 +44,89 @@ const PROCMAP_QUERY: u64 = (3 << 30) | ((std::mem::size_of::<ProcmapQuery>() as 
 /// PATH_MAX plus room for the ` (deleted)` marker.
 const NAME_CAP: usize = 4096 + 16;
 
-/// Outcome of querying one open maps file.
-pub enum Outcome {
-    Done,
-    /// The kernel (or the file, e.g. a test fixture) has no such ioctl.
-    Unsupported,
+/// One executable file-backed VMA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Vma {
+    pub start: u64,
+    /// Encoded device number, comparable with `st_dev`.
+    pub dev: u64,
+    pub ino: u64,
 }
 
-/// Calls `each` for every executable file-backed VMA of the open
-/// `/proc/PID/maps` file. `name` is scratch space reused across calls.
-pub fn for_each_exec_vma(maps: &File, name: &mut Vec<u8>, mut each: impl FnMut(Mapping<'_>)) -> io::Result<Outcome> {
-    name.resize(NAME_CAP, 0);
-    let mut addr = 0u64;
-    loop {
+/// Walks the executable file-backed VMAs of one open `/proc/PID/maps`.
+///
+/// Names are fetched separately ([`VmaQuery::name`]): building the path
+/// (`d_path`) is a good part of the ioctl's cost, and a library seen in an
+/// earlier process needs only its device and inode to be recognised.
+pub struct VmaQuery<'a> {
+    file: &'a File,
+    next_addr: u64,
+}
+
+/// Whether an error from the first query means "no such ioctl here".
+pub fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOTTY) | Some(libc::EINVAL))
+}
+
+impl<'a> VmaQuery<'a> {
+    pub fn new(file: &'a File) -> Self {
+        Self { file, next_addr: 0 }
+    }
+
+    fn query(&self, addr: u64, name: Option<&mut Vec<u8>>) -> io::Result<Option<ProcmapQuery>> {
         let mut q = ProcmapQuery {
             size: std::mem::size_of::<ProcmapQuery>() as u64,
             query_flags: QUERY_COVERING_OR_NEXT_VMA | QUERY_FILE_BACKED_VMA | QUERY_VMA_EXECUTABLE,
             query_addr: addr,
-            vma_name_size: NAME_CAP as u32,
-            vma_name_addr: name.as_mut_ptr() as u64,
             ..Default::default()
         };
-        // SAFETY: `q` is a properly sized, initialised procmap_query and
-        // `vma_name_addr` points at NAME_CAP writable bytes that outlive the call.
-        let rc = unsafe { libc::ioctl(maps.as_raw_fd(), PROCMAP_QUERY as _, &mut q as *mut ProcmapQuery) };
+        if let Some(buf) = name {
+            buf.resize(NAME_CAP, 0);
+            q.vma_name_size = NAME_CAP as u32;
+            q.vma_name_addr = buf.as_mut_ptr() as u64;
+        }
+        // SAFETY: `q` is a properly sized, initialised procmap_query; when
+        // `vma_name_addr` is set it points at NAME_CAP writable bytes that
+        // outlive the call.
+        let rc = unsafe { libc::ioctl(self.file.as_raw_fd(), PROCMAP_QUERY as _, &mut q as *mut ProcmapQuery) };
         if rc < 0 {
             let err = io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(libc::ENOENT) => Ok(Outcome::Done), // no VMA at or after addr
-                Some(libc::ENOTTY) | Some(libc::EINVAL) if addr == 0 => Ok(Outcome::Unsupported),
-                _ => Err(err),
+            // ENOENT: no VMA at or after addr, the end of the walk.
+            return if err.raw_os_error() == Some(libc::ENOENT) {
+                Ok(None)
+            } else {
+                Err(err)
             };
         }
+        Ok(Some(q))
+    }
+
+    /// The next executable file-backed VMA, or `None` at the end.
+    pub fn next_vma(&mut self) -> io::Result<Option<Vma>> {
+        let Some(q) = self.query(self.next_addr, None)? else {
+            return Ok(None);
+        };
+        if q.vma_end <= self.next_addr {
+            return Ok(None); // never loop on a kernel that misreports
+        }
+        self.next_addr = q.vma_end;
+        Ok(Some(Vma {
+            start: q.vma_start,
+            dev: makedev(q.dev_major.into(), q.dev_minor.into()),
+            ino: q.inode,
+        }))
+    }
+
+    /// The path of `vma` as the kernel prints it in maps (` (deleted)`
+    /// included), written into `buf`. Empty if the VMA went away.
+    pub fn name<'b>(&self, vma: &Vma, buf: &'b mut Vec<u8>) -> io::Result<&'b [u8]> {
+        let q = match self.query(vma.start, Some(&mut *buf))? {
+            Some(q) if q.vma_start == vma.start => q,
+            _ => return Ok(&[]),
+        };
         // vma_name_size counts the terminating NUL; 0 means no name.
         let len = (q.vma_name_size as usize).saturating_sub(1).min(NAME_CAP);
-        let path = &name[..len];
-        if path.first() == Some(&b'/') && q.inode != 0 {
-            each(Mapping {
-                executable: true,
-                dev: makedev(q.dev_major.into(), q.dev_minor.into()),
-                ino: q.inode,
-                path,
-            });
-        }
-        if q.vma_end <= addr {
-            return Ok(Outcome::Done); // never loop on a kernel that misreports
-        }
-        addr = q.vma_end;
+        Ok(&buf[..len])
     }
 }
 
@@ -105,12 +141,9 @@ mod tests {
     }
 
     #[test]
-    fn regular_file_is_unsupported_not_an_error() {
+    fn regular_file_is_unsupported() {
         let f = tempfile::tempfile().unwrap();
-        let mut buf = Vec::new();
-        assert!(matches!(
-            for_each_exec_vma(&f, &mut buf, |_| {}),
-            Ok(Outcome::Unsupported)
-        ));
+        let err = VmaQuery::new(&f).next_vma().unwrap_err();
+        assert!(unsupported(&err), "{err}");
     }
 }

@@ -1,14 +1,20 @@
 //! Rendering a plan for people (aligned text) and for scripts (JSON).
 //!
+//! Both are written straight to the output: a full report on a busy host
+//! names tens of thousands of stale mappings, and building it as a string
+//! or a `serde_json::Value` tree first cost a third of the run time and
+//! most of the memory (docs/benchmarks.md).
+//!
 //! The JSON schema is documented in docs/json.md; bump [`SCHEMA`] on any
-//! incompatible change.
+//! incompatible change. Struct fields are in alphabetical order so keys
+//! come out sorted, as the schema promises.
 
 use crate::cgroup::Layout;
 use crate::plan::{Action, Plan};
-use crate::scan::StaleProcess;
+use crate::scan::{StaleFile, StaleProcess};
 use crate::staleness::Staleness;
-use serde_json::{json, Value};
-use std::fmt::Write;
+use serde::Serialize;
+use std::io::{self, Write};
 
 pub const SCHEMA: &str = "restart-stale/1";
 
@@ -22,33 +28,33 @@ pub struct Context<'a> {
     pub warnings: &'a [String],
 }
 
-fn who(p: &StaleProcess) -> String {
-    format!("pid {} ({})", p.pid, p.comm)
+fn write_who(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
+    write!(w, "pid {} ({})", p.pid, p.comm)
 }
 
-fn files_line(p: &StaleProcess) -> String {
-    format!("{}: {}", who(p), files_list(p))
+fn write_files(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
+    for (i, f) in p.files.iter().enumerate() {
+        let why = match f.why {
+            Staleness::Deleted => "deleted",
+            Staleness::Replaced => "replaced",
+        };
+        let sep = if i == 0 { "" } else { ", " };
+        write!(w, "{sep}{} [{why}{}]", f.path, if f.exe { ", exe" } else { "" })?;
+    }
+    Ok(())
 }
 
-fn files_list(p: &StaleProcess) -> String {
-    let files: Vec<String> = p
-        .files
-        .iter()
-        .map(|f| {
-            let why = match f.why {
-                Staleness::Deleted => "deleted",
-                Staleness::Replaced => "replaced",
-            };
-            format!("{} [{why}{}]", f.path, if f.exe { ", exe" } else { "" })
-        })
-        .collect();
-    files.join(", ")
+fn write_process_line(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
+    w.write_all(b"    ")?;
+    write_who(w, p)?;
+    w.write_all(b": ")?;
+    write_files(w, p)?;
+    w.write_all(b"\n")
 }
 
 /// Human-readable report. Units with nothing stale appear only when
 /// `verbose` is set, to keep the everyday output short.
-pub fn text(plan: &Plan, ctx: &Context, verbose: bool) -> String {
-    let mut out = String::new();
+pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool) -> io::Result<()> {
     let shown: Vec<_> = plan
         .units
         .iter()
@@ -56,73 +62,137 @@ pub fn text(plan: &Plan, ctx: &Context, verbose: bool) -> String {
         .collect();
     let width = shown.iter().map(|u| u.unit.len()).max().unwrap_or(0);
     if ctx.layout.is_none() {
-        out.push_str("no system units found: no systemd cgroup tree with a system.slice here\n");
+        writeln!(
+            w,
+            "no system units found: no systemd cgroup tree with a system.slice here"
+        )?;
     }
     for u in &shown {
         let action = match u.action {
             Action::Restart => "restart",
             Action::Skip => "skip",
         };
-        let _ = writeln!(out, "{:width$}  {action:7}  ({})", u.unit, u.reason);
+        writeln!(w, "{:width$}  {action:7}  ({})", u.unit, u.reason)?;
         for p in &u.processes {
-            let _ = writeln!(out, "    {}", files_line(p));
+            write_process_line(w, p)?;
         }
     }
     if let Some(init) = &plan.init {
-        let _ = writeln!(out, "{:width$}  {:7}  (PID 1 runs stale code)", "init.scope", "reexec");
-        let _ = writeln!(out, "    {}", files_line(init));
+        writeln!(w, "{:width$}  {:7}  (PID 1 runs stale code)", "init.scope", "reexec")?;
+        write_process_line(w, init)?;
     }
     if !plan.outside.is_empty() {
-        out.push_str("stale, outside system units:\n");
+        writeln!(w, "stale, outside system units:")?;
         for o in &plan.outside {
             let cg = if o.cgroup.is_empty() { "?" } else { &o.cgroup };
-            let _ = writeln!(out, "    {} in {cg}: {}", who(&o.process), files_list(&o.process));
+            w.write_all(b"    ")?;
+            write_who(w, &o.process)?;
+            write!(w, " in {cg}: ")?;
+            write_files(w, &o.process)?;
+            w.write_all(b"\n")?;
         }
     }
     if shown.is_empty() && plan.init.is_none() && plan.outside.is_empty() {
-        out.push_str("nothing stale\n");
+        writeln!(w, "nothing stale")?;
     }
-    out
+    Ok(())
 }
 
-fn process_json(p: &StaleProcess) -> Value {
-    json!({ "pid": p.pid, "comm": p.comm, "files": p.files })
+/// The text report as a string (tests and small callers).
+pub fn text(plan: &Plan, ctx: &Context, verbose: bool) -> String {
+    let mut out = Vec::new();
+    let _ = write_text(&mut out, plan, ctx, verbose);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The versioned JSON document.
-pub fn json(plan: &Plan, ctx: &Context) -> Value {
-    let units: Vec<Value> = plan
+#[derive(Serialize)]
+struct FileDoc<'a> {
+    exe: bool,
+    path: &'a str,
+    why: Staleness,
+}
+
+#[derive(Serialize)]
+struct ProcessDoc<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cgroup: Option<&'a str>,
+    comm: &'a str,
+    files: Vec<FileDoc<'a>>,
+    pid: u32,
+}
+
+impl<'a> ProcessDoc<'a> {
+    fn new(p: &'a StaleProcess, cgroup: Option<&'a str>) -> Self {
+        let files = p
+            .files
+            .iter()
+            .map(|f: &'a StaleFile| FileDoc {
+                exe: f.exe,
+                path: &f.path,
+                why: f.why,
+            })
+            .collect();
+        Self {
+            cgroup,
+            comm: &p.comm,
+            files,
+            pid: p.pid,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct UnitDoc<'a> {
+    action: Action,
+    processes: Vec<ProcessDoc<'a>>,
+    reason: &'static str,
+    reason_text: String,
+    unit: &'a str,
+}
+
+#[derive(Serialize)]
+struct Document<'a> {
+    cgroup_layout: Option<Layout>,
+    changed_files: Option<usize>,
+    init: Option<ProcessDoc<'a>>,
+    mode: &'a str,
+    outside: Vec<ProcessDoc<'a>>,
+    problems: &'a [String],
+    processes_scanned: usize,
+    schema: &'static str,
+    units: Vec<UnitDoc<'a>>,
+    warnings: &'a [String],
+}
+
+/// Writes the versioned JSON document, pretty-printed, with a final newline.
+pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<()> {
+    let units = plan
         .units
         .iter()
-        .map(|u| {
-            json!({
-                "unit": u.unit,
-                "action": u.action,
-                "reason": u.reason.code(),
-                "reason_text": u.reason.to_string(),
-                "processes": u.processes.iter().map(process_json).collect::<Vec<_>>(),
-            })
+        .map(|u| UnitDoc {
+            action: u.action,
+            processes: u.processes.iter().map(|p| ProcessDoc::new(p, None)).collect(),
+            reason: u.reason.code(),
+            reason_text: u.reason.to_string(),
+            unit: &u.unit,
         })
         .collect();
-    let outside: Vec<Value> = plan
-        .outside
-        .iter()
-        .map(|o| {
-            let mut v = process_json(&o.process);
-            v["cgroup"] = json!(o.cgroup);
-            v
-        })
-        .collect();
-    json!({
-        "schema": SCHEMA,
-        "mode": ctx.mode,
-        "cgroup_layout": ctx.layout,
-        "changed_files": ctx.changed_files,
-        "processes_scanned": ctx.processes_scanned,
-        "units": units,
-        "init": plan.init.as_ref().map(process_json),
-        "outside": outside,
-        "problems": ctx.problems,
-        "warnings": ctx.warnings,
-    })
+    let doc = Document {
+        cgroup_layout: ctx.layout,
+        changed_files: ctx.changed_files,
+        init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None)),
+        mode: ctx.mode,
+        outside: plan
+            .outside
+            .iter()
+            .map(|o| ProcessDoc::new(&o.process, Some(&o.cgroup)))
+            .collect(),
+        problems: ctx.problems,
+        processes_scanned: ctx.processes_scanned,
+        schema: SCHEMA,
+        units,
+        warnings: ctx.warnings,
+    };
+    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    w.write_all(b"\n")
 }

@@ -12,6 +12,7 @@ use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// What `stat` says is at a path now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,14 +79,17 @@ fn on_disk(path: &Path) -> OnDisk {
     }
 }
 
-/// Identifies a filesystem view: processes sharing a root directory and a
-/// mount namespace see the same files, so verdicts can be shared.
-pub type ViewKey = (u64, u64, u64);
+/// Identifies a filesystem view: processes sharing a mount namespace and a
+/// root directory see the same files, so verdicts can be shared.
+pub type ViewKey = (u64, u64);
 
 /// Memoises verdicts per (view, dev, inode, path) across all processes,
 /// so a library mapped by a thousand processes is stat'ed once.
+/// A stale verdict with the display path (marker stripped) to report.
+pub type Stale = (Staleness, Arc<str>);
+
 /// Verdicts for one (view, dev, inode), by the path they were printed under.
-type PathVerdicts = Vec<(Box<[u8]>, Option<Staleness>)>;
+type PathVerdicts = Vec<(Box<[u8]>, Option<Stale>)>;
 
 #[derive(Default)]
 pub struct Resolver {
@@ -94,12 +98,28 @@ pub struct Resolver {
 }
 
 impl Resolver {
+    /// A verdict already reached for this inode in this view, whatever
+    /// path it was printed under, so the caller can skip fetching the path.
+    /// (A hard-linked inode mapped under two paths is judged once.)
+    pub fn known(&self, view: ViewKey, dev: u64, ino: u64) -> Option<Option<Stale>> {
+        self.cache.get(&(view, dev, ino))?.first().map(|(_, v)| v.clone())
+    }
+
+    /// Records that a mapping is never stale (an ignored path), so later
+    /// processes mapping the same inode need not fetch its path again.
+    pub fn remember_fresh(&mut self, view: ViewKey, path: &[u8], dev: u64, ino: u64) {
+        let slot = self.cache.entry((view, dev, ino)).or_default();
+        if !slot.iter().any(|(p, _)| **p == *path) {
+            slot.push((path.into(), None));
+        }
+    }
+
     /// Judges `path` (as printed in maps) inside the view rooted at `root_dir`
     /// (normally `/proc/PID/root`).
-    pub fn check(&mut self, view: ViewKey, root_dir: &Path, path: &[u8], dev: u64, ino: u64) -> Option<Staleness> {
+    pub fn check(&mut self, view: ViewKey, root_dir: &Path, path: &[u8], dev: u64, ino: u64) -> Option<Stale> {
         let slot = self.cache.entry((view, dev, ino)).or_default();
         if let Some((_, v)) = slot.iter().find(|(p, _)| **p == *path) {
-            return *v;
+            return v.clone();
         }
         self.lookups += 1;
         let inside = |p: &[u8]| {
@@ -115,8 +135,9 @@ impl Resolver {
         } else {
             OnDisk::Missing
         };
-        let verdict = judge(marked, dev, ino, literal, on_disk(&inside(strip_marker(path))));
-        slot.push((path.into(), verdict));
+        let verdict = judge(marked, dev, ino, literal, on_disk(&inside(strip_marker(path))))
+            .map(|why| (why, Arc::from(String::from_utf8_lossy(strip_marker(path)))));
+        slot.push((path.into(), verdict.clone()));
         verdict
     }
 }
@@ -180,10 +201,10 @@ mod tests {
         let m = std::fs::metadata(dir.path().join("lib.so")).unwrap();
         let mut r = Resolver::default();
         for _ in 0..3 {
-            assert_eq!(r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino()), None);
+            assert_eq!(r.check((0, 0), dir.path(), b"/lib.so", m.dev(), m.ino()), None);
             assert_eq!(
-                r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino() + 1),
-                Some(Staleness::Replaced)
+                r.check((0, 0), dir.path(), b"/lib.so", m.dev(), m.ino() + 1),
+                Some((Staleness::Replaced, Arc::from("/lib.so")))
             );
         }
         assert_eq!(r.lookups, 2);

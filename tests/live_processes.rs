@@ -34,8 +34,8 @@ fn replaced_library_is_found_in_exactly_that_child() {
     replace_like_dpkg(&v.lib);
     let files = scan_pid(v.child.id());
     let lib = v.lib.to_str().unwrap();
-    assert_eq!(files.iter().filter(|f| f.path == lib).count(), 1, "{files:?}");
-    let f = files.iter().find(|f| f.path == lib).unwrap();
+    assert_eq!(files.iter().filter(|f| *f.path == *lib).count(), 1, "{files:?}");
+    let f = files.iter().find(|f| *f.path == *lib).unwrap();
     // The path was renamed over, so it holds a new inode on the same device.
     assert_eq!(f.why, Staleness::Replaced);
     assert!(!f.exe);
@@ -51,7 +51,7 @@ fn unlinked_library_is_deleted() {
     let files = scan_pid(v.child.id());
     let f = files
         .iter()
-        .find(|f| f.path == v.lib.to_str().unwrap())
+        .find(|f| *f.path == *v.lib.to_str().unwrap())
         .expect("stale lib found");
     assert_eq!(f.why, Staleness::Deleted);
 }

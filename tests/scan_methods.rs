@@ -39,7 +39,7 @@ fn query_and_text_agree_on_live_processes() {
     assert!(compared >= 3, "compared only {compared} processes");
     for v in [&replaced, &deleted] {
         let files = fast.process(&root, v.child.id()).unwrap().unwrap();
-        assert!(files.iter().any(|f| f.path == v.lib.to_str().unwrap()), "{files:?}");
+        assert!(files.iter().any(|f| *f.path == *v.lib.to_str().unwrap()), "{files:?}");
     }
     if kernel_version() >= (6, 11) {
         assert_eq!(fast.kernel_query, Some(true), "kernel should support PROCMAP_QUERY");

@@ -93,6 +93,40 @@ assert_not_contains() {
     e2e_log "ok: ${3:-text} does not contain '$2'"
 }
 
+# assert_line TEXT ERE [WHAT]: some line of TEXT matches the extended
+# regular expression ERE (grep -E).
+assert_line() {
+    if ! grep -qE -- "$2" <<<"$1"; then
+        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        fail "${3:-text}: no line matches /$2/ (text above)"
+    fi
+    e2e_log "ok: ${3:-text} has a line matching /$2/"
+}
+
+# assert_no_line TEXT ERE [WHAT]: no line of TEXT matches ERE.
+assert_no_line() {
+    if grep -qE -- "$2" <<<"$1"; then
+        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        fail "${3:-text}: a line matches /$2/ (text above)"
+    fi
+    e2e_log "ok: ${3:-text} has no line matching /$2/"
+}
+
+# e2e_measure TEXT...: log a measurement ("[e2e] measure: TEXT"). These are
+# numbers for humans, never assertions; run.sh repeats them at the end (it
+# exports E2E_MEASURE_FILE) so they are easy to find in a long log.
+e2e_measure() {
+    e2e_log "measure: $* [${E2E_MODE:-?}]"
+    if [[ -n ${E2E_MEASURE_FILE:-} ]]; then
+        printf '%s: %s [%s]\n' "$(basename "$0")" "$*" "${E2E_MODE:-?}" >>"$E2E_MEASURE_FILE"
+    fi
+}
+
+# e2e_median N...: the median of numbers (the lower one of the middle two).
+e2e_median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'
+}
+
 # e2e_step DESC CMD...: run CMD and log "[e2e] step DESC took N ms".
 # On failure set -e ends the script; the EXIT trap then reports which step
 # failed and after how long.
@@ -429,6 +463,67 @@ e2e_wait_active() {
     done
 }
 
+# e2e_unit_procs NAME UNIT: the PIDs (inside NAME) in UNIT's cgroup, one
+# per line: from the unified hierarchy in v2, from name=systemd in v1.
+e2e_unit_procs() {
+    local name=$1 unit=$2 cg base=/sys/fs/cgroup
+    cg=$(e2e_in "$name" systemctl show -p ControlGroup --value "$unit")
+    [[ -n $cg ]] || fail "$unit in $name has no control group"
+    [[ $(_e2e_state "$name" mode) == v1 ]] && base=/sys/fs/cgroup/systemd
+    e2e_in "$name" cat "$base$cg/cgroup.procs"
+}
+
+# e2e_journal_cursor NAME: the cursor of NAME's newest journal entry; pass
+# it to e2e_journal to see only what was logged after this point.
+e2e_journal_cursor() {
+    e2e_in "$1" journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p'
+}
+
+# e2e_journal NAME CURSOR [JOURNALCTL-ARGS...]: journal entries after
+# CURSOR, in short-unix format (seconds with microseconds), e.g.
+# `e2e_journal m "$c" -u restart-stale-apt.service`.
+e2e_journal() {
+    local name=$1 cursor=$2
+    shift 2
+    e2e_in "$name" journalctl -q --no-pager -o short-unix --after-cursor="$cursor" "$@"
+}
+
+# ---------------------------------------------------------------- the tool
+
+E2E_FINISH_UNIT=restart-stale-apt.service
+
+# e2e_wait_apt_finish NAME [SECS]: after an apt transaction with the tool's
+# hooks installed, wait (default up to 60 s) until restart-stale-apt.service
+# has acted: the unit is not running or queued and no record is waiting.
+# `apt-hook finish` waits for a 2 s quiet period on the dpkg lock first.
+e2e_wait_apt_finish() {
+    local name=$1 secs=${2:-60} i state jobs left
+    for ((i = 0; i < secs * 10; i++)); do
+        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$E2E_FINISH_UNIT")
+        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$E2E_FINISH_UNIT")
+        left=$(e2e_in "$name" find /run/restart-stale/apt -maxdepth 1 \
+            \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
+        if [[ $state != active && $state != activating && $state != deactivating &&
+            -z $jobs && -z $left ]]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "$E2E_FINISH_UNIT in $name still busy after ${secs}s (state '$state', record '$left')"
+}
+
+# e2e_remove_tool NAME: purge restart-stale (binary, apt hooks, conffiles)
+# and its run-time state if a previous test left it installed, so that apt
+# runs no hook until e2e_require_tool installs it again.
+e2e_remove_tool() {
+    local name=$1
+    e2e_wait_apt_finish "$name"
+    if e2e_in "$name" dpkg-query -W restart-stale >/dev/null 2>&1; then
+        e2e_in "$name" dpkg --purge restart-stale >/dev/null
+    fi
+    e2e_in "$name" rm -rf /run/restart-stale
+}
+
 # e2e_shutdown NAME: power NAME off, wait for nspawn to exit (kill it after
 # a timeout), remove leftover cgroups. Safe to call twice.
 e2e_shutdown() {
@@ -592,7 +687,7 @@ e2e_install_tool() {
 # test (exit 77, which run.sh counts as skipped) if it is not set.
 e2e_require_tool() {
     if [[ -z ${RESTART_STALE_DEB:-} ]]; then
-        e2e_log "SKIP: RESTART_STALE_DEB is not set (build it with cargo deb)"
+        e2e_log "SKIP: RESTART_STALE_DEB is not set (packaging/build-deb.sh builds it; run.sh does that itself)"
         exit 77
     fi
     e2e_install_tool "$1" "$RESTART_STALE_DEB"

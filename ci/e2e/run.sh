@@ -17,8 +17,15 @@
 # E2E_MODE; starts with e2e_demo_reset if it uses the demo packages; exits 0
 # for pass, 77 for skip (e.g. RESTART_STALE_DEB unset), anything else fails.
 #
-# Prints one line per test and mode, then "e2e: N passed, N failed,
-# N skipped"; exits non-zero if any test failed.
+# The tool under test is the .deb in RESTART_STALE_DEB. If that is unset,
+# run.sh builds it first with packaging/build-deb.sh (installing cargo-deb
+# if it is missing) and exports it, so no test skips for want of it.
+#
+# Prints one line per test and mode, then a summary: wall time per test,
+# the tests' measurements ("[e2e] measure: ..."), "e2e: N passed, N failed,
+# N skipped". Exits non-zero if any test failed, and also if any test
+# skipped: a skip in CI would look green while proving nothing. For a local
+# run where skips are expected, set E2E_ALLOW_SKIP=1.
 set -euo pipefail
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -37,17 +44,53 @@ else
     shopt -u nullglob
 fi
 
+# build_tool_deb: build restart-stale's .deb from this checkout and set
+# RESTART_STALE_DEB. Under sudo, build as the invoking user (a login shell,
+# for their cargo), so that target/ does not fill with root-owned files.
+# shellcheck disable=SC2317 # called through e2e_step
+build_tool_deb() {
+    local out
+    out=$(mktemp "$E2E_WORK_DIR/build-deb.XXXXXX")
+    if [[ -n ${SUDO_USER:-} && $SUDO_USER != root ]]; then
+        # shellcheck disable=SC2016 # expanded by the user's shell
+        runuser -u "$SUDO_USER" -- bash -lc 'cd "$1" &&
+            { command -v cargo-deb >/dev/null || cargo install cargo-deb --locked --quiet; } &&
+            packaging/build-deb.sh' build-deb "$E2E_REPO_ROOT" >"$out"
+    else
+        if ! command -v cargo >/dev/null && [[ -x $HOME/.cargo/bin/cargo ]]; then
+            PATH=$HOME/.cargo/bin:$PATH
+        fi
+        command -v cargo >/dev/null || fail "cargo not found: cannot build the .deb (or set RESTART_STALE_DEB)"
+        if ! command -v cargo-deb >/dev/null; then
+            e2e_log "installing cargo-deb (cargo install cargo-deb --locked)"
+            cargo install cargo-deb --locked --quiet
+        fi
+        "$E2E_REPO_ROOT/packaging/build-deb.sh" >"$out"
+    fi
+    # build-deb.sh prints the .deb's path on its last line.
+    RESTART_STALE_DEB=$(tail -n 1 "$out")
+    rm -f "$out"
+    [[ -f $RESTART_STALE_DEB ]] || fail "packaging/build-deb.sh did not name a .deb"
+    e2e_log "built $RESTART_STALE_DEB"
+}
+
 e2e_step "build demo debs" e2e_build_debs
-if [[ -n ${RESTART_STALE_DEB:-} ]]; then
-    [[ -f $RESTART_STALE_DEB ]] || fail "RESTART_STALE_DEB=$RESTART_STALE_DEB does not exist"
-    RESTART_STALE_DEB=$(realpath "$RESTART_STALE_DEB")
-    export RESTART_STALE_DEB
+if [[ -z ${RESTART_STALE_DEB:-} ]]; then
+    e2e_step "build restart-stale .deb" build_tool_deb
 fi
+[[ -f $RESTART_STALE_DEB ]] || fail "RESTART_STALE_DEB=$RESTART_STALE_DEB does not exist"
+RESTART_STALE_DEB=$(realpath "$RESTART_STALE_DEB")
+export RESTART_STALE_DEB
+measure_dir=$(mktemp -d "$E2E_WORK_DIR/measure.XXXXXX")
+E2E_OWNED_DIRS+=("$measure_dir") # removed by the EXIT trap
+export E2E_MEASURE_FILE=$measure_dir/lines
 
 passed=0
 failed=0
 skipped=0
 failures=()
+skips=()
+times=()
 machine=
 rootfs=
 seq=0
@@ -81,6 +124,7 @@ for mode in ${E2E_MODES:-v2 v1}; do
         E2E_MACHINE=$machine E2E_MODE=$mode \
             timeout --kill-after=10 "$E2E_TEST_TIMEOUT" bash "$t" || rc=$?
         ms=$(($(e2e_now_ms) - t0))
+        times+=("$(printf '%8d ms  %s' "$ms" "$label")")
         case $rc in
             0)
                 passed=$((passed + 1))
@@ -88,6 +132,7 @@ for mode in ${E2E_MODES:-v2 v1}; do
                 ;;
             77)
                 skipped=$((skipped + 1))
+                skips+=("$label")
                 e2e_log "==== SKIP $label ($ms ms)"
                 ;;
             *)
@@ -106,9 +151,23 @@ for mode in ${E2E_MODES:-v2 v1}; do
     fi
 done
 
+e2e_log "wall time per test:"
+printf '[e2e] %s\n' "${times[@]}" >&2
+if [[ -s $E2E_MEASURE_FILE ]]; then
+    e2e_log "measurements:"
+    sed 's/^/[e2e]   /' "$E2E_MEASURE_FILE" >&2
+fi
 e2e_log "total $(($(e2e_now_ms) - t_start)) ms"
 for f in "${failures[@]}"; do
     e2e_log "failed: $f"
 done
+for f in "${skips[@]}"; do
+    e2e_log "skipped: $f"
+done
 echo "e2e: $passed passed, $failed failed, $skipped skipped"
-((failed == 0))
+((failed == 0)) || exit 1
+if ((skipped)) && [[ ${E2E_ALLOW_SKIP:-0} != 1 ]]; then
+    echo "e2e: skipped tests count as failures (set E2E_ALLOW_SKIP=1 to allow them locally)" >&2
+    exit 1
+fi
+exit 0

@@ -108,7 +108,7 @@ pub fn init(root: &SysRoot, scanner: &mut Scanner) -> Result<Vec<StaleProcess>> 
 
 /// `pid 4242 (demod): /usr/lib/libdemo.so.1, /usr/sbin/demod`.
 pub fn describe(p: &StaleProcess) -> String {
-    let files: Vec<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
+    let files: Vec<&str> = p.files.iter().map(|f| &*f.path).collect();
     format!("pid {} ({}): {}", p.pid, p.comm, files.join(", "))
 }
 
