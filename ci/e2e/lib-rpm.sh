@@ -18,10 +18,13 @@ E2E_RPM_TOOLS=(dnf rpm createrepo-c python3-rpm)
 # The demo packages built as rpms (same names as the .debs).
 E2E_RPM_DEMO=(libdemo1 demo-allowed demo-denied demo-unrelated)
 
+# The cache is keyed by the rootfs tarball (name, size, time: a rebuilt
+# rootfs may hold other versions) and the package list.
 _e2e_rpm_tools_dir() {
-    local key
-    key=$(printf '%s\n' "$(basename "$(_e2e_rootfs_tarball)")" "${E2E_RPM_TOOLS[@]}" |
-        sha256sum | cut -c1-16)
+    local key tarball
+    tarball=$(_e2e_rootfs_tarball)
+    key=$(printf '%s\n' "$(basename "$tarball")" "$(stat -c '%s %Y' "$tarball" 2>/dev/null)" \
+        "${E2E_RPM_TOOLS[@]}" | sha256sum | cut -c1-16)
     echo "$E2E_CACHE_DIR/rpm-tools-$key"
 }
 

@@ -47,6 +47,8 @@ t() {
     done
     e2e_log "ok: the rpm installs the binary, the clr-service-restart link, the dnf 4 plugin and conf, the dnf 5 actions, man page, completions and docs"
     assert_eq restart-stale "$(e2e_in "$m" readlink /usr/bin/clr-service-restart)" "clr-service-restart link"
+    # The cargo-rpm-macros variant of the spec parses too (it is built on Fedora).
+    assert_eq restart-stale "$(e2e_in "$m" rpmspec -q --qf '%{NAME}\n' /srv/tool/src/packaging/rpm/restart-stale.spec 2>/dev/null)" "rpmspec -q of the spec"
     e2e_step "build demo rpms" e2e_rpm_demo_build "$m"
 
     e2e_rpm_publish "$m" v1
