@@ -10,7 +10,8 @@
 # `restart-stale generate-assets`) as they are, for an rpmbuild without
 # cargo-rpm-macros, such as Debian's `rpm` package in the e2e test bed.
 # There rpm's brp scripts are turned off (__os_install_post), as they
-# expect Fedora's tooling, and so is the debuginfo subpackage.
+# expect Fedora's tooling, and so are the debuginfo subpackage and the
+# /usr/lib/.build-id links (which would belong to it).
 set -euo pipefail
 
 prebuilt=
@@ -42,7 +43,8 @@ if [[ -n $prebuilt ]]; then
         [[ -f $prebuilt/$f ]] || { echo "build-rpm.sh: $prebuilt/$f is missing" >&2; exit 1; }
     done
     tar -C "$prebuilt" --transform 's,^\.,prebuilt,' -czf "$top/SOURCES/$name-$version-prebuilt.tar.gz" .
-    args+=(--with prebuilt --define "__os_install_post %{nil}" --define "debug_package %{nil}")
+    args+=(--with prebuilt --define "__os_install_post %{nil}" --define "debug_package %{nil}"
+        --define "_build_id_links none")
 else
     cargo vendor --locked --versioned-dirs vendor-rpm >/dev/null
     tar --transform 's,^vendor-rpm,vendor,' -cJf "$top/SOURCES/$name-$version-vendor.tar.xz" vendor-rpm
