@@ -44,6 +44,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         Some(Command::Default { units }) => links(policy::Command::Default, &units),
         Some(Command::GenerateAssets { dir }) => crate::cli::generate_assets(&dir).map(|_| exit::OK),
         Some(Command::AptHook { hook }) => Ok(crate::apt::run(&root, hook, cli.verbose)),
+        Some(Command::DnfHook { step }) => Ok(crate::dnf::run(&root, step, cli.verbose)),
+        Some(Command::Dnf5Hook { step }) => Ok(crate::dnf::run5(&root, step, cli.verbose)),
+        Some(Command::PacmanHook { step }) => Ok(crate::pacman::run(&root, step, cli.verbose)),
         Some(Command::Status { scan }) => execute(&root, &RunOptions::from_args(&scan)?, Mode::Status, cli.verbose),
         Some(Command::Replay(args)) => crate::replay::run(&root, &args, cli.verbose),
         None => {
@@ -71,6 +74,10 @@ pub struct RunOptions {
     pub method: scan::Method,
     /// Timeout and re-exec switch for the restart step.
     pub restart: restart::Settings,
+    /// Print the report only when some unit (or PID 1) runs stale code:
+    /// clr-service-restart prints nothing otherwise, and its motd helper
+    /// takes any output for "a restart is needed".
+    pub quiet: bool,
 }
 
 impl RunOptions {
@@ -86,6 +93,7 @@ impl RunOptions {
                 crate::cli::ScanMethod::Text => scan::Method::Text,
             },
             restart: restart::Settings::default(),
+            quiet: false,
         })
     }
 }
@@ -155,7 +163,10 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
         problems: &p.scan.problems,
         warnings: &p.policy.warnings,
     };
-    if args.json {
+    let stale_units = p.plan.units.iter().any(|u| !u.processes.is_empty()) || p.plan.init.is_some();
+    if args.quiet && !stale_units {
+        log::debug!("no unit runs stale code");
+    } else if args.json {
         let mut out = std::io::BufWriter::new(std::io::stdout().lock());
         report::write_json(&mut out, &p.plan, &ctx)?;
         out.flush()?;

@@ -160,6 +160,25 @@ pub enum Command {
         #[command(subcommand)]
         hook: crate::apt::Hook,
     },
+    /// What the dnf 4 plugin runs (docs/dnf.md); never fails dnf.
+    #[command(hide = true)]
+    DnfHook {
+        #[command(subcommand)]
+        step: crate::dnf::Step,
+    },
+    /// What dnf 5's actions file runs (docs/dnf.md); never fails dnf.
+    #[command(hide = true)]
+    Dnf5Hook {
+        #[command(subcommand)]
+        step: crate::dnf::Dnf5Step,
+    },
+    /// What the alpm hook runs, with pacman's targets on stdin
+    /// (docs/pacman.md); never fails pacman.
+    #[command(hide = true)]
+    PacmanHook {
+        #[command(subcommand)]
+        step: Option<crate::pacman::Step>,
+    },
 }
 
 /// `replay`: exactly one source of history, and how to act on it.
@@ -302,6 +321,29 @@ clr\-service\-restart's directories, honoured with lower precedence.
 The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
 turns automatic restarts off while still reporting; \fBRESTART_STALE_SUSPEND=1\fR
 in apt's environment skips the hooks for one run.
+.TP
+\fI/etc/dnf/plugins/restart\-stale.conf\fR
+The dnf 4 plugin: \fBenabled=0\fR turns it off, \fBauto_restart=0\fR turns
+automatic restarts off while still reporting.
+.TP
+\fI/etc/dnf/libdnf5\-plugins/actions.d/restart\-stale.actions\fR
+The dnf 5 hook; delete it to turn the hook off.
+.TP
+\fI/usr/share/libalpm/hooks/restart\-stale.hook\fR
+The pacman hook.
+.TP
+\fI/run/restart\-stale/apt/\fR, \fI/run/restart\-stale/dnf/\fR, \fI/run/restart\-stale/pacman/\fR
+Transactions recorded by the hooks and not yet acted on by
+\fBrestart\-stale\-apt.service\fR, \fBrestart\-stale\-dnf.service\fR or
+\fBrestart\-stale\-pacman.service\fR.
+.TP
+\fI/usr/bin/clr\-service\-restart\fR
+A link to restart\-stale: invoked by that name it takes clr\-service\-restart's
+command line (\fB\-n\fR, \fB\-a\fR, \fBallow\fR|\fBdisallow\fR|\fBdefault\fR \fIUNIT\fR),
+and after a swupd update counts only the files the manifests changed.
+.TP
+\fI/var/lib/restart\-stale/swupd\-version\fR
+The OS version clr\-service\-restart last acted at.
 .TP
 \fI/var/log/apt/history.log\fR*, \fI/var/log/dpkg.log\fR*, \fI/var/lib/dnf/history.sqlite\fR, \fI/usr/lib/sysimage/libdnf5/transaction_history.sqlite\fR, \fI/var/lib/swupd/\fR
 Read by \fBreplay\fR to find what a past transaction changed.

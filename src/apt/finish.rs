@@ -73,7 +73,7 @@ pub fn run_with(root: &SysRoot, verbose: u8, wait: Wait) -> Result<i32> {
 }
 
 /// One `finish` at a time, even when someone runs it by hand.
-fn try_lock(dir: &Path) -> Result<Option<File>> {
+pub fn try_lock(dir: &Path) -> Result<Option<File>> {
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
     let path = dir.join("finish.lock");
     let file = OpenOptions::new()
@@ -93,7 +93,7 @@ fn try_lock(dir: &Path) -> Result<Option<File>> {
     Ok(Some(file))
 }
 
-fn remove(files: &[PathBuf]) {
+pub fn remove(files: &[PathBuf]) {
     for f in files {
         if let Err(e) = std::fs::remove_file(f) {
             log::warn!("failed to remove {}: {e}", f.display());

@@ -64,6 +64,12 @@ pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<(
 
 /// `<this binary> apt-hook finish`, with our root and verbosity.
 pub fn finish_argv(root: &SysRoot, verbose: u8) -> Result<Vec<String>> {
+    self_argv(root, verbose, &["apt-hook", "finish"])
+}
+
+/// `<this binary> ARGS…`, with our root and verbosity: the command of a
+/// transient unit that finishes what a hook started (apt, dnf, pacman).
+pub fn self_argv(root: &SysRoot, verbose: u8, args: &[&str]) -> Result<Vec<String>> {
     let exe = std::env::current_exe().context("failed to find our own executable")?;
     let mut exe = exe.to_string_lossy().into_owned();
     // The transaction may have just upgraded restart-stale itself: the
@@ -72,7 +78,8 @@ pub fn finish_argv(root: &SysRoot, verbose: u8) -> Result<Vec<String>> {
     if let Some(path) = exe.strip_suffix(" (deleted)") {
         exe = path.to_string();
     }
-    let mut argv = vec![exe, "apt-hook".into(), "finish".into()];
+    let mut argv = vec![exe];
+    argv.extend(args.iter().map(|a| a.to_string()));
     argv.extend((0..verbose.min(2)).map(|_| "-v".to_string()));
     if !root.is_host() {
         argv.push("--root".into());

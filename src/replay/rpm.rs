@@ -7,6 +7,7 @@
 
 use crate::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// The rpm binary of the running system, never one under the root.
@@ -36,22 +37,28 @@ pub struct RpmCommand;
 
 impl FileLister for RpmCommand {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
-        let mut all = Listing::default();
-        for batch in nevras.chunks(BATCH) {
-            let l = run_rpm(root, batch)?;
-            all.files.extend(l.files);
-            all.not_installed.extend(l.not_installed);
-            all.unexpected.extend(l.unexpected);
-        }
-        Ok(all)
+        list_with(Path::new(RPM), root, nevras)
     }
 }
 
-fn run_rpm(root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+/// `PROGRAM -ql --root ROOT NEVRA...` in batches: [`RpmCommand`] with
+/// another program, for tests that stand in for rpm.
+pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+    let mut all = Listing::default();
+    for batch in nevras.chunks(BATCH) {
+        let l = run_rpm(program, root, batch)?;
+        all.files.extend(l.files);
+        all.not_installed.extend(l.not_installed);
+        all.unexpected.extend(l.unexpected);
+    }
+    Ok(all)
+}
+
+fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
     if let Some(bad) = nevras.iter().find(|n| !safe_argument(n)) {
         bail!("refusing to pass {bad:?} to rpm: not a package name");
     }
-    let out = Command::new(RPM)
+    let out = Command::new(program)
         .arg("-ql")
         .arg("--root")
         .arg(root.root())
@@ -59,13 +66,14 @@ fn run_rpm(root: &SysRoot, nevras: &[String]) -> Result<Listing> {
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
         .output()
-        .with_context(|| format!("failed to run {RPM} to list package files"))?;
+        .with_context(|| format!("failed to run {} to list package files", program.display()))?;
     let listing = parse_ql(&String::from_utf8_lossy(&out.stdout));
     // rpm's exit status counts the packages not found; anything else
     // without any output is a failure (no rpmdb, unreadable rpmdb).
     if !out.status.success() && listing.files.is_empty() && listing.not_installed.is_empty() {
         bail!(
-            "{RPM} -ql failed ({}): {}",
+            "{} -ql failed ({}): {}",
+            program.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
         );

@@ -139,7 +139,7 @@ pub fn manifest_dirs(root: &SysRoot, version: u32) -> Vec<String> {
 
 /// The manifest files to read in `dir`: `Manifest.<bundle>` of installed
 /// bundles, or every `Manifest.*` when bundles are unknown.
-fn manifest_files(root: &SysRoot, dir: &str, bundles: Option<&BTreeSet<String>>) -> Result<Vec<(String, PathBuf)>> {
+pub fn manifest_files(root: &SysRoot, dir: &str, bundles: Option<&BTreeSet<String>>) -> Result<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(root.path(dir)).with_context(|| format!("failed to read directory {dir}"))?;
     let mut files: Vec<(String, PathBuf)> = entries
         .flatten()

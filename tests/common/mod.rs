@@ -56,3 +56,89 @@ pub fn replace_like_dpkg(path: &Path) {
     std::fs::copy(system_library(), &new).unwrap();
     std::fs::rename(&new, path).unwrap();
 }
+
+/// Copies a fixture tree, symlinks as symlinks.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let dest = to.join(entry.file_name());
+        let ty = entry.file_type().unwrap();
+        if ty.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else if ty.is_dir() {
+            copy_tree(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+}
+
+/// Expands the `{dev:PATH}` and `{ino:PATH}` tokens of every
+/// `proc/PID/maps.in` under `root` into `maps`, as tests/golden.rs does.
+pub fn expand_maps(root: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    for pid in std::fs::read_dir(root.join("proc")).unwrap().flatten() {
+        let Ok(template) = std::fs::read_to_string(pid.path().join("maps.in")) else {
+            continue;
+        };
+        let mut maps = String::new();
+        let mut rest = template.as_str();
+        while let Some(start) = rest.find('{') {
+            maps.push_str(&rest[..start]);
+            let end = start + rest[start..].find('}').unwrap();
+            let (kind, path) = rest[start + 1..end].split_once(':').unwrap();
+            let md = std::fs::metadata(root.join(path)).unwrap();
+            match kind {
+                "dev" => maps.push_str(&format!("{:02x}:{:02x}", libc::major(md.dev()), libc::minor(md.dev()))),
+                _ => maps.push_str(&md.ino().to_string()),
+            }
+            rest = &rest[end + 1..];
+        }
+        maps.push_str(rest);
+        std::fs::write(pid.path().join("maps"), maps).unwrap();
+    }
+}
+
+/// Golden case `name` (tests/cases/NAME/root) in a temporary root, maps
+/// expanded, with systemd running there (`/run/systemd/system`; the case's
+/// `proc/1/root` already points at the root, so it is no chroot).
+pub fn case_root(name: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/cases")
+        .join(name)
+        .join("root");
+    copy_tree(&case, tmp.path());
+    expand_maps(tmp.path());
+    std::fs::create_dir_all(tmp.path().join("run/systemd/system")).unwrap();
+    tmp
+}
+
+/// Allows `units` with links in `/etc/restart-stale` under `root`.
+pub fn allow(root: &Path, units: &[&str]) {
+    let dir = root.join("etc/restart-stale");
+    std::fs::create_dir_all(&dir).unwrap();
+    for u in units {
+        std::os::unix::fs::symlink(format!("/usr/lib/systemd/system/{u}"), dir.join(u)).unwrap();
+    }
+}
+
+/// The restart-stale binary with a test root and a clean environment.
+pub fn bin(root: &Path) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::cargo_bin("restart-stale").unwrap();
+    c.env("RESTART_STALE_ROOT", root)
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RESTART_STALE_SUSPEND")
+        .env_remove("RESTART_STALE_RPM");
+    c
+}
+
+/// The files of a record directory, `finish.lock` left out.
+pub fn record_files(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    v.retain(|p| !p.ends_with("finish.lock"));
+    v.sort();
+    v
+}

@@ -1,0 +1,213 @@
+//! restart-stale invoked as `clr-service-restart` (a symlink the package
+//! installs at /usr/bin/clr-service-restart): the command line of Clear
+//! Linux's tool (clr-service-restart(1)), so swupd and admins' habits keep
+//! working (docs/swupd.md).
+//!
+//! - `clr-service-restart allow|disallow|default UNIT…` maintain links in
+//!   `/etc/clr-service-restart`, as the original does; a name without a
+//!   type suffix means `.service`, as systemctl reads it.
+//! - `clr-service-restart [-n] [-a]` scans and restarts. swupd runs it
+//!   with no arguments after an update; then the files the update changed
+//!   count ([`crate::swupd`]), or every stale mapping when that cannot be
+//!   known. A run that restarted without error records the version.
+//!
+//! Differences kept on purpose: restart-stale's links and tiers apply too,
+//! and a report goes to stdout. Like the original, `-n` prints nothing
+//! when no unit runs stale code and exits 0 when restarts are pending;
+//! a run that could not restart exits as restart-stale does (3, 4).
+
+use crate::app::{self, Mode, RunOptions};
+use crate::cli::exit;
+use crate::policy;
+use crate::swupd::{self, Basis};
+use crate::sysroot::SysRoot;
+use crate::unit_name;
+use anyhow::Result;
+use clap::{CommandFactory, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+/// The name that selects this personality.
+pub const NAME: &str = "clr-service-restart";
+
+/// Restart the system services that still run code an update replaced
+/// (restart-stale's clr-service-restart compatible command line).
+#[derive(Debug, Parser)]
+#[command(name = NAME, version, disable_help_subcommand = true)]
+pub struct ClrCli {
+    /// Don't restart anything; show what would happen.
+    #[arg(short = 'n')]
+    pub dry_run: bool,
+
+    /// Consider all system units, not only allowed ones.
+    #[arg(short = 'a')]
+    pub all: bool,
+
+    /// More output (debug messages).
+    #[arg(short, action = clap::ArgAction::Count, hide = true)]
+    pub verbose: u8,
+
+    /// Read /proc, /sys, /etc and /usr under this directory (for tests).
+    #[arg(long, hide = true, env = crate::sysroot::ROOT_ENV, default_value = "/")]
+    pub root: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Option<ClrCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClrCommand {
+    /// Mark units as restartable (a link in /etc/clr-service-restart).
+    Allow {
+        #[arg(required = true, value_name = "UNIT")]
+        units: Vec<String>,
+    },
+    /// Mark units as never restartable (a link to /dev/null).
+    Disallow {
+        #[arg(required = true, value_name = "UNIT")]
+        units: Vec<String>,
+    },
+    /// Remove the local link: back to the distribution default.
+    Default {
+        #[arg(required = true, value_name = "UNIT")]
+        units: Vec<String>,
+    },
+}
+
+/// Whether argv[0] asks for this personality.
+pub fn invoked_as(argv0: &std::ffi::OsStr) -> bool {
+    Path::new(argv0).file_name().is_some_and(|n| n == NAME)
+}
+
+/// Parses `args` (argv[0] first) and runs; returns the exit code.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+    let cli = ClrCli::parse_from(args);
+    if cli.command.is_some() && (cli.dry_run || cli.all) {
+        ClrCli::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "-n and -a do not combine with allow, disallow or default",
+            )
+            .exit();
+    }
+    crate::logging::init(cli.verbose);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            log::error!("{e:#}");
+            exit::ERROR
+        }
+    }
+}
+
+/// `rngd` → `rngd.service`, as systemctl reads a name without a suffix.
+pub fn unit_of(name: &str) -> String {
+    if unit_name::suffix(name).is_some() {
+        name.to_string()
+    } else {
+        format!("{name}.service")
+    }
+}
+
+pub fn run(cli: ClrCli) -> Result<i32> {
+    let root = SysRoot::new(&cli.root);
+    let (cmd, units) = match cli.command {
+        None => return restart(&root, cli.dry_run, cli.all, cli.verbose),
+        Some(ClrCommand::Allow { units }) => (policy::Command::Allow, units),
+        Some(ClrCommand::Disallow { units }) => (policy::Command::Disallow, units),
+        Some(ClrCommand::Default { units }) => (policy::Command::Default, units),
+    };
+    let units: Vec<String> = units.iter().map(|u| unit_of(u)).collect();
+    for line in policy::apply(&root, policy::CLR_ADMIN_DIR, cmd, &units)? {
+        println!("{line}");
+    }
+    Ok(exit::OK)
+}
+
+/// The scan-plan-restart run, limited to what the last swupd update
+/// changed when that is known.
+fn restart(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<i32> {
+    let mut warnings = Vec::new();
+    let (basis, current) = swupd::basis(root, &mut warnings);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    let changed = match basis {
+        Basis::Update {
+            from,
+            to,
+            set,
+            manifests,
+            dropped,
+        } => {
+            log::info!(
+                "swupd update {from} → {to}: {} changed files, from {manifests} manifest(s) of {to} \
+                 and {dropped} path(s) only {from} listed",
+                set.len()
+            );
+            Some(set)
+        }
+        Basis::Everything(why) => {
+            log::info!("every stale file counts: {why}");
+            None
+        }
+    };
+    let opts = RunOptions {
+        all,
+        changed,
+        quiet: true,
+        ..RunOptions::default()
+    };
+    let mode = if dry_run { Mode::DryRun } else { Mode::Restart };
+    let code = app::execute(root, &opts, mode, verbose)?;
+    if !dry_run && code == exit::OK {
+        if let Some(v) = current {
+            swupd::save_state(root, v)?;
+        }
+    }
+    // clr-service-restart -n exits 0 whatever it found.
+    Ok(if dry_run && code == exit::PENDING {
+        exit::OK
+    } else {
+        code
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        ClrCli::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_like_clr_service_restart() {
+        let c = ClrCli::try_parse_from([NAME, "-n", "-a"]).unwrap();
+        assert!(c.dry_run && c.all && c.command.is_none());
+        let c = ClrCli::try_parse_from([NAME, "-a", "-n"]).unwrap();
+        assert!(c.dry_run && c.all);
+        let c = ClrCli::try_parse_from([NAME, "allow", "tallow", "rngd.service"]).unwrap();
+        assert!(matches!(c.command, Some(ClrCommand::Allow { ref units }) if units.len() == 2));
+        assert!(ClrCli::try_parse_from([NAME, "allow"]).is_err());
+        assert!(ClrCli::try_parse_from([NAME, "-x"]).is_err());
+        assert!(ClrCli::try_parse_from([NAME, "--changed-files", "x"]).is_err());
+        assert!(ClrCli::try_parse_from([NAME, "status"]).is_err());
+    }
+
+    #[test]
+    fn names_without_suffix_are_services() {
+        assert_eq!(unit_of("rngd"), "rngd.service");
+        assert_eq!(unit_of("tallow.service"), "tallow.service");
+        assert_eq!(unit_of("getty@.service"), "getty@.service");
+        assert_eq!(unit_of("foo.socket"), "foo.socket");
+    }
+
+    #[test]
+    fn argv0_selects_the_personality() {
+        assert!(invoked_as("/usr/bin/clr-service-restart".as_ref()));
+        assert!(invoked_as("clr-service-restart".as_ref()));
+        assert!(!invoked_as("/usr/bin/restart-stale".as_ref()));
+    }
+}

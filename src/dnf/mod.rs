@@ -1,0 +1,184 @@
+//! The dnf integration (docs/dnf.md). Both dnf generations end in the
+//! shared record and `restart-stale-dnf.service` ([`crate::hook`]):
+//!
+//! - dnf 4 loads our Python plugin (`hooks/dnf/…/dnf-plugins/restart_stale.py`),
+//!   which hands the whole transaction over in one file:
+//!   `dnf-hook transaction FILE` ([`dnf4`]).
+//! - dnf 5's actions plugin runs commands from
+//!   `/etc/dnf/libdnf5-plugins/actions.d/restart-stale.actions`: once per
+//!   package before the transaction, then once before and once after it
+//!   (`dnf5-hook …`, [`dnf5`]). It gives no file lists, so we ask rpm.
+//!
+//! `dnf-hook finish` is the unit's command.
+
+pub mod dnf4;
+pub mod dnf5;
+
+use crate::hook::{self, Family};
+use crate::replay::rpm::{self, FileLister, Listing};
+use crate::sysroot::SysRoot;
+use anyhow::Result;
+use clap::Subcommand;
+use std::path::PathBuf;
+
+/// `restart-stale dnf-hook …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Step {
+    /// Record the transaction the dnf 4 plugin wrote to FILE and start
+    /// restart-stale-dnf.service.
+    Transaction { file: PathBuf },
+    /// Wait for dnf to exit, then act on the record (the unit's command).
+    Finish,
+}
+
+/// `restart-stale dnf5-hook …`, as the actions file calls it. The
+/// arguments are taken raw and checked by us, so that even nonsense gets
+/// a message naming the argument and exit status 0, never a usage error.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Dnf5Step {
+    /// One package of the transaction: PID ACTION NEVRA
+    /// (`${pid} ${pkg.action} ${pkg.full_nevra}`).
+    Package {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Before the rpm transaction: copy the file lists of outgoing packages. PID.
+    PreTransaction {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// After it: list incoming packages, record, start the unit. PID.
+    PostTransaction {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Checks that `args` are exactly the arguments `names`.
+fn exactly<'a, const N: usize>(args: &'a [String], names: [&str; N]) -> Result<[&'a str; N]> {
+    if args.len() != N {
+        anyhow::bail!(
+            "expected {} argument(s) ({}), got {}: {args:?}",
+            N,
+            names.join(" "),
+            args.len()
+        );
+    }
+    Ok(std::array::from_fn(|i| args[i].as_str()))
+}
+
+fn pid_arg(s: &str) -> Result<u32> {
+    match s.parse::<u32>() {
+        Ok(p) if p > 0 && s.bytes().all(|c| c.is_ascii_digit()) => Ok(p),
+        _ => anyhow::bail!("argument PID: {s:?} is not a process id"),
+    }
+}
+
+/// Runs a `dnf-hook` step; dnf's steps always return 0.
+pub fn run(root: &SysRoot, step: Step, verbose: u8) -> i32 {
+    match step {
+        Step::Transaction { file } => hook::guard("dnf-hook transaction", || dnf4::run(root, &file, verbose)),
+        Step::Finish => match hook::finish::run(root, Family::Dnf, verbose) {
+            Ok(code) => code,
+            Err(e) => {
+                log::error!("dnf-hook finish: {e:#}");
+                crate::cli::exit::ERROR
+            }
+        },
+    }
+}
+
+/// Runs a `dnf5-hook` step; always returns 0.
+pub fn run5(root: &SysRoot, step: Dnf5Step, verbose: u8) -> i32 {
+    let lister = lister(root);
+    match step {
+        Dnf5Step::Package { args } => hook::guard("dnf5-hook package", || {
+            let [pid, action, nevra] = exactly(&args, ["PID", "ACTION", "NEVRA"])?;
+            dnf5::package(root, pid_arg(pid)?, action, nevra)
+        }),
+        Dnf5Step::PreTransaction { args } => hook::guard("dnf5-hook pre-transaction", || {
+            let [pid] = exactly(&args, ["PID"])?;
+            dnf5::pre_transaction(root, pid_arg(pid)?, &*lister)
+        }),
+        Dnf5Step::PostTransaction { args } => hook::guard("dnf5-hook post-transaction", || {
+            let [pid] = exactly(&args, ["PID"])?;
+            dnf5::post_transaction(root, pid_arg(pid)?, &*lister, verbose)
+        }),
+    }
+}
+
+/// Names a stand-in for rpm in tests. Honoured only with a root other
+/// than `/`: on a real system we run the system's `/usr/bin/rpm`, never
+/// a program an environment variable names.
+pub const RPM_ENV: &str = "RESTART_STALE_RPM";
+
+/// The system's rpm, or in a test root the stand-in.
+pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
+    match std::env::var_os(RPM_ENV) {
+        Some(p) if !root.is_host() => Box::new(StandIn(PathBuf::from(p))),
+        _ => Box::new(rpm::RpmCommand),
+    }
+}
+
+struct StandIn(PathBuf);
+
+impl FileLister for StandIn {
+    fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+        rpm::list_with(&self.0, root, nevras)
+    }
+}
+
+/// `name-[epoch:]version-release.arch` → `(name, evr, arch)`, with a zero
+/// epoch left out of `evr`.
+pub fn split_nevra(s: &str) -> Option<(&str, String, &str)> {
+    let (nevr, arch) = s.rsplit_once('.')?;
+    let (nev, release) = nevr.rsplit_once('-')?;
+    let (name, ev) = nev.rsplit_once('-')?;
+    if [name, ev, release, arch].iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let ev = ev.strip_prefix("0:").unwrap_or(ev);
+    Some((name, format!("{ev}-{release}"), arch))
+}
+
+/// The form rpm's queries take: the NEVRA without its epoch. Two
+/// installed packages never differ in the epoch alone.
+pub fn query_form(nevra: &str) -> String {
+    let Some((nevr, arch)) = nevra.rsplit_once('.') else {
+        return nevra.to_string();
+    };
+    let Some((nev, release)) = nevr.rsplit_once('-') else {
+        return nevra.to_string();
+    };
+    let Some((name, ev)) = nev.rsplit_once('-') else {
+        return nevra.to_string();
+    };
+    let v = match ev.split_once(':') {
+        Some((e, v)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => v,
+        _ => ev,
+    };
+    format!("{name}-{v}-{release}.{arch}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nevras_split_from_the_right() {
+        assert_eq!(
+            split_nevra("libdemo-0:2.0-1.x86_64"),
+            Some(("libdemo", "2.0-1".into(), "x86_64"))
+        );
+        assert_eq!(
+            split_nevra("python3-dnf-plugin-x-1:4.14-3.fc41.noarch"),
+            Some(("python3-dnf-plugin-x", "1:4.14-3.fc41".into(), "noarch"))
+        );
+        assert_eq!(split_nevra("bash"), None);
+        assert_eq!(split_nevra("-1-1.x"), None);
+        assert_eq!(query_form("libdemo-0:2.0-1.x86_64"), "libdemo-2.0-1.x86_64");
+        assert_eq!(query_form("vim-2:9.1-1.fc41.x86_64"), "vim-9.1-1.fc41.x86_64");
+        assert_eq!(query_form("bash-5.2-1.x86_64"), "bash-5.2-1.x86_64");
+        assert_eq!(query_form("odd"), "odd");
+    }
+}

@@ -1,0 +1,332 @@
+//! The record format of the dnf and pacman hooks, one line per fact, so
+//! an admin can read `/run/restart-stale/<family>/pending`:
+//!
+//! ```text
+//! begin <unix-seconds> <pid of the hook>
+//! source dnf4|dnf5|pacman
+//! manager <pid> <start ticks>    the package manager process to wait for
+//! command <its command line>
+//! auto-restart true|false
+//! package in|out <nevra>         in: installed now; out: removed or replaced
+//! file <absolute path>           changed by the transaction
+//! error <an input line we could not parse, with its line number>
+//! end
+//! ```
+//!
+//! The file is appended and taken with apt's machinery
+//! ([`crate::apt::record`]), which does not care about the format.
+//! [`parse_fact`] is shared with the hooks' input parsers, so the dnf4
+//! plugin's hand-over file speaks the same words.
+
+use super::process::Process;
+use crate::apt::protocol::parse_bool;
+use anyhow::{Context, Result};
+use std::fmt::{self, Write as _};
+use std::path::PathBuf;
+
+/// Which hook wrote a block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Dnf4,
+    Dnf5,
+    Pacman,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Dnf4 => "dnf4",
+            Source::Dnf5 => "dnf5",
+            Source::Pacman => "pacman",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [Source::Dnf4, Source::Dnf5, Source::Pacman]
+            .into_iter()
+            .find(|x| x.name() == s)
+    }
+}
+
+/// Whether a package is on the system after the transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Direction {
+    In,
+    Out,
+}
+
+impl Direction {
+    pub fn word(self) -> &'static str {
+        match self {
+            Direction::In => "in",
+            Direction::Out => "out",
+        }
+    }
+}
+
+/// One record line, `begin` and `end` aside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fact {
+    Source(Source),
+    Manager(Process),
+    Command(String),
+    AutoRestart(bool),
+    Package(Direction, String),
+    File(String),
+    Error(String),
+}
+
+impl fmt::Display for Fact {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fact::Source(s) => write!(f, "source {}", s.name()),
+            Fact::Manager(p) => write!(f, "manager {p}"),
+            Fact::Command(c) => write!(f, "command {}", one_line(c)),
+            Fact::AutoRestart(b) => write!(f, "auto-restart {b}"),
+            Fact::Package(d, n) => write!(f, "package {} {n}", d.word()),
+            Fact::File(p) => write!(f, "file {p}"),
+            Fact::Error(e) => write!(f, "error {}", one_line(e)),
+        }
+    }
+}
+
+/// For free text: keeps a record line a single line.
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// A package name as the package manager wrote it: one word, printable,
+/// not option-like.
+pub fn valid_package(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with('-') && s.bytes().all(|c| c.is_ascii_graphic())
+}
+
+/// Parses one fact line. The error says what is wrong, not where: the
+/// caller adds the input name and line number.
+pub fn parse_fact(line: &str) -> Result<Fact, String> {
+    let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match word {
+        "source" => Source::parse(rest)
+            .map(Fact::Source)
+            .ok_or_else(|| "unknown source".into()),
+        "manager" => {
+            let (pid, start) = rest.split_once(' ').ok_or("manager needs a pid and a start time")?;
+            let pid = pid.parse().map_err(|_| "bad pid")?;
+            let start = start.parse().map_err(|_| "bad start time")?;
+            Ok(Fact::Manager(Process { pid, start }))
+        }
+        "command" => Ok(Fact::Command(rest.to_string())),
+        "auto-restart" => parse_bool(rest)
+            .map(Fact::AutoRestart)
+            .ok_or_else(|| "not a boolean".into()),
+        "package" => {
+            let (dir, name) = rest.split_once(' ').ok_or("package needs in|out and a name")?;
+            let dir = match dir {
+                "in" => Direction::In,
+                "out" => Direction::Out,
+                _ => return Err(format!("direction {dir:?} is neither in nor out")),
+            };
+            if !valid_package(name) {
+                return Err(format!("{name:?} is not a package name"));
+            }
+            Ok(Fact::Package(dir, name.to_string()))
+        }
+        "file" => {
+            if !rest.starts_with('/') {
+                return Err(format!("{rest:?} is not an absolute path"));
+            }
+            Ok(Fact::File(rest.to_string()))
+        }
+        "error" => Ok(Fact::Error(rest.to_string())),
+        _ => Err(format!("unknown line {word:?}")),
+    }
+}
+
+/// One transaction, as one hook run recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub time: u64,
+    pub pid: u32,
+    pub facts: Vec<Fact>,
+}
+
+impl Block {
+    pub fn new(facts: Vec<Fact>) -> Self {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        Block {
+            time,
+            pid: std::process::id(),
+            facts,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = format!("begin {} {}\n", self.time, self.pid);
+        for f in &self.facts {
+            let _ = writeln!(out, "{f}");
+        }
+        out.push_str("end\n");
+        out
+    }
+
+    pub fn source(&self) -> Option<Source> {
+        self.facts.iter().find_map(|f| match f {
+            Fact::Source(s) => Some(*s),
+            _ => None,
+        })
+    }
+
+    pub fn command(&self) -> Option<&str> {
+        self.facts.iter().find_map(|f| match f {
+            Fact::Command(c) => Some(c.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Off if any `auto-restart false` line says so.
+    pub fn auto_restart(&self) -> bool {
+        !self.facts.contains(&Fact::AutoRestart(false))
+    }
+
+    pub fn managers(&self) -> impl Iterator<Item = Process> + '_ {
+        self.facts.iter().filter_map(|f| match f {
+            Fact::Manager(p) => Some(*p),
+            _ => None,
+        })
+    }
+
+    pub fn packages(&self) -> impl Iterator<Item = (Direction, &str)> {
+        self.facts.iter().filter_map(|f| match f {
+            Fact::Package(d, n) => Some((*d, n.as_str())),
+            _ => None,
+        })
+    }
+
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.facts.iter().filter_map(|f| match f {
+            Fact::File(p) => Some(p.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn errors(&self) -> impl Iterator<Item = &str> {
+        self.facts.iter().filter_map(|f| match f {
+            Fact::Error(e) => Some(e.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// Taken records: their blocks and the lines that made no sense.
+#[derive(Debug, Default)]
+pub struct Record {
+    pub blocks: Vec<Block>,
+    pub problems: Vec<String>,
+}
+
+impl Record {
+    /// Parses record text; `source` names it in problems. Bad lines are
+    /// reported and skipped; a block without its `end` (a hook that died)
+    /// still counts.
+    pub fn parse(text: &str, source: &str) -> Record {
+        let mut rec = Record::default();
+        for (n, line) in text.lines().enumerate() {
+            if let Err(e) = rec.line(line) {
+                rec.problems.push(format!("{source}:{}: {e}: {line:?}", n + 1));
+            }
+        }
+        rec
+    }
+
+    fn line(&mut self, line: &str) -> Result<(), String> {
+        if let Some(rest) = line.strip_prefix("begin ") {
+            let (t, p) = rest.split_once(' ').ok_or("begin needs a time and a pid")?;
+            self.blocks.push(Block {
+                time: t.parse().map_err(|_| "bad time")?,
+                pid: p.parse().map_err(|_| "bad pid")?,
+                facts: Vec::new(),
+            });
+            return Ok(());
+        }
+        let block = self.blocks.last_mut().ok_or("line before any begin")?;
+        if line != "end" {
+            block.facts.push(parse_fact(line)?);
+        }
+        Ok(())
+    }
+
+    /// Reads and parses taken files into one record.
+    pub fn read_all(files: &[PathBuf]) -> Result<Record> {
+        let mut all = Record::default();
+        for f in files {
+            let data = std::fs::read(f).with_context(|| format!("failed to read {}", f.display()))?;
+            let rec = Record::parse(&String::from_utf8_lossy(&data), &f.display().to_string());
+            all.blocks.extend(rec.blocks);
+            all.problems.extend(rec.problems);
+        }
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block() -> Block {
+        Block {
+            time: 1_763_776_212,
+            pid: 4242,
+            facts: vec![
+                Fact::Source(Source::Dnf5),
+                Fact::Manager(Process {
+                    pid: 4000,
+                    start: 12345,
+                }),
+                Fact::Command("dnf5 upgrade\n-y".into()),
+                Fact::AutoRestart(true),
+                Fact::Package(Direction::In, "libdemo-0:2.0-1.x86_64".into()),
+                Fact::Package(Direction::Out, "libdemo-0:1.0-1.x86_64".into()),
+                Fact::File("/usr/lib64/libdemo.so.1".into()),
+                Fact::File("/usr/share/doc/demo/a b".into()),
+                Fact::Error("stdin:3: bad".into()),
+            ],
+        }
+    }
+
+    #[test]
+    fn blocks_round_trip() {
+        let text = block().render();
+        assert!(text.contains("\ncommand dnf5 upgrade?-y\n"), "{text}");
+        let rec = Record::parse(&text, "pending");
+        assert!(rec.problems.is_empty(), "{:?}", rec.problems);
+        let mut expected = block();
+        expected.facts[2] = Fact::Command("dnf5 upgrade?-y".into());
+        assert_eq!(rec.blocks, vec![expected]);
+        let b = &rec.blocks[0];
+        assert_eq!(b.source(), Some(Source::Dnf5));
+        assert_eq!(
+            b.managers().collect::<Vec<_>>(),
+            [Process {
+                pid: 4000,
+                start: 12345
+            }]
+        );
+        assert_eq!(b.files().count(), 2);
+        assert!(b.auto_restart());
+    }
+
+    #[test]
+    fn bad_lines_are_named_and_skipped() {
+        let text = "file /x\nbegin 1 2\nfile relative\npackage sideways x\npackage in -rf\n\
+                    source yum\nauto-restart maybe\nmanager 1\nfrobnicate\nauto-restart off\nend\n";
+        let rec = Record::parse(text, "taken.1");
+        assert_eq!(rec.blocks.len(), 1);
+        assert!(!rec.blocks[0].auto_restart());
+        let lines: Vec<&str> = rec.problems.iter().map(|p| p.split(':').nth(1).unwrap()).collect();
+        assert_eq!(lines, ["1", "3", "4", "5", "6", "7", "8", "9"], "{:?}", rec.problems);
+        assert!(rec.problems[1].contains("\"relative\" is not an absolute path"));
+    }
+}

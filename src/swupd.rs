@@ -1,0 +1,189 @@
+//! What a `swupd update` changed, for the clr-service-restart personality
+//! ([`crate::clr`]).
+//!
+//! swupd runs `/usr/bin/clr-service-restart` with no arguments after an
+//! update (swupd-client `scripts.c`, `update_triggers`) and tells it
+//! nothing, not even the version it came from. So we keep the version we
+//! last acted at in [`STATE_FILE`]. Going from that version A to the
+//! installed version B (`VERSION_ID` in `/usr/lib/os-release`):
+//!
+//! - every entry of B's manifests with `last_change > A` changed (deleted
+//!   files stay listed, flagged `d`); [`crate::replay::swupd::derive`];
+//! - every path of A's manifests that B's no longer list at all was
+//!   removed with its bundle.
+//!
+//! Without a record of A, with A not older than B (a `bundle-add`, a
+//! `repair`, a downgrade), or without B's manifests, every stale mapping
+//! counts, as in clr-service-restart.
+
+use crate::changed::ChangedSet;
+use crate::replay::swupd::{self as manifests, Entry};
+use crate::sysroot::SysRoot;
+use anyhow::{bail, Context, Result};
+use std::collections::BTreeSet;
+use std::io::ErrorKind;
+
+/// The OS version restart-stale last acted at.
+pub const STATE_FILE: &str = "/var/lib/restart-stale/swupd-version";
+
+/// What a run compares against.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Basis {
+    /// An update from `from` to `to`: only these files count.
+    Update {
+        from: u32,
+        to: u32,
+        set: ChangedSet,
+        /// Manifests read (of version `to`).
+        manifests: usize,
+        /// Paths only version `from` listed.
+        dropped: usize,
+    },
+    /// Every stale mapping counts, for this reason.
+    Everything(String),
+}
+
+/// The basis for a run, and the installed version when known.
+pub fn basis(root: &SysRoot, warnings: &mut Vec<String>) -> (Basis, Option<u32>) {
+    let current = match manifests::current_version(root) {
+        Ok(v) => v,
+        Err(e) => return (Basis::Everything(format!("{e:#}")), None),
+    };
+    let from = match read_state(root) {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            let why = format!("no record of the version before {current} ({STATE_FILE} is missing)");
+            return (Basis::Everything(why), Some(current));
+        }
+        Err(e) => return (Basis::Everything(format!("{e:#}")), Some(current)),
+    };
+    if from >= current {
+        let why = format!("the last run was at version {from}, the installed version is {current}");
+        return (Basis::Everything(why), Some(current));
+    }
+    match update(root, from, current, warnings) {
+        Ok(b) => (b, Some(current)),
+        Err(e) => (Basis::Everything(format!("{e:#}")), Some(current)),
+    }
+}
+
+fn update(root: &SysRoot, from: u32, to: u32, warnings: &mut Vec<String>) -> Result<Basis> {
+    let up = manifests::derive(root, from, warnings)?;
+    let mut set: ChangedSet = up.paths.iter().collect();
+    let bundles = manifests::installed_bundles(root);
+    // derive() has read these already and reported their problems.
+    let new_paths: BTreeSet<String> = entries(root, to, bundles.as_ref(), &mut Vec::new())?
+        .into_iter()
+        .map(|e| e.path)
+        .collect();
+    let mut dropped = 0;
+    // A's manifests may be gone from the cache; then B's deleted entries
+    // are all there is.
+    for e in entries(root, from, None, warnings).unwrap_or_default() {
+        if !matches!(e.kind, b'D' | b'M') && !new_paths.contains(&e.path) {
+            set.insert(&e.path);
+            dropped += 1;
+        }
+    }
+    Ok(Basis::Update {
+        from,
+        to,
+        set,
+        manifests: up.manifests.len(),
+        dropped,
+    })
+}
+
+/// Every entry of `version`'s manifests (of `bundles`, or all).
+fn entries(
+    root: &SysRoot,
+    version: u32,
+    bundles: Option<&BTreeSet<String>>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Entry>> {
+    let dirs = manifests::manifest_dirs(root, version);
+    if dirs.is_empty() {
+        bail!("no manifests of version {version}");
+    }
+    let mut all = Vec::new();
+    for dir in &dirs {
+        for (shown, path) in manifests::manifest_files(root, dir, bundles)? {
+            match std::fs::read(&path) {
+                Ok(d) => {
+                    all.extend(manifests::parse(&String::from_utf8_lossy(&d), &shown, warnings).unwrap_or_default())
+                }
+                Err(e) => warnings.push(format!("failed to read {shown}: {e}")),
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// The version in [`STATE_FILE`]: one decimal number and a newline.
+pub fn read_state(root: &SysRoot) -> Result<Option<u32>> {
+    let path = root.path(STATE_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("failed to read {STATE_FILE}")),
+    };
+    let line = text.strip_suffix('\n').unwrap_or(&text);
+    match line.parse::<u32>() {
+        Ok(v) if line.bytes().all(|c| c.is_ascii_digit()) => Ok(Some(v)),
+        _ => bail!("{STATE_FILE}:1: {line:?} is not a version number"),
+    }
+}
+
+/// Records `version` as the one we last acted at (write, then rename).
+pub fn save_state(root: &SysRoot, version: u32) -> Result<()> {
+    let path = root.path(STATE_FILE);
+    let dir = path.parent().context("state file without a directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, format!("{version}\n")).with_context(|| format!("failed to write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("failed to write {STATE_FILE}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_state_file_is_one_number() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(tmp.path());
+        assert_eq!(read_state(&root).unwrap(), None);
+        save_state(&root, 43210).unwrap();
+        assert_eq!(read_state(&root).unwrap(), Some(43210));
+        assert_eq!(std::fs::read_to_string(root.path(STATE_FILE)).unwrap(), "43210\n");
+        for bad in ["", "x\n", "-1\n", "1 2\n", "+5\n"] {
+            std::fs::write(root.path(STATE_FILE), bad).unwrap();
+            let err = read_state(&root).unwrap_err().to_string();
+            assert!(err.contains("swupd-version:1:"), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn without_a_version_everything_counts() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(tmp.path());
+        let mut w = Vec::new();
+        let (b, v) = basis(&root, &mut w);
+        assert!(matches!(b, Basis::Everything(why) if why.contains("os-release")));
+        assert_eq!(v, None);
+        std::fs::create_dir_all(root.path("/usr/lib")).unwrap();
+        std::fs::write(root.path("/usr/lib/os-release"), "VERSION_ID=110\n").unwrap();
+        let (b, v) = basis(&root, &mut w);
+        assert!(matches!(b, Basis::Everything(why) if why.contains("is missing")));
+        assert_eq!(v, Some(110));
+        save_state(&root, 110).unwrap();
+        let (b, _) = basis(&root, &mut w);
+        assert!(matches!(b, Basis::Everything(why) if why.contains("last run was at version 110")));
+        save_state(&root, 100).unwrap();
+        let (b, _) = basis(&root, &mut w);
+        assert!(
+            matches!(b, Basis::Everything(ref why) if why.contains("no manifests of version 110")),
+            "{b:?}"
+        );
+    }
+}

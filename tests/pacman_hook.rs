@@ -1,0 +1,147 @@
+//! The alpm hook as pacman runs it (alpm-hooks(5), `NeedsTargets`): the
+//! matched paths on stdin, one per line, relative to the root, sorted,
+//! directories with a trailing `/`. Exit status 0 whatever the input, the
+//! record left behind, and what the finish unit then does.
+
+mod common;
+
+use common::{allow, bin, case_root, record_files};
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::Path;
+
+const DIR: &str = "run/restart-stale/pacman";
+
+/// What pacman passes for `pacman -Syu` upgrading libdemo (whose old
+/// version also had libdemo.so.1.0) and removing `other`, through the
+/// shipped hook's `Target = usr/*`.
+const TARGETS: &str = "usr/
+usr/lib/
+usr/lib/x86_64-linux-gnu/
+usr/lib/x86_64-linux-gnu/libdemo.so.1
+usr/lib/x86_64-linux-gnu/libdemo.so.1.0
+usr/sbin/
+usr/sbin/other
+usr/share/doc/libdemo/changelog
+";
+
+fn pending(root: &Path) -> String {
+    fs::read_to_string(root.join(DIR).join("pending")).unwrap_or_default()
+}
+
+#[test]
+fn the_shipped_hook_is_what_this_test_feeds() {
+    let hook = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("hooks/pacman/usr/share/libalpm/hooks/restart-stale.hook"),
+    )
+    .unwrap();
+    for line in [
+        "Type = Path",
+        "Operation = Install",
+        "Operation = Upgrade",
+        "Operation = Remove",
+        "Target = usr/*",
+        "When = PostTransaction",
+        "Exec = /usr/bin/restart-stale pacman-hook",
+        "NeedsTargets",
+    ] {
+        assert!(hook.lines().any(|l| l == line), "missing {line:?} in the hook");
+    }
+}
+
+#[test]
+fn targets_are_recorded_as_absolute_files() {
+    let tmp = case_root("05-changed-merged-usr");
+    let root = tmp.path();
+    let out = bin(root).arg("pacman-hook").write_stdin(TARGETS).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(stderr.contains("restart-stale-pacman.service not started"), "{stderr}");
+    let rec = pending(root);
+    let lines: Vec<&str> = rec.lines().collect();
+    assert!(lines[0].starts_with("begin "), "{rec}");
+    assert_eq!(
+        lines[1..],
+        [
+            "source pacman",
+            "file /usr/lib/x86_64-linux-gnu/libdemo.so.1",
+            "file /usr/lib/x86_64-linux-gnu/libdemo.so.1.0",
+            "file /usr/sbin/other",
+            "file /usr/share/doc/libdemo/changelog",
+            "end",
+        ]
+    );
+}
+
+#[test]
+fn bad_lines_are_named_and_pacman_still_gets_0() {
+    let tmp = case_root("05-changed-merged-usr");
+    let root = tmp.path();
+    let mut stdin = b"/usr/bin/absolute\nusr/bin/ok\n\nusr/../etc/shadow\nusr/bin/\x1bx\n".to_vec();
+    stdin.extend_from_slice(b"usr/lib/\xff\n");
+    let out = bin(root).arg("pacman-hook").write_stdin(stdin).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for n in [1, 3, 4, 5, 6] {
+        assert!(stderr.contains(&format!("stdin:{n}: ")), "line {n}: {stderr}");
+    }
+    assert!(stderr.contains("relative to the root"), "{stderr}");
+    let rec = pending(root);
+    assert_eq!(rec.matches("\nfile ").count(), 1, "{rec}");
+    assert!(rec.contains("\nfile /usr/bin/ok\n"), "{rec}");
+    assert_eq!(rec.matches("\nerror stdin:").count(), 5, "{rec}");
+
+    for junk in [&b""[..], b"\n", b"\xff\xfe\x00"] {
+        let out = bin(root).arg("pacman-hook").write_stdin(junk).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{junk:?}");
+    }
+}
+
+#[test]
+fn no_systemd_chroot_or_suspended_records_nothing() {
+    let bare = tempfile::tempdir().unwrap();
+    let chroot = case_root("05-changed-merged-usr");
+    fs::remove_file(chroot.path().join("proc/1/root")).unwrap();
+    symlink("/", chroot.path().join("proc/1/root")).unwrap();
+    let suspended = case_root("05-changed-merged-usr");
+    for (root, suspend, said) in [
+        (bare.path(), None, "no systemd running: not restarting anything"),
+        (chroot.path(), None, "running in a chroot: not restarting anything"),
+        (suspended.path(), Some("1"), "RESTART_STALE_SUSPEND=1 is set"),
+    ] {
+        let mut c = bin(root);
+        c.arg("pacman-hook").write_stdin(TARGETS);
+        if let Some(v) = suspend {
+            c.env("RESTART_STALE_SUSPEND", v);
+        }
+        let out = c.output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&out.stderr).contains(said), "{said}: {out:?}");
+        assert!(record_files(&root.join(DIR)).is_empty(), "{said}");
+    }
+}
+
+#[test]
+fn finish_acts_once_on_the_recorded_files() {
+    let tmp = case_root("05-changed-merged-usr");
+    let root = tmp.path();
+    allow(root, &["a.service", "b.service", "c.service"]);
+    bin(root).arg("pacman-hook").write_stdin(TARGETS).assert().code(0);
+    let out = bin(root).args(["pacman-hook", "finish"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A test root never reaches the bus: the restarts stay pending.
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    assert!(stderr.contains("pacman transaction; 4 changed files"), "{stderr}");
+    let unit = |u: &str| stdout.lines().find(|l| l.starts_with(u)).unwrap_or("").to_string();
+    assert!(unit("a.service").contains("restart"), "{stdout}");
+    assert!(unit("c.service").contains("restart"), "{stdout}");
+    assert!(!unit("b.service").contains("restart"), "{stdout}");
+    assert!(record_files(&root.join(DIR)).is_empty(), "the record was taken");
+
+    let again = bin(root).args(["pacman-hook", "finish"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(again.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("no recorded pacman transaction"));
+}
