@@ -92,6 +92,18 @@ t() {
     assert_eq 1.0 "$(e2e_in "$m" rpm -q --qf '%{VERSION}' libdemo1)" "libdemo1 after the downgrade"
     assert_eq "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed (nothing ran)"
 
+    # Replay (issue 6): the plugin could not run for that downgrade, so
+    # demo-allowed maps the replaced libdemo 2.0. Replaying dnf's last
+    # transaction from its history database does what the plugin would have.
+    out=$(e2e_step "replay --dnf-transaction last" e2e_run "$m" restart-stale replay --dnf-transaction last 2>&1) ||
+        fail "replay --dnf-transaction last failed: $out"
+    printf '%s\n' "$out" | sed 's/^/[e2e]   replay | /' >&2
+    assert_ne "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed after the replay"
+    assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of demo-allowed after the replay"
+    assert_eq "${pid[demo-denied.service]}" "$(e2e_unit_pid "$m" demo-denied.service)" "MainPID of demo-denied after the replay"
+    assert_eq "${pid[demo-unrelated.service]}" "$(e2e_unit_pid "$m" demo-unrelated.service)" "MainPID of demo-unrelated after the replay"
+    assert_line "$out" 'demo-denied\.service +skip +\(denied by admin' "replay output"
+
     # Leave no rpm behind for a later test.
     e2e_in "$m" systemctl stop "${UNITS[@]}"
     e2e_in "$m" rpm -e "${E2E_RPM_DEMO[@]}" restart-stale
