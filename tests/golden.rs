@@ -5,58 +5,13 @@
 //! is copied, so `maps.in` templates use `{dev:PATH}` and `{ino:PATH}`
 //! (PATH relative to the fixture root) and are expanded into `maps`.
 
+#[path = "common/fixture.rs"]
+mod fixture;
+
 use restart_stale::cgroup;
 use restart_stale::sysroot::SysRoot;
 use restart_stale::unit_name::Owner;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let dest = to.join(entry.file_name());
-        let ty = entry.file_type().unwrap();
-        if ty.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
-        } else if ty.is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            std::fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
-fn expand(template: &str, root: &Path) -> String {
-    let mut out = String::new();
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let end = start + rest[start..].find('}').expect("unclosed {");
-        let (kind, path) = rest[start + 1..end].split_once(':').expect("token is {kind:path}");
-        let md = std::fs::metadata(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-        match kind {
-            "dev" => out.push_str(&format!("{:02x}:{:02x}", libc::major(md.dev()), libc::minor(md.dev()))),
-            "ino" => out.push_str(&md.ino().to_string()),
-            _ => panic!("unknown token kind {kind}"),
-        }
-        rest = &rest[end + 1..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn expand_maps(dir: &Path, root: &Path) {
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        let p = entry.path();
-        if entry.file_type().unwrap().is_dir() {
-            expand_maps(&p, root);
-        } else if p.file_name().unwrap() == "maps.in" {
-            let text = std::fs::read_to_string(&p).unwrap();
-            std::fs::write(p.with_file_name("maps"), expand(&text, root)).unwrap();
-        }
-    }
-}
 
 /// The cgroup-tree walk and `/proc/PID/cgroup` must place every system
 /// process in the same unit.
@@ -79,10 +34,7 @@ fn assert_views_agree(root: &SysRoot) {
 }
 
 fn run_case(case: &Path) -> Result<(), String> {
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path().join("root");
-    copy_tree(&case.join("root"), &root);
-    expand_maps(&root.join("proc"), &root);
+    let (tmp, root) = fixture::concrete_copy(&case.join("root"));
     assert_views_agree(&SysRoot::new(&root));
     let args = std::fs::read_to_string(case.join("args")).unwrap();
     let args: Vec<String> = args

@@ -19,7 +19,7 @@
 //!
 //! Set `GOLDEN_BLESS=1` to rewrite the expectations.
 
-#[path = "replay/fixture.rs"]
+#[path = "common/fixture.rs"]
 mod fixture;
 
 use std::path::{Path, PathBuf};

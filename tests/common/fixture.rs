@@ -1,4 +1,4 @@
-//! The fake system the replay tests run against: `tests/replay/root/`,
+//! Fake roots for golden tests (`tests/cases/*/root`, `tests/replay/root`),
 //! copied into a temporary directory and made concrete.
 //!
 //! - `maps.in` templates become `maps`, with `{dev:PATH}` and `{ino:PATH}`
@@ -58,7 +58,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 }
 
 /// Expands templates under `dir` in place; `root` resolves their paths.
-fn make_concrete(dir: &Path, root: &Path) {
+pub fn make_concrete(dir: &Path, root: &Path) {
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let p = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -75,11 +75,16 @@ fn make_concrete(dir: &Path, root: &Path) {
     }
 }
 
-/// A concrete copy of the fake system; the root is `dir.path()/root`.
-pub fn fake_system() -> (tempfile::TempDir, PathBuf) {
+/// A concrete copy of the fake root `src`; the copy is `dir.path()/root`.
+pub fn concrete_copy(src: &Path) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
-    copy_tree(&source_root(), &root);
+    copy_tree(src, &root);
     make_concrete(&root, &root);
     (tmp, root)
+}
+
+/// A concrete copy of the replay tests' fake system.
+pub fn fake_system() -> (tempfile::TempDir, PathBuf) {
+    concrete_copy(&source_root())
 }
