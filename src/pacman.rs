@@ -13,7 +13,7 @@
 use crate::hook::record::{Block, Fact, Source};
 use crate::hook::{self, launch, process, Family};
 use crate::sysroot::SysRoot;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Subcommand;
 use std::io::Read;
 
@@ -90,21 +90,6 @@ pub fn run(root: &SysRoot, step: Option<Step>, verbose: u8) -> i32 {
     }
 }
 
-fn read_stdin() -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    let mut stdin = std::io::stdin().lock();
-    (&mut stdin)
-        .take(STDIN_LIMIT)
-        .read_to_end(&mut data)
-        .context("failed to read stdin")?;
-    // Drain the rest, so pacman's writes never fail.
-    let rest = std::io::copy(&mut stdin, &mut std::io::sink()).unwrap_or(0);
-    if rest > 0 {
-        log::error!("stdin: {rest} bytes past the first {STDIN_LIMIT} were ignored");
-    }
-    Ok(data)
-}
-
 /// The block for a parsed target list; `manager` is pacman.
 pub fn block(t: Targets, manager: Option<process::Process>) -> Block {
     let mut facts = vec![Fact::Source(Source::Pacman)];
@@ -115,7 +100,7 @@ pub fn block(t: Targets, manager: Option<process::Process>) -> Block {
 }
 
 fn record(root: &SysRoot, verbose: u8) -> Result<()> {
-    let data = read_stdin()?;
+    let data = crate::hook::read_stdin(STDIN_LIMIT)?;
     if let Some(why) = launch::not_here(root) {
         log::info!("{why}: not restarting anything");
         return Ok(());

@@ -11,9 +11,8 @@ use super::protocol::{self, HookInput, Step};
 use super::record::{self, Block};
 use super::{dpkg_info, AUTO_RESTART_KEY};
 use crate::sysroot::SysRoot;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::collections::BTreeSet;
-use std::io::Read;
 
 /// apt's whole configuration is a few hundred kB; anything near this is
 /// not apt talking to us.
@@ -21,7 +20,7 @@ const STDIN_LIMIT: u64 = 64 << 20;
 
 pub fn run(root: &SysRoot) -> Result<()> {
     // Always drain stdin, so apt's writes never fail, even when we skip.
-    let data = read_stdin()?;
+    let data = crate::hook::read_stdin(STDIN_LIMIT)?;
     if let Some(why) = host::suspended() {
         log::info!("{why}: not recording this transaction");
         return Ok(());
@@ -48,20 +47,6 @@ pub fn run(root: &SysRoot) -> Result<()> {
         dir.display()
     );
     Ok(())
-}
-
-fn read_stdin() -> Result<Vec<u8>> {
-    let mut data = Vec::new();
-    let mut stdin = std::io::stdin().lock();
-    (&mut stdin)
-        .take(STDIN_LIMIT)
-        .read_to_end(&mut data)
-        .context("failed to read stdin")?;
-    let rest = std::io::copy(&mut stdin, &mut std::io::sink()).unwrap_or(0);
-    if rest > 0 {
-        log::error!("stdin: {rest} bytes past the first {STDIN_LIMIT} were ignored");
-    }
-    Ok(data)
 }
 
 /// The record block for one hook run: the parsed input plus the file

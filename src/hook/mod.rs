@@ -76,6 +76,24 @@ pub fn guard(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> i32 {
     exit::OK
 }
 
+/// Reads a hook's stdin, at most `limit` bytes, then drains the rest, so
+/// the package manager's writes never fail even when we stop reading.
+pub fn read_stdin(limit: u64) -> anyhow::Result<Vec<u8>> {
+    use anyhow::Context;
+    use std::io::Read;
+    let mut data = Vec::new();
+    let mut stdin = std::io::stdin().lock();
+    (&mut stdin)
+        .take(limit)
+        .read_to_end(&mut data)
+        .context("failed to read stdin")?;
+    let rest = std::io::copy(&mut stdin, &mut std::io::sink()).unwrap_or(0);
+    if rest > 0 {
+        log::error!("stdin: {rest} bytes past the first {limit} were ignored");
+    }
+    Ok(data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
