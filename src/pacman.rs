@@ -15,7 +15,6 @@ use crate::hook::{self, launch, process, Family};
 use crate::sysroot::SysRoot;
 use anyhow::Result;
 use clap::Subcommand;
-use std::io::Read;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
 pub enum Step {
