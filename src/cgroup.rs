@@ -4,10 +4,12 @@
 //! `system.slice/**/cgroup.procs` (cheap when only system units matter)
 //! and reading each `/proc/PID/cgroup` (needed for the full report).
 
+use crate::procfs;
 use crate::sysroot::SysRoot;
 use crate::unit_name::{owner_of_cgroup, Owner};
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -111,11 +113,24 @@ pub fn pids_under(root: &SysRoot, layout: Layout, path: &str) -> Result<Vec<u32>
     Ok(pids)
 }
 
+/// Which cgroup hierarchy a `/proc/PID/cgroup` line describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Hierarchy {
+    /// v1's `name=systemd`.
+    Named,
+    /// The v2 (`0::`) tree.
+    Unified,
+}
+
 /// Picks systemd's cgroup path out of a `/proc/PID/cgroup` text. Which
 /// line counts depends on the layout: on legacy hosts the `0::` line is
 /// just `/`, and in a v2 container on a hybrid host the `name=systemd`
 /// line is just `/`. Without a known layout, the line that says more wins.
 pub fn systemd_path_of(text: &str, layout: Option<Layout>) -> Option<&str> {
+    systemd_line(text, layout).map(|(_, path)| path)
+}
+
+fn systemd_line(text: &str, layout: Option<Layout>) -> Option<(Hierarchy, &str)> {
     let (mut named, mut unified) = (None, None);
     for line in text.lines() {
         let mut f = line.splitn(3, ':');
@@ -123,16 +138,16 @@ pub fn systemd_path_of(text: &str, layout: Option<Layout>) -> Option<&str> {
             continue;
         };
         if ctl == "name=systemd" {
-            named = Some(path);
+            named = Some((Hierarchy::Named, path));
         } else if id == "0" && ctl.is_empty() {
-            unified = Some(path);
+            unified = Some((Hierarchy::Unified, path));
         }
     }
     match layout {
         Some(Layout::Unified) => unified.or(named),
         Some(Layout::Legacy) => named.or(unified),
         Some(Layout::Hybrid) | None => match (named, unified) {
-            (Some("/"), Some(u)) => Some(u),
+            (Some((_, "/")), Some(u)) => Some(u),
             (Some(n), _) => Some(n),
             (None, u) => u,
         },
@@ -142,15 +157,91 @@ pub fn systemd_path_of(text: &str, layout: Option<Layout>) -> Option<&str> {
 /// The owner of one process, from `/proc/PID/cgroup`. `Ok(None)` if the
 /// process is gone.
 pub fn owner_of_pid(root: &SysRoot, layout: Option<Layout>, pid: u32) -> Result<Option<Owner>> {
-    let path = root.proc_pid(pid, "cgroup");
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(Some(
-            systemd_path_of(&text, layout)
-                .map(owner_of_cgroup)
-                .unwrap_or(Owner::Outside(String::new())),
-        )),
-        Err(e) if matches!(e.kind(), ErrorKind::NotFound) || e.raw_os_error() == Some(libc::ESRCH) => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
+    Owners::new(root, layout, HashMap::new()).get(pid)
+}
+
+/// Finds the owners of processes, reading as little as it can.
+///
+/// Processes of the system slice are known from its walk. Any other
+/// process costs a read of its `/proc/PID/cgroup` (the kernel formats a
+/// line per hierarchy, ~9 µs on a hybrid host), unless several of the
+/// processes asked about share a cgroup, as a forking server's workers
+/// in a session or a container do: the second one found in a cgroup has
+/// that cgroup's `cgroup.procs` read, which settles all its other
+/// processes at once. A process that left the cgroup since is simply
+/// placed where it was a moment ago, as a per-process read a moment
+/// earlier would have placed it.
+pub struct Owners<'a> {
+    root: &'a SysRoot,
+    layout: Option<Layout>,
+    known: HashMap<u32, Owner>,
+    /// How many per-process reads named each cgroup.
+    hits: HashMap<(Hierarchy, String), u32>,
+    buf: Vec<u8>,
+}
+
+impl<'a> Owners<'a> {
+    /// `known`: owners already learned, normally from [`system_members`].
+    pub fn new(root: &'a SysRoot, layout: Option<Layout>, known: HashMap<u32, Owner>) -> Self {
+        Self {
+            root,
+            layout,
+            known,
+            hits: HashMap::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    /// The owner of `pid`; `Ok(None)` if the process is gone.
+    pub fn get(&mut self, pid: u32) -> Result<Option<Owner>> {
+        if let Some(o) = self.known.get(&pid) {
+            return Ok(Some(o.clone()));
+        }
+        let path = self.root.proc_pid(pid, "cgroup");
+        let n = match procfs::read_small(&path, &mut self.buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::NotFound || e.raw_os_error() == Some(libc::ESRCH) => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("failed to read {}", path.display())),
+        };
+        let text = String::from_utf8_lossy(&self.buf[..n]);
+        let Some((hierarchy, cgroup)) = systemd_line(&text, self.layout) else {
+            return Ok(Some(Owner::Outside(String::new())));
+        };
+        let owner = owner_of_cgroup(cgroup);
+        let cgroup = cgroup.to_string();
+        let hits = self.hits.entry((hierarchy, cgroup.clone())).or_default();
+        *hits += 1;
+        if *hits == 2 {
+            self.learn_cgroup(hierarchy, &cgroup, &owner);
+        }
+        Ok(Some(owner))
+    }
+
+    /// Records every process of one cgroup. Failure only means falling
+    /// back to per-process reads, so errors are dropped: the cgroup may
+    /// have gone, or be a threaded v2 cgroup without `cgroup.procs`.
+    fn learn_cgroup(&mut self, hierarchy: Hierarchy, cgroup: &str, owner: &Owner) {
+        let base = match (hierarchy, self.layout) {
+            (Hierarchy::Named, _) => Layout::Legacy.base(),
+            (Hierarchy::Unified, Some(Layout::Unified)) => Layout::Unified.base(),
+            (Hierarchy::Unified, Some(_)) => Layout::Hybrid.base(),
+            // No systemd: v2 sits at the top when it is the only tree.
+            (Hierarchy::Unified, None) if self.root.path("sys/fs/cgroup/cgroup.controllers").exists() => {
+                Layout::Unified.base()
+            }
+            (Hierarchy::Unified, None) => Layout::Hybrid.base(),
+        };
+        let procs = self
+            .root
+            .path(base)
+            .join(cgroup.trim_start_matches('/'))
+            .join("cgroup.procs");
+        let Ok(pids) = read_procs(&procs) else {
+            return;
+        };
+        for pid in pids {
+            self.known.entry(pid).or_insert_with(|| owner.clone());
+        }
     }
 }
 
@@ -228,6 +319,84 @@ mod tests {
         assert!(pids_under(&r, Layout::Unified, "/system.slice/gone.service")
             .unwrap()
             .is_empty());
+    }
+
+    /// A fake root where pids 20, 21 and 22 share a user-session cgroup
+    /// (under `layout_dir`, where the layout keeps that tree) but only 20
+    /// and 21 have
+    /// a `/proc/PID/cgroup` file.
+    fn session_root(layout_dir: &str, cgroup_line: &str) -> (tempfile::TempDir, SysRoot) {
+        let d = tempfile::tempdir().unwrap();
+        let r = SysRoot::new(d.path());
+        let cg = "user.slice/user-1000.slice/session-1.scope";
+        for pid in [20, 21] {
+            std::fs::create_dir_all(r.proc_pid(pid, "")).unwrap();
+            std::fs::write(r.proc_pid(pid, "cgroup"), format!("{cgroup_line}/{cg}\n")).unwrap();
+        }
+        let dir = r.path(layout_dir).join(cg);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("cgroup.procs"), "20\n21\n22\n").unwrap();
+        (d, r)
+    }
+
+    #[test]
+    fn second_process_of_a_cgroup_settles_the_rest() {
+        let want = Owner::Outside("/user.slice/user-1000.slice/session-1.scope".into());
+        for (layout, dir, line) in [
+            (Some(Layout::Unified), "sys/fs/cgroup", "0::"),
+            (Some(Layout::Hybrid), "sys/fs/cgroup/unified", "0::"),
+            (Some(Layout::Legacy), "sys/fs/cgroup/systemd", "1:name=systemd:"),
+            (None, "sys/fs/cgroup/unified", "0::"),
+        ] {
+            let (_d, r) = session_root(dir, line);
+            let mut owners = Owners::new(&r, layout, HashMap::new());
+            assert_eq!(owners.get(20).unwrap(), Some(want.clone()), "{layout:?}");
+            // One process alone is not worth reading the cgroup for.
+            assert_eq!(owners.get(22).unwrap(), None, "{layout:?}");
+            assert_eq!(owners.get(21).unwrap(), Some(want.clone()), "{layout:?}");
+            // 22 has no /proc file: only cgroup.procs can have placed it.
+            assert_eq!(owners.get(22).unwrap(), Some(want.clone()), "{layout:?}");
+            assert_eq!(owners.get(23).unwrap(), None, "{layout:?}");
+        }
+    }
+
+    #[test]
+    fn unreadable_cgroup_falls_back_to_per_process_reads() {
+        let (_d, r) = session_root("sys/fs/cgroup/elsewhere", "0::");
+        let mut owners = Owners::new(&r, Some(Layout::Unified), HashMap::new());
+        assert!(owners.get(20).unwrap().is_some());
+        assert!(owners.get(21).unwrap().is_some());
+        assert_eq!(owners.get(22).unwrap(), None);
+    }
+
+    #[test]
+    fn known_owners_come_first() {
+        let (_d, r) = session_root("sys/fs/cgroup", "0::");
+        let known = HashMap::from([(20, Owner::Unit("a.service".into()))]);
+        let mut owners = Owners::new(&r, Some(Layout::Unified), known);
+        assert_eq!(owners.get(20).unwrap(), Some(Owner::Unit("a.service".into())));
+    }
+
+    #[test]
+    fn owners_agree_with_proc_for_live_processes() {
+        // Real processes of this test run: the batch path and the
+        // per-process read place each one in the same cgroup.
+        let root = SysRoot::default();
+        let layout = detect(&root);
+        let mut kids: Vec<_> = (0..3)
+            .map(|_| std::process::Command::new("sleep").arg("30").spawn().unwrap())
+            .collect();
+        let mut owners = Owners::new(&root, layout, HashMap::new());
+        for k in &kids {
+            let batch = owners.get(k.id()).unwrap();
+            let single = owner_of_pid(&root, layout, k.id()).unwrap();
+            assert_eq!(batch, single);
+            assert!(batch.is_some());
+        }
+        for k in &mut kids {
+            k.kill().unwrap();
+            k.wait().unwrap();
+        }
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod maps;
 pub mod pacman;
 pub mod plan;
 pub mod policy;
+pub mod procfs;
 pub mod procmap;
 pub mod replay;
 pub mod report;

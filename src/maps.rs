@@ -99,9 +99,48 @@ pub fn parse_line(line: &[u8]) -> Option<Mapping<'_>> {
     })
 }
 
-/// Iterates the file-backed mappings of a whole maps buffer.
-pub fn mappings(buf: &[u8]) -> impl Iterator<Item = Mapping<'_>> {
-    buf.split(|&c| c == b'\n').filter_map(parse_line)
+/// Iterates the file-backed mappings of a whole maps buffer; with
+/// `executable_only`, only those with the `x` permission.
+///
+/// The executable-only walk looks at the permission field before parsing
+/// anything else: four of five lines of a typical process are data,
+/// read-only or anonymous mappings, and skipping them costs one `memchr`
+/// for the line end.
+pub fn mappings(buf: &[u8], executable_only: bool) -> impl Iterator<Item = Mapping<'_>> {
+    Lines { rest: buf }
+        .filter(move |l| !executable_only || perms_executable(l))
+        .filter_map(parse_line)
+}
+
+/// Whether the permission field (`r-xp`) of a line has the `x`. Lines
+/// always start `START-END PERMS`, with no leading spaces.
+fn perms_executable(line: &[u8]) -> bool {
+    match memchr::memchr(b' ', line) {
+        Some(sp) => line.get(sp + 3) == Some(&b'x'),
+        None => false,
+    }
+}
+
+/// Splits at newlines with `memchr`, which is several times faster than a
+/// byte-by-byte split on the ~100 bytes of a maps line.
+struct Lines<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let (line, rest) = match memchr::memchr(b'\n', self.rest) {
+            Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
+            None => (self.rest, &self.rest[self.rest.len()..]),
+        };
+        self.rest = rest;
+        Some(line)
+    }
 }
 
 #[cfg(test)]
@@ -154,7 +193,18 @@ mod tests {
     #[test]
     fn iterates_buffer() {
         let buf = b"1-2 r-xp 0 08:01 7 /bin/a\n3-4 rw-p 0 00:00 0 \n5-6 r--p 0 08:01 8 /lib/b (deleted)\n";
-        let v: Vec<_> = mappings(buf).map(|m| m.path).collect();
+        let v: Vec<_> = mappings(buf, false).map(|m| m.path).collect();
         assert_eq!(v, vec![&b"/bin/a"[..], b"/lib/b (deleted)"]);
+        let x: Vec<_> = mappings(buf, true).map(|m| m.path).collect();
+        assert_eq!(x, vec![&b"/bin/a"[..]]);
+    }
+
+    #[test]
+    fn executable_filter_agrees_with_parser() {
+        let buf: &[u8] = b"1-2 r-xp 0 08:01 7 /bin/a\n3-4 r--p 0 08:01 7 /bin/a\n5-6 --xp 0 08:01 9 /x\nno-spaces\n7-8 r-\n\n9-a rwxp 0 08:01 10 /jit";
+        let all: Vec<_> = mappings(buf, false).filter(|m| m.executable).collect();
+        let fast: Vec<_> = mappings(buf, true).collect();
+        assert_eq!(fast, all);
+        assert_eq!(fast.len(), 3);
     }
 }

@@ -6,14 +6,14 @@
 
 use crate::cgroup::{self, Layout};
 use crate::maps;
+use crate::procfs;
 use crate::procmap;
 use crate::staleness::{self, Resolver, Staleness, ViewKey};
 use crate::sysroot::SysRoot;
 use crate::unit_name::Owner;
 use anyhow::Result;
 use serde::Serialize;
-use std::collections::HashMap;
-use std::io::{ErrorKind, Read};
+use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
@@ -85,15 +85,17 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         .collect();
     units.sort();
     units.dedup();
-    let owners: HashMap<u32, Owner> = members.into_iter().map(|m| (m.pid, m.owner)).collect();
     let pids = match scope {
         Scope::SystemUnits => {
-            let mut p: Vec<u32> = owners.keys().copied().collect();
+            let mut p: Vec<u32> = members.iter().map(|m| m.pid).collect();
             p.sort_unstable();
+            p.dedup();
             p
         }
         Scope::Everything => cgroup::all_pids(root)?,
     };
+    let mut owners = cgroup::Owners::new(root, layout, members.into_iter().map(|m| (m.pid, m.owner)).collect());
+    let mut small = Vec::new();
     let mut out = Scan {
         layout,
         units,
@@ -112,21 +114,18 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         if files.is_empty() {
             continue;
         }
-        let owner = match owners.get(&pid) {
-            Some(o) => o.clone(),
-            // Outside the system slice (or started after the walk).
-            None => match cgroup::owner_of_pid(root, layout, pid) {
-                Ok(Some(o)) => o,
-                Ok(None) => continue, // exited meanwhile
-                Err(e) => {
-                    out.problems.push(format!("{e:#}"));
-                    Owner::Outside(String::new())
-                }
-            },
+        let owner = match owners.get(pid) {
+            Ok(Some(o)) => o,
+            Ok(None) => continue, // exited meanwhile
+            Err(e) => {
+                out.problems.push(format!("{e:#}"));
+                Owner::Outside(String::new())
+            }
         };
-        let comm = read_small(&root.proc_pid(pid, "comm"))
-            .map(|s| s.trim_end().to_string())
-            .unwrap_or_default();
+        let comm = match procfs::read_small(&root.proc_pid(pid, "comm"), &mut small) {
+            Ok(n) => String::from_utf8_lossy(&small[..n]).trim_end().to_string(),
+            Err(_) => String::new(),
+        };
         out.stale.push(StaleProcess {
             pid,
             comm,
@@ -135,15 +134,6 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         });
     }
     Ok(out)
-}
-
-/// Reads a small /proc file with one read(2): `fs::read_to_string` also
-/// calls statx and lseek, which matters at thousands of processes.
-fn read_small(path: &std::path::Path) -> Option<String> {
-    let mut f = std::fs::File::open(path).ok()?;
-    let mut buf = [0u8; 512];
-    let n = f.read(&mut buf).ok()?;
-    Some(String::from_utf8_lossy(&buf[..n]).into_owned())
 }
 
 fn gone(e: &std::io::Error) -> bool {
@@ -234,7 +224,7 @@ impl Scanner {
             resolver: &mut self.resolver,
             seen: &mut self.seen,
             files: Vec::new(),
-            view: view_key(root, pid),
+            view: procfs::view_key(&root_dir),
             root_dir: &root_dir,
         };
         let try_query = self.method == Method::Auto && !self.data_files && self.kernel_query != Some(false);
@@ -251,13 +241,12 @@ impl Scanner {
             }
         }
         if !queried {
-            self.buf.clear();
-            match file.read_to_end(&mut self.buf) {
-                Ok(_) => {}
+            let n = match procfs::read_all(&mut file, &mut self.buf) {
+                Ok(n) => n,
                 Err(e) if gone(&e) => return Ok(None),
                 Err(e) => return Err(fail(e)),
-            }
-            for m in maps::mappings(&self.buf).filter(|m| m.executable || self.data_files) {
+            };
+            for m in maps::mappings(&self.buf[..n], !self.data_files) {
                 judge.consider(m);
             }
         }
@@ -302,19 +291,4 @@ fn mark_exe(root: &SysRoot, pid: u32, files: &mut [StaleFile]) {
     for f in files.iter_mut() {
         f.exe = f.path.as_bytes() == exe;
     }
-}
-
-/// Root directory identity plus mount namespace: see [`ViewKey`].
-fn view_key(root: &SysRoot, pid: u32) -> ViewKey {
-    // readlink is far cheaper than stat on these magic links: it formats a
-    // name instead of walking into nsfs or the process's root.
-    let link = |rel: &str| std::fs::read_link(root.proc_pid(pid, rel)).map(|p| fnv1a(p.as_os_str().as_bytes()));
-    (link("ns/mnt").unwrap_or(0), link("root").unwrap_or(0))
-}
-
-/// FNV-1a: a stable 64-bit digest of a short byte string.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }

@@ -79,9 +79,10 @@ fn on_disk(path: &Path) -> OnDisk {
     }
 }
 
-/// Identifies a filesystem view: processes sharing a mount namespace and a
-/// root directory see the same files, so verdicts can be shared.
-pub type ViewKey = (u64, u64);
+/// Identifies a filesystem view: processes whose root is the same
+/// directory on the same mount see the same files, so verdicts can be
+/// shared. (mount id, device, inode) of the root; see `procfs::view_key`.
+pub type ViewKey = (u64, u64, u64);
 
 /// Memoises verdicts per (view, dev, inode, path) across all processes,
 /// so a library mapped by a thousand processes is stat'ed once.
@@ -201,9 +202,9 @@ mod tests {
         let m = std::fs::metadata(dir.path().join("lib.so")).unwrap();
         let mut r = Resolver::default();
         for _ in 0..3 {
-            assert_eq!(r.check((0, 0), dir.path(), b"/lib.so", m.dev(), m.ino()), None);
+            assert_eq!(r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino()), None);
             assert_eq!(
-                r.check((0, 0), dir.path(), b"/lib.so", m.dev(), m.ino() + 1),
+                r.check((0, 0, 0), dir.path(), b"/lib.so", m.dev(), m.ino() + 1),
                 Some((Staleness::Replaced, Arc::from("/lib.so")))
             );
         }

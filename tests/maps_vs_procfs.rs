@@ -30,7 +30,9 @@ fn parser_agrees_with_procfs_on_live_processes() {
         if again != text {
             continue;
         }
-        let ours: Vec<(u64, u64, Vec<u8>)> = maps::mappings(&text).map(|m| (m.dev, m.ino, m.path.to_vec())).collect();
+        let ours: Vec<(u64, u64, Vec<u8>)> = maps::mappings(&text, false)
+            .map(|m| (m.dev, m.ino, m.path.to_vec()))
+            .collect();
         let theirs: Vec<(u64, u64, Vec<u8>)> = theirs
             .into_iter()
             .filter_map(|m| match m.pathname {
