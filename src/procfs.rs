@@ -5,8 +5,6 @@
 //! buffer, though procfs files report size 0 anyway; these helpers make
 //! only the calls the data needs.
 
-use crate::maps::makedev;
-use crate::staleness::ViewKey;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, ErrorKind, Read};
@@ -67,18 +65,13 @@ pub fn read_small(path: &Path, buf: &mut Vec<u8>) -> io::Result<usize> {
 /// system runs. Older kernels ignore the bit and return `STATX_MNT_ID`.
 const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 
-/// Identifies the filesystem view of a process from its `root` link (a
-/// `/proc/PID/root`): the mount and the directory that link leads to.
-///
-/// Path lookups start at a process's root directory and cross only the
-/// mounts below that root's mount, so two processes whose roots are the
-/// same directory on the same mount resolve every path alike, whatever
-/// their namespace is called. One `statx` replaces reading both
-/// `ns/mnt` and `root`. `(0, 0, 0)` when the link can't be followed (the
-/// process exited, or a test fixture has no such link).
-pub fn view_key(root_link: &Path) -> ViewKey {
+/// Identifies the directory a `/proc/PID/root` link leads to: the id of
+/// its mount and its inode. Two processes whose roots are the same
+/// directory on the same mount resolve every path alike. `(0, 0)` when
+/// the link can't be followed (the process exited).
+pub fn root_identity(root_link: &Path) -> (u64, u64) {
     let Ok(path) = CString::new(root_link.as_os_str().as_bytes()) else {
-        return (0, 0, 0);
+        return (0, 0);
     };
     // SAFETY: an all-zero `statx` is a valid value of this plain C struct.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
@@ -87,18 +80,28 @@ pub fn view_key(root_link: &Path) -> ViewKey {
     // statx buffer, both alive for the call.
     let rc = unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), 0, mask, &mut stx) };
     if rc != 0 {
-        return (0, 0, 0);
+        return (0, 0);
     }
     let mnt = if stx.stx_mask & (libc::STATX_MNT_ID | STATX_MNT_ID_UNIQUE) != 0 {
         stx.stx_mnt_id
     } else {
         0
     };
-    (
-        mnt,
-        makedev(stx.stx_dev_major.into(), stx.stx_dev_minor.into()),
-        stx.stx_ino,
-    )
+    (mnt, stx.stx_ino)
+}
+
+/// A digest of where a `ns/mnt` link points (`mnt:[4026531841]`), or
+/// `None` when it can't be read: kernels without namespaces, fake roots.
+pub fn mount_namespace(link: &Path) -> Option<u64> {
+    let target = std::fs::read_link(link).ok()?;
+    Some(fnv1a(target.as_os_str().as_bytes()))
+}
+
+/// FNV-1a: a stable 64-bit digest of a short byte string.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 #[cfg(test)]
@@ -129,14 +132,25 @@ mod tests {
     }
 
     #[test]
-    fn view_key_is_the_root_directory() {
-        let ours = view_key(Path::new("/proc/self/root"));
-        let meta = std::fs::metadata("/").unwrap();
-        assert_eq!((ours.1, ours.2), (meta.dev(), meta.ino()));
+    fn root_identity_is_the_root_directory() {
+        let ours = root_identity(Path::new("/proc/self/root"));
+        assert_eq!(ours.1, std::fs::metadata("/").unwrap().ino());
         assert_ne!(ours.0, 0, "statx reports a mount id");
-        // Another directory of the same filesystem is another view.
+        // Another directory of the same filesystem is another root.
         let dir = tempfile::tempdir().unwrap();
-        assert_ne!(view_key(dir.path()), ours);
-        assert_eq!(view_key(Path::new("/nonexistent/restart-stale")), (0, 0, 0));
+        assert_ne!(root_identity(dir.path()), ours);
+        assert_eq!(root_identity(Path::new("/nonexistent/restart-stale")), (0, 0));
+    }
+
+    #[test]
+    fn mount_namespace_of_self_and_child_agree() {
+        let me = mount_namespace(Path::new("/proc/self/ns/mnt"));
+        assert!(me.is_some());
+        let mut child = std::process::Command::new("sleep").arg("10").spawn().unwrap();
+        let theirs = mount_namespace(Path::new(&format!("/proc/{}/ns/mnt", child.id())));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(theirs, me);
+        assert_eq!(mount_namespace(Path::new("/nonexistent/ns/mnt")), None);
     }
 }

@@ -164,7 +164,12 @@ pub struct Scanner {
     buf: Vec<u8>,
     name: Vec<u8>,
     seen: Vec<(u64, u64)>,
+    /// Our own mount namespace, once read.
+    our_namespace: Option<Option<u64>>,
 }
+
+/// The view of every process in our own mount namespace.
+const OUR_VIEW: ViewKey = (0, 0, 0);
 
 /// Per-process context for judging mappings.
 struct Judge<'a> {
@@ -208,6 +213,32 @@ impl Judge<'_> {
 }
 
 impl Scanner {
+    /// Which view a process's mapped paths are printed in, and the
+    /// directory to look them up under.
+    ///
+    /// The kernel prints a mapped path (maps, `PROCMAP_QUERY`, the `exe`
+    /// link) relative to the *reader's* root when the reader can reach the
+    /// file, and relative to the top of the file's mount tree when it
+    /// can't. So a process in our mount namespace, chrooted or not
+    /// (postfix's daemons, bind), names its files as we see them: a
+    /// lookup under its `root` link would miss them. A process in another
+    /// namespace (a container, a unit with private mounts) names them
+    /// from its namespace's root, which its `root` link leads to unless
+    /// it is chrooted in there too; the root's identity keys that view.
+    fn view(&mut self, root: &SysRoot, pid: u32) -> (ViewKey, std::path::PathBuf) {
+        let ours = *self
+            .our_namespace
+            .get_or_insert_with(|| procfs::mount_namespace(&root.path("proc/self/ns/mnt")));
+        let theirs = procfs::mount_namespace(&root.proc_pid(pid, "ns/mnt"));
+        if theirs == ours {
+            return (OUR_VIEW, root.root().to_path_buf());
+        }
+        let root_dir = root.proc_pid(pid, "root");
+        let (mount, inode) = procfs::root_identity(&root_dir);
+        // Never OUR_VIEW: the namespace digest is odd.
+        ((theirs.unwrap_or(0) | 1, mount, inode), root_dir)
+    }
+
     /// The stale files of one process; `Ok(None)` when it has exited;
     /// `Err` for permission problems. Kernel threads map nothing.
     pub fn process(&mut self, root: &SysRoot, pid: u32) -> Result<Option<Vec<StaleFile>>> {
@@ -218,13 +249,13 @@ impl Scanner {
             Err(e) if gone(&e) => return Ok(None),
             Err(e) => return Err(fail(e)),
         };
-        let root_dir = root.proc_pid(pid, "root");
+        let (view, root_dir) = self.view(root, pid);
         self.seen.clear();
         let mut judge = Judge {
             resolver: &mut self.resolver,
             seen: &mut self.seen,
             files: Vec::new(),
-            view: procfs::view_key(&root_dir),
+            view,
             root_dir: &root_dir,
         };
         let try_query = self.method == Method::Auto && !self.data_files && self.kernel_query != Some(false);

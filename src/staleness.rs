@@ -79,9 +79,9 @@ fn on_disk(path: &Path) -> OnDisk {
     }
 }
 
-/// Identifies a filesystem view: processes whose root is the same
-/// directory on the same mount see the same files, so verdicts can be
-/// shared. (mount id, device, inode) of the root; see `procfs::view_key`.
+/// Identifies a filesystem view: processes that print and resolve paths
+/// alike share verdicts. See `Scanner::view` in scan.rs for how a
+/// process's view is found.
 pub type ViewKey = (u64, u64, u64);
 
 /// Memoises verdicts per (view, dev, inode, path) across all processes,

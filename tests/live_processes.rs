@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{replace_like_dpkg, start_victim};
+use common::{replace_like_dpkg, start_chrooted_victim, start_victim};
 use restart_stale::scan::{Scanner, StaleFile};
 use restart_stale::staleness::Staleness;
 use restart_stale::sysroot::SysRoot;
@@ -54,6 +54,24 @@ fn unlinked_library_is_deleted() {
         .find(|f| *f.path == *v.lib.to_str().unwrap())
         .expect("stale lib found");
     assert_eq!(f.why, Staleness::Deleted);
+}
+
+/// The kernel prints a chrooted process's mapped paths relative to *our*
+/// root, so they must be looked up there, not under its `root` link.
+/// dpkg's backup hard link keeps the old inode named, so the kernel adds
+/// no ` (deleted)` marker and only a lookup in the right view tells.
+#[test]
+fn chrooted_process_is_judged_in_our_view() {
+    let v = start_chrooted_victim();
+    std::fs::hard_link(&v.lib, v.lib.with_extension("1.dpkg-tmp")).unwrap();
+    replace_like_dpkg(&v.lib);
+    let files = scan_pid(v.child.id());
+    let lib = v.lib.to_str().unwrap();
+    let f = files
+        .iter()
+        .find(|f| *f.path == *lib)
+        .unwrap_or_else(|| panic!("{lib} not found stale in {files:?}"));
+    assert_eq!(f.why, Staleness::Replaced);
 }
 
 #[test]

@@ -36,10 +36,44 @@ impl Drop for Victim {
 /// under cargo's target tmpdir, not /tmp, because /tmp mappings are
 /// deliberately ignored by the scan.
 pub fn start_victim() -> Victim {
+    start_victim_as(|_| {
+        let mut c = Command::new("sleep");
+        c.arg("60");
+        c
+    })
+}
+
+/// Like [`start_victim`], but the child chroots itself into an empty
+/// directory once the library is mapped. `unshare --map-root-user` grants
+/// the chroot capability in a user namespace of its own, so this works
+/// without root; the mount namespace stays ours. perl is Essential on
+/// Debian and present on Fedora.
+pub fn start_chrooted_victim() -> Victim {
+    let v = start_victim_as(|dir| {
+        let jail = dir.join("jail");
+        std::fs::create_dir(&jail).unwrap();
+        let mut c = Command::new("unshare");
+        c.args(["--user", "--map-root-user", "perl", "-e"])
+            .arg(r#"chroot($ARGV[0]) && chdir("/") or die "chroot: $!"; sleep 60"#)
+            .arg(&jail);
+        c
+    });
+    let root = format!("/proc/{}/root", v.child.id());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_link(&root).map(|r| r == Path::new("/")).unwrap_or(true) {
+        assert!(Instant::now() < deadline, "child never chrooted");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    v
+}
+
+/// Starts the command `make` builds (given the victim's private directory)
+/// with a private copy of libm preloaded, and waits until it is mapped.
+fn start_victim_as(make: impl FnOnce(&Path) -> Command) -> Victim {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let lib = dir.path().join("libstale-probe.so.1");
     std::fs::copy(system_library(), &lib).unwrap();
-    let child = Command::new("sleep").arg("60").env("LD_PRELOAD", &lib).spawn().unwrap();
+    let child = make(dir.path()).env("LD_PRELOAD", &lib).spawn().unwrap();
     let maps = format!("/proc/{}/maps", child.id());
     let deadline = Instant::now() + Duration::from_secs(10);
     let needle = lib.to_str().unwrap().to_string();
