@@ -278,7 +278,9 @@ impl Scanner {
                 Err(e) => return Err(fail(e)),
             };
             for m in maps::mappings(&self.buf[..n], !self.data_files) {
-                judge.consider(m);
+                if !judge.consider_known(m.dev, m.ino) {
+                    judge.consider(m);
+                }
             }
         }
         let mut files = judge.files;

@@ -9,6 +9,7 @@ use crate::maps::{strip_marker, DELETED_MARKER};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -94,7 +95,7 @@ type PathVerdicts = Vec<(Box<[u8]>, Option<Stale>)>;
 
 #[derive(Default)]
 pub struct Resolver {
-    cache: HashMap<(ViewKey, u64, u64), PathVerdicts>,
+    cache: HashMap<(ViewKey, u64, u64), PathVerdicts, BuildHasherDefault<WordHasher>>,
     pub lookups: u64,
 }
 
@@ -140,6 +141,33 @@ impl Resolver {
             .map(|why| (why, Arc::from(String::from_utf8_lossy(strip_marker(path)))));
         slot.push((path.into(), verdict.clone()));
         verdict
+    }
+}
+
+/// A multiply-rotate hash for keys made of a few integers. The cache is
+/// asked once per executable mapping of every process; SipHash, built to
+/// resist chosen keys, cost more than the lookup itself, and these keys
+/// (device and inode numbers) are not chosen by an attacker in any useful
+/// way: the worst they can do is slow the scan of their own processes.
+#[derive(Default)]
+pub struct WordHasher(u64);
+
+impl Hasher for WordHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write_u64(&mut self, word: u64) {
+        // An odd constant with well-mixed bits (2^64 / golden ratio).
+        self.0 = (self.0.rotate_left(26) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
     }
 }
 
@@ -193,6 +221,19 @@ mod tests {
             assert!(ignored(p.as_bytes()), "{p}");
         }
         assert!(!ignored(b"/usr/lib/libc.so.6"));
+    }
+
+    #[test]
+    fn word_hasher_tells_neighbouring_keys_apart() {
+        use std::hash::BuildHasher;
+        let hash = |k: &(ViewKey, u64, u64)| BuildHasherDefault::<WordHasher>::default().hash_one(k);
+        let mut seen = std::collections::HashSet::new();
+        for ino in 0..1000u64 {
+            for dev in [0x801u64, 0x802] {
+                assert!(seen.insert(hash(&((0, 0, 0), dev, ino))), "collision at {dev}:{ino}");
+            }
+        }
+        assert_ne!(hash(&((1, 0, 0), 5, 6)), hash(&((0, 1, 0), 5, 6)));
     }
 
     #[test]
