@@ -278,9 +278,7 @@ impl Scanner {
                 Err(e) => return Err(fail(e)),
             };
             for m in maps::mappings(&self.buf[..n], !self.data_files) {
-                if !judge.consider_known(m.dev, m.ino) {
-                    judge.consider(m);
-                }
+                judge.consider(m);
             }
         }
         let mut files = judge.files;
