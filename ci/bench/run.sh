@@ -40,9 +40,13 @@ case $dir in /tmp/* | /run/* | /var/tmp/*) die "BENCH_DIR must not be under /tmp
 
 # Every tool, and how it is run. Each one only lists; none restarts anything.
 tools=(floor query-floor rs-auto rs-text rs-auto-plain needrestart checkrestart)
+# Before the libraries are replaced: what the scan alone costs when nothing
+# is stale (no report lines, no per-process name, executable or cgroup).
+fresh_tools=(fresh-floor fresh-rs-auto fresh-rs-text)
 nr_conf=$dir/needrestart.conf
 tool_cmd() { # TOOL -> command words
     case $1 in
+    fresh-*) tool_cmd "${1#fresh-}" ;;
     floor) echo "$dir/bin/floor" ;;             # read every maps file, discard
     query-floor) echo "$dir/bin/query_floor" ;; # PROCMAP_QUERY every exec VMA, discard
     rs-auto) echo "$rs status --json --scan-method auto" ;;
@@ -61,7 +65,7 @@ run_tool() { # TOOL OUTFILE -> "wall_us exit cpu_us"
     "$dir/bin/measure" "$2" $(tool_cmd "$1")
 }
 ok_exit() { # TOOL EXIT
-    case $1:$2 in floor:0 | query-floor:0 | rs-*:0 | rs-*:3 | needrestart:0 | checkrestart:0) return 0 ;; esac
+    case ${1#fresh-}:$2 in floor:0 | query-floor:0 | rs-*:0 | rs-*:3 | needrestart:0 | checkrestart:0) return 0 ;; esac
     return 1
 }
 
@@ -124,8 +128,10 @@ $nrconf{blacklist_mappings} = [ grep { "$_" !~ m{tmp|run} } @{$nrconf{blacklist_
 EOF
 
 # --- load --------------------------------------------------------------------
-start_load() { # N
-    local n=$1 libs=() i name line
+libs=()
+start_load() { # N: the holder and its children, every library still current
+    local n=$1 i name line
+    libs=()
     rm -rf -- "${dir:?}/lib"
     mkdir -p "$dir/lib"
     for ((i = 1; i <= k; i++)); do
@@ -138,7 +144,9 @@ start_load() { # N
     read -r -t 120 line <&3 || die "holder did not start"
     [[ $line == ready ]] || die "holder said: $line"
     exec 3<&-
-    # Replace every copy the way dpkg unpacks: new content beside, rename over.
+}
+replace_libs() { # every copy, the way dpkg unpacks: new content beside, rename over
+    local name
     for name in "${libs[@]}"; do
         cp "$dir/lib.so" "$name.dpkg-new"
         echo "rebuilt" >>"$name.dpkg-new"
@@ -169,9 +177,35 @@ rss=$dir/out/rss.tsv # N tool kilobytes
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 started=$(date -u '+%Y-%m-%d %H:%M UTC')
 
+# Timed runs of the tools named, round robin so that drift hits every tool
+# alike, starting one tool later each repetition so that no tool always
+# runs right after the same other one. Adds the tools' CPU time to $own.
+timed_runs() { # N TOOL...
+    local n=$1 r i t us cpu
+    shift
+    local ts=("$@")
+    for ((r = 1; r <= reps; r++)); do
+        for ((i = 0; i < ${#ts[@]}; i++)); do
+            t=${ts[(i + r) % ${#ts[@]}]}
+            read -r us _ cpu < <(run_tool "$t" "$dir/out/$t.out")
+            printf '%s\t%s\t%s\t%s\n' "$n" "$t" "$r" "$us" >>"$raw"
+            own=$((own + cpu))
+        done
+        say "N=$n rep $r/$reps done (${ts[*]})"
+    done
+}
+
 for n in $ns; do
-    say "N=$n: starting $n processes with $k replaced libraries each"
+    say "N=$n: starting $n processes with $k libraries each"
     start_load "$n"
+    own=0
+    for t in "${fresh_tools[@]}"; do
+        read -r _ rc _ < <(run_tool "$t" "$dir/out/$t.out")
+        ok_exit "$t" "$rc" || { cat "$dir/out/$t.out" >&2; die "$t failed (exit $rc)"; }
+    done
+    timed_runs "$n" "${fresh_tools[@]}"
+    say "N=$n: replacing the $k libraries"
+    replace_libs
     lines=$(wc -l <"/proc/$holder_pid/maps")
     stale_lines=$(grep -c "$dir/lib/.*(deleted)" "/proc/$holder_pid/maps" || true)
     echo "$n maps_lines $lines $stale_lines" >>"$dir/out/load.txt"
@@ -191,19 +225,13 @@ for n in $ns; do
     needrestart -v -b -r l -l -c "$nr_conf" >"$dir/out/nr-v.out" 2>&1 || true
     say "N=$n needrestart -v lines naming the load: $(grep -c "$dir/lib" "$dir/out/nr-v.out" || true)"
 
-    # Timed runs, round robin so that drift hits every tool alike. The
-    # machine's busy time minus the tools' own CPU time is what everything
-    # else (other users, this script) took meanwhile: the noise indicator.
+    # The machine's busy time minus the tools' own CPU time is what
+    # everything else (other users, this script) took meanwhile: the noise
+    # indicator.
     busy0=$(busy_us) wall0=$(date +%s%N) own=0
-    for ((r = 1; r <= reps; r++)); do
-        for t in ${tools[@]+"${tools[@]}"}; do
-            [[ -n $t ]] || continue
-            read -r us _ cpu < <(run_tool "$t" "$dir/out/$t.out")
-            printf '%s\t%s\t%s\t%s\n' "$n" "$t" "$r" "$us" >>"$raw"
-            own=$((own + cpu))
-        done
-        say "N=$n rep $r/$reps done"
-    done
+    present=()
+    for t in ${tools[@]+"${tools[@]}"}; do [[ -z $t ]] || present+=("$t"); done
+    timed_runs "$n" "${present[@]}"
     busy1=$(busy_us) wall1=$(date +%s%N)
     awk -v n="$n" -v b="$((busy1 - busy0))" -v o="$own" -v w="$(((wall1 - wall0) / 1000))" -v c="$(nproc)" \
         'BEGIN { printf "%d other_cpu %.1f\n", n, 100 * (b - o) / (w * c) }' >>"$dir/out/load.txt"
@@ -257,6 +285,17 @@ table=$(awk -F'\t' -v ns="$ns" "$common_awk"'
                 x(t[N, "floor"], t[N, "rs-auto"]), x(t[N, "rs-text"], t[N, "floor"]),
                 x(t[N, "rs-auto"], t[N, "query-floor"]), x(t[N, "needrestart"], t[N, "rs-auto"]),
                 x(t[N, "checkrestart"], t[N, "rs-auto"]) }
+        print ""
+        print "The same processes before their libraries were replaced, so that nothing is stale: the scan"
+        print "alone, without the per-process reads (name, executable, cgroup) and report lines that every"
+        print "stale process costs. Not the load the targets are judged on."
+        print ""
+        print "| N | text floor | rs auto | rs text | text floor / auto | text / text floor |"
+        print "| ---: | ---: | ---: | ---: | ---: | ---: |"
+        for (i = 1; i in n; i++) { N = n[i]
+            printf "| %d | %s | %s | %s | %s | %s |\n", N, ms(t[N, "fresh-floor"]), ms(t[N, "fresh-rs-auto"]),
+                ms(t[N, "fresh-rs-text"]), x(t[N, "fresh-floor"], t[N, "fresh-rs-auto"]),
+                x(t[N, "fresh-rs-text"], t[N, "fresh-floor"]) }
         print ""
         print "Peak RSS (`/usr/bin/time -f %M`, one run each):"
         print ""
