@@ -110,7 +110,7 @@ pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Pla
     let mut scanner = scan::Scanner::default();
     scanner.method = args.method;
     scanner.data_files = args.data_files;
-    let scan = scan::scan_with(root, scope, scanner)?;
+    let mut scan = scan::scan_with(root, scope, scanner)?;
     // Only our own process tree can hold the package manager that called us.
     let self_units = if root.is_host() {
         crate::cgroup::ancestor_units(root, std::process::id())
@@ -123,7 +123,7 @@ pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Pla
         all: args.all,
         self_units: &self_units,
     };
-    let plan = plan::plan(&scan, &opts);
+    let plan = plan::plan(&mut scan, &opts);
     Ok(Planned { plan, scan, policy })
 }
 

@@ -113,18 +113,14 @@ pub struct Options<'a> {
     pub self_units: &'a [String],
 }
 
-/// Keeps only the files in the transaction; `None` if none are.
-fn affected(p: &StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProcess> {
-    let files: Vec<_> = match changed {
-        None => p.files.clone(),
-        Some(set) => p.files.iter().filter(|f| set.contains(&f.path)).cloned().collect(),
-    };
-    (!files.is_empty()).then(|| StaleProcess {
-        pid: p.pid,
-        comm: p.comm.clone(),
-        owner: p.owner.clone(),
-        files,
-    })
+/// Keeps only the files in the transaction; `None` if none are. Takes
+/// the process: a full report on a busy host holds tens of thousands of
+/// stale files, and copying them doubled the peak memory.
+fn affected(mut p: StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProcess> {
+    if let Some(set) = changed {
+        p.files.retain(|f| set.contains(&f.path));
+    }
+    (!p.files.is_empty()).then_some(p)
 }
 
 fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
@@ -148,39 +144,34 @@ fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
     }
 }
 
-/// Builds the plan. Units are sorted by name; every unit of the scan gets
-/// exactly one entry.
-pub fn plan(scan: &Scan, opts: &Options) -> Plan {
-    let mut by_unit: BTreeMap<&str, Vec<&StaleProcess>> = scan.units.iter().map(|u| (u.as_str(), Vec::new())).collect();
+/// Builds the plan from a scan, taking its stale processes. Units are
+/// sorted by name; every unit of the scan gets exactly one entry.
+pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
+    let mut by_unit: BTreeMap<String, Vec<StaleProcess>> = scan.units.iter().map(|u| (u.clone(), Vec::new())).collect();
     let mut out = Plan::default();
-    for p in &scan.stale {
+    for p in std::mem::take(&mut scan.stale) {
         match &p.owner {
-            Owner::Unit(u) => by_unit.entry(u.as_str()).or_default().push(p),
+            Owner::Unit(u) => by_unit.entry(u.clone()).or_default().push(p),
             Owner::Init => out.init = affected(p, opts.changed),
             Owner::Outside(cg) => {
+                let cgroup = cg.clone();
                 if let Some(process) = affected(p, opts.changed) {
-                    out.outside.push(OutsideProcess {
-                        cgroup: cg.clone(),
-                        process,
-                    });
+                    out.outside.push(OutsideProcess { cgroup, process });
                 }
             }
         }
     }
     for (unit, procs) in by_unit {
-        let processes: Vec<_> = procs.iter().filter_map(|p| affected(p, opts.changed)).collect();
+        let stale = !procs.is_empty();
+        let processes: Vec<_> = procs.into_iter().filter_map(|p| affected(p, opts.changed)).collect();
         let (action, reason) = if processes.is_empty() {
-            let r = if procs.is_empty() {
-                Reason::NotStale
-            } else {
-                Reason::NotAffected
-            };
+            let r = if stale { Reason::NotAffected } else { Reason::NotStale };
             (Action::Skip, r)
         } else {
-            decide(unit, opts)
+            decide(&unit, opts)
         };
         out.units.push(UnitPlan {
-            unit: unit.to_string(),
+            unit,
             action,
             reason,
             processes,
@@ -233,7 +224,7 @@ mod tests {
             all,
             self_units,
         };
-        plan(&scan_of(units), &opts)
+        plan(&mut scan_of(units), &opts)
             .units
             .into_iter()
             .map(|u| (u.unit, u.action, u.reason.code()))

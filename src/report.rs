@@ -10,7 +10,7 @@
 //! come out sorted, as the schema promises.
 
 use crate::cgroup::Layout;
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, OutsideProcess, Plan};
 use crate::scan::{StaleFile, StaleProcess};
 use crate::staleness::Staleness;
 use serde::Serialize;
@@ -112,39 +112,62 @@ struct FileDoc<'a> {
     why: Staleness,
 }
 
+/// A process's files, serialized straight from the plan: the bulk of a
+/// big report, so never copied into a vector of their own.
+struct FilesDoc<'a>(&'a [StaleFile]);
+
+impl Serialize for FilesDoc<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|f| FileDoc {
+            exe: f.exe,
+            path: &f.path,
+            why: f.why,
+        }))
+    }
+}
+
 #[derive(Serialize)]
 struct ProcessDoc<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     cgroup: Option<&'a str>,
     comm: &'a str,
-    files: Vec<FileDoc<'a>>,
+    files: FilesDoc<'a>,
     pid: u32,
 }
 
 impl<'a> ProcessDoc<'a> {
     fn new(p: &'a StaleProcess, cgroup: Option<&'a str>) -> Self {
-        let files = p
-            .files
-            .iter()
-            .map(|f: &'a StaleFile| FileDoc {
-                exe: f.exe,
-                path: &f.path,
-                why: f.why,
-            })
-            .collect();
         Self {
             cgroup,
             comm: &p.comm,
-            files,
+            files: FilesDoc(&p.files),
             pid: p.pid,
         }
+    }
+}
+
+/// The processes of one unit, serialized as they are reached.
+struct ProcessesDoc<'a>(&'a [StaleProcess]);
+
+impl Serialize for ProcessesDoc<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|p| ProcessDoc::new(p, None)))
+    }
+}
+
+/// The stale processes outside system units, with their cgroups.
+struct OutsideDoc<'a>(&'a [OutsideProcess]);
+
+impl Serialize for OutsideDoc<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|o| ProcessDoc::new(&o.process, Some(&o.cgroup))))
     }
 }
 
 #[derive(Serialize)]
 struct UnitDoc<'a> {
     action: Action,
-    processes: Vec<ProcessDoc<'a>>,
+    processes: ProcessesDoc<'a>,
     reason: &'static str,
     reason_text: String,
     unit: &'a str,
@@ -156,7 +179,7 @@ struct Document<'a> {
     changed_files: Option<usize>,
     init: Option<ProcessDoc<'a>>,
     mode: &'a str,
-    outside: Vec<ProcessDoc<'a>>,
+    outside: OutsideDoc<'a>,
     problems: &'a [String],
     processes_scanned: usize,
     schema: &'static str,
@@ -171,7 +194,7 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         .iter()
         .map(|u| UnitDoc {
             action: u.action,
-            processes: u.processes.iter().map(|p| ProcessDoc::new(p, None)).collect(),
+            processes: ProcessesDoc(&u.processes),
             reason: u.reason.code(),
             reason_text: u.reason.to_string(),
             unit: &u.unit,
@@ -182,11 +205,7 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         changed_files: ctx.changed_files,
         init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None)),
         mode: ctx.mode,
-        outside: plan
-            .outside
-            .iter()
-            .map(|o| ProcessDoc::new(&o.process, Some(&o.cgroup)))
-            .collect(),
+        outside: OutsideDoc(&plan.outside),
         problems: ctx.problems,
         processes_scanned: ctx.processes_scanned,
         schema: SCHEMA,
