@@ -11,6 +11,10 @@ use crate::sysroot::SysRoot;
 use anyhow::Result;
 use std::io::Write;
 
+/// A full report on a busy host runs to megabytes; bigger writes mean
+/// fewer system calls (8 KiB, the default, made 330 for one report).
+const OUTPUT_BUFFER: usize = 64 * 1024;
+
 /// What the run is for; decides scan scope and wording.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -167,11 +171,11 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
     if args.quiet && !stale_units {
         log::debug!("no unit runs stale code");
     } else if args.json {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
         report::write_json(&mut out, &p.plan, &ctx)?;
         out.flush()?;
     } else {
-        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
         report::write_text(&mut out, &p.plan, &ctx, verbose > 0)?;
         out.flush()?;
     }

@@ -267,7 +267,7 @@ mod tests {
         let policy = Policy::default();
         let set: ChangedSet = ["/usr/lib/other.so"].into_iter().collect();
         let p = plan(
-            &scan,
+            &mut scan,
             &Options {
                 policy: &policy,
                 changed: Some(&set),
@@ -287,7 +287,7 @@ mod tests {
         scan.units.push("quiet.service".into());
         let policy = Policy::default();
         let p = plan(
-            &scan,
+            &mut scan,
             &Options {
                 policy: &policy,
                 changed: None,

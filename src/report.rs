@@ -187,7 +187,10 @@ struct Document<'a> {
     warnings: &'a [String],
 }
 
-/// Writes the versioned JSON document, pretty-printed, with a final newline.
+/// Writes the versioned JSON document on one line, with a final newline.
+/// Compact, not pretty-printed: a full report on a busy host runs to
+/// megabytes, and indentation made it 40% bigger and 5% slower to scan and
+/// report (docs/benchmarks.md). `jq .` makes it readable.
 pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<()> {
     let units = plan
         .units
@@ -212,6 +215,71 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         units,
         warnings: ctx.warnings,
     };
-    serde_json::to_writer_pretty(&mut *w, &doc)?;
+    serde_json::to_writer(&mut *w, &doc)?;
     w.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Reason, UnitPlan};
+    use crate::unit_name::Owner;
+    use std::sync::Arc;
+
+    #[test]
+    fn json_is_one_line_with_sorted_keys() {
+        let process = StaleProcess {
+            pid: 7,
+            comm: "d".into(),
+            owner: Owner::Unit("a.service".into()),
+            files: vec![StaleFile {
+                path: Arc::from("/usr/lib/libx.so"),
+                why: Staleness::Replaced,
+                exe: false,
+            }],
+        };
+        let plan = Plan {
+            units: vec![UnitPlan {
+                unit: "a.service".into(),
+                action: Action::Skip,
+                reason: Reason::NotAllowed,
+                processes: vec![process],
+            }],
+            ..Plan::default()
+        };
+        let ctx = Context {
+            mode: "status",
+            layout: None,
+            changed_files: None,
+            processes_scanned: 1,
+            problems: &[],
+            warnings: &[],
+        };
+        let mut out = Vec::new();
+        write_json(&mut out, &plan, &ctx).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "{text}");
+        assert!(text.ends_with("}\n"), "{text}");
+        let at = |key: &str| {
+            text.find(&format!("\"{key}\""))
+                .unwrap_or_else(|| panic!("{key} missing: {text}"))
+        };
+        let top = [
+            "cgroup_layout",
+            "changed_files",
+            "init",
+            "mode",
+            "outside",
+            "problems",
+            "processes_scanned",
+            "schema",
+            "units",
+            "warnings",
+        ];
+        assert!(top.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+        let file = ["exe", "path", "why"];
+        assert!(file.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
+        let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(doc["units"][0]["processes"][0]["files"][0]["path"], "/usr/lib/libx.so");
+    }
 }

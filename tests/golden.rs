@@ -50,7 +50,7 @@ fn run_case(case: &Path) -> Result<(), String> {
         .unwrap();
     let actual = format!(
         "{}exit: {}\n",
-        String::from_utf8_lossy(&out.stdout),
+        fixture::readable_stdout(&out.stdout),
         out.status.code().unwrap_or(-1)
     );
     let expected_path = case.join("expected");

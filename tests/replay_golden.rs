@@ -42,7 +42,7 @@ fn run_case(case: &Path) -> Result<(), String> {
         .unwrap();
     let actual = format!(
         "{}--- stderr\n{}exit: {}\n",
-        String::from_utf8_lossy(&out.stdout),
+        fixture::readable_stdout(&out.stdout),
         String::from_utf8_lossy(&out.stderr),
         out.status.code().unwrap_or(-1)
     )

@@ -88,3 +88,13 @@ pub fn concrete_copy(src: &Path) -> (tempfile::TempDir, PathBuf) {
 pub fn fake_system() -> (tempfile::TempDir, PathBuf) {
     concrete_copy(&source_root())
 }
+
+/// A command's stdout as golden files hold it: a JSON document (printed on
+/// one line) is pretty-printed so that expectations stay reviewable.
+pub fn readable_stdout(stdout: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stdout);
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(doc) if text.starts_with('{') => serde_json::to_string_pretty(&doc).unwrap() + "\n",
+        _ => text.into_owned(),
+    }
+}
