@@ -159,34 +159,55 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
         log::warn!("{w}");
     }
     log_problems(&p.scan.problems);
-    let ctx = report::Context {
+    let mut ctx = report::Context {
         mode: mode.name(),
         layout: p.scan.layout,
         changed_files: args.changed.as_ref().map(|c| c.len()),
         processes_scanned: p.scan.processes_scanned,
         problems: &p.scan.problems,
         warnings: &p.policy.warnings,
+        restarts: None,
     };
     let stale_units = p.plan.units.iter().any(|u| !u.processes.is_empty()) || p.plan.init.is_some();
-    if args.quiet && !stale_units {
+    let show = !args.quiet || stale_units;
+    if !show {
         log::debug!("no unit runs stale code");
-    } else if args.json {
-        let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
-        report::write_json(&mut out, &p.plan, &ctx)?;
-        out.flush()?;
-    } else {
-        let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
-        report::write_text(&mut out, &p.plan, &ctx, verbose > 0)?;
-        out.flush()?;
+    }
+    // The text report comes before the restart's log lines, so a reader
+    // sees the plan first; a restart run's JSON waits for the results.
+    let json_after = args.json && mode == Mode::Restart;
+    if show && !json_after {
+        write_report(&p.plan, &ctx, args.json, verbose)?;
     }
     let pending = p.plan.restarts().count() > 0 || p.plan.init.is_some();
-    if pending && matches!(mode, Mode::Restart | Mode::DryRun) {
+    let ran = (pending && matches!(mode, Mode::Restart | Mode::DryRun)).then(|| {
         let mut settings = args.restart;
         // Policy can turn the PID 1 re-exec off: `disallow init.scope`.
         if matches!(p.policy.verdict("init.scope"), policy::Verdict::DeniedByAdmin(_)) {
             settings.reexec = false;
         }
-        return restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun);
+        restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun)
+    });
+    if show && json_after {
+        ctx.restarts = Some(match &ran {
+            Some(Ok(r)) => &r.results,
+            _ => &[],
+        });
+        write_report(&p.plan, &ctx, true, verbose)?;
     }
-    Ok(if pending { exit::PENDING } else { exit::OK })
+    match ran {
+        Some(r) => Ok(r?.exit),
+        None => Ok(if pending { exit::PENDING } else { exit::OK }),
+    }
+}
+
+fn write_report(plan: &plan::Plan, ctx: &report::Context, json: bool, verbose: u8) -> Result<()> {
+    let mut out = std::io::BufWriter::with_capacity(OUTPUT_BUFFER, std::io::stdout().lock());
+    if json {
+        report::write_json(&mut out, plan, ctx)?;
+    } else {
+        report::write_text(&mut out, plan, ctx, verbose > 0)?;
+    }
+    out.flush()?;
+    Ok(())
 }

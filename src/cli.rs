@@ -104,7 +104,8 @@ pub struct ScanArgs {
     #[arg(long, value_name = "FILE")]
     pub changed_files: Option<PathBuf>,
 
-    /// Print the report as JSON (schema in docs/json.md).
+    /// Print the report as JSON on one line (schema in docs/json.md); a
+    /// restart run prints it after the restarts, with their results.
     #[arg(long)]
     pub json: bool,
 
@@ -225,7 +226,8 @@ pub struct ReplayArgs {
     #[arg(short, long)]
     pub all: bool,
 
-    /// Print the report as JSON (schema in docs/json.md).
+    /// Print the report as JSON on one line (schema in docs/json.md); a
+    /// restart run prints it after the restarts, with their results.
     #[arg(long)]
     pub json: bool,
 

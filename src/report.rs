@@ -11,6 +11,7 @@
 
 use crate::cgroup::Layout;
 use crate::plan::{Action, OutsideProcess, Plan};
+use crate::restart::UnitResult;
 use crate::scan::{StaleFile, StaleProcess};
 use crate::staleness::Staleness;
 use serde::Serialize;
@@ -26,6 +27,8 @@ pub struct Context<'a> {
     pub processes_scanned: usize,
     pub problems: &'a [String],
     pub warnings: &'a [String],
+    /// What a restart run did, unit by unit; `None` when nothing was run.
+    pub restarts: Option<&'a [UnitResult]>,
 }
 
 fn write_who(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
@@ -182,6 +185,7 @@ struct Document<'a> {
     outside: OutsideDoc<'a>,
     problems: &'a [String],
     processes_scanned: usize,
+    restarts: Option<&'a [UnitResult]>,
     schema: &'static str,
     units: Vec<UnitDoc<'a>>,
     warnings: &'a [String],
@@ -211,6 +215,7 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         outside: OutsideDoc(&plan.outside),
         problems: ctx.problems,
         processes_scanned: ctx.processes_scanned,
+        restarts: ctx.restarts,
         schema: SCHEMA,
         units,
         warnings: ctx.warnings,
@@ -254,6 +259,7 @@ mod tests {
             processes_scanned: 1,
             problems: &[],
             warnings: &[],
+            restarts: None,
         };
         let mut out = Vec::new();
         write_json(&mut out, &plan, &ctx).unwrap();
@@ -272,6 +278,7 @@ mod tests {
             "outside",
             "problems",
             "processes_scanned",
+            "restarts",
             "schema",
             "units",
             "warnings",

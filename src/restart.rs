@@ -20,6 +20,7 @@ use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitQuery};
 use anyhow::Result;
 use jobs::{JobResult, Outcome};
 use refine::{Decision, Skip};
+use serde::Serialize;
 use std::time::{Duration, Instant};
 use verify::Verified;
 
@@ -46,10 +47,41 @@ impl Default for Settings {
     }
 }
 
+/// What happened to one unit, or to PID 1 (as `init.scope`), in a restart
+/// run: the `restarts` entries of the JSON report (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitResult {
+    /// The text of the log line that reported it, without the unit.
+    pub detail: String,
+    /// `restarted` (done and verified clean), `failed` or `skipped`.
+    pub outcome: &'static str,
+    /// What exactly: a skip code from live state, or how the job ended.
+    pub result: &'static str,
+    pub unit: String,
+}
+
+/// How a restart run (or a preview) ended.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Ran {
+    pub exit: i32,
+    /// One entry per unit acted on or skipped on live state; empty for
+    /// a dry run and when systemd could not be reached.
+    pub results: Vec<UnitResult>,
+}
+
+impl Ran {
+    fn exit_only(exit: i32) -> Self {
+        Self {
+            exit,
+            results: Vec::new(),
+        }
+    }
+}
+
 /// Connects to systemd and restarts (or, with `dry_run`, previews) the
-/// plan; returns the exit code. Without a reachable systemd nothing is
-/// done and the restarts stay pending.
-pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings, dry_run: bool) -> Result<i32> {
+/// plan. Without a reachable systemd nothing is done and the restarts stay
+/// pending.
+pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings, dry_run: bool) -> Result<Ran> {
     let why_not = if !root.is_host() {
         Some("the root is not / (a test root)".to_string())
     } else {
@@ -61,14 +93,14 @@ pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Setti
         } else {
             log::warn!("not restarting anything: {why}");
         }
-        return Ok(exit::PENDING);
+        return Ok(Ran::exit_only(exit::PENDING));
     }
     if dry_run {
         return match Dbus::connect() {
-            Ok(bus) => Ok(preview(&bus, root, plan, settings)),
+            Ok(bus) => Ok(Ran::exit_only(preview(&bus, root, plan, settings))),
             Err(e) => {
                 log::warn!("{e:#}; live unit state not checked");
-                Ok(exit::PENDING)
+                Ok(Ran::exit_only(exit::PENDING))
             }
         };
     }
@@ -91,11 +123,12 @@ fn decide<'p, Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &'p Plan) -> V
         .collect()
 }
 
-fn log_skip(unit: &str, skip: &Skip, dry_run: bool) {
-    let verb = if dry_run { "would not restart" } else { "not restarting" };
+/// Leftover processes and unreadable state deserve a look; the other
+/// skips are ordinary decisions.
+fn skip_level(skip: &Skip) -> log::Level {
     match skip {
-        Skip::Leftovers { .. } | Skip::Unreadable(_) => log::warn!("{unit}: {verb}: {skip}"),
-        _ => log::info!("{unit}: {verb}: {skip}"),
+        Skip::Leftovers { .. } | Skip::Unreadable(_) => log::Level::Warn,
+        _ => log::Level::Info,
     }
 }
 
@@ -117,7 +150,7 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
                 log::info!("{}: would restart ({})", u.unit, u.reason);
                 would += 1;
             }
-            Decision::Skip(s) => log_skip(&u.unit, &s, true),
+            Decision::Skip(s) => log::log!(skip_level(&s), "{}: would not restart: {s}", u.unit),
         }
     }
     if would > 0 {
@@ -127,25 +160,80 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
     }
 }
 
-/// Counts for the summary line and the exit code.
+/// Counts for the summary line and the exit code, and each result.
 #[derive(Debug, Default)]
 struct Tally {
     clean: usize,
     failed: usize,
     skipped: usize,
+    results: Vec<UnitResult>,
+}
+
+/// Which count a result goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Clean,
+    Failed,
+    Skipped,
 }
 
 impl Tally {
-    fn exit_code(&self) -> i32 {
-        if self.failed > 0 {
+    /// Logs one result as `UNIT: DETAIL` (failures as errors) and records it.
+    fn record(&mut self, unit: &str, kind: Kind, result: &'static str, detail: String) {
+        let level = match kind {
+            Kind::Failed => log::Level::Error,
+            Kind::Clean | Kind::Skipped => log::Level::Info,
+        };
+        self.record_logged(level, unit, unit, kind, result, detail);
+    }
+
+    /// Logs one result as `SHOWN: DETAIL` at `level` and records it for `unit`.
+    fn record_logged(
+        &mut self,
+        level: log::Level,
+        shown: &str,
+        unit: &str,
+        kind: Kind,
+        result: &'static str,
+        detail: String,
+    ) {
+        log::log!(level, "{shown}: {detail}");
+        let outcome = match kind {
+            Kind::Clean => {
+                self.clean += 1;
+                "restarted"
+            }
+            Kind::Failed => {
+                self.failed += 1;
+                "failed"
+            }
+            Kind::Skipped => {
+                self.skipped += 1;
+                "skipped"
+            }
+        };
+        self.results.push(UnitResult {
+            detail,
+            outcome,
+            result,
+            unit: unit.to_string(),
+        });
+    }
+
+    fn ran(self) -> Ran {
+        let exit = if self.failed > 0 {
             exit::RESTART_FAILED
         } else {
             exit::OK
+        };
+        Ran {
+            exit,
+            results: self.results,
         }
     }
 }
 
-/// The real run: re-exec, refine, restart, verify. Returns the exit code:
+/// The real run: re-exec, refine, restart, verify. The exit code is
 /// [`exit::RESTART_FAILED`] if any restart failed, timed out or left stale
 /// code running, else [`exit::OK`].
 pub fn execute<M: ServiceManager + ?Sized>(
@@ -154,11 +242,11 @@ pub fn execute<M: ServiceManager + ?Sized>(
     plan: &Plan,
     layout: Option<Layout>,
     settings: &Settings,
-) -> Result<i32> {
+) -> Result<Ran> {
     let mut tally = Tally::default();
     if plan.init.is_some() && !reexec_init(mgr, root, settings, &mut tally) {
         log::error!("not restarting any unit while systemd is not answering");
-        return Ok(exit::RESTART_FAILED);
+        return Ok(tally.ran());
     }
     let mut units = Vec::new();
     for (u, d) in decide(mgr, root, plan) {
@@ -168,12 +256,9 @@ pub fn execute<M: ServiceManager + ?Sized>(
                 units.push(u.unit.clone());
             }
             Decision::Skip(s) => {
-                log_skip(&u.unit, &s, false);
-                if s.is_error() {
-                    tally.failed += 1;
-                } else {
-                    tally.skipped += 1;
-                }
+                let kind = if s.is_error() { Kind::Failed } else { Kind::Skipped };
+                let detail = format!("not restarting: {s}");
+                tally.record_logged(skip_level(&s), &u.unit, &u.unit, kind, s.code(), detail);
             }
         }
     }
@@ -194,39 +279,48 @@ pub fn execute<M: ServiceManager + ?Sized>(
         tally.skipped,
         took.as_secs_f64()
     );
-    Ok(tally.exit_code())
+    Ok(tally.ran())
 }
 
 /// Re-executes PID 1 and checks it; `false` if systemd did not come back.
 fn reexec_init<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, settings: &Settings, tally: &mut Tally) -> bool {
+    // Recorded as init.scope, the unit PID 1 lives in and the name policy
+    // uses to turn the re-exec off; logged as "PID 1".
+    let mut record = |kind: Kind, result: &'static str, detail: String| {
+        let level = if kind == Kind::Failed {
+            log::Level::Error
+        } else {
+            log::Level::Info
+        };
+        tally.record_logged(level, "PID 1", "init.scope", kind, result, detail);
+    };
     if !settings.reexec {
-        log::info!("PID 1: runs stale code; not re-executing it (re-exec is turned off)");
-        tally.skipped += 1;
+        let detail = "runs stale code; not re-executing it (re-exec is turned off)".to_string();
+        record(Kind::Skipped, "reexec-turned-off", detail);
         return true;
     }
     log::info!("PID 1: re-executing systemd (it runs stale code)");
     let start = Instant::now();
     if let Err(e) = mgr.reexecute(start + settings.timeout) {
-        log::error!("PID 1: re-execution failed: {e:#}");
-        tally.failed += 1;
+        record(Kind::Failed, "reexec-failed", format!("re-execution failed: {e:#}"));
         return false;
     }
     let secs = start.elapsed().as_secs_f64();
     match verify::init(root, &mut Scanner::default()) {
         Ok(stale) if stale.is_empty() => {
-            log::info!("PID 1: re-executed in {secs:.2}s, verified clean");
-            tally.clean += 1;
+            record(
+                Kind::Clean,
+                "verified-clean",
+                format!("re-executed in {secs:.2}s, verified clean"),
+            );
         }
         Ok(stale) => {
-            log::error!(
-                "PID 1: re-executed in {secs:.2}s, still stale: {}",
-                describe_all(&stale)
-            );
-            tally.failed += 1;
+            let detail = format!("re-executed in {secs:.2}s, still stale: {}", describe_all(&stale));
+            record(Kind::Failed, "still-stale", detail);
         }
         Err(e) => {
-            log::error!("PID 1: re-executed in {secs:.2}s, but could not verify: {e:#}");
-            tally.failed += 1;
+            let detail = format!("re-executed in {secs:.2}s, but could not verify: {e:#}");
+            record(Kind::Failed, "unverified", detail);
         }
     }
     true
@@ -236,7 +330,7 @@ fn describe_all(ps: &[crate::scan::StaleProcess]) -> String {
     ps.iter().map(verify::describe).collect::<Vec<_>>().join("; ")
 }
 
-/// Logs one unit's result, verifying it if the job is done, and counts it.
+/// Logs one unit's result, verifying it if the job is done, and records it.
 fn report<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
@@ -247,50 +341,58 @@ fn report<M: ServiceManager + ?Sized>(
     tally: &mut Tally,
 ) {
     let secs = |d: &Duration| d.as_secs_f64();
-    match outcome {
-        Outcome::Refused(why) => {
-            log::info!("{unit}: not restarted: systemd refused: {why}");
-            tally.skipped += 1;
-            return;
-        }
+    let (kind, result, detail) = match outcome {
+        Outcome::Refused(why) => (
+            Kind::Skipped,
+            "refused",
+            format!("not restarted: systemd refused: {why}"),
+        ),
         Outcome::Finished {
             result: JobResult::Done,
             elapsed,
         } => {
             let t = secs(elapsed);
             match verify::unit(mgr, root, layout, unit, scanner) {
-                Verified::Clean => {
-                    log::info!("{unit}: restarted in {t:.2}s, verified clean");
-                    tally.clean += 1;
-                    return;
-                }
-                Verified::StillStale(ps) => {
-                    log::error!("{unit}: restarted in {t:.2}s, still stale: {}", describe_all(&ps))
-                }
-                Verified::NotRunning { active, sub } => {
-                    log::error!("{unit}: restarted in {t:.2}s, but it is not running now: {active} ({sub})")
-                }
-                Verified::Unknown(e) => log::error!("{unit}: restarted in {t:.2}s, but could not verify: {e}"),
+                Verified::Clean => (
+                    Kind::Clean,
+                    "verified-clean",
+                    format!("restarted in {t:.2}s, verified clean"),
+                ),
+                Verified::StillStale(ps) => (
+                    Kind::Failed,
+                    "still-stale",
+                    format!("restarted in {t:.2}s, still stale: {}", describe_all(&ps)),
+                ),
+                Verified::NotRunning { active, sub } => (
+                    Kind::Failed,
+                    "stopped-after-restart",
+                    format!("restarted in {t:.2}s, but it is not running now: {active} ({sub})"),
+                ),
+                Verified::Unknown(e) => (
+                    Kind::Failed,
+                    "unverified",
+                    format!("restarted in {t:.2}s, but could not verify: {e}"),
+                ),
             }
         }
-        Outcome::Finished { result, elapsed } => {
-            log::error!(
-                "{unit}: restart failed after {:.2}s (job result: {result})",
-                secs(elapsed)
-            )
-        }
-        Outcome::StillRunning { elapsed } => {
-            log::error!(
-                "{unit}: restart not finished after {:.0}s; left to systemd",
-                secs(elapsed)
-            )
-        }
-        Outcome::Lost { elapsed, error } => {
-            log::error!("{unit}: restart result unknown after {:.2}s: {error}", secs(elapsed))
-        }
-        Outcome::NotQueued(e) => log::error!("{unit}: restart could not be queued: {e}"),
-    }
-    tally.failed += 1;
+        Outcome::Finished { result, elapsed } => (
+            Kind::Failed,
+            "job-failed",
+            format!("restart failed after {:.2}s (job result: {result})", secs(elapsed)),
+        ),
+        Outcome::StillRunning { elapsed } => (
+            Kind::Failed,
+            "timed-out",
+            format!("restart not finished after {:.0}s; left to systemd", secs(elapsed)),
+        ),
+        Outcome::Lost { elapsed, error } => (
+            Kind::Failed,
+            "lost",
+            format!("restart result unknown after {:.2}s: {error}", secs(elapsed)),
+        ),
+        Outcome::NotQueued(e) => (Kind::Failed, "not-queued", format!("restart could not be queued: {e}")),
+    };
+    tally.record(unit, kind, result, detail);
 }
 
 #[cfg(test)]
@@ -360,10 +462,59 @@ mod tests {
     fn restarts_only_what_refinement_keeps_and_verifies_it() {
         let (_d, root, fake, plan) = world();
         fake.script([Event::removed("a.service", "done")]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+            .unwrap()
+            .exit;
         assert_eq!(fake.restarted(), vec!["a.service".to_string()]);
         assert!(!fake.calls().contains(&Call::Reexecute));
         assert_eq!(code, exit::OK);
+    }
+
+    fn triples(ran: &Ran) -> Vec<(&str, &str, &str)> {
+        ran.results
+            .iter()
+            .map(|r| (r.unit.as_str(), r.outcome, r.result))
+            .collect()
+    }
+
+    #[test]
+    fn every_candidate_gets_one_result() {
+        let (_d, root, fake, mut plan) = world();
+        plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
+        fake.script([Event::removed("a.service", "done")]);
+        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let mut got = triples(&ran);
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("a.service", "restarted", "verified-clean"),
+                ("gone.service", "skipped", "not-loaded"),
+                ("init.scope", "restarted", "verified-clean"),
+                ("l.service", "skipped", "leftover-processes"),
+                ("r.service", "skipped", "refuses-manual-stop"),
+            ]
+        );
+        let a = ran.results.iter().find(|r| r.unit == "a.service").unwrap();
+        assert!(a.detail.ends_with("verified clean"), "{}", a.detail);
+    }
+
+    #[test]
+    fn failures_are_results_too() {
+        let (_d, root, fake, plan) = world();
+        fake.script([Event::removed("a.service", "failed")]);
+        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        assert!(
+            triples(&ran).contains(&("a.service", "failed", "job-failed")),
+            "{ran:?}"
+        );
+
+        let (_d, root, mut fake, mut plan) = world();
+        fake.reexec_fails = true;
+        plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
+        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        assert_eq!(triples(&ran), vec![("init.scope", "failed", "reexec-failed")]);
+        assert_eq!(ran.exit, exit::RESTART_FAILED);
     }
 
     #[test]
@@ -374,7 +525,9 @@ mod tests {
         let fake = Fake::with_units([("a.service", a)]);
         fake.script([Event::removed("a.service", "done")]);
         let plan = plan_of(vec![candidate("a.service", &[20])]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+            .unwrap()
+            .exit;
         assert_eq!(code, exit::RESTART_FAILED);
     }
 
@@ -382,7 +535,9 @@ mod tests {
     fn failed_job_fails_the_run() {
         let (_d, root, fake, plan) = world();
         fake.script([Event::removed("a.service", "failed")]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+            .unwrap()
+            .exit;
         assert_eq!(code, exit::RESTART_FAILED);
     }
 
@@ -391,7 +546,9 @@ mod tests {
         let (_d, root, fake, mut plan) = world();
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
         fake.script([Event::removed("a.service", "done")]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+            .unwrap()
+            .exit;
         assert_eq!(code, exit::OK);
         assert_eq!(fake.calls()[0], Call::Reexecute);
 
@@ -411,8 +568,8 @@ mod tests {
         let (_d, root, _fake, plan) = world();
         std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
         for dry_run in [true, false] {
-            let code = run(&root, &plan, Some(Layout::Unified), &Settings::default(), dry_run).unwrap();
-            assert_eq!(code, exit::PENDING);
+            let ran = run(&root, &plan, Some(Layout::Unified), &Settings::default(), dry_run).unwrap();
+            assert_eq!(ran, Ran::exit_only(exit::PENDING));
         }
         assert!(!root.path(lock::LOCK_PATH).exists());
     }
@@ -422,7 +579,9 @@ mod tests {
         let (_d, root, mut fake, mut plan) = world();
         fake.reexec_fails = true;
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+            .unwrap()
+            .exit;
         assert_eq!(code, exit::RESTART_FAILED);
         assert!(fake.restarted().is_empty());
     }

@@ -202,10 +202,16 @@ t() {
     assert_eq failed "$(e2e_in "$m" systemctl show -p ActiveState --value t-fail.service)" "state of t-fail"
     assert_line "$out" '^restart-stale: summary: 1 restarted and verified clean, 1 failed' "output"
 
-    # ---- again: the leftover is reported again, and still not restarted
-    run_tool "$m"
+    # ---- again: the leftover is reported again, and still not restarted;
+    # the JSON of a restart run carries each unit's result.
+    run_tool "$m" --json
     printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
     e2e_log "second run exited $rc"
+    assert_contains "$out" '"outcome":"skipped","result":"leftover-processes","unit":"t-leftover.service"}' \
+        "second run JSON"
+    assert_contains "$out" '"outcome":"skipped","result":"refuses-manual-stop","unit":"t-refuse.service"}' \
+        "second run JSON"
+    assert_contains "$out" '"mode":"restart"' "second run JSON"
     assert_ne 4 "$rc" "exit status of the second run (nothing failed)"
     assert_no_line "$out" ': restarting ' "second run output"
     assert_line "$out" "t-leftover\\.service: not restarting: leftover processes need attention: pid $child " "second run output"
