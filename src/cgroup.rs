@@ -2,7 +2,8 @@
 //!
 //! Two views exist and the tests hold them equal: walking
 //! `system.slice/**/cgroup.procs` (cheap when only system units matter)
-//! and reading each `/proc/PID/cgroup` (needed for the full report).
+//! and reading each `/proc/PID/cgroup` (needed for the full report, and
+//! batched per cgroup by [`Owners`]).
 
 use crate::procfs;
 use crate::sysroot::SysRoot;

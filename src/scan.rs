@@ -1,8 +1,9 @@
 //! Scanning processes for stale executables and mappings.
 //!
-//! Each process (tgid) is read once: its `exe` link and one read of its
-//! `maps` into a reused buffer. Verdicts are shared across processes
-//! through [`Resolver`].
+//! Each process (tgid) has its maps read once (`PROCMAP_QUERY` or the
+//! text, into a reused buffer) and its mount namespace read to know where
+//! its paths are looked up. Verdicts are shared across processes through
+//! [`Resolver`].
 
 use crate::cgroup::{self, Layout};
 use crate::maps;
@@ -66,10 +67,11 @@ pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {
 
 /// Scans with a configured [`Scanner`] (method, data files).
 ///
-/// Only what every process needs is read for every process (its maps, and
-/// its root and mount namespace to key verdicts). Its unit comes from one
-/// walk of the cgroup tree; `/proc/PID/cgroup`, `comm` and `exe` are read
-/// only for the few processes found stale.
+/// Only what every process needs is read for every process (its maps and
+/// its mount namespace; its root too when that namespace is not ours).
+/// Units come from one walk of the system slice; `comm`, `exe` and, outside
+/// the system slice, the cgroup ([`cgroup::Owners`]) are read only for
+/// processes found stale.
 pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<Scan> {
     let layout = cgroup::detect(root);
     let members = match layout {
