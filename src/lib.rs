@@ -1,31 +1,35 @@
 //! restart-stale: find the system services that still run code a package
 //! upgrade replaced, decide which may be restarted, and restart them.
 //!
-//! Reading the system ([`scan`], [`cgroup`], [`policy`]) produces plain
-//! data; [`plan`] turns it into decisions without touching the OS.
+//! The layers, top to bottom; a module imports only from layers below it
+//! (`ci/check-layers` enforces this):
+//!
+//! - [`cli`]: the command lines (clap), and dispatch to the layers below;
+//! - the package-manager adapters [`apt`], [`dnf`], [`pacman`], [`swupd`],
+//!   and [`history`] (past transactions): they turn what a package manager
+//!   says into a changed-file set;
+//! - [`transaction`]: the one record format and spool, the finish loop
+//!   the adapters plug into, the transient unit;
+//! - [`run`]: scan → plan → report → restart for one set of options;
+//! - [`restart`]: the executor, on the [`systemd`] trait;
+//! - [`pkgdb`]: package databases (dpkg file lists, rpm queries);
+//! - [`core`]: plain data and pure decisions (plan, tiers, report);
+//! - [`system`]: readers of /proc, /sys and the policy links, on an
+//!   injectable root;
+//! - [`exit`], [`logging`]: leaves.
 
-pub mod app;
 pub mod apt;
-pub mod cgroup;
-pub mod changed;
 pub mod cli;
-pub mod clr;
+pub mod core;
 pub mod dnf;
-pub mod hook;
+pub mod exit;
+pub mod history;
 pub mod logging;
-pub mod maps;
 pub mod pacman;
-pub mod plan;
-pub mod policy;
-pub mod procfs;
-pub mod procmap;
-pub mod replay;
-pub mod report;
+pub mod pkgdb;
 pub mod restart;
-pub mod scan;
-pub mod staleness;
+pub mod run;
 pub mod swupd;
-pub mod sysroot;
+pub mod system;
 pub mod systemd;
-pub mod tiers;
-pub mod unit_name;
+pub mod transaction;

@@ -1,23 +1,30 @@
-//! Entry point: parse, run, map errors to exit codes.
+//! Entry point: the argv[0] personality, parse, logging, and the one place
+//! that turns an [`Outcome`] into an exit status.
 
-use restart_stale::cli::{exit, Cli};
+use restart_stale::cli::{self, Cli};
+use restart_stale::exit::Outcome;
+
+/// Exit statuses, as the man page and the README document them (clap
+/// exits with 2 on bad usage itself).
+fn code(outcome: Outcome) -> i32 {
+    match outcome {
+        Outcome::Done => 0,
+        Outcome::Error => 1,
+        Outcome::Pending => 3,
+        Outcome::RestartFailed => 4,
+    }
+}
 
 fn main() {
     // Installed as /usr/bin/clr-service-restart too (docs/swupd.md).
-    if std::env::args_os()
-        .next()
-        .is_some_and(|a| restart_stale::clr::invoked_as(&a))
-    {
-        std::process::exit(restart_stale::clr::main(std::env::args_os()));
+    if std::env::args_os().next().is_some_and(|a| cli::clr::invoked_as(&a)) {
+        std::process::exit(code(cli::clr::main(std::env::args_os())));
     }
-    let cli = Cli::parse_checked();
-    restart_stale::logging::init(cli.verbose);
-    let code = match restart_stale::app::run(cli) {
-        Ok(code) => code,
-        Err(e) => {
-            log::error!("{e:#}");
-            exit::ERROR
-        }
-    };
-    std::process::exit(code);
+    let parsed = Cli::parse_checked();
+    restart_stale::logging::init(parsed.verbose);
+    let outcome = cli::dispatch::run(parsed).unwrap_or_else(|e| {
+        log::error!("{e:#}");
+        Outcome::Error
+    });
+    std::process::exit(code(outcome));
 }

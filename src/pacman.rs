@@ -10,9 +10,10 @@
 //! them and start `restart-stale-pacman.service`; `pacman-hook finish` is
 //! that unit's command.
 
-use crate::hook::record::{Block, Fact, Source};
-use crate::hook::{self, launch, process, Family};
-use crate::sysroot::SysRoot;
+use crate::exit::Outcome;
+use crate::system::sysroot::SysRoot;
+use crate::transaction::record::{Block, Fact, Source};
+use crate::transaction::{self, family::Family, launch, process};
 use anyhow::Result;
 use clap::Subcommand;
 
@@ -76,14 +77,14 @@ fn target(raw: &[u8]) -> Result<Option<String>, &'static str> {
     Ok(Some(format!("/{text}")))
 }
 
-pub fn run(root: &SysRoot, step: Option<Step>, verbose: u8) -> i32 {
+pub fn run(root: &SysRoot, step: Option<Step>, verbose: u8) -> Outcome {
     match step {
-        None => hook::guard("pacman-hook", || record(root, verbose)),
-        Some(Step::Finish) => match hook::finish::run(root, Family::Pacman, verbose) {
+        None => transaction::guard("pacman-hook", || record(root, verbose)),
+        Some(Step::Finish) => match crate::transaction::finish::run(root, &Family::Pacman, verbose) {
             Ok(code) => code,
             Err(e) => {
                 log::error!("pacman-hook finish: {e:#}");
-                crate::cli::exit::ERROR
+                crate::exit::Outcome::Error
             }
         },
     }
@@ -99,7 +100,7 @@ pub fn block(t: Targets, manager: Option<process::Process>) -> Block {
 }
 
 fn record(root: &SysRoot, verbose: u8) -> Result<()> {
-    let data = crate::hook::read_stdin(STDIN_LIMIT)?;
+    let data = crate::transaction::read_stdin(STDIN_LIMIT)?;
     if let Some(why) = launch::not_here(root) {
         log::info!("{why}: not restarting anything");
         return Ok(());

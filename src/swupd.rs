@@ -1,5 +1,5 @@
 //! What a `swupd update` changed, for the clr-service-restart personality
-//! ([`crate::clr`]).
+//! ([`crate::cli::clr`]).
 //!
 //! swupd runs `/usr/bin/clr-service-restart` with no arguments after an
 //! update (swupd-client `scripts.c`, `update_triggers`) and tells it
@@ -8,7 +8,7 @@
 //! installed version B (`VERSION_ID` in `/usr/lib/os-release`):
 //!
 //! - every entry of B's manifests with `last_change > A` changed (deleted
-//!   files stay listed, flagged `d`); [`crate::replay::swupd::derive`];
+//!   files stay listed, flagged `d`); [`crate::history::swupd::derive`];
 //! - every path of A's manifests that B's no longer list at all was
 //!   removed with its bundle.
 //!
@@ -16,9 +16,11 @@
 //! `repair`, a downgrade), or without B's manifests, every stale mapping
 //! counts, as in clr-service-restart.
 
-use crate::changed::ChangedSet;
-use crate::replay::swupd::{self as manifests, Entry};
-use crate::sysroot::SysRoot;
+use crate::core::changed::ChangedSet;
+use crate::exit::Outcome;
+use crate::history::swupd::{self as manifests, Entry};
+use crate::run::{self, Mode, Options};
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
@@ -142,6 +144,55 @@ pub fn save_state(root: &SysRoot, version: u32) -> Result<()> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, format!("{version}\n")).with_context(|| format!("failed to write {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).with_context(|| format!("failed to write {STATE_FILE}"))
+}
+
+/// The scan-plan-restart run, limited to what the last swupd update
+/// changed when that is known.
+pub fn after_update(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<Outcome> {
+    let mut warnings = Vec::new();
+    let (basis, current) = basis(root, &mut warnings);
+    for w in &warnings {
+        log::warn!("{w}");
+    }
+    let changed = match basis {
+        Basis::Update {
+            from,
+            to,
+            set,
+            manifests,
+            dropped,
+        } => {
+            log::info!(
+                "swupd update {from} → {to}: {} changed files, from {manifests} manifest(s) of {to} \
+                 and {dropped} path(s) only {from} listed",
+                set.len()
+            );
+            Some(set)
+        }
+        Basis::Everything(why) => {
+            log::info!("every stale file counts: {why}");
+            None
+        }
+    };
+    let opts = Options {
+        all,
+        changed,
+        quiet: true,
+        ..Options::default()
+    };
+    let mode = if dry_run { Mode::DryRun } else { Mode::Restart };
+    let code = run::execute(root, &opts, mode, verbose)?;
+    if !dry_run && code == Outcome::Done {
+        if let Some(v) = current {
+            save_state(root, v)?;
+        }
+    }
+    // clr-service-restart -n exits 0 whatever it found.
+    Ok(if dry_run && code == Outcome::Pending {
+        Outcome::Done
+    } else {
+        code
+    })
 }
 
 #[cfg(test)]

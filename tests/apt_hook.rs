@@ -75,7 +75,7 @@ fn record_files(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(root.join(RECORD))
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    v.retain(|p| !p.ends_with("finish.lock"));
+    v.retain(|p| !p.ends_with("finish.lock") && !p.ends_with("closing"));
     v.sort();
     v
 }

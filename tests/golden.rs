@@ -8,9 +8,9 @@
 #[path = "common/fixture.rs"]
 mod fixture;
 
-use restart_stale::cgroup;
-use restart_stale::sysroot::SysRoot;
-use restart_stale::unit_name::Owner;
+use restart_stale::core::unit_name::Owner;
+use restart_stale::system::cgroup;
+use restart_stale::system::sysroot::SysRoot;
 use std::path::{Path, PathBuf};
 
 /// The cgroup-tree walk and `/proc/PID/cgroup` must place every system

@@ -5,9 +5,9 @@
 mod common;
 
 use common::{replace_like_dpkg, start_chrooted_victim, start_victim};
-use restart_stale::scan::{Scanner, StaleFile};
-use restart_stale::staleness::Staleness;
-use restart_stale::sysroot::SysRoot;
+use restart_stale::system::scan::{Scanner, StaleFile};
+use restart_stale::system::staleness::Staleness;
+use restart_stale::system::sysroot::SysRoot;
 use std::process::Command;
 
 fn scan_pid(pid: u32) -> Vec<StaleFile> {

@@ -4,7 +4,7 @@
 mod common;
 
 use procfs::process::{MMapPath, Process};
-use restart_stale::maps;
+use restart_stale::system::maps;
 use std::os::unix::ffi::OsStrExt;
 
 #[test]

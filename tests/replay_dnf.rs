@@ -2,10 +2,10 @@
 //! with dnf4's and dnf5's real schemas (`tests/replay/dnf/*.sql`), and a
 //! fake rpmdb in place of `rpm -ql`.
 
-use restart_stale::replay::dnf::{self, Selector, DNF4_DB, DNF5_DB};
-use restart_stale::replay::rpm::{FileLister, Listing};
-use restart_stale::replay::{changed_set, Source};
-use restart_stale::sysroot::SysRoot;
+use restart_stale::history::dnf::{self, Selector, DNF4_DB, DNF5_DB};
+use restart_stale::history::{changed_set, Source};
+use restart_stale::pkgdb::rpm::{FileLister, Listing};
+use restart_stale::system::sysroot::SysRoot;
 use rusqlite::{params, Connection, ToSql};
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -186,7 +186,7 @@ fn dnf4_system(root: &Path) {
     );
 }
 
-fn replay(root: &Path, sel: Selector) -> (anyhow::Result<restart_stale::replay::Replay>, Vec<String>) {
+fn replay(root: &Path, sel: Selector) -> (anyhow::Result<restart_stale::history::Replay>, Vec<String>) {
     let fake = FakeRpm::new();
     let r = changed_set(&SysRoot::new(root), &Source::Dnf(sel), &fake);
     let asked = fake.asked.borrow().clone();

@@ -3,8 +3,8 @@
 
 mod common;
 
-use restart_stale::scan::{Method, Scanner};
-use restart_stale::sysroot::SysRoot;
+use restart_stale::system::scan::{Method, Scanner};
+use restart_stale::system::sysroot::SysRoot;
 
 /// (major, minor) of the running kernel.
 fn kernel_version() -> (u32, u32) {
@@ -29,7 +29,7 @@ fn query_and_text_agree_on_live_processes() {
     let mut text = Scanner::default();
     text.method = Method::Text;
     let mut compared = 0;
-    for pid in restart_stale::cgroup::all_pids(&root).unwrap() {
+    for pid in restart_stale::system::cgroup::all_pids(&root).unwrap() {
         let (Ok(Some(a)), Ok(Some(b))) = (fast.process(&root, pid), text.process(&root, pid)) else {
             continue;
         };

@@ -7,153 +7,93 @@
 //! that arrive while it works are taken in a further round, so a second
 //! transaction right behind the first is not left waiting.
 
-use super::lock::{self, Wait, FRONTEND_LOCK};
 use super::record::{self, Record};
-use super::{dpkg_info, host, AUTO_RESTART_KEY};
-use crate::app::{self, Mode, RunOptions};
-use crate::cli::exit;
-use crate::sysroot::SysRoot;
-use anyhow::{Context, Result};
+use super::{AUTO_RESTART_KEY, FINISH_UNIT, FRONTEND_LOCK};
+use crate::exit::Outcome;
+use crate::pkgdb::dpkg;
+use crate::system::sysroot::SysRoot;
+use crate::transaction::finish::{self, Adapter, Prepared};
+use crate::transaction::wait::{self, Wait};
+use anyhow::Result;
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
-
-/// Rounds of wait-take-act per run; each one needs a new transaction to
-/// have ended meanwhile, so this is only a backstop.
-const MAX_ROUNDS: usize = 10;
+use std::path::PathBuf;
 
 /// How many packages the summary line names before it abbreviates.
 const SHOWN_PACKAGES: usize = 20;
 
-pub fn run(root: &SysRoot, verbose: u8) -> Result<i32> {
+pub fn run(root: &SysRoot, verbose: u8) -> Result<Outcome> {
     run_with(root, verbose, Wait::default())
 }
 
-pub fn run_with(root: &SysRoot, verbose: u8, wait: Wait) -> Result<i32> {
-    if let Some(why) = host::suspended() {
-        log::info!("{why}: not restarting anything");
-        return Ok(exit::OK);
+pub fn run_with(root: &SysRoot, verbose: u8, wait: Wait) -> Result<Outcome> {
+    finish::run(root, &Apt { wait }, verbose)
+}
+
+/// apt's side of the finish loop: wait for the dpkg frontend lock to be
+/// free, then derive the changed files from the recorded packages.
+pub struct Apt {
+    pub wait: Wait,
+}
+
+impl Adapter for Apt {
+    fn name(&self) -> &'static str {
+        "apt"
     }
-    let dir = root.path(record::DIR);
-    let Some(_lock) = try_lock(&dir)? else {
-        log::info!("another apt-hook finish is running; it takes the record");
-        return Ok(exit::OK);
-    };
-    let lock_path = root.path(FRONTEND_LOCK);
-    let mut code = exit::OK;
-    for round in 0..MAX_ROUNDS {
-        if !record::any_waiting(&dir)? {
-            if round == 0 {
-                log::info!("no recorded apt transaction: nothing to do");
-            }
-            break;
-        }
-        if lock::held(&lock_path).unwrap_or(false) {
+
+    fn dir(&self) -> &'static str {
+        record::DIR
+    }
+
+    fn ready(&self, root: &SysRoot) -> bool {
+        let lock_path = root.path(FRONTEND_LOCK);
+        if wait::held(&lock_path).unwrap_or(false) {
             log::info!("waiting until the package manager is done ({FRONTEND_LOCK} is locked)");
         }
-        if !lock::wait_until_free(|| lock::held(&lock_path), wait) {
+        let free = wait::wait_until_free(|| wait::held(&lock_path), self.wait);
+        if !free {
             log::warn!(
-                "{FRONTEND_LOCK} is still locked after {} s; leaving the record for the next run",
-                wait.timeout.as_secs()
+                "{FRONTEND_LOCK} is still locked after {} s; {FINISH_UNIT} acts at the next apt run",
+                self.wait.timeout.as_secs()
             );
-            break;
         }
-        let files = record::take(&dir)?;
-        if files.is_empty() {
-            break;
-        }
-        let c = act(root, &files, verbose);
-        if c != exit::OK {
-            code = c;
-        }
-        remove(&files);
+        free
     }
-    Ok(code)
-}
 
-/// One `finish` at a time, even when someone runs it by hand.
-pub fn try_lock(dir: &Path) -> Result<Option<File>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let path = dir.join("finish.lock");
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("failed to open {}", path.display()))?;
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    fn prepare(&self, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>> {
+        let rec = record::read_all(files)?;
+        for p in &rec.problems {
+            log::warn!("{p}");
+        }
+        for e in rec.blocks.iter().flat_map(|b| &b.errors) {
+            log::warn!("from the apt hook: {e}");
+        }
+        let packages = packages(&rec);
+        if packages.is_empty() {
+            log::info!("the recorded transaction names no package: nothing to do");
             return Ok(None);
         }
-        return Err(e).with_context(|| format!("failed to lock {}", path.display()));
-    }
-    Ok(Some(file))
-}
-
-pub fn remove(files: &[PathBuf]) {
-    for f in files {
-        if let Err(e) = std::fs::remove_file(f) {
-            log::warn!("failed to remove {}: {e}", f.display());
+        log::info!("{}", summary(&rec));
+        let captured: Vec<_> = rec.blocks.iter().flat_map(|b| b.lists.iter().cloned()).collect();
+        let d = dpkg::derive(root, &packages, &captured);
+        for p in &d.problems {
+            log::warn!("{p}");
         }
-    }
-}
-
-/// Acts on the taken records; returns the exit status of the run.
-fn act(root: &SysRoot, files: &[PathBuf], verbose: u8) -> i32 {
-    let rec = match record::read_all(files) {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("{e:#}");
-            return exit::ERROR;
+        log::info!(
+            "{} changed files: {} current package lists, {} paths copied before dpkg ran",
+            d.set.len(),
+            d.lists_read,
+            d.captured
+        );
+        if !d.without_list.is_empty() {
+            log::debug!("no file list now (removed): {}", d.without_list.join(" "));
         }
-    };
-    for p in &rec.problems {
-        log::warn!("{p}");
-    }
-    for e in rec.blocks.iter().flat_map(|b| &b.errors) {
-        log::warn!("from the apt hook: {e}");
-    }
-    let packages = packages(&rec);
-    if packages.is_empty() {
-        log::info!("the recorded transaction names no package: nothing to do");
-        return exit::OK;
-    }
-    log::info!("{}", summary(&rec));
-    let captured: Vec<_> = rec.blocks.iter().flat_map(|b| b.lists.iter().cloned()).collect();
-    let d = dpkg_info::derive(root, &packages, &captured);
-    for p in &d.problems {
-        log::warn!("{p}");
-    }
-    log::info!(
-        "{} changed files: {} current package lists, {} paths copied before dpkg ran",
-        d.set.len(),
-        d.lists_read,
-        d.captured
-    );
-    if !d.without_list.is_empty() {
-        log::debug!("no file list now (removed): {}", d.without_list.join(" "));
-    }
-    let mode = if rec.auto_restart() {
-        Mode::Restart
-    } else {
-        log::info!("automatic restarts are off ({AUTO_RESTART_KEY} \"false\"): reporting only");
-        Mode::DryRun
-    };
-    let opts = RunOptions {
-        changed: Some(d.set),
-        ..RunOptions::default()
-    };
-    match app::execute(root, &opts, mode, verbose) {
-        // In report mode, pending restarts are the expected outcome.
-        Ok(exit::PENDING) if mode == Mode::DryRun => exit::OK,
-        Ok(code) => code,
-        Err(e) => {
-            log::error!("{e:#}");
-            exit::ERROR
+        if !rec.auto_restart() {
+            log::info!("{AUTO_RESTART_KEY} is \"false\"");
         }
+        Ok(Some(Prepared {
+            changed: d.set,
+            auto_restart: rec.auto_restart(),
+        }))
     }
 }
 
@@ -248,16 +188,5 @@ mod tests {
             "apt transaction (2 hook runs, apt-get upgrade): demod:amd64 2.0 → (removed), \
 fresh:all (none) → 3, libdemo1:amd64 1.0 → 2.0, libdemo1:i386 1.0 → 2.0"
         );
-    }
-
-    #[test]
-    fn a_second_finish_leaves_the_record_alone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("apt");
-        let held = try_lock(&dir).unwrap();
-        assert!(held.is_some());
-        assert!(try_lock(&dir).unwrap().is_none());
-        drop(held);
-        assert!(try_lock(&dir).unwrap().is_some());
     }
 }

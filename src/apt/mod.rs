@@ -13,17 +13,14 @@
 //! The first two run inside apt: they never fail, never prompt and never
 //! wait long. Errors are logged and the exit status is 0.
 
-pub mod dpkg_info;
 pub mod finish;
-pub mod host;
-pub mod lock;
 pub mod post_invoke;
 pub mod pre_install;
 pub mod protocol;
 pub mod record;
 
-use crate::cli::exit;
-use crate::sysroot::SysRoot;
+use crate::exit::Outcome;
+use crate::system::sysroot::SysRoot;
 use clap::Subcommand;
 
 /// The transient unit that runs `apt-hook finish`.
@@ -31,6 +28,10 @@ pub const FINISH_UNIT: &str = "restart-stale-apt.service";
 
 /// apt's documented setting that turns automatic restarts off
 /// (`RestartStale::Auto-Restart "false";`); the report is still logged.
+/// apt holds this for its whole run; dpkg takes it when run alone
+/// (dpkg(1) "FILES"). We only test it, never take it.
+pub const FRONTEND_LOCK: &str = "/var/lib/dpkg/lock-frontend";
+
 pub const AUTO_RESTART_KEY: &str = "RestartStale::Auto-Restart";
 
 /// `restart-stale apt-hook …`: entry points for apt.conf.d.
@@ -46,14 +47,18 @@ pub enum Hook {
 
 /// Runs one hook and returns its exit status. Hooks called by apt always
 /// return 0, even on errors or panics, so apt is never stopped by us.
-pub fn run(root: &SysRoot, hook: Hook, verbose: u8) -> i32 {
+pub fn run(root: &SysRoot, hook: Hook, verbose: u8) -> Outcome {
     let result = std::panic::catch_unwind(|| match hook {
-        Hook::PreInstallPkgs => pre_install::run(root).map(|_| exit::OK),
-        Hook::PostInvoke => post_invoke::run(root, verbose).map(|_| exit::OK),
+        Hook::PreInstallPkgs => pre_install::run(root).map(|_| Outcome::Done),
+        Hook::PostInvoke => post_invoke::run(root, verbose).map(|_| Outcome::Done),
         Hook::Finish => finish::run(root, verbose),
     });
     // finish runs in its own unit, not in apt: there a failure may show.
-    let failed = if hook == Hook::Finish { exit::ERROR } else { exit::OK };
+    let failed = if hook == Hook::Finish {
+        Outcome::Error
+    } else {
+        Outcome::Done
+    };
     match result {
         Ok(Ok(code)) => code,
         Ok(Err(e)) => {

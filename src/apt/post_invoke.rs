@@ -7,10 +7,11 @@
 //! no-op while the unit is queued or running, and the unit waits until
 //! the package manager is done. Many dpkg runs, one restart.
 
-use super::{host, record, FINISH_UNIT};
-use crate::sysroot::SysRoot;
+use super::{record, FINISH_UNIT};
+use crate::system::sysroot::SysRoot;
 use crate::systemd::ServiceManager;
-use anyhow::{Context, Result};
+use crate::transaction::{host, spool};
+use anyhow::Result;
 
 const DESCRIPTION: &str = "Restart services left stale by an apt transaction";
 
@@ -36,7 +37,7 @@ pub fn decide(root: &SysRoot) -> Result<Decision> {
             format!("{why}: not restarting anything"),
         ));
     }
-    if !record::any_waiting(&root.path(record::DIR))? {
+    if !spool::any_waiting(&root.path(record::DIR))? {
         let why = "no recorded apt transaction: nothing to do".to_string();
         return Ok(Decision::Skip(log::Level::Debug, why));
     }
@@ -57,35 +58,14 @@ pub fn run(root: &SysRoot, verbose: u8) -> Result<()> {
 /// Starts (or leaves running) the finish unit.
 pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
     let argv = finish_argv(root, verbose)?;
-    mgr.start_transient_service(FINISH_UNIT, &argv, DESCRIPTION)?;
+    crate::transaction::launch::start(mgr, &root.path(record::DIR), FINISH_UNIT, &argv, DESCRIPTION)?;
     log::info!("{FINISH_UNIT} acts once the package manager is done (see journalctl -u {FINISH_UNIT})");
     Ok(())
 }
 
 /// `<this binary> apt-hook finish`, with our root and verbosity.
 pub fn finish_argv(root: &SysRoot, verbose: u8) -> Result<Vec<String>> {
-    self_argv(root, verbose, &["apt-hook", "finish"])
-}
-
-/// `<this binary> ARGS…`, with our root and verbosity: the command of a
-/// transient unit that finishes what a hook started (apt, dnf, pacman).
-pub fn self_argv(root: &SysRoot, verbose: u8, args: &[&str]) -> Result<Vec<String>> {
-    let exe = std::env::current_exe().context("failed to find our own executable")?;
-    let mut exe = exe.to_string_lossy().into_owned();
-    // The transaction may have just upgraded restart-stale itself: the
-    // kernel then names our image "/usr/bin/restart-stale (deleted)", and
-    // the new binary is at the old path.
-    if let Some(path) = exe.strip_suffix(" (deleted)") {
-        exe = path.to_string();
-    }
-    let mut argv = vec![exe];
-    argv.extend(args.iter().map(|a| a.to_string()));
-    argv.extend((0..verbose.min(2)).map(|_| "-v".to_string()));
-    if !root.is_host() {
-        argv.push("--root".into());
-        argv.push(root.root().to_string_lossy().into_owned());
-    }
-    Ok(argv)
+    crate::transaction::launch::self_argv(root, verbose, &["apt-hook", "finish"])
 }
 
 #[cfg(test)]
@@ -110,7 +90,7 @@ mod tests {
         assert_eq!(decide(&bare).unwrap(), no_systemd);
         let (_tmp, root) = systemd_root();
         assert!(matches!(decide(&root).unwrap(), Decision::Skip(log::Level::Debug, _)));
-        record::append(&root.path(record::DIR), "begin 1 1\n").unwrap();
+        spool::append(&root.path(record::DIR), "begin 1 1\n").unwrap();
         assert_eq!(decide(&root).unwrap(), Decision::Launch);
     }
 

@@ -6,11 +6,12 @@
 //! removed package is gone, and an upgrade's list no longer names the
 //! files the new version dropped.
 
-use super::host;
 use super::protocol::{self, HookInput, Step};
 use super::record::{self, Block};
-use super::{dpkg_info, AUTO_RESTART_KEY};
-use crate::sysroot::SysRoot;
+use super::AUTO_RESTART_KEY;
+use crate::pkgdb::dpkg;
+use crate::system::sysroot::SysRoot;
+use crate::transaction::{host, spool};
 use anyhow::Result;
 use std::collections::BTreeSet;
 
@@ -20,7 +21,7 @@ const STDIN_LIMIT: u64 = 64 << 20;
 
 pub fn run(root: &SysRoot) -> Result<()> {
     // Always drain stdin, so apt's writes never fail, even when we skip.
-    let data = crate::hook::read_stdin(STDIN_LIMIT)?;
+    let data = crate::transaction::read_stdin(STDIN_LIMIT)?;
     if let Some(why) = host::suspended() {
         log::info!("{why}: not recording this transaction");
         return Ok(());
@@ -39,7 +40,7 @@ pub fn run(root: &SysRoot) -> Result<()> {
         .unwrap_or(0);
     let block = build_block(root, &input, now, std::process::id());
     let dir = root.path(record::DIR);
-    record::append(&dir, &block.render())?;
+    spool::append(&dir, &block.render())?;
     log::debug!(
         "recorded {} actions and {} list entries in {}",
         block.actions.len(),
@@ -93,9 +94,9 @@ fn capture_lists(root: &SysRoot, input: &HookInput) -> (Vec<(String, String)>, V
         if !seen.insert(key.clone()) {
             continue;
         }
-        match dpkg_info::package_files(root, &a.package, &[&cur.arch]) {
+        match dpkg::package_files(root, &a.package, &[&cur.arch]) {
             Ok(Some(files)) => lists.extend(files.into_iter().map(|f| (key.clone(), f))),
-            Ok(None) => log::debug!("{key}: no file list in {}", dpkg_info::INFO_DIR),
+            Ok(None) => log::debug!("{key}: no file list in {}", dpkg::INFO_DIR),
             Err(e) => problems.push(format!("{e:#}")),
         }
     }
@@ -111,7 +112,7 @@ mod tests {
     fn block_copies_lists_of_changed_installed_packages_only() {
         let tmp = tempfile::tempdir().unwrap();
         let root = SysRoot::new(tmp.path());
-        let info = root.path(dpkg_info::INFO_DIR);
+        let info = root.path(dpkg::INFO_DIR);
         fs::create_dir_all(&info).unwrap();
         fs::write(info.join("libdemo1:amd64.list"), "/.\n/usr/lib/libdemo.so.1\n").unwrap();
         fs::write(info.join("demod.list"), "/usr/sbin/demod\n").unwrap();

@@ -1,10 +1,7 @@
 //! The transaction record under `/run/restart-stale/apt/`.
 //!
-//! Each `Pre-Install-Pkgs` run appends one block to `pending`. `finish`
-//! takes the record by renaming `pending` to `taken.<ns>.<pid>`, so lines
-//! written later go to a new `pending` and are never lost or read twice.
-//! Writers and the taker hold `flock(2)` on the file while they write or
-//! rename, and a writer that finds `pending` renamed under it reopens it.
+//! Each `Pre-Install-Pkgs` run appends one block to the spool
+//! ([`crate::transaction::spool`]), which `finish` takes.
 //!
 //! Format, one line per fact (text, so an admin can read it):
 //!
@@ -22,16 +19,11 @@ use super::protocol::{self, Action};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions};
-use std::io::{ErrorKind, Write};
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
-use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::PathBuf;
 
 /// Where records live, inside the root.
 pub const DIR: &str = "/run/restart-stale/apt";
-const PENDING: &str = "pending";
-const TAKEN: &str = "taken.";
 
 /// What one `Pre-Install-Pkgs` run recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,121 +143,6 @@ impl Record {
     }
 }
 
-fn ensure_dir(dir: &Path) -> Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("failed to create {}", dir.display()))
-}
-
-/// How long a writer or the taker waits for the other; each holds the
-/// lock only for one write or one rename, so this is never reached unless
-/// something is badly wrong, and then apt must not hang on us.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn lock(file: &File, path: &Path) -> Result<()> {
-    let start = std::time::Instant::now();
-    loop {
-        // SAFETY: flock on a descriptor we own.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EWOULDBLOCK) || start.elapsed() > LOCK_WAIT {
-            return Err(e).with_context(|| format!("failed to lock {}", path.display()));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-}
-
-/// True when `path` still names the file open as `file` (it was not
-/// renamed away between our open and our lock).
-fn still_named(file: &File, path: &Path) -> Result<bool> {
-    let open = file.metadata()?;
-    match fs::symlink_metadata(path) {
-        Ok(m) => Ok(m.dev() == open.dev() && m.ino() == open.ino()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(e).with_context(|| format!("failed to stat {}", path.display())),
-    }
-}
-
-/// Appends `text` to `dir/pending` in one write, under the lock.
-pub fn append(dir: &Path, text: &str) -> Result<()> {
-    ensure_dir(dir)?;
-    let path = dir.join(PENDING);
-    for _ in 0..100 {
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
-            .with_context(|| format!("failed to open {}", path.display()))?;
-        lock(&file, &path)?;
-        if still_named(&file, &path)? {
-            file.write_all(text.as_bytes())
-                .with_context(|| format!("failed to write {}", path.display()))?;
-            return Ok(());
-        }
-        // finish renamed it while we waited for the lock: start a new one.
-    }
-    anyhow::bail!("{} keeps being renamed; giving up", path.display())
-}
-
-/// Takes every record that is waiting: leftovers from a `finish` that did
-/// not complete, then `pending`, renamed so that new runs start afresh.
-/// Returns the taken files, oldest first; the caller removes them once
-/// acted upon.
-pub fn take(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut taken = leftovers(dir)?;
-    let path = dir.join(PENDING);
-    for _ in 0..100 {
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(taken),
-            Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
-        };
-        lock(&file, &path)?;
-        if !still_named(&file, &path)? {
-            continue;
-        }
-        let dest = dir.join(taken_name());
-        fs::rename(&path, &dest)
-            .with_context(|| format!("failed to rename {} to {}", path.display(), dest.display()))?;
-        taken.push(dest);
-        return Ok(taken);
-    }
-    anyhow::bail!("{} keeps being renamed; giving up", path.display())
-}
-
-/// Is anything waiting to be taken?
-pub fn any_waiting(dir: &Path) -> Result<bool> {
-    Ok(dir.join(PENDING).exists() || !leftovers(dir)?.is_empty())
-}
-
-fn taken_name() -> String {
-    let ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{TAKEN}{ns:020}.{}", std::process::id())
-}
-
-fn leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
-    };
-    let mut found: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(TAKEN))
-        .map(|e| e.path())
-        .collect();
-    found.sort();
-    Ok(found)
-}
-
 /// Reads and parses taken files into one record.
 pub fn read_all(files: &[PathBuf]) -> Result<Record> {
     let mut all = Record::default();
@@ -320,73 +197,5 @@ mod tests {
         assert!(!rec.auto_restart());
         let lines: Vec<_> = rec.problems.iter().map(|p| p.split(':').nth(1).unwrap()).collect();
         assert_eq!(lines, ["1", "18", "19"], "{:?}", rec.problems);
-    }
-
-    #[test]
-    fn take_renames_so_later_appends_start_a_new_record() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("run/restart-stale/apt");
-        assert!(take(&dir).unwrap().is_empty());
-        assert!(!any_waiting(&dir).unwrap());
-        append(&dir, "begin 1 1\n").unwrap();
-        append(&dir, "begin 2 2\n").unwrap();
-        assert!(any_waiting(&dir).unwrap());
-        let first = take(&dir).unwrap();
-        assert_eq!(first.len(), 1);
-        append(&dir, "begin 3 3\n").unwrap();
-        assert_eq!(fs::read_to_string(&first[0]).unwrap(), "begin 1 1\nbegin 2 2\n");
-        // A finish that died left `first` behind: the next take gets both, oldest first.
-        let second = take(&dir).unwrap();
-        assert_eq!(second.len(), 2);
-        assert_eq!(second[0], first[0]);
-        let rec = read_all(&second).unwrap();
-        let pids: Vec<_> = rec.blocks.iter().map(|b| b.pid).collect();
-        assert_eq!(pids, [1, 2, 3]);
-        for f in second {
-            fs::remove_file(f).unwrap();
-        }
-        assert!(!any_waiting(&dir).unwrap());
-    }
-
-    #[test]
-    fn writer_holding_the_old_file_reopens_after_a_take() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path();
-        append(dir, "begin 1 1\n").unwrap();
-        // A writer opened `pending` just before finish renamed it.
-        let stale = File::open(dir.join(PENDING)).unwrap();
-        let taken = take(dir).unwrap();
-        assert!(!still_named(&stale, &dir.join(PENDING)).unwrap());
-        append(dir, "begin 2 2\n").unwrap();
-        assert_eq!(fs::read_to_string(&taken[0]).unwrap(), "begin 1 1\n");
-        assert_eq!(fs::read_to_string(dir.join(PENDING)).unwrap(), "begin 2 2\n");
-    }
-
-    #[test]
-    fn concurrent_appends_are_all_kept() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().to_path_buf();
-        let writers: Vec<_> = (0..4)
-            .map(|t| {
-                let dir = dir.clone();
-                std::thread::spawn(move || {
-                    for i in 0..50 {
-                        append(&dir, &format!("begin {i} {t}\nend\n")).unwrap();
-                    }
-                })
-            })
-            .collect();
-        let mut files = BTreeSet::new();
-        for _ in 0..5 {
-            files.extend(take(&dir).unwrap());
-        }
-        for w in writers {
-            w.join().unwrap();
-        }
-        files.extend(take(&dir).unwrap());
-        let files: Vec<_> = files.into_iter().collect();
-        let rec = read_all(&files).unwrap();
-        assert_eq!(rec.blocks.len(), 200);
-        assert!(rec.problems.is_empty());
     }
 }

@@ -19,11 +19,11 @@
 //! `FILE:LINE: …` and kept in the record as `error` lines; the rest is
 //! used. A file in another format or version is refused as a whole.
 
-use crate::hook::launch;
-use crate::hook::process;
-use crate::hook::record::{parse_fact, Block, Fact, Source};
-use crate::hook::Family;
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
+use crate::transaction::family::Family;
+use crate::transaction::launch;
+use crate::transaction::process;
+use crate::transaction::record::{parse_fact, Block, Fact, Source};
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 
@@ -112,7 +112,7 @@ pub fn run(root: &SysRoot, file: &Path, verbose: u8) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook::record::Direction;
+    use crate::transaction::record::Direction;
 
     #[test]
     fn reads_what_the_plugin_writes() {

@@ -24,12 +24,12 @@
 //! the next one, since rpm may have changed files before it failed.
 
 use super::query_form;
-use crate::hook::launch;
-use crate::hook::process::{self, Process};
-use crate::hook::record::{parse_fact, valid_package, Block, Direction, Fact, Source};
-use crate::hook::Family;
-use crate::replay::rpm::FileLister;
-use crate::sysroot::SysRoot;
+use crate::pkgdb::rpm::FileLister;
+use crate::system::sysroot::SysRoot;
+use crate::transaction::family::Family;
+use crate::transaction::launch;
+use crate::transaction::process::{self, Process};
+use crate::transaction::record::{parse_fact, valid_package, Block, Direction, Fact, Source};
 use anyhow::{bail, Context, Result};
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -203,7 +203,7 @@ pub fn post_transaction(root: &SysRoot, pid: u32, lister: &dyn FileLister, verbo
     let n = blocks.len();
     for (i, (block, path)) in blocks.into_iter().enumerate() {
         if i + 1 < n {
-            crate::apt::record::append(&root.path(Family::Dnf.dir()), &block.render())?;
+            crate::transaction::spool::append(&root.path(Family::Dnf.dir()), &block.render())?;
         } else {
             launch::commit(root, Family::Dnf, &block, verbose)?;
         }

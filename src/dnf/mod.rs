@@ -1,5 +1,5 @@
 //! The dnf integration (docs/dnf.md). Both dnf generations end in the
-//! shared record and `restart-stale-dnf.service` ([`crate::hook`]):
+//! shared record and `restart-stale-dnf.service` ([`crate::transaction`]):
 //!
 //! - dnf 4 loads our Python plugin (`hooks/dnf/…/dnf-plugins/restart_stale.py`),
 //!   which hands the whole transaction over in one file:
@@ -14,9 +14,10 @@
 pub mod dnf4;
 pub mod dnf5;
 
-use crate::hook::{self, Family};
-use crate::replay::rpm::{self, FileLister, Listing};
-use crate::sysroot::SysRoot;
+use crate::exit::Outcome;
+use crate::pkgdb::rpm::{self, FileLister, Listing};
+use crate::system::sysroot::SysRoot;
+use crate::transaction::{self, family::Family};
 use anyhow::Result;
 use clap::Subcommand;
 use std::path::PathBuf;
@@ -75,32 +76,32 @@ fn pid_arg(s: &str) -> Result<u32> {
 }
 
 /// Runs a `dnf-hook` step; dnf's steps always return 0.
-pub fn run(root: &SysRoot, step: Step, verbose: u8) -> i32 {
+pub fn run(root: &SysRoot, step: Step, verbose: u8) -> Outcome {
     match step {
-        Step::Transaction { file } => hook::guard("dnf-hook transaction", || dnf4::run(root, &file, verbose)),
-        Step::Finish => match hook::finish::run(root, Family::Dnf, verbose) {
+        Step::Transaction { file } => transaction::guard("dnf-hook transaction", || dnf4::run(root, &file, verbose)),
+        Step::Finish => match crate::transaction::finish::run(root, &Family::Dnf, verbose) {
             Ok(code) => code,
             Err(e) => {
                 log::error!("dnf-hook finish: {e:#}");
-                crate::cli::exit::ERROR
+                crate::exit::Outcome::Error
             }
         },
     }
 }
 
 /// Runs a `dnf5-hook` step; always returns 0.
-pub fn run5(root: &SysRoot, step: Dnf5Step, verbose: u8) -> i32 {
+pub fn run5(root: &SysRoot, step: Dnf5Step, verbose: u8) -> Outcome {
     let lister = lister(root);
     match step {
-        Dnf5Step::Package { args } => hook::guard("dnf5-hook package", || {
+        Dnf5Step::Package { args } => transaction::guard("dnf5-hook package", || {
             let [pid, action, nevra] = exactly(&args, ["PID", "ACTION", "NEVRA"])?;
             dnf5::package(root, pid_arg(pid)?, action, nevra)
         }),
-        Dnf5Step::PreTransaction { args } => hook::guard("dnf5-hook pre-transaction", || {
+        Dnf5Step::PreTransaction { args } => transaction::guard("dnf5-hook pre-transaction", || {
             let [pid] = exactly(&args, ["PID"])?;
             dnf5::pre_transaction(root, pid_arg(pid)?, &*lister)
         }),
-        Dnf5Step::PostTransaction { args } => hook::guard("dnf5-hook post-transaction", || {
+        Dnf5Step::PostTransaction { args } => transaction::guard("dnf5-hook post-transaction", || {
             let [pid] = exactly(&args, ["PID"])?;
             dnf5::post_transaction(root, pid_arg(pid)?, &*lister, verbose)
         }),
@@ -128,18 +129,7 @@ impl FileLister for StandIn {
     }
 }
 
-/// `name-[epoch:]version-release.arch` → `(name, evr, arch)`, with a zero
-/// epoch left out of `evr`.
-pub fn split_nevra(s: &str) -> Option<(&str, String, &str)> {
-    let (nevr, arch) = s.rsplit_once('.')?;
-    let (nev, release) = nevr.rsplit_once('-')?;
-    let (name, ev) = nev.rsplit_once('-')?;
-    if [name, ev, release, arch].iter().any(|p| p.is_empty()) {
-        return None;
-    }
-    let ev = ev.strip_prefix("0:").unwrap_or(ev);
-    Some((name, format!("{ev}-{release}"), arch))
-}
+pub use crate::pkgdb::rpm::split_nevra;
 
 /// The form rpm's queries take: the NEVRA without its epoch. Two
 /// installed packages never differ in the epoch alone.

@@ -4,7 +4,7 @@
 //! closed, even on a crash), so a stale lock file never blocks anybody.
 //! The file holds the owner's pid, only to name it in the message.
 
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};

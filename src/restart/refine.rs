@@ -2,8 +2,8 @@
 //! is restarted only if systemd's view of it says a restart is safe and
 //! would help. The rule itself ([`refine`]) is pure; [`gather`] reads.
 
-use crate::plan::UnitPlan;
-use crate::sysroot::SysRoot;
+use crate::core::plan::UnitPlan;
+use crate::system::sysroot::SysRoot;
 use crate::systemd::{UnitInfo, UnitQuery};
 use anyhow::Result;
 use std::fmt;
@@ -176,7 +176,7 @@ fn sockets_of(unit: &str, info: &UnitInfo) -> Vec<String> {
         .filter(|s| s.ends_with(".socket"))
         .cloned()
         .collect();
-    if let Some(template) = crate::unit_name::template_of(unit) {
+    if let Some(template) = crate::core::unit_name::template_of(unit) {
         let socket = template.replace("@.service", ".socket");
         if template.ends_with("@.service") && !out.contains(&socket) {
             out.push(socket);
@@ -312,16 +312,16 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let root = SysRoot::new(d.path());
         std::fs::create_dir_all(root.proc_pid(10, "")).unwrap();
-        let p = |pid| crate::scan::StaleProcess {
+        let p = |pid| crate::system::scan::StaleProcess {
             pid,
             comm: "x".into(),
-            owner: crate::unit_name::Owner::Unit("x@1.service".into()),
+            owner: crate::core::unit_name::Owner::Unit("x@1.service".into()),
             files: vec![],
         };
         let u = UnitPlan {
             unit: "x@1.service".into(),
-            action: crate::plan::Action::Restart,
-            reason: crate::plan::Reason::AllUnits,
+            action: crate::core::plan::Action::Restart,
+            reason: crate::core::plan::Reason::AllUnits,
             processes: vec![p(10), p(11)],
         };
         let f = gather(&fake, &root, &u).unwrap();

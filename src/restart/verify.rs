@@ -1,11 +1,11 @@
 //! Verifying a restart: read the unit's processes again (`MainPID` and
 //! every pid in its `ControlGroup`) and scan them for stale files.
 
-use crate::cgroup::{self, Layout};
-use crate::scan::{Scanner, StaleProcess};
-use crate::sysroot::SysRoot;
+use crate::core::unit_name::Owner;
+use crate::system::cgroup::{self, Layout};
+use crate::system::scan::{Scanner, StaleProcess};
+use crate::system::sysroot::SysRoot;
 use crate::systemd::UnitQuery;
-use crate::unit_name::Owner;
 use anyhow::Result;
 
 /// What a finished restart left behind.

@@ -9,7 +9,7 @@
 pub mod dbus;
 pub mod fake;
 
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::os::unix::fs::MetadataExt;
 use std::time::Instant;

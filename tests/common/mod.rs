@@ -172,7 +172,7 @@ pub fn record_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = std::fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    v.retain(|p| !p.ends_with("finish.lock"));
+    v.retain(|p| !p.ends_with("finish.lock") && !p.ends_with("closing"));
     v.sort();
     v
 }

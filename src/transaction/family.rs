@@ -1,30 +1,22 @@
-//! `dnf-hook finish` and `pacman-hook finish`: what
-//! `restart-stale-dnf.service` and `restart-stale-pacman.service` run.
-//!
-//! Like apt's finish ([`crate::apt::finish`]): one at a time, take the
-//! record by renaming it, act, and take what arrived meanwhile in a
-//! further round. Before acting it waits until the package manager that
-//! wrote the record has exited, so the restarts follow the transaction
-//! rather than interleave with its last steps; a package manager that
-//! keeps running (a daemon such as dnf5daemon) is waited for at most
+//! The finish adapter of the package managers that record facts (dnf 4,
+//! dnf 5, pacman; [`super::record`]): the changed set is the recorded
+//! files, and before acting it waits until the package manager that wrote
+//! the record has exited, so the restarts follow the transaction rather
+//! than interleave with its last steps. A package manager that keeps
+//! running (a daemon such as dnf5daemon) is waited for at most
 //! [`MANAGER_WAIT`].
 
+use super::finish::{Adapter, Prepared};
 use super::process::{self, Process};
 use super::record::{Direction, Record};
-use super::Family;
-use crate::app::{self, Mode, RunOptions};
-use crate::apt::{dpkg_info, finish as apt_finish, host, lock, record as spool};
-use crate::changed::ChangedSet;
-use crate::cli::exit;
-use crate::sysroot::SysRoot;
+use super::wait::{self, Wait};
+use crate::core::changed::ChangedSet;
+use crate::pkgdb::dpkg;
+use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Rounds of take-wait-act per run; each needs a new transaction to have
-/// been recorded meanwhile, so this is only a backstop.
-const MAX_ROUNDS: usize = 10;
 
 /// The longest wait for the package manager to exit.
 pub const MANAGER_WAIT: Duration = Duration::from_secs(60);
@@ -32,89 +24,85 @@ pub const MANAGER_WAIT: Duration = Duration::from_secs(60);
 /// How many packages the summary line names before it abbreviates.
 const SHOWN_PACKAGES: usize = 20;
 
-pub fn run(root: &SysRoot, family: Family, verbose: u8) -> Result<i32> {
-    let wait = lock::Wait {
-        timeout: MANAGER_WAIT,
-        poll: Duration::from_millis(100),
-        settle: Duration::ZERO,
-    };
-    run_with(root, family, verbose, wait)
+/// The package managers whose hooks record here; one record directory and
+/// one transient unit each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// dnf 4 (the Python plugin) and dnf 5 (the actions plugin).
+    Dnf,
+    Pacman,
 }
 
-pub fn run_with(root: &SysRoot, family: Family, verbose: u8, wait: lock::Wait) -> Result<i32> {
-    if let Some(why) = host::suspended() {
-        log::info!("{why}: not restarting anything");
-        return Ok(exit::OK);
+impl Family {
+    /// The record directory inside the root.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Family::Dnf => "/run/restart-stale/dnf",
+            Family::Pacman => "/run/restart-stale/pacman",
+        }
     }
-    let dir = root.path(family.dir());
-    let Some(_lock) = apt_finish::try_lock(&dir)? else {
-        log::info!("another {} finish is running; it takes the record", family.subcommand());
-        return Ok(exit::OK);
-    };
-    let mut code = exit::OK;
-    for round in 0..MAX_ROUNDS {
-        if !spool::any_waiting(&dir)? {
-            if round == 0 {
-                log::info!("no recorded {} transaction: nothing to do", family.name());
+
+    /// The transient unit that runs `finish`.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Family::Dnf => "restart-stale-dnf.service",
+            Family::Pacman => "restart-stale-pacman.service",
+        }
+    }
+
+    /// Our subcommand for this family; `<it> finish` is the unit's command.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Family::Dnf => "dnf-hook",
+            Family::Pacman => "pacman-hook",
+        }
+    }
+
+    /// How the package manager is called in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Dnf => "dnf",
+            Family::Pacman => "pacman",
+        }
+    }
+}
+
+impl Adapter for Family {
+    fn name(&self) -> &'static str {
+        Family::name(*self)
+    }
+
+    fn dir(&self) -> &'static str {
+        Family::dir(*self)
+    }
+
+    fn prepare(&self, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>> {
+        let rec = Record::read_all(files)?;
+        for p in &rec.problems {
+            log::warn!("{p}");
+        }
+        for b in &rec.blocks {
+            let source = b.source().map_or("package manager", |s| s.name());
+            for e in b.errors() {
+                log::warn!("from the {source} hook: {e}");
             }
-            break;
         }
-        let files = spool::take(&dir)?;
-        if files.is_empty() {
-            break;
+        let changed = changed_set(root, &rec);
+        if changed.is_empty() {
+            log::info!("the recorded transaction names no file: nothing to do");
+            return Ok(None);
         }
-        let c = act(root, &files, verbose, wait);
-        if c != exit::OK {
-            code = c;
-        }
-        apt_finish::remove(&files);
-    }
-    Ok(code)
-}
-
-/// Acts on the taken records; returns the exit status of the run.
-fn act(root: &SysRoot, files: &[PathBuf], verbose: u8, wait: lock::Wait) -> i32 {
-    let rec = match Record::read_all(files) {
-        Ok(r) => r,
-        Err(e) => {
-            log::error!("{e:#}");
-            return exit::ERROR;
-        }
-    };
-    for p in &rec.problems {
-        log::warn!("{p}");
-    }
-    for b in &rec.blocks {
-        let source = b.source().map_or("package manager", |s| s.name());
-        for e in b.errors() {
-            log::warn!("from the {source} hook: {e}");
-        }
-    }
-    let changed = changed_set(root, &rec);
-    if changed.is_empty() {
-        log::info!("the recorded transaction names no file: nothing to do");
-        return exit::OK;
-    }
-    wait_for_managers(root, &rec, wait);
-    log::info!("{}; {} changed files", summary(&rec), changed.len());
-    let mode = if rec.blocks.iter().all(|b| b.auto_restart()) {
-        Mode::Restart
-    } else {
-        log::info!("automatic restarts are off for this transaction: reporting only");
-        Mode::DryRun
-    };
-    let opts = RunOptions {
-        changed: Some(changed),
-        ..RunOptions::default()
-    };
-    match app::execute(root, &opts, mode, verbose) {
-        // In report mode, pending restarts are the expected outcome.
-        Ok(exit::PENDING) if mode == Mode::DryRun => exit::OK,
-        Ok(code) => code,
-        Err(e) => {
-            log::error!("{e:#}");
-            exit::ERROR
-        }
+        let wait = Wait {
+            timeout: MANAGER_WAIT,
+            poll: Duration::from_millis(100),
+            settle: Duration::ZERO,
+        };
+        wait_for_managers(root, &rec, wait);
+        log::info!("{}; {} changed files", summary(&rec), changed.len());
+        Ok(Some(Prepared {
+            changed,
+            auto_restart: rec.blocks.iter().all(|b| b.auto_restart()),
+        }))
     }
 }
 
@@ -122,7 +110,7 @@ fn act(root: &SysRoot, files: &[PathBuf], verbose: u8, wait: lock::Wait) -> i32 
 pub fn changed_set(root: &SysRoot, rec: &Record) -> ChangedSet {
     let mut set = ChangedSet::default();
     for f in rec.blocks.iter().flat_map(|b| b.files()) {
-        if !dpkg_info::is_dir(root, f) {
+        if !dpkg::is_dir(root, f) {
             set.insert(f);
         }
     }
@@ -131,7 +119,7 @@ pub fn changed_set(root: &SysRoot, rec: &Record) -> ChangedSet {
 
 /// Waits until no package manager named in the record runs any more, at
 /// most `wait.timeout`.
-fn wait_for_managers(root: &SysRoot, rec: &Record, wait: lock::Wait) {
+fn wait_for_managers(root: &SysRoot, rec: &Record, wait: Wait) {
     let mut managers: Vec<Process> = Vec::new();
     for p in rec.blocks.iter().flat_map(|b| b.managers()) {
         if !managers.contains(&p) && process::alive(root, p) {
@@ -143,7 +131,7 @@ fn wait_for_managers(root: &SysRoot, rec: &Record, wait: lock::Wait) {
     }
     let pids: Vec<String> = managers.iter().map(|p| p.pid.to_string()).collect();
     log::info!("waiting until the package manager (pid {}) has exited", pids.join(", "));
-    let gone = lock::wait_until_free(|| Ok(managers.iter().any(|p| process::alive(root, *p))), wait);
+    let gone = wait::wait_until_free(|| Ok(managers.iter().any(|p| process::alive(root, *p))), wait);
     if !gone {
         log::info!(
             "the package manager still runs after {} s; acting now",
@@ -157,7 +145,7 @@ fn wait_for_managers(root: &SysRoot, rec: &Record, wait: lock::Wait) {
 pub fn summary(rec: &Record) -> String {
     let mut changes: BTreeMap<String, (Option<String>, Option<String>)> = BTreeMap::new();
     for (dir, nevra) in rec.blocks.iter().flat_map(|b| b.packages()) {
-        let (key, evr) = match crate::dnf::split_nevra(nevra) {
+        let (key, evr) = match crate::pkgdb::rpm::split_nevra(nevra) {
             Some((name, evr, arch)) => (format!("{name}.{arch}"), evr),
             None => (nevra.to_string(), String::new()),
         };
@@ -205,7 +193,7 @@ pub fn summary(rec: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hook::record::{Block, Fact, Source};
+    use crate::transaction::record::{Block, Fact, Source};
 
     fn block(source: Source, facts: Vec<Fact>) -> Block {
         let mut all = vec![Fact::Source(source)];
@@ -269,6 +257,16 @@ libdemo.x86_64 1.0-1 → 2.0-1"
     fn an_empty_record_directory_means_nothing_to_do() {
         let tmp = tempfile::tempdir().unwrap();
         let root = SysRoot::new(tmp.path());
-        assert_eq!(run(&root, Family::Dnf, 0).unwrap(), exit::OK);
+        assert_eq!(
+            super::super::finish::run(&root, &Family::Dnf, 0).unwrap(),
+            crate::exit::Outcome::Done
+        );
+    }
+
+    #[test]
+    fn families_have_their_own_dir_and_unit() {
+        assert_ne!(Family::Dnf.dir(), Family::Pacman.dir());
+        assert!(Family::Dnf.unit().ends_with(".service"));
+        assert_eq!(Family::Pacman.subcommand(), "pacman-hook");
     }
 }

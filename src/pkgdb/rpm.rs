@@ -5,7 +5,7 @@
 //! package manager's history database, each checked to be a plain NEVRA
 //! (no option-like or blank names), and without a shell.
 
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -112,6 +112,19 @@ pub fn parse_ql(stdout: &str) -> Listing {
 /// two installed packages never differ in the epoch alone.
 pub fn nevra(name: &str, version: &str, release: &str, arch: &str) -> String {
     format!("{name}-{version}-{release}.{arch}")
+}
+
+/// `name-[epoch:]version-release.arch` → `(name, evr, arch)`, with a zero
+/// epoch left out of `evr`.
+pub fn split_nevra(s: &str) -> Option<(&str, String, &str)> {
+    let (nevr, arch) = s.rsplit_once('.')?;
+    let (nev, release) = nevr.rsplit_once('-')?;
+    let (name, ev) = nev.rsplit_once('-')?;
+    if [name, ev, release, arch].iter().any(|p| p.is_empty()) {
+        return None;
+    }
+    let ev = ev.strip_prefix("0:").unwrap_or(ev);
+    Some((name, format!("{ev}-{release}"), arch))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! caches) are a separate class, checked only with `--data-files` via the
 //! text path. The uapi is `struct procmap_query` in `linux/fs.h`.
 
-use crate::maps::makedev;
+use crate::system::maps::makedev;
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;

@@ -1,22 +1,14 @@
 //! The command line, defined once with clap derive; the man page and
-//! shell completions are generated from this same definition.
+//! shell completions are generated from this same definition ([`assets`]).
+//! [`dispatch`] turns a parsed command line into plain options for the
+//! layers below; [`clr`] is the clr-service-restart personality.
+
+pub mod assets;
+pub mod clr;
+pub mod dispatch;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
-
-/// Exit codes, documented in the man page and README.
-pub mod exit {
-    /// Nothing to do, or everything planned was done.
-    pub const OK: i32 = 0;
-    /// A runtime error.
-    pub const ERROR: i32 = 1;
-    /// Bad usage (clap's own code).
-    pub const USAGE: i32 = 2;
-    /// Restarts are needed but were not done (status, dry run).
-    pub const PENDING: i32 = 3;
-    /// At least one restart failed or left stale processes behind.
-    pub const RESTART_FAILED: i32 = 4;
-}
 
 const EXIT_HELP: &str = "Exit status: 0 nothing to do or all done; 1 error; 2 bad usage; \
 3 restarts needed but not done (status, --dry-run); 4 a restart failed or left stale code running.";
@@ -47,7 +39,7 @@ pub struct Cli {
     pub verbose: u8,
 
     /// Read /proc, /sys, /etc and /usr under this directory (for tests).
-    #[arg(long, hide = true, env = crate::sysroot::ROOT_ENV, global = true, default_value = "/")]
+    #[arg(long, hide = true, env = crate::system::sysroot::ROOT_ENV, global = true, default_value = "/")]
     pub root: PathBuf,
 
     #[command(subcommand)]
@@ -200,7 +192,7 @@ pub struct ReplayArgs {
     /// A dnf transaction (`last`, `last-N` or an ID, as `dnf history`
     /// shows them), from dnf5's or dnf4's history database.
     #[arg(long, group = "source", value_name = "ID|last")]
-    pub dnf_transaction: Option<crate::replay::dnf::Selector>,
+    pub dnf_transaction: Option<crate::history::dnf::Selector>,
 
     /// A swupd update from VERSION to the installed version (files whose
     /// manifest entry changed after VERSION).
@@ -214,9 +206,9 @@ pub struct ReplayArgs {
 
     /// Only transactions that started at or after TIME, local time:
     /// `YYYY-MM-DD[ HH:MM[:SS]]`, `today` or `yesterday`.
-    #[arg(long, value_name = "TIME", value_parser = crate::replay::stamp::Stamp::parse_since,
+    #[arg(long, value_name = "TIME", value_parser = crate::history::stamp::Stamp::parse_since,
           conflicts_with_all = ["dnf_transaction", "swupd_from", "files"])]
-    pub since: Option<crate::replay::stamp::Stamp>,
+    pub since: Option<crate::history::stamp::Stamp>,
 
     /// Don't restart anything; show what would happen.
     #[arg(short = 'n', long)]
@@ -268,88 +260,6 @@ impl RestartArgs {
         }
     }
 }
-
-/// Writes `restart-stale.1` and bash, zsh and fish completions into `dir`.
-pub fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
-    use anyhow::Context;
-    use clap_complete::Shell;
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let cmd = Cli::command();
-    let mut man = Vec::new();
-    clap_mangen::Man::new(cmd.clone()).render(&mut man)?;
-    man.extend_from_slice(MAN_EXTRA.as_bytes());
-    let page = dir.join("restart-stale.1");
-    std::fs::write(&page, man).with_context(|| format!("failed to write {}", page.display()))?;
-    for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
-        let path = clap_complete::generate_to(shell, &mut cmd.clone(), "restart-stale", dir)
-            .with_context(|| format!("failed to write {shell} completions into {}", dir.display()))?;
-        log::debug!("wrote {}", path.display());
-    }
-    Ok(())
-}
-
-const MAN_EXTRA: &str = r#".SH "EXIT STATUS"
-.TP
-\fB0\fR
-Nothing to do, or every planned restart was done.
-.TP
-\fB1\fR
-A runtime error (unreadable input, D\-Bus failure).
-.TP
-\fB2\fR
-Bad usage.
-.TP
-\fB3\fR
-Restarts are needed but were not done (\fBstatus\fR, \fB\-n\fR).
-.TP
-\fB4\fR
-A restart failed, timed out, or left stale code running.
-.SH FILES
-.TP
-\fI/run/restart\-stale/lock\fR
-Held while restarting, so only one instance restarts at a time. A second
-instance waits 10 seconds, then gives up with an error naming the holder.
-.TP
-\fI/etc/restart\-stale/UNIT\fR
-Admin policy: a symlink allows UNIT; a link to /dev/null denies it.
-.TP
-\fI/usr/share/restart\-stale/UNIT\fR
-Distribution policy: a symlink allows UNIT.
-.TP
-\fI/etc/clr\-service\-restart\fR, \fI/usr/share/clr\-service\-restart\fR
-clr\-service\-restart's directories, honoured with lower precedence.
-.TP
-\fI/etc/apt/apt.conf.d/50restart\-stale\fR
-The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
-turns automatic restarts off while still reporting; \fBRESTART_STALE_SUSPEND=1\fR
-in apt's environment skips the hooks for one run.
-.TP
-\fI/etc/dnf/plugins/restart\-stale.conf\fR
-The dnf 4 plugin: \fBenabled=0\fR turns it off, \fBauto_restart=0\fR turns
-automatic restarts off while still reporting.
-.TP
-\fI/etc/dnf/libdnf5\-plugins/actions.d/restart\-stale.actions\fR
-The dnf 5 hook; delete it to turn the hook off.
-.TP
-\fI/usr/share/libalpm/hooks/restart\-stale.hook\fR
-The pacman hook.
-.TP
-\fI/run/restart\-stale/apt/\fR, \fI/run/restart\-stale/dnf/\fR, \fI/run/restart\-stale/pacman/\fR
-Transactions recorded by the hooks and not yet acted on by
-\fBrestart\-stale\-apt.service\fR, \fBrestart\-stale\-dnf.service\fR or
-\fBrestart\-stale\-pacman.service\fR.
-.TP
-\fI/usr/bin/clr\-service\-restart\fR
-A link to restart\-stale: invoked by that name it takes clr\-service\-restart's
-command line (\fB\-n\fR, \fB\-a\fR, \fBallow\fR|\fBdisallow\fR|\fBdefault\fR \fIUNIT\fR),
-and after a swupd update counts only the files the manifests changed.
-.TP
-\fI/var/lib/restart\-stale/swupd\-version\fR
-The OS version clr\-service\-restart last acted at.
-.TP
-\fI/var/log/apt/history.log\fR*, \fI/var/log/dpkg.log\fR*, \fI/var/lib/dnf/history.sqlite\fR, \fI/usr/lib/sysimage/libdnf5/transaction_history.sqlite\fR, \fI/var/lib/swupd/\fR
-Read by \fBreplay\fR to find what a past transaction changed.
-"#;
 
 #[cfg(test)]
 mod tests {

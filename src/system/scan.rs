@@ -5,13 +5,13 @@
 //! its paths are looked up. Verdicts are shared across processes through
 //! [`Resolver`].
 
-use crate::cgroup::{self, Layout};
-use crate::maps;
-use crate::procfs;
-use crate::procmap;
-use crate::staleness::{self, Resolver, Staleness, ViewKey};
-use crate::sysroot::SysRoot;
-use crate::unit_name::Owner;
+use crate::core::unit_name::Owner;
+use crate::system::cgroup::{self, Layout};
+use crate::system::maps;
+use crate::system::procfs;
+use crate::system::procmap;
+use crate::system::staleness::{self, Resolver, Staleness, ViewKey};
+use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use serde::Serialize;
 use std::io::ErrorKind;

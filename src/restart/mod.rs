@@ -11,11 +11,11 @@ pub mod lock;
 pub mod refine;
 pub mod verify;
 
-use crate::cgroup::Layout;
-use crate::cli::exit;
-use crate::plan::{Plan, UnitPlan};
-use crate::scan::Scanner;
-use crate::sysroot::SysRoot;
+use crate::core::plan::{Plan, UnitPlan};
+use crate::exit::Outcome as Exit;
+use crate::system::cgroup::Layout;
+use crate::system::scan::Scanner;
+use crate::system::sysroot::SysRoot;
 use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitQuery};
 use anyhow::Result;
 use jobs::{JobResult, Outcome};
@@ -63,14 +63,14 @@ pub struct UnitResult {
 /// How a restart run (or a preview) ended.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Ran {
-    pub exit: i32,
+    pub exit: Exit,
     /// One entry per unit acted on or skipped on live state; empty for
     /// a dry run and when systemd could not be reached.
     pub results: Vec<UnitResult>,
 }
 
 impl Ran {
-    fn exit_only(exit: i32) -> Self {
+    fn exit_only(exit: Exit) -> Self {
         Self {
             exit,
             results: Vec::new(),
@@ -93,14 +93,14 @@ pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Setti
         } else {
             log::warn!("not restarting anything: {why}");
         }
-        return Ok(Ran::exit_only(exit::PENDING));
+        return Ok(Ran::exit_only(Exit::Pending));
     }
     if dry_run {
         return match Dbus::connect() {
             Ok(bus) => Ok(Ran::exit_only(preview(&bus, root, plan, settings))),
             Err(e) => {
                 log::warn!("{e:#}; live unit state not checked");
-                Ok(Ran::exit_only(exit::PENDING))
+                Ok(Ran::exit_only(Exit::Pending))
             }
         };
     }
@@ -133,8 +133,8 @@ fn skip_level(skip: &Skip) -> log::Level {
 }
 
 /// The dry run: logs what a real run would do, using read-only calls.
-/// Returns [`exit::PENDING`] if anything would be restarted.
-pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settings: &Settings) -> i32 {
+/// Returns [`Exit::Pending`] if anything would be restarted.
+pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settings: &Settings) -> Exit {
     let mut would = 0;
     if plan.init.is_some() {
         if settings.reexec {
@@ -154,9 +154,9 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
         }
     }
     if would > 0 {
-        exit::PENDING
+        Exit::Pending
     } else {
-        exit::OK
+        Exit::Done
     }
 }
 
@@ -222,9 +222,9 @@ impl Tally {
 
     fn ran(self) -> Ran {
         let exit = if self.failed > 0 {
-            exit::RESTART_FAILED
+            Exit::RestartFailed
         } else {
-            exit::OK
+            Exit::Done
         };
         Ran {
             exit,
@@ -234,8 +234,8 @@ impl Tally {
 }
 
 /// The real run: re-exec, refine, restart, verify. The exit code is
-/// [`exit::RESTART_FAILED`] if any restart failed, timed out or left stale
-/// code running, else [`exit::OK`].
+/// [`Exit::RestartFailed`] if any restart failed, timed out or left stale
+/// code running, else [`Exit::Done`].
 pub fn execute<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
@@ -326,7 +326,7 @@ fn reexec_init<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, settings: &S
     true
 }
 
-fn describe_all(ps: &[crate::scan::StaleProcess]) -> String {
+fn describe_all(ps: &[crate::system::scan::StaleProcess]) -> String {
     ps.iter().map(verify::describe).collect::<Vec<_>>().join("; ")
 }
 
@@ -398,10 +398,10 @@ fn report<M: ServiceManager + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Action, Reason};
-    use crate::scan::StaleProcess;
+    use crate::core::plan::{Action, Reason};
+    use crate::core::unit_name::Owner;
+    use crate::system::scan::StaleProcess;
     use crate::systemd::fake::{running_service, Call, Event, Fake};
-    use crate::unit_name::Owner;
 
     fn candidate(unit: &str, pids: &[u32]) -> UnitPlan {
         UnitPlan {
@@ -452,7 +452,7 @@ mod tests {
         let (_d, root, fake, mut plan) = world();
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
         let code = preview(&fake, &root, &plan, &Settings::default());
-        assert_eq!(code, exit::PENDING);
+        assert_eq!(code, Exit::Pending);
         let calls = fake.calls();
         assert!(!calls.is_empty());
         assert!(calls.iter().all(|c| !c.mutates()), "{calls:?}");
@@ -467,7 +467,7 @@ mod tests {
             .exit;
         assert_eq!(fake.restarted(), vec!["a.service".to_string()]);
         assert!(!fake.calls().contains(&Call::Reexecute));
-        assert_eq!(code, exit::OK);
+        assert_eq!(code, Exit::Done);
     }
 
     fn triples(ran: &Ran) -> Vec<(&str, &str, &str)> {
@@ -514,7 +514,7 @@ mod tests {
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
         let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
         assert_eq!(triples(&ran), vec![("init.scope", "failed", "reexec-failed")]);
-        assert_eq!(ran.exit, exit::RESTART_FAILED);
+        assert_eq!(ran.exit, Exit::RestartFailed);
     }
 
     #[test]
@@ -528,7 +528,7 @@ mod tests {
         let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
-        assert_eq!(code, exit::RESTART_FAILED);
+        assert_eq!(code, Exit::RestartFailed);
     }
 
     #[test]
@@ -538,7 +538,7 @@ mod tests {
         let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
-        assert_eq!(code, exit::RESTART_FAILED);
+        assert_eq!(code, Exit::RestartFailed);
     }
 
     #[test]
@@ -549,7 +549,7 @@ mod tests {
         let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
-        assert_eq!(code, exit::OK);
+        assert_eq!(code, Exit::Done);
         assert_eq!(fake.calls()[0], Call::Reexecute);
 
         let (_d, root, fake, mut plan) = world();
@@ -569,7 +569,7 @@ mod tests {
         std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
         for dry_run in [true, false] {
             let ran = run(&root, &plan, Some(Layout::Unified), &Settings::default(), dry_run).unwrap();
-            assert_eq!(ran, Ran::exit_only(exit::PENDING));
+            assert_eq!(ran, Ran::exit_only(Exit::Pending));
         }
         assert!(!root.path(lock::LOCK_PATH).exists());
     }
@@ -582,7 +582,7 @@ mod tests {
         let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
-        assert_eq!(code, exit::RESTART_FAILED);
+        assert_eq!(code, Exit::RestartFailed);
         assert!(fake.restarted().is_empty());
     }
 }

@@ -3,11 +3,11 @@
 //! Nothing here touches /proc, D-Bus or the disk, so every rule is tested
 //! with plain tables.
 
-use crate::changed::ChangedSet;
-use crate::policy::{Policy, Verdict};
-use crate::scan::{Scan, StaleProcess};
-use crate::tiers::{tier_of, Tier};
-use crate::unit_name::Owner;
+use crate::core::changed::ChangedSet;
+use crate::core::tiers::{tier_of, Tier};
+use crate::core::unit_name::Owner;
+use crate::system::policy::{Policy, Verdict};
+use crate::system::scan::{Scan, StaleProcess};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -183,8 +183,8 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::scan::StaleFile;
-    use crate::staleness::Staleness;
+    use crate::system::scan::StaleFile;
+    use crate::system::staleness::Staleness;
 
     fn proc_in(owner: Owner, pid: u32, files: &[&str]) -> StaleProcess {
         let files = files

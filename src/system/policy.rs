@@ -5,8 +5,8 @@
 //! `/dev/null` denies the unit; a distribution link to `/dev/null` is
 //! invalid and ignored with a warning, as in clr-service-restart.
 
-use crate::sysroot::SysRoot;
-use crate::unit_name;
+use crate::core::unit_name;
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::io::ErrorKind;

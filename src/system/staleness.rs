@@ -5,7 +5,7 @@
 //! old inode reachable so the marker never appears. So the marker is
 //! confirmed against what the process's own root shows at that path.
 
-use crate::maps::{strip_marker, DELETED_MARKER};
+use crate::system::maps::{strip_marker, DELETED_MARKER};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -2,7 +2,7 @@
 //! (apt's history.log is compressed from `.1` on; dpkg.log uses
 //! `delaycompress`, so its `.1` is plain text).
 
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use flate2::read::MultiGzDecoder;
 use std::io::Read;

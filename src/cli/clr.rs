@@ -16,12 +16,11 @@
 //! when no unit runs stale code and exits 0 when restarts are pending;
 //! a run that could not restart exits as restart-stale does (3, 4).
 
-use crate::app::{self, Mode, RunOptions};
-use crate::cli::exit;
-use crate::policy;
-use crate::swupd::{self, Basis};
-use crate::sysroot::SysRoot;
-use crate::unit_name;
+use crate::core::unit_name;
+use crate::exit::Outcome;
+use crate::swupd;
+use crate::system::policy;
+use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use clap::{CommandFactory, Parser, Subcommand};
 use std::ffi::OsString;
@@ -48,7 +47,7 @@ pub struct ClrCli {
     pub verbose: u8,
 
     /// Read /proc, /sys, /etc and /usr under this directory (for tests).
-    #[arg(long, hide = true, env = crate::sysroot::ROOT_ENV, default_value = "/")]
+    #[arg(long, hide = true, env = crate::system::sysroot::ROOT_ENV, default_value = "/")]
     pub root: PathBuf,
 
     #[command(subcommand)]
@@ -80,7 +79,7 @@ pub fn invoked_as(argv0: &std::ffi::OsStr) -> bool {
 }
 
 /// Parses `args` (argv[0] first) and runs; returns the exit code.
-pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
+pub fn main(args: impl IntoIterator<Item = OsString>) -> Outcome {
     let cli = ClrCli::parse_from(args);
     if cli.command.is_some() && (cli.dry_run || cli.all) {
         ClrCli::command()
@@ -95,7 +94,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> i32 {
         Ok(code) => code,
         Err(e) => {
             log::error!("{e:#}");
-            exit::ERROR
+            Outcome::Error
         }
     }
 }
@@ -109,10 +108,10 @@ pub fn unit_of(name: &str) -> String {
     }
 }
 
-pub fn run(cli: ClrCli) -> Result<i32> {
+pub fn run(cli: ClrCli) -> Result<Outcome> {
     let root = SysRoot::new(&cli.root);
     let (cmd, units) = match cli.command {
-        None => return restart(&root, cli.dry_run, cli.all, cli.verbose),
+        None => return swupd::after_update(&root, cli.dry_run, cli.all, cli.verbose),
         Some(ClrCommand::Allow { units }) => (policy::Command::Allow, units),
         Some(ClrCommand::Disallow { units }) => (policy::Command::Disallow, units),
         Some(ClrCommand::Default { units }) => (policy::Command::Default, units),
@@ -121,56 +120,7 @@ pub fn run(cli: ClrCli) -> Result<i32> {
     for line in policy::apply(&root, policy::CLR_ADMIN_DIR, cmd, &units)? {
         println!("{line}");
     }
-    Ok(exit::OK)
-}
-
-/// The scan-plan-restart run, limited to what the last swupd update
-/// changed when that is known.
-fn restart(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<i32> {
-    let mut warnings = Vec::new();
-    let (basis, current) = swupd::basis(root, &mut warnings);
-    for w in &warnings {
-        log::warn!("{w}");
-    }
-    let changed = match basis {
-        Basis::Update {
-            from,
-            to,
-            set,
-            manifests,
-            dropped,
-        } => {
-            log::info!(
-                "swupd update {from} → {to}: {} changed files, from {manifests} manifest(s) of {to} \
-                 and {dropped} path(s) only {from} listed",
-                set.len()
-            );
-            Some(set)
-        }
-        Basis::Everything(why) => {
-            log::info!("every stale file counts: {why}");
-            None
-        }
-    };
-    let opts = RunOptions {
-        all,
-        changed,
-        quiet: true,
-        ..RunOptions::default()
-    };
-    let mode = if dry_run { Mode::DryRun } else { Mode::Restart };
-    let code = app::execute(root, &opts, mode, verbose)?;
-    if !dry_run && code == exit::OK {
-        if let Some(v) = current {
-            swupd::save_state(root, v)?;
-        }
-    }
-    // clr-service-restart -n exits 0 whatever it found.
-    Ok(if dry_run && code == exit::PENDING {
-        exit::OK
-    } else {
-        code
-    })
+    Ok(Outcome::Done)
 }
 
 #[cfg(test)]

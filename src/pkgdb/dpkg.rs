@@ -5,8 +5,8 @@
 //! packages and `<pkg>.list` otherwise (dpkg's `pkg_infodb_get_file`), so
 //! we look for the qualified name first.
 
-use crate::changed::ChangedSet;
-use crate::sysroot::SysRoot;
+use crate::core::changed::ChangedSet;
+use crate::system::sysroot::SysRoot;
 use anyhow::{Context, Result};
 use std::path::PathBuf;
 

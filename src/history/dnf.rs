@@ -15,7 +15,7 @@
 //!   Actions (`trans_item_action`): 1 Install, 2 Upgrade, 3 Downgrade,
 //!   4 Reinstall, 5 Remove, 6 Replaced, 7 Reason Change.
 
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use std::str::FromStr;

@@ -5,9 +5,9 @@
 //! and reading each `/proc/PID/cgroup` (needed for the full report, and
 //! batched per cgroup by [`Owners`]).
 
-use crate::procfs;
-use crate::sysroot::SysRoot;
-use crate::unit_name::{owner_of_cgroup, Owner};
+use crate::core::unit_name::{owner_of_cgroup, Owner};
+use crate::system::procfs;
+use crate::system::sysroot::SysRoot;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::collections::HashMap;

@@ -9,11 +9,11 @@
 //! incompatible change. Struct fields are in alphabetical order so keys
 //! come out sorted, as the schema promises.
 
-use crate::cgroup::Layout;
-use crate::plan::{Action, OutsideProcess, Plan};
+use crate::core::plan::{Action, OutsideProcess, Plan};
 use crate::restart::UnitResult;
-use crate::scan::{StaleFile, StaleProcess};
-use crate::staleness::Staleness;
+use crate::system::cgroup::Layout;
+use crate::system::scan::{StaleFile, StaleProcess};
+use crate::system::staleness::Staleness;
 use serde::Serialize;
 use std::io::{self, Write};
 
@@ -227,8 +227,8 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::{Reason, UnitPlan};
-    use crate::unit_name::Owner;
+    use crate::core::plan::{Reason, UnitPlan};
+    use crate::core::unit_name::Owner;
     use std::sync::Arc;
 
     #[test]

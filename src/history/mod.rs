@@ -12,18 +12,17 @@ pub mod dpkg_log;
 pub mod files;
 pub mod logfiles;
 pub mod package;
-pub mod rpm;
 pub mod stamp;
 pub mod swupd;
 
-use crate::app::{self, Mode, RunOptions};
-use crate::apt::dpkg_info;
-use crate::changed::ChangedSet;
-use crate::cli::ReplayArgs;
-use crate::sysroot::SysRoot;
-use anyhow::{bail, Result};
+use crate::core::changed::ChangedSet;
+use crate::exit::Outcome;
+use crate::pkgdb::dpkg;
+use crate::pkgdb::rpm::{self, FileLister};
+use crate::run::{self, Mode, Options};
+use crate::system::sysroot::SysRoot;
+use anyhow::Result;
 use package::PackageChange;
-use rpm::FileLister;
 use stamp::Stamp;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -48,27 +47,6 @@ pub enum Source {
     },
     /// A plain list of paths.
     Files(PathBuf),
-}
-
-impl Source {
-    pub fn from_args(a: &ReplayArgs) -> Result<Self> {
-        Ok(if let Some(nth) = a.apt_history {
-            Source::AptHistory { nth, since: a.since }
-        } else if a.dpkg_log {
-            let Some(since) = a.since else {
-                bail!("--dpkg-log needs --since")
-            };
-            Source::DpkgLog { since }
-        } else if let Some(sel) = a.dnf_transaction {
-            Source::Dnf(sel)
-        } else if let Some(from) = a.swupd_from {
-            Source::Swupd { from }
-        } else if let Some(f) = &a.files {
-            Source::Files(f.clone())
-        } else {
-            bail!("nothing to replay: give a source such as --apt-history")
-        })
-    }
 }
 
 /// A replayed transaction as a changed set, and how it came about.
@@ -190,7 +168,7 @@ fn deb_files<'a>(root: &SysRoot, changes: impl Iterator<Item = &'a PackageChange
         .map(|p| (p.name.clone(), p.arch.iter().cloned().collect()))
         .collect();
     let packages: Vec<_> = packages.into_iter().collect();
-    let d = dpkg_info::derive(root, &packages, &[]);
+    let d = dpkg::derive(root, &packages, &[]);
     r.set = d.set;
     // A package without an arch (pre-multiarch dpkg.log) is listed as `name:`.
     r.unknown
@@ -227,7 +205,7 @@ fn dnf_rpm(root: &SysRoot, sel: dnf::Selector, lister: &dyn FileLister, r: &mut 
     listing
         .files
         .iter()
-        .filter(|f| !dpkg_info::is_dir(root, f))
+        .filter(|f| !dpkg::is_dir(root, f))
         .for_each(|f| r.set.insert(f));
     r.unknown.extend(listing.not_installed);
     r.warnings
@@ -246,9 +224,8 @@ fn some_of(names: &[String], n: usize) -> String {
 
 /// `restart-stale replay`: derive the set, then scan, plan and act as the
 /// hook does; returns the exit code.
-pub fn run(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<i32> {
-    let source = Source::from_args(args)?;
-    let r = changed_set(root, &source, &rpm::RpmCommand)?;
+pub fn run(root: &SysRoot, source: &Source, mut opts: Options, mode: Mode, verbose: u8) -> Result<Outcome> {
+    let r = changed_set(root, source, &rpm::RpmCommand)?;
     for w in &r.warnings {
         log::warn!("{w}");
     }
@@ -263,15 +240,8 @@ pub fn run(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<i32> {
         );
     }
     log::info!("changed set: {} file(s)", r.set.len());
-    let opts = RunOptions {
-        all: args.all,
-        json: args.json,
-        changed: Some(r.set),
-        restart: args.restart.settings(),
-        ..RunOptions::default()
-    };
-    let mode = if args.dry_run { Mode::DryRun } else { Mode::Restart };
-    app::execute(root, &opts, mode, verbose)
+    opts.changed = Some(r.set);
+    run::execute(root, &opts, mode, verbose)
 }
 
 #[cfg(test)]

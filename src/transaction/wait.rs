@@ -1,7 +1,6 @@
-//! Is a package manager running? We ask the dpkg frontend lock, which apt
-//! holds for its whole run and dpkg takes when run alone
-//! (`/var/lib/dpkg/lock-frontend`, dpkg(1) "FILES"). We only test the
-//! lock with `F_OFD_GETLK`; we never take it, so we can't block apt.
+//! Waiting for a package manager to let go: of a lock file (apt's dpkg
+//! frontend lock), tested with `F_OFD_GETLK` and never taken, so we can't
+//! block the package manager; or of its process.
 
 use anyhow::{Context, Result};
 use std::fs::File;
@@ -9,8 +8,6 @@ use std::io::ErrorKind;
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-pub const FRONTEND_LOCK: &str = "/var/lib/dpkg/lock-frontend";
 
 /// True when some process holds a lock on `path`. A missing file is a
 /// free lock.

@@ -13,7 +13,7 @@
 //! `/var/lib/swupd/<version>/`); the installed bundles are the files of
 //! `/usr/share/clear/bundles/`.
 
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::path::PathBuf;

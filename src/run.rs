@@ -1,13 +1,15 @@
-//! Wiring: command line → scan → plan → report (→ restart).
+//! One run: scan → plan → report (→ restart), for plain [`Options`] and a
+//! [`Mode`]. Every entry point ends here: the command line, the hooks' finish
+//! step, replay and clr-service-restart.
 
-use crate::changed::ChangedSet;
-use crate::cli::{exit, Cli, Command, ScanArgs};
-use crate::plan::{self, Plan};
-use crate::policy::{self, Policy};
-use crate::report;
+use crate::core::changed::ChangedSet;
+use crate::core::plan::{self, Plan};
+use crate::core::report;
+use crate::exit::Outcome;
 use crate::restart;
-use crate::scan::{self, Scope};
-use crate::sysroot::SysRoot;
+use crate::system::policy::{self, Policy};
+use crate::system::scan::{self, Scope};
+use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::io::Write;
 
@@ -24,7 +26,7 @@ pub enum Mode {
 }
 
 impl Mode {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Mode::Status => "status",
             Mode::DryRun => "dry-run",
@@ -33,42 +35,10 @@ impl Mode {
     }
 }
 
-/// Runs the command and returns the process exit code.
-pub fn run(cli: Cli) -> Result<i32> {
-    let root = SysRoot::new(&cli.root);
-    let links = |cmd, units: &[String]| -> Result<i32> {
-        for line in policy::apply(&root, policy::ADMIN_DIR, cmd, units)? {
-            println!("{line}");
-        }
-        Ok(exit::OK)
-    };
-    match cli.command {
-        Some(Command::Allow { units }) => links(policy::Command::Allow, &units),
-        Some(Command::Disallow { units }) => links(policy::Command::Disallow, &units),
-        Some(Command::Default { units }) => links(policy::Command::Default, &units),
-        Some(Command::GenerateAssets { dir }) => crate::cli::generate_assets(&dir).map(|_| exit::OK),
-        Some(Command::AptHook { hook }) => Ok(crate::apt::run(&root, hook, cli.verbose)),
-        Some(Command::DnfHook { step }) => Ok(crate::dnf::run(&root, step, cli.verbose)),
-        Some(Command::Dnf5Hook { step }) => Ok(crate::dnf::run5(&root, step, cli.verbose)),
-        Some(Command::PacmanHook { step }) => Ok(crate::pacman::run(&root, step, cli.verbose)),
-        Some(Command::Status { scan }) => execute(&root, &RunOptions::from_args(&scan)?, Mode::Status, cli.verbose),
-        Some(Command::Replay(args)) => crate::replay::run(&root, &args, cli.verbose),
-        None => {
-            let mut opts = RunOptions::from_args(&cli.scan)?;
-            opts.restart = restart::Settings {
-                timeout: std::time::Duration::from_secs(cli.timeout),
-                reexec: !cli.no_reexec,
-            };
-            let mode = if cli.dry_run { Mode::DryRun } else { Mode::Restart };
-            execute(&root, &opts, mode, cli.verbose)
-        }
-    }
-}
-
 /// Everything a scan-plan-act run needs besides the root and mode. Hooks
 /// build this directly with the changed set they derived.
 #[derive(Debug, Clone, Default)]
-pub struct RunOptions {
+pub struct Options {
     pub all: bool,
     pub json: bool,
     pub changed: Option<ChangedSet>,
@@ -84,24 +54,6 @@ pub struct RunOptions {
     pub quiet: bool,
 }
 
-impl RunOptions {
-    pub fn from_args(args: &ScanArgs) -> Result<Self> {
-        let changed = args.changed_files.as_deref().map(ChangedSet::load).transpose()?;
-        Ok(Self {
-            all: args.all,
-            json: args.json,
-            changed,
-            data_files: args.data_files,
-            method: match args.scan_method {
-                crate::cli::ScanMethod::Auto => scan::Method::Auto,
-                crate::cli::ScanMethod::Text => scan::Method::Text,
-            },
-            restart: restart::Settings::default(),
-            quiet: false,
-        })
-    }
-}
-
 /// Scans and plans; the inputs every mode shares.
 pub struct Planned {
     pub plan: Plan,
@@ -109,7 +61,7 @@ pub struct Planned {
     pub policy: Policy,
 }
 
-pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Planned> {
+pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planned> {
     let policy = Policy::load(root)?;
     let mut scanner = scan::Scanner::default();
     scanner.method = args.method;
@@ -117,7 +69,7 @@ pub fn build_plan(root: &SysRoot, args: &RunOptions, scope: Scope) -> Result<Pla
     let mut scan = scan::scan_with(root, scope, scanner)?;
     // Only our own process tree can hold the package manager that called us.
     let self_units = if root.is_host() {
-        crate::cgroup::ancestor_units(root, std::process::id())
+        crate::system::cgroup::ancestor_units(root, std::process::id())
     } else {
         Vec::new()
     };
@@ -148,7 +100,7 @@ fn log_problems(problems: &[String]) {
 }
 
 /// Scans, plans, reports and (in [`Mode::Restart`]) acts; returns the exit code.
-pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Result<i32> {
+pub fn execute(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Result<Outcome> {
     let scope = if mode == Mode::Restart {
         Scope::SystemUnits
     } else {
@@ -197,7 +149,7 @@ pub fn execute(root: &SysRoot, args: &RunOptions, mode: Mode, verbose: u8) -> Re
     }
     match ran {
         Some(r) => Ok(r?.exit),
-        None => Ok(if pending { exit::PENDING } else { exit::OK }),
+        None => Ok(if pending { Outcome::Pending } else { Outcome::Done }),
     }
 }
 

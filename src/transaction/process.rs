@@ -2,7 +2,7 @@
 //! time (`/proc/PID/stat` field 22, proc(5)), so that a recycled PID is
 //! not mistaken for it.
 
-use crate::sysroot::SysRoot;
+use crate::system::sysroot::SysRoot;
 use anyhow::{Context, Result};
 use std::fmt;
 

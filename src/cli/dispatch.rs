@@ -1,0 +1,92 @@
+//! From a parsed command line to the layers below: clap's structs stop
+//! here, everything past this module takes plain options.
+
+use super::{Cli, Command, ReplayArgs, ScanArgs, ScanMethod};
+use crate::core::changed::ChangedSet;
+use crate::exit::Outcome;
+use crate::history::{self, Source};
+use crate::run::{self, Mode, Options};
+use crate::system::policy;
+use crate::system::scan;
+use crate::system::sysroot::SysRoot;
+use anyhow::{bail, Result};
+use std::time::Duration;
+
+/// Runs the command; the outcome becomes the exit status in main.
+pub fn run(cli: Cli) -> Result<Outcome> {
+    let root = SysRoot::new(&cli.root);
+    let links = |cmd, units: &[String]| -> Result<Outcome> {
+        for line in policy::apply(&root, policy::ADMIN_DIR, cmd, units)? {
+            println!("{line}");
+        }
+        Ok(Outcome::Done)
+    };
+    match cli.command {
+        Some(Command::Allow { units }) => links(policy::Command::Allow, &units),
+        Some(Command::Disallow { units }) => links(policy::Command::Disallow, &units),
+        Some(Command::Default { units }) => links(policy::Command::Default, &units),
+        Some(Command::GenerateAssets { dir }) => super::assets::generate_assets(&dir).map(|_| Outcome::Done),
+        Some(Command::AptHook { hook }) => Ok(crate::apt::run(&root, hook, cli.verbose)),
+        Some(Command::DnfHook { step }) => Ok(crate::dnf::run(&root, step, cli.verbose)),
+        Some(Command::Dnf5Hook { step }) => Ok(crate::dnf::run5(&root, step, cli.verbose)),
+        Some(Command::PacmanHook { step }) => Ok(crate::pacman::run(&root, step, cli.verbose)),
+        Some(Command::Status { scan }) => run::execute(&root, &options(&scan)?, Mode::Status, cli.verbose),
+        Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
+        None => {
+            let mut opts = options(&cli.scan)?;
+            opts.restart = crate::restart::Settings {
+                timeout: Duration::from_secs(cli.timeout),
+                reexec: !cli.no_reexec,
+            };
+            let mode = if cli.dry_run { Mode::DryRun } else { Mode::Restart };
+            run::execute(&root, &opts, mode, cli.verbose)
+        }
+    }
+}
+
+/// The options of the default action and `status`.
+pub fn options(args: &ScanArgs) -> Result<Options> {
+    let changed = args.changed_files.as_deref().map(ChangedSet::load).transpose()?;
+    Ok(Options {
+        all: args.all,
+        json: args.json,
+        changed,
+        data_files: args.data_files,
+        method: match args.scan_method {
+            ScanMethod::Auto => scan::Method::Auto,
+            ScanMethod::Text => scan::Method::Text,
+        },
+        ..Options::default()
+    })
+}
+
+fn replay(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<Outcome> {
+    let opts = Options {
+        all: args.all,
+        json: args.json,
+        restart: args.restart.settings(),
+        ..Options::default()
+    };
+    let mode = if args.dry_run { Mode::DryRun } else { Mode::Restart };
+    history::run(root, &source(args)?, opts, mode, verbose)
+}
+
+/// The one history source the arguments name (clap checks there is one).
+pub fn source(a: &ReplayArgs) -> Result<Source> {
+    Ok(if let Some(nth) = a.apt_history {
+        Source::AptHistory { nth, since: a.since }
+    } else if a.dpkg_log {
+        let Some(since) = a.since else {
+            bail!("--dpkg-log needs --since")
+        };
+        Source::DpkgLog { since }
+    } else if let Some(sel) = a.dnf_transaction {
+        Source::Dnf(sel)
+    } else if let Some(from) = a.swupd_from {
+        Source::Swupd { from }
+    } else if let Some(f) = &a.files {
+        Source::Files(f.clone())
+    } else {
+        bail!("nothing to replay: give a source such as --apt-history")
+    })
+}

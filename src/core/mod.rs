@@ -1,0 +1,10 @@
+//! Plain data and pure logic: what a scan found, the changed-file set,
+//! unit names, the tiers, the plan and its report. Nothing here reads the
+//! system.
+
+pub mod changed;
+pub mod model;
+pub mod plan;
+pub mod report;
+pub mod tiers;
+pub mod unit_name;

@@ -1,0 +1,1 @@
+//! Plain data the layers hand each other.

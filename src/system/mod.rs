@@ -1,0 +1,13 @@
+//! Readers of the running system, each on an injectable root
+//! ([`sysroot::SysRoot`]): /proc (maps, PROCMAP_QUERY, fds), the cgroup
+//! tree, the staleness rule's lookups, the process scan, and the policy
+//! links (read and written).
+
+pub mod cgroup;
+pub mod maps;
+pub mod policy;
+pub mod procfs;
+pub mod procmap;
+pub mod scan;
+pub mod staleness;
+pub mod sysroot;

@@ -1,0 +1,162 @@
+//! The last step of every dnf and pacman hook: append the transaction's
+//! block to the record and start the family's transient unit, which
+//! acts once the package manager is done ([`super::finish`]). Starting it
+//! is a no-op while it is queued or running, as for apt's
+//! `restart-stale-apt.service`.
+
+use super::family::Family;
+use super::record::Block;
+use super::{host, spool};
+use crate::system::sysroot::SysRoot;
+use crate::systemd::ServiceManager;
+use anyhow::Context;
+use anyhow::Result;
+
+/// Why hooks must leave this system alone, if they must: the admin
+/// suspended them, no systemd runs here, or we are in a chroot (an image
+/// build, an `--installroot`).
+pub fn not_here(root: &SysRoot) -> Option<String> {
+    if let Some(why) = host::suspended() {
+        return Some(why);
+    }
+    host::systemd_running(root).err()
+}
+
+/// Records `block` and starts the finish unit.
+pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Result<()> {
+    let dir = root.path(family.dir());
+    spool::append(&dir, &block.render())?;
+    log::debug!(
+        "recorded {} packages and {} files in {}",
+        block.packages().count(),
+        block.files().count(),
+        dir.display()
+    );
+    if !root.is_host() {
+        // As in restart::run: a test root never reaches the bus.
+        log::info!("{} not started: the root is not / (a test root)", family.unit());
+        return Ok(());
+    }
+    let mgr = crate::systemd::dbus::Dbus::connect()?;
+    launch(&mgr, root, family, verbose)
+}
+
+/// Starts (or leaves running) `<family>-hook finish` as the family's unit.
+pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, family: Family, verbose: u8) -> Result<()> {
+    let argv = self_argv(root, verbose, &[family.subcommand(), "finish"])?;
+    let description = format!("Restart services left stale by a {} transaction", family.name());
+    let unit = family.unit();
+    start(mgr, &root.path(family.dir()), unit, &argv, &description)?;
+    log::info!("{unit} acts once {} is done (see journalctl -u {unit})", family.name());
+    Ok(())
+}
+
+/// How long a hook waits for a finish that is shutting down (it has taken
+/// its last look at the spool) to be gone, so it can start a new one.
+const CLOSING_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts the finish unit `unit` for the spool `dir`, a no-op while it is
+/// queued or running, except when that finish has already taken its last
+/// look at the spool ([`super::finish::closing`]): then the record just
+/// written would wait for the next transaction, so the hook waits for the
+/// unit to be gone and starts it anew.
+pub fn start(
+    mgr: &dyn ServiceManager,
+    dir: &std::path::Path,
+    unit: &str,
+    argv: &[String],
+    description: &str,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + CLOSING_WAIT;
+    while super::finish::closing(dir).exists() && unit_busy(mgr, unit)? {
+        if std::time::Instant::now() >= deadline {
+            log::warn!(
+                "{unit} is still shutting down after {} s; starting it anyway",
+                CLOSING_WAIT.as_secs()
+            );
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    mgr.start_transient_service(unit, argv, description)
+}
+
+fn unit_busy(mgr: &dyn ServiceManager, unit: &str) -> Result<bool> {
+    Ok(mgr.unit(unit)?.is_some_and(|i| {
+        matches!(
+            i.active_state.as_str(),
+            "active" | "activating" | "deactivating" | "reloading"
+        )
+    }))
+}
+
+/// `<this binary> ARGS…`, with our root and verbosity: the command of a
+/// transient unit that finishes what a hook started (apt, dnf, pacman).
+pub fn self_argv(root: &SysRoot, verbose: u8, args: &[&str]) -> Result<Vec<String>> {
+    let exe = std::env::current_exe().context("failed to find our own executable")?;
+    let mut exe = exe.to_string_lossy().into_owned();
+    // The transaction may have just upgraded restart-stale itself: the
+    // kernel then names our image "/usr/bin/restart-stale (deleted)", and
+    // the new binary is at the old path.
+    if let Some(path) = exe.strip_suffix(" (deleted)") {
+        exe = path.to_string();
+    }
+    let mut argv = vec![exe];
+    argv.extend(args.iter().map(|a| a.to_string()));
+    argv.extend((0..verbose.min(2)).map(|_| "-v".to_string()));
+    if !root.is_host() {
+        argv.push("--root".into());
+        argv.push(root.root().to_string_lossy().into_owned());
+    }
+    Ok(argv)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::systemd::fake::Fake;
+
+    #[test]
+    fn starts_the_family_unit_once_with_our_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(tmp.path());
+        let fake = Fake::default();
+        launch(&fake, &root, Family::Pacman, 0).unwrap();
+        launch(&fake, &root, Family::Pacman, 0).unwrap();
+        launch(&fake, &root, Family::Dnf, 2).unwrap();
+        let started = fake.transient_started();
+        assert_eq!(started.len(), 2, "{started:?}");
+        assert_eq!(started[0].0, "restart-stale-pacman.service");
+        assert_eq!(
+            started[0].1[1..],
+            ["pacman-hook", "finish", "--root", &tmp.path().to_string_lossy()]
+        );
+        assert_eq!(started[1].0, "restart-stale-dnf.service");
+        assert_eq!(started[1].1[1..5], ["dnf-hook", "finish", "-v", "-v"]);
+    }
+
+    #[test]
+    fn leaves_systems_without_systemd_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(tmp.path());
+        assert_eq!(not_here(&root).as_deref(), Some("no systemd running"));
+    }
+
+    #[test]
+    fn a_closing_finish_is_waited_for_before_starting_anew() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let busy = crate::systemd::fake::running_service(7);
+        let fake = Fake::with_units([("restart-stale-dnf.service", busy)]);
+        let argv = vec!["x".to_string()];
+        // No closing marker: the running finish sees the record itself.
+        let start_at = std::time::Instant::now();
+        start(&fake, dir, "restart-stale-dnf.service", &argv, "d").unwrap();
+        assert!(start_at.elapsed() < std::time::Duration::from_secs(1));
+        // Closing and still active: waited for (bounded), then started.
+        std::fs::write(super::super::finish::closing(dir), b"").unwrap();
+        let start_at = std::time::Instant::now();
+        start(&fake, dir, "restart-stale-dnf.service", &argv, "d").unwrap();
+        assert!(start_at.elapsed() >= CLOSING_WAIT);
+    }
+}

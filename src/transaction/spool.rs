@@ -1,0 +1,307 @@
+//! The spool of transaction records under `/run/restart-stale/<manager>/`,
+//! whatever their content.
+//!
+//! Each hook run appends one block to `pending`. `finish` takes the record
+//! by renaming `pending` to `taken.<ns>.<pid>`, so lines written later go
+//! to a new `pending` and are never lost or read twice. Writers and the
+//! taker hold `flock(2)` on the file while they write or rename, and a
+//! writer that finds `pending` renamed under it reopens it. A taken file
+//! is removed only once acted on; one that is left behind is taken again
+//! by the next run, oldest first.
+
+use anyhow::{Context, Result};
+use std::fs::{self, File, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+const PENDING: &str = "pending";
+const TAKEN: &str = "taken.";
+/// Suffix of a taken file whose run failed, with the number of failures.
+const RETRY: &str = ".failed-";
+
+fn ensure_dir(dir: &Path) -> Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("failed to create {}", dir.display()))
+}
+
+/// How long a writer or the taker waits for the other; each holds the
+/// lock only for one write or one rename, so this is never reached unless
+/// something is badly wrong, and then apt must not hang on us.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn lock(file: &File, path: &Path) -> Result<()> {
+    let start = std::time::Instant::now();
+    loop {
+        // SAFETY: flock on a descriptor we own.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EWOULDBLOCK) || start.elapsed() > LOCK_WAIT {
+            return Err(e).with_context(|| format!("failed to lock {}", path.display()));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// True when `path` still names the file open as `file` (it was not
+/// renamed away between our open and our lock).
+fn still_named(file: &File, path: &Path) -> Result<bool> {
+    let open = file.metadata()?;
+    match fs::symlink_metadata(path) {
+        Ok(m) => Ok(m.dev() == open.dev() && m.ino() == open.ino()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e).with_context(|| format!("failed to stat {}", path.display())),
+    }
+}
+
+/// Appends `text` to `dir/pending` in one write, under the lock.
+pub fn append(dir: &Path, text: &str) -> Result<()> {
+    ensure_dir(dir)?;
+    let path = dir.join(PENDING);
+    for _ in 0..100 {
+        let mut file = OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("failed to open {}", path.display()))?;
+        lock(&file, &path)?;
+        if still_named(&file, &path)? {
+            file.write_all(text.as_bytes())
+                .with_context(|| format!("failed to write {}", path.display()))?;
+            return Ok(());
+        }
+        // finish renamed it while we waited for the lock: start a new one.
+    }
+    anyhow::bail!("{} keeps being renamed; giving up", path.display())
+}
+
+/// Takes every record that is waiting: leftovers from a `finish` that did
+/// not complete, then `pending`, renamed so that new runs start afresh.
+/// Returns the taken files, oldest first; the caller removes them once
+/// acted upon.
+pub fn take(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut taken = leftovers(dir)?;
+    let path = dir.join(PENDING);
+    for _ in 0..100 {
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(taken),
+            Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
+        };
+        lock(&file, &path)?;
+        if !still_named(&file, &path)? {
+            continue;
+        }
+        let dest = dir.join(taken_name());
+        fs::rename(&path, &dest)
+            .with_context(|| format!("failed to rename {} to {}", path.display(), dest.display()))?;
+        taken.push(dest);
+        return Ok(taken);
+    }
+    anyhow::bail!("{} keeps being renamed; giving up", path.display())
+}
+
+/// Is anything waiting to be taken?
+pub fn any_waiting(dir: &Path) -> Result<bool> {
+    Ok(dir.join(PENDING).exists() || !leftovers(dir)?.is_empty())
+}
+
+fn taken_name() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{TAKEN}{ns:020}.{}", std::process::id())
+}
+
+fn leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
+    };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(TAKEN))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// One `finish` at a time, even when someone runs it by hand.
+pub fn try_lock(dir: &Path) -> Result<Option<File>> {
+    ensure_dir(dir)?;
+    let path = dir.join("finish.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("failed to open {}", path.display()))?;
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Ok(None);
+        }
+        return Err(e).with_context(|| format!("failed to lock {}", path.display()));
+    }
+    Ok(Some(file))
+}
+
+pub fn remove(files: &[PathBuf]) {
+    for f in files {
+        if let Err(e) = fs::remove_file(f) {
+            log::warn!("failed to remove {}: {e}", f.display());
+        }
+    }
+}
+
+/// Is a record waiting that no finish has taken yet? (Leftovers of a
+/// failed run wait for the next run, not for another round.)
+pub fn any_fresh(dir: &Path) -> Result<bool> {
+    Ok(dir.join(PENDING).exists())
+}
+
+/// Keeps taken files whose run failed, so the next run tries again; a file
+/// that has failed `max_attempts` times is removed, with an error naming it.
+pub fn keep_for_retry(files: &[PathBuf], max_attempts: u32) {
+    for f in files {
+        let name = f
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let (base, failed) = match name.rsplit_once(RETRY) {
+            Some((b, n)) => (b.to_string(), n.parse::<u32>().unwrap_or(0)),
+            None => (name.clone(), 0),
+        };
+        let failed = failed + 1;
+        if failed >= max_attempts {
+            log::error!(
+                "giving up on {} after {failed} failed attempts; its transaction is not acted on",
+                f.display()
+            );
+            remove(std::slice::from_ref(f));
+            continue;
+        }
+        let dest = f.with_file_name(format!("{base}{RETRY}{failed}"));
+        match fs::rename(f, &dest) {
+            Ok(()) => log::warn!(
+                "kept {} for the next run (attempt {failed} of {max_attempts} failed)",
+                dest.display()
+            ),
+            Err(e) => log::error!("failed to keep {} for a retry: {e}", f.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn take_renames_so_later_appends_start_a_new_record() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("run/restart-stale/apt");
+        assert!(take(&dir).unwrap().is_empty());
+        assert!(!any_waiting(&dir).unwrap());
+        append(&dir, "begin 1 1\n").unwrap();
+        append(&dir, "begin 2 2\n").unwrap();
+        assert!(any_waiting(&dir).unwrap());
+        let first = take(&dir).unwrap();
+        assert_eq!(first.len(), 1);
+        append(&dir, "begin 3 3\n").unwrap();
+        assert_eq!(fs::read_to_string(&first[0]).unwrap(), "begin 1 1\nbegin 2 2\n");
+        // A finish that died left `first` behind: the next take gets both, oldest first.
+        let second = take(&dir).unwrap();
+        assert_eq!(second.len(), 2);
+        assert_eq!(second[0], first[0]);
+        let text: String = second.iter().map(|f| fs::read_to_string(f).unwrap()).collect();
+        assert_eq!(text, "begin 1 1\nbegin 2 2\nbegin 3 3\n");
+        for f in second {
+            fs::remove_file(f).unwrap();
+        }
+        assert!(!any_waiting(&dir).unwrap());
+    }
+
+    #[test]
+    fn writer_holding_the_old_file_reopens_after_a_take() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        append(dir, "begin 1 1\n").unwrap();
+        // A writer opened `pending` just before finish renamed it.
+        let stale = File::open(dir.join(PENDING)).unwrap();
+        let taken = take(dir).unwrap();
+        assert!(!still_named(&stale, &dir.join(PENDING)).unwrap());
+        append(dir, "begin 2 2\n").unwrap();
+        assert_eq!(fs::read_to_string(&taken[0]).unwrap(), "begin 1 1\n");
+        assert_eq!(fs::read_to_string(dir.join(PENDING)).unwrap(), "begin 2 2\n");
+    }
+
+    #[test]
+    fn concurrent_appends_are_all_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let writers: Vec<_> = (0..4)
+            .map(|t| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50 {
+                        append(&dir, &format!("begin {i} {t}\nend\n")).unwrap();
+                    }
+                })
+            })
+            .collect();
+        let mut files = BTreeSet::new();
+        for _ in 0..5 {
+            files.extend(take(&dir).unwrap());
+        }
+        for w in writers {
+            w.join().unwrap();
+        }
+        files.extend(take(&dir).unwrap());
+        let files: Vec<_> = files.into_iter().collect();
+        let text: String = files.iter().map(|f| fs::read_to_string(f).unwrap()).collect();
+        assert_eq!(text.lines().filter(|l| l.starts_with("begin ")).count(), 200);
+        assert_eq!(text.lines().filter(|l| *l == "end").count(), 200);
+    }
+
+    #[test]
+    fn a_second_finish_leaves_the_record_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("apt");
+        let held = try_lock(&dir).unwrap();
+        assert!(held.is_some());
+        assert!(try_lock(&dir).unwrap().is_none());
+        drop(held);
+        assert!(try_lock(&dir).unwrap().is_some());
+    }
+
+    #[test]
+    fn failed_files_are_kept_with_their_count_then_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        append(dir, "begin 1 1\n").unwrap();
+        let mut files = take(dir).unwrap();
+        for attempt in 1..3 {
+            keep_for_retry(&files, 3);
+            assert!(!any_fresh(dir).unwrap());
+            files = take(dir).unwrap();
+            assert_eq!(files.len(), 1);
+            let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.ends_with(&format!(".failed-{attempt}")), "{name}");
+            assert_eq!(fs::read_to_string(&files[0]).unwrap(), "begin 1 1\n");
+        }
+        keep_for_retry(&files, 3);
+        assert!(!any_waiting(dir).unwrap());
+    }
+}
