@@ -8,7 +8,7 @@
 //! installed version B (`VERSION_ID` in `/usr/lib/os-release`):
 //!
 //! - every entry of B's manifests with `last_change > A` changed (deleted
-//!   files stay listed, flagged `d`); [`crate::history::swupd::derive`];
+//!   files stay listed, flagged `d`); [`crate::pkgdb::swupd::derive`];
 //! - every path of A's manifests that B's no longer list at all was
 //!   removed with its bundle.
 //!
@@ -18,7 +18,7 @@
 
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
-use crate::history::swupd::{self as manifests, Entry};
+use crate::pkgdb::swupd::{self as manifests, Entry};
 use crate::run::{self, Mode, Options};
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};

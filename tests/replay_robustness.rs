@@ -2,7 +2,8 @@
 //! with random damage (bytes flipped, cut, repeated) and random strings
 //! of the formats' own tokens go through every parser.
 
-use restart_stale::history::{apt_history, dpkg_log, files, swupd};
+use restart_stale::history::{apt_history, dpkg_log, files};
+use restart_stale::pkgdb::swupd;
 use std::path::PathBuf;
 
 /// A small deterministic generator (xorshift64*), so failures repeat.

@@ -327,14 +327,8 @@ pub fn validate_arch(arch: &str) -> Result<(), String> {
     }
 }
 
-/// apt's boolean spellings (`StringToBool`); `None` when unrecognised.
-pub fn parse_bool(value: &str) -> Option<bool> {
-    match value.trim().to_ascii_lowercase().as_str() {
-        "1" | "yes" | "true" | "with" | "on" | "enable" => Some(true),
-        "0" | "no" | "false" | "without" | "off" | "disable" => Some(false),
-        _ => None,
-    }
-}
+/// apt's boolean spellings; the record format shares them.
+pub use crate::transaction::record::parse_bool;
 
 #[cfg(test)]
 mod tests {

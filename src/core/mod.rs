@@ -5,6 +5,7 @@
 pub mod changed;
 pub mod model;
 pub mod plan;
+pub mod policy;
 pub mod report;
 pub mod tiers;
 pub mod unit_name;

@@ -1,1 +1,84 @@
-//! Plain data the layers hand each other.
+//! Plain data the layers hand each other: what a scan found, the cgroup
+//! layout it found it in, and what a restart did. The readers in
+//! `crate::system` fill these in; the plan and the report only read them.
+
+use crate::core::unit_name::Owner;
+use serde::Serialize;
+use std::sync::Arc;
+
+/// Why a mapping counts as stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Staleness {
+    /// The path now holds a different inode on the same filesystem.
+    Replaced,
+    /// The kernel marks the file unlinked and nothing contradicts it.
+    Deleted,
+}
+
+/// One stale file a process still runs.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct StaleFile {
+    /// The path, without the kernel's ` (deleted)` marker. Shared: a
+    /// library mapped by a thousand processes is one allocation.
+    pub path: Arc<str>,
+    pub why: Staleness,
+    /// True when this is the process's executable.
+    pub exe: bool,
+}
+
+/// A process with at least one stale file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleProcess {
+    pub pid: u32,
+    pub comm: String,
+    #[serde(skip)]
+    pub owner: Owner,
+    pub files: Vec<StaleFile>,
+}
+
+/// Which processes to look at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The system slice and PID 1: all a restart needs.
+    SystemUnits,
+    /// Every process, for the full report.
+    Everything,
+}
+
+/// Everything a scan learned.
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub layout: Option<Layout>,
+    /// Every system unit that has processes, stale or not.
+    pub units: Vec<String>,
+    pub stale: Vec<StaleProcess>,
+    /// Non-fatal problems, such as permission errors, one line each.
+    pub problems: Vec<String>,
+    pub processes_scanned: usize,
+}
+
+/// The cgroup layouts systemd can run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// Pure cgroup v2 at `/sys/fs/cgroup`.
+    Unified,
+    /// v1 with systemd's own `name=systemd` hierarchy.
+    Legacy,
+    /// v1 controllers plus a v2 tree at `/sys/fs/cgroup/unified`.
+    Hybrid,
+}
+
+/// What happened to one unit, or to PID 1 (as `init.scope`), in a restart
+/// run: the `restarts` entries of the JSON report (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnitResult {
+    /// The text of the log line that reported it, without the unit.
+    pub detail: String,
+    /// `restarted` (done and verified clean), `failed` or `skipped`.
+    pub outcome: &'static str,
+    /// What exactly: a skip code from live state, or how the job ended.
+    pub result: &'static str,
+    pub unit: String,
+}

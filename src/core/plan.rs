@@ -4,10 +4,10 @@
 //! with plain tables.
 
 use crate::core::changed::ChangedSet;
+use crate::core::model::{Scan, StaleProcess};
+use crate::core::policy::{Policy, Verdict};
 use crate::core::tiers::{tier_of, Tier};
 use crate::core::unit_name::Owner;
-use crate::system::policy::{Policy, Verdict};
-use crate::system::scan::{Scan, StaleProcess};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -183,8 +183,8 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::system::scan::StaleFile;
-    use crate::system::staleness::Staleness;
+    use crate::core::model::StaleFile;
+    use crate::core::model::Staleness;
 
     fn proc_in(owner: Owner, pid: u32, files: &[&str]) -> StaleProcess {
         let files = files

@@ -9,11 +9,11 @@
 //! incompatible change. Struct fields are in alphabetical order so keys
 //! come out sorted, as the schema promises.
 
+use crate::core::model::Layout;
+use crate::core::model::Staleness;
+use crate::core::model::UnitResult;
+use crate::core::model::{StaleFile, StaleProcess};
 use crate::core::plan::{Action, OutsideProcess, Plan};
-use crate::restart::UnitResult;
-use crate::system::cgroup::Layout;
-use crate::system::scan::{StaleFile, StaleProcess};
-use crate::system::staleness::Staleness;
 use serde::Serialize;
 use std::io::{self, Write};
 

@@ -13,12 +13,12 @@ pub mod files;
 pub mod logfiles;
 pub mod package;
 pub mod stamp;
-pub mod swupd;
 
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
 use crate::pkgdb::dpkg;
 use crate::pkgdb::rpm::{self, FileLister};
+use crate::pkgdb::swupd;
 use crate::run::{self, Mode, Options};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;

@@ -3,3 +3,4 @@
 
 pub mod dpkg;
 pub mod rpm;
+pub mod swupd;

@@ -20,7 +20,6 @@ use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitQuery};
 use anyhow::Result;
 use jobs::{JobResult, Outcome};
 use refine::{Decision, Skip};
-use serde::Serialize;
 use std::time::{Duration, Instant};
 use verify::Verified;
 
@@ -47,18 +46,7 @@ impl Default for Settings {
     }
 }
 
-/// What happened to one unit, or to PID 1 (as `init.scope`), in a restart
-/// run: the `restarts` entries of the JSON report (docs/json.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UnitResult {
-    /// The text of the log line that reported it, without the unit.
-    pub detail: String,
-    /// `restarted` (done and verified clean), `failed` or `skipped`.
-    pub outcome: &'static str,
-    /// What exactly: a skip code from live state, or how the job ended.
-    pub result: &'static str,
-    pub unit: String,
-}
+pub use crate::core::model::UnitResult;
 
 /// How a restart run (or a preview) ended.
 #[derive(Debug, Default, PartialEq, Eq)]

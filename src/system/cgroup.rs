@@ -9,26 +9,15 @@ use crate::core::unit_name::{owner_of_cgroup, Owner};
 use crate::system::procfs;
 use crate::system::sysroot::SysRoot;
 use anyhow::{Context, Result};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
-/// The cgroup layouts systemd can run with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Layout {
-    /// Pure cgroup v2 at `/sys/fs/cgroup`.
-    Unified,
-    /// v1 with systemd's own `name=systemd` hierarchy.
-    Legacy,
-    /// v1 controllers plus a v2 tree at `/sys/fs/cgroup/unified`.
-    Hybrid,
-}
+pub use crate::core::model::Layout;
 
 impl Layout {
     /// Where this layout keeps systemd's tree, relative to the root.
-    fn base(self) -> &'static str {
+    pub(crate) fn base(self) -> &'static str {
         match self {
             Layout::Unified => "sys/fs/cgroup",
             Layout::Legacy => "sys/fs/cgroup/systemd",

@@ -8,9 +8,8 @@
 use crate::core::unit_name;
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
-use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const ADMIN_DIR: &str = "/etc/restart-stale";
 pub const DIST_DIR: &str = "/usr/share/restart-stale";
@@ -20,29 +19,7 @@ pub const CLR_DIST_DIR: &str = "/usr/share/clr-service-restart";
 
 const DEV_NULL: &str = "/dev/null";
 
-/// What policy says about one unit, with the link that said it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    AllowedByAdmin(PathBuf),
-    AllowedByDistribution(PathBuf),
-    DeniedByAdmin(PathBuf),
-    Unset,
-}
-
-#[derive(Debug, Clone)]
-struct Entry {
-    deny: bool,
-    link: PathBuf,
-}
-
-/// All policy links, loaded once.
-#[derive(Debug, Clone, Default)]
-pub struct Policy {
-    admin: HashMap<String, Entry>,
-    dist: HashMap<String, Entry>,
-    /// Invalid links, one message each, naming the link.
-    pub warnings: Vec<String>,
-}
+pub use crate::core::policy::{Entry, Policy, Verdict};
 
 impl Policy {
     /// Loads the restart-stale directories, then clr-service-restart's, so
@@ -103,26 +80,6 @@ impl Policy {
                 link: shown.to_path_buf(),
             },
         )))
-    }
-
-    fn lookup<'a>(map: &'a HashMap<String, Entry>, unit: &str) -> Option<&'a Entry> {
-        map.get(unit).or_else(|| map.get(&unit_name::template_of(unit)?))
-    }
-
-    /// The verdict for `unit`; a link naming the template (`foo@.service`)
-    /// covers its instances unless an instance link exists.
-    pub fn verdict(&self, unit: &str) -> Verdict {
-        if let Some(e) = Self::lookup(&self.admin, unit) {
-            return if e.deny {
-                Verdict::DeniedByAdmin(e.link.clone())
-            } else {
-                Verdict::AllowedByAdmin(e.link.clone())
-            };
-        }
-        match Self::lookup(&self.dist, unit) {
-            Some(e) => Verdict::AllowedByDistribution(e.link.clone()),
-            None => Verdict::Unset,
-        }
     }
 }
 

@@ -5,60 +5,17 @@
 //! its paths are looked up. Verdicts are shared across processes through
 //! [`Resolver`].
 
+pub use crate::core::model::{Scan, Scope, StaleFile, StaleProcess};
 use crate::core::unit_name::Owner;
-use crate::system::cgroup::{self, Layout};
+use crate::system::cgroup;
 use crate::system::maps;
 use crate::system::procfs;
 use crate::system::procmap;
-use crate::system::staleness::{self, Resolver, Staleness, ViewKey};
+use crate::system::staleness::{self, Resolver, ViewKey};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
-use serde::Serialize;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
-use std::sync::Arc;
-
-/// One stale file a process still runs.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-pub struct StaleFile {
-    /// The path, without the kernel's ` (deleted)` marker. Shared: a
-    /// library mapped by a thousand processes is one allocation.
-    pub path: Arc<str>,
-    pub why: Staleness,
-    /// True when this is the process's executable.
-    pub exe: bool,
-}
-
-/// A process with at least one stale file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StaleProcess {
-    pub pid: u32,
-    pub comm: String,
-    #[serde(skip)]
-    pub owner: Owner,
-    pub files: Vec<StaleFile>,
-}
-
-/// Which processes to look at.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// The system slice and PID 1: all a restart needs.
-    SystemUnits,
-    /// Every process, for the full report.
-    Everything,
-}
-
-/// Everything a scan learned.
-#[derive(Debug, Default)]
-pub struct Scan {
-    pub layout: Option<Layout>,
-    /// Every system unit that has processes, stale or not.
-    pub units: Vec<String>,
-    pub stale: Vec<StaleProcess>,
-    /// Non-fatal problems, such as permission errors, one line each.
-    pub problems: Vec<String>,
-    pub processes_scanned: usize,
-}
 
 /// Scans the processes in `scope` under `root` with default settings.
 pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {

@@ -5,8 +5,8 @@
 //! old inode reachable so the marker never appears. So the marker is
 //! confirmed against what the process's own root shows at that path.
 
+pub use crate::core::model::Staleness;
 use crate::system::maps::{strip_marker, DELETED_MARKER};
-use serde::Serialize;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -20,16 +20,6 @@ use std::sync::Arc;
 pub enum OnDisk {
     Missing,
     Present { dev: u64, ino: u64 },
-}
-
-/// Why a mapping counts as stale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Staleness {
-    /// The path now holds a different inode on the same filesystem.
-    Replaced,
-    /// The kernel marks the file unlinked and nothing contradicts it.
-    Deleted,
 }
 
 /// The pure rule. `at_literal` is what lives at the path as printed,

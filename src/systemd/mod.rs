@@ -7,6 +7,7 @@
 //! `&dyn UnitQuery`, so the compiler proves it cannot restart anything.
 
 pub mod dbus;
+#[cfg(test)]
 pub mod fake;
 
 use crate::system::sysroot::SysRoot;

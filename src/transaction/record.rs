@@ -19,7 +19,6 @@
 //! plugin's hand-over file speaks the same words.
 
 use super::process::Process;
-use crate::apt::protocol::parse_bool;
 use anyhow::{Context, Result};
 use std::fmt::{self, Write as _};
 use std::path::PathBuf;
@@ -93,6 +92,16 @@ impl fmt::Display for Fact {
 /// For free text: keeps a record line a single line.
 fn one_line(s: &str) -> String {
     s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// apt's boolean spellings (`StringToBool`), which the record and the
+/// hooks' settings take too; `None` when unrecognised.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "1" | "yes" | "true" | "with" | "on" | "enable" => Some(true),
+        "0" | "no" | "false" | "without" | "off" | "disable" => Some(false),
+        _ => None,
+    }
 }
 
 /// A package name as the package manager wrote it: one word, printable,
