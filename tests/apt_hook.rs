@@ -97,6 +97,7 @@ fn pre_install_records_actions_and_removed_lists() {
     assert_eq!(
         &lines[1..],
         [
+            "source apt",
             "command apt-get -y -q upgrade",
             "auto-restart true",
             "action libdemo1 1.0 amd64 same < 2.0 amd64 same /var/cache/apt/archives/libdemo1_2.0_amd64.deb",

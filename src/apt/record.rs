@@ -1,25 +1,17 @@
-//! The transaction record under `/run/restart-stale/apt/`.
+//! apt's view of a transaction record under `/run/restart-stale/apt/`.
 //!
 //! Each `Pre-Install-Pkgs` run appends one block to the spool
-//! ([`crate::transaction::spool`]), which `finish` takes.
-//!
-//! Format, one line per fact (text, so an admin can read it):
-//!
-//! ```text
-//! begin <unix-seconds> <pid>
-//! command <apt's CommandLine::AsString, escaped>
-//! auto-restart true|false
-//! action <the protocol-3 action line, as apt wrote it>
-//! list <pkg>:<arch> <path>      (file list of a package about to change)
-//! error <a stdin line we could not parse, with its line number>
-//! end
-//! ```
+//! ([`crate::transaction::spool`]), which `finish` takes. On disk it is
+//! the one record format every hook writes ([`crate::transaction::record`]):
+//! `source apt`, `command`, `auto-restart`, one `action` line per
+//! protocol-3 action, `list` lines for file lists copied before dpkg ran,
+//! and `error` lines for input we could not parse. This module turns
+//! those facts into typed actions and back.
 
 use super::protocol::{self, Action};
-use anyhow::{Context, Result};
+use crate::transaction::record::{self as facts, Fact, Source};
+use anyhow::Result;
 use std::collections::BTreeSet;
-use std::fmt::Write as _;
-use std::fs;
 use std::path::PathBuf;
 
 /// Where records live, inside the root.
@@ -51,30 +43,52 @@ impl Block {
         }
     }
 
+    /// The block in the record format.
+    pub fn to_facts(&self) -> facts::Block {
+        let mut f = vec![Fact::Source(Source::Apt)];
+        f.extend(self.command.clone().map(Fact::Command));
+        f.push(Fact::AutoRestart(self.auto_restart));
+        f.extend(self.actions.iter().map(|a| Fact::Action(a.to_string())));
+        f.extend(self.lists.iter().map(|(p, l)| Fact::List(p.clone(), l.clone())));
+        f.extend(self.errors.iter().cloned().map(Fact::Error));
+        facts::Block {
+            time: self.time,
+            pid: self.pid,
+            facts: f,
+        }
+    }
+
     /// The block as record text, ending with `end`.
     pub fn render(&self) -> String {
-        let mut out = format!("begin {} {}\n", self.time, self.pid);
-        if let Some(c) = &self.command {
-            let _ = writeln!(out, "command {}", one_line(c));
+        self.to_facts().render()
+    }
+
+    /// apt's view of a recorded block; an action line that does not parse
+    /// is a problem naming the block, and is skipped.
+    pub fn from_facts(b: &facts::Block, problems: &mut Vec<String>) -> Block {
+        let mut out = Block::new(b.time, b.pid);
+        for f in &b.facts {
+            match f {
+                Fact::Command(c) => out.command = Some(c.clone()),
+                Fact::AutoRestart(on) => out.auto_restart &= on,
+                Fact::Action(line) => match protocol::parse_action(line) {
+                    Ok(a) => out.actions.push(a),
+                    Err(e) => problems.push(format!(
+                        "the record of apt run {} (pid {}): {e}: {line:?}",
+                        b.time, b.pid
+                    )),
+                },
+                Fact::List(pkg, path) => out.lists.push((pkg.clone(), path.clone())),
+                Fact::Error(e) => out.errors.push(e.clone()),
+                Fact::Source(Source::Apt) => {}
+                other => problems.push(format!(
+                    "the record of apt run {} (pid {}): not an apt fact: {other}",
+                    b.time, b.pid
+                )),
+            }
         }
-        let _ = writeln!(out, "auto-restart {}", self.auto_restart);
-        for a in &self.actions {
-            let _ = writeln!(out, "action {a}");
-        }
-        for (pkg, path) in &self.lists {
-            let _ = writeln!(out, "list {pkg} {path}");
-        }
-        for e in &self.errors {
-            let _ = writeln!(out, "error {}", one_line(e));
-        }
-        out.push_str("end\n");
         out
     }
-}
-
-/// For log-only text: keeps a record line a single line.
-fn one_line(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// A parsed record: its blocks and the lines that made no sense.
@@ -89,41 +103,13 @@ impl Record {
     /// reported and skipped; a block missing its `end` (a writer that
     /// died) still counts.
     pub fn parse(text: &str, source: &str) -> Record {
-        let mut rec = Record::default();
-        for (n, line) in text.lines().enumerate() {
-            if let Err(e) = rec.line(line) {
-                rec.problems.push(format!("{source}:{}: {e}: {line:?}", n + 1));
-            }
-        }
-        rec
+        Self::from_facts(facts::Record::parse(text, source))
     }
 
-    fn line(&mut self, line: &str) -> Result<(), String> {
-        let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
-        if word == "begin" {
-            let (t, p) = rest.split_once(' ').ok_or("begin needs a time and a pid")?;
-            let time = t.parse().map_err(|_| "bad time")?;
-            let pid = p.parse().map_err(|_| "bad pid")?;
-            self.blocks.push(Block::new(time, pid));
-            return Ok(());
-        }
-        let block = self.blocks.last_mut().ok_or("line before any begin")?;
-        match word {
-            "command" => block.command = Some(rest.to_string()),
-            "auto-restart" => block.auto_restart = protocol::parse_bool(rest).ok_or("not a boolean")?,
-            "action" => block.actions.push(protocol::parse_action(rest)?),
-            "list" => {
-                let (pkg, path) = rest.split_once(' ').ok_or("list needs a package and a path")?;
-                if !path.starts_with('/') {
-                    return Err("list path is not absolute".into());
-                }
-                block.lists.push((pkg.to_string(), path.to_string()));
-            }
-            "error" => block.errors.push(rest.to_string()),
-            "end" => {}
-            _ => return Err("unknown line".into()),
-        }
-        Ok(())
+    fn from_facts(rec: facts::Record) -> Record {
+        let mut problems = rec.problems;
+        let blocks = rec.blocks.iter().map(|b| Block::from_facts(b, &mut problems)).collect();
+        Record { blocks, problems }
     }
 
     /// Automatic restarts are on only if every run asked for them.
@@ -145,14 +131,7 @@ impl Record {
 
 /// Reads and parses taken files into one record.
 pub fn read_all(files: &[PathBuf]) -> Result<Record> {
-    let mut all = Record::default();
-    for f in files {
-        let data = fs::read(f).with_context(|| format!("failed to read {}", f.display()))?;
-        let rec = Record::parse(&String::from_utf8_lossy(&data), &f.display().to_string());
-        all.blocks.extend(rec.blocks);
-        all.problems.extend(rec.problems);
-    }
-    Ok(all)
+    Ok(Record::from_facts(facts::Record::read_all(files)?))
 }
 
 #[cfg(test)]
@@ -196,6 +175,8 @@ mod tests {
         assert_eq!(rec.blocks.len(), 2);
         assert!(!rec.auto_restart());
         let lines: Vec<_> = rec.problems.iter().map(|p| p.split(':').nth(1).unwrap()).collect();
-        assert_eq!(lines, ["1", "18", "19"], "{:?}", rec.problems);
+        // Each block is 9 lines: begin, source, command, auto-restart, two
+        // actions, a list, an error, end.
+        assert_eq!(lines, ["1", "20", "21"], "{:?}", rec.problems);
     }
 }

@@ -1,20 +1,23 @@
-//! The record format of the dnf and pacman hooks, one line per fact, so
-//! an admin can read `/run/restart-stale/<family>/pending`:
+//! The one record format of every hook (apt, dnf 4 and 5, pacman), one
+//! line per fact, so an admin can read `/run/restart-stale/<manager>/pending`:
 //!
 //! ```text
 //! begin <unix-seconds> <pid of the hook>
-//! source dnf4|dnf5|pacman
+//! source apt|dnf4|dnf5|pacman
 //! manager <pid> <start ticks>    the package manager process to wait for
 //! command <its command line>
 //! auto-restart true|false
 //! package in|out <nevra>         in: installed now; out: removed or replaced
 //! file <absolute path>           changed by the transaction
+//! action <protocol-3 line>       apt: one action, as apt wrote it
+//! list <pkg>:<arch> <path>       apt: a file list copied before dpkg ran
 //! error <an input line we could not parse, with its line number>
 //! end
 //! ```
 //!
-//! The file is appended and taken with apt's machinery
-//! ([`crate::apt::record`]), which does not care about the format.
+//! The file is appended and taken through [`super::spool`], which does not
+//! care about the format. Each package manager reads the facts it wrote
+//! (apt parses its `action` lines itself).
 //! [`parse_fact`] is shared with the hooks' input parsers, so the dnf4
 //! plugin's hand-over file speaks the same words.
 
@@ -26,6 +29,7 @@ use std::path::PathBuf;
 /// Which hook wrote a block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
+    Apt,
     Dnf4,
     Dnf5,
     Pacman,
@@ -34,6 +38,7 @@ pub enum Source {
 impl Source {
     pub fn name(self) -> &'static str {
         match self {
+            Source::Apt => "apt",
             Source::Dnf4 => "dnf4",
             Source::Dnf5 => "dnf5",
             Source::Pacman => "pacman",
@@ -41,7 +46,7 @@ impl Source {
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Source::Dnf4, Source::Dnf5, Source::Pacman]
+        [Source::Apt, Source::Dnf4, Source::Dnf5, Source::Pacman]
             .into_iter()
             .find(|x| x.name() == s)
     }
@@ -72,6 +77,10 @@ pub enum Fact {
     AutoRestart(bool),
     Package(Direction, String),
     File(String),
+    /// An apt protocol-3 action line, kept as apt wrote it.
+    Action(String),
+    /// `(pkg:arch, path)`: a line of a file list copied before dpkg ran.
+    List(String, String),
     Error(String),
 }
 
@@ -84,6 +93,8 @@ impl fmt::Display for Fact {
             Fact::AutoRestart(b) => write!(f, "auto-restart {b}"),
             Fact::Package(d, n) => write!(f, "package {} {n}", d.word()),
             Fact::File(p) => write!(f, "file {p}"),
+            Fact::Action(a) => write!(f, "action {}", one_line(a)),
+            Fact::List(pkg, p) => write!(f, "list {pkg} {p}"),
             Fact::Error(e) => write!(f, "error {}", one_line(e)),
         }
     }
@@ -145,6 +156,14 @@ pub fn parse_fact(line: &str) -> Result<Fact, String> {
                 return Err(format!("{rest:?} is not an absolute path"));
             }
             Ok(Fact::File(rest.to_string()))
+        }
+        "action" if !rest.is_empty() => Ok(Fact::Action(rest.to_string())),
+        "list" => {
+            let (pkg, path) = rest.split_once(' ').ok_or("list needs a package and a path")?;
+            if !path.starts_with('/') {
+                return Err(format!("{path:?} is not an absolute path"));
+            }
+            Ok(Fact::List(pkg.to_string(), path.to_string()))
         }
         "error" => Ok(Fact::Error(rest.to_string())),
         _ => Err(format!("unknown line {word:?}")),
