@@ -10,7 +10,6 @@ use crate::system::policy;
 use crate::system::scan;
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Result};
-use std::time::Duration;
 
 /// Runs the command; the outcome becomes the exit status in main.
 pub fn run(cli: Cli) -> Result<Outcome> {
@@ -34,11 +33,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
         None => {
             let mut opts = options(&cli.scan)?;
-            opts.restart = crate::restart::Settings {
-                timeout: Duration::from_secs(cli.timeout),
-                reexec: !cli.no_reexec,
-            };
-            let mode = if cli.dry_run { Mode::DryRun } else { Mode::Restart };
+            opts.restart = cli.act.restart.settings();
+            let mode = if cli.act.dry_run { Mode::DryRun } else { Mode::Restart };
             run::execute(&root, &opts, mode, cli.verbose)
         }
     }
@@ -48,8 +44,8 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 pub fn options(args: &ScanArgs) -> Result<Options> {
     let changed = args.changed_files.as_deref().map(ChangedSet::load).transpose()?;
     Ok(Options {
-        all: args.all,
-        json: args.json,
+        all: args.report.all,
+        json: args.report.json,
         changed,
         data_files: args.data_files,
         method: match args.scan_method {
@@ -62,12 +58,12 @@ pub fn options(args: &ScanArgs) -> Result<Options> {
 
 fn replay(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<Outcome> {
     let opts = Options {
-        all: args.all,
-        json: args.json,
-        restart: args.restart.settings(),
+        all: args.report.all,
+        json: args.report.json,
+        restart: args.act.restart.settings(),
         ..Options::default()
     };
-    let mode = if args.dry_run { Mode::DryRun } else { Mode::Restart };
+    let mode = if args.act.dry_run { Mode::DryRun } else { Mode::Restart };
     history::run(root, &source(args)?, opts, mode, verbose)
 }
 

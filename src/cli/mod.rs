@@ -7,7 +7,7 @@ pub mod assets;
 pub mod clr;
 pub mod dispatch;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
 
 const EXIT_HELP: &str = "Exit status: 0 nothing to do or all done; 1 error; 2 bad usage; \
@@ -20,19 +20,8 @@ pub struct Cli {
     #[command(flatten)]
     pub scan: ScanArgs,
 
-    /// Don't restart anything; show what would happen.
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
-
-    /// Give all restart jobs together this many seconds to finish.
-    #[arg(long, value_name = "SECS", default_value_t = crate::restart::DEFAULT_TIMEOUT_SECS,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub timeout: u64,
-
-    /// Don't re-execute systemd when PID 1 itself runs stale code (a deny
-    /// link for init.scope in /etc/restart-stale does the same).
-    #[arg(long)]
-    pub no_reexec: bool,
+    #[command(flatten)]
+    pub act: ActArgs,
 
     /// More output: -v shows every unit and debug messages, -vv traces.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
@@ -49,57 +38,65 @@ pub struct Cli {
 impl Cli {
     /// Parses the command line, exiting with code 2 on bad usage.
     pub fn parse_checked() -> Self {
-        let cli = Self::parse();
-        if let Err(e) = cli.check() {
-            e.exit();
-        }
-        cli
+        Self::try_parse_checked_from(std::env::args_os()).unwrap_or_else(|e| e.exit())
     }
 
-    /// Options of the default action don't combine with a subcommand.
-    /// (clap's `args_conflicts_with_subcommands` would also reject global
-    /// flags such as `-v` placed before the subcommand.)
-    pub fn check(&self) -> Result<(), clap::Error> {
-        if self.command.is_none() {
-            return Ok(());
+    /// Parses `args` (argv[0] first). Options of the default action don't
+    /// combine with a subcommand; clap's `args_conflicts_with_subcommands`
+    /// would also reject global flags such as `-v` placed before the
+    /// subcommand, so every non-global top-level option the user gave is
+    /// checked here, whatever it is called.
+    pub fn try_parse_checked_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut cmd = Self::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
+        if matches.subcommand().is_some() {
+            let given = cmd.get_arguments().find(|a| {
+                !a.is_global_set()
+                    && matches.value_source(a.get_id().as_str()) == Some(clap::parser::ValueSource::CommandLine)
+            });
+            if let Some(arg) = given {
+                let flag = arg
+                    .get_long()
+                    .map(|l| format!("--{l}"))
+                    .unwrap_or_else(|| arg.get_id().to_string());
+                return Err(cmd.error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("{flag} cannot be used with a subcommand (status takes its own options after it)"),
+                ));
+            }
         }
-        let s = &self.scan;
-        let used = [
-            ("--dry-run", self.dry_run),
-            ("--all", s.all),
-            ("--json", s.json),
-            ("--changed-files", s.changed_files.is_some()),
-            ("--data-files", s.data_files),
-            ("--no-reexec", self.no_reexec),
-            ("--timeout", self.timeout != crate::restart::DEFAULT_TIMEOUT_SECS),
-            ("--scan-method", s.scan_method != ScanMethod::Auto),
-        ];
-        match used.iter().find(|(_, set)| *set) {
-            Some((flag, _)) => Err(Self::command().error(
-                clap::error::ErrorKind::ArgumentConflict,
-                format!("{flag} cannot be used with a subcommand (status takes its own options after it)"),
-            )),
-            None => Ok(()),
-        }
+        Self::from_arg_matches(&matches)
     }
 }
 
-/// Options shared by the default action and `status`.
+/// What a report shows: every unit or the allowed ones, text or JSON.
+/// Shared by the default action, `status` and `replay`.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ScanArgs {
+pub struct ReportArgs {
     /// Consider every running system unit, not only allowed ones.
     #[arg(short, long)]
     pub all: bool,
-
-    /// Only files in this list count (newline- or NUL-separated absolute
-    /// paths; `-` reads stdin).
-    #[arg(long, value_name = "FILE")]
-    pub changed_files: Option<PathBuf>,
 
     /// Print the report as JSON on one line (schema in docs/json.md); a
     /// restart run prints it after the restarts, with their results.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of the default action and `status`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ScanArgs {
+    #[command(flatten)]
+    pub report: ReportArgs,
+
+    /// Only files in this list count (newline- or NUL-separated absolute
+    /// paths; `-` reads stdin).
+    #[arg(long, value_name = "FILE")]
+    pub changed_files: Option<PathBuf>,
 
     /// Also check non-executable file mappings (data files such as locale
     /// archives); by default only executable mappings count.
@@ -110,6 +107,17 @@ pub struct ScanArgs {
     /// kernel has it; `text` always parses /proc/PID/maps (benchmarks).
     #[arg(long, hide = true, value_enum, default_value_t = ScanMethod::Auto)]
     pub scan_method: ScanMethod,
+}
+
+/// Whether and how to restart: the default action and `replay`.
+#[derive(Debug, Args, Clone)]
+pub struct ActArgs {
+    /// Don't restart anything; show what would happen.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+
+    #[command(flatten)]
+    pub restart: RestartArgs,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
@@ -210,21 +218,11 @@ pub struct ReplayArgs {
           conflicts_with_all = ["dnf_transaction", "swupd_from", "files"])]
     pub since: Option<crate::history::stamp::Stamp>,
 
-    /// Don't restart anything; show what would happen.
-    #[arg(short = 'n', long)]
-    pub dry_run: bool,
-
-    /// Consider every running system unit, not only allowed ones.
-    #[arg(short, long)]
-    pub all: bool,
-
-    /// Print the report as JSON on one line (schema in docs/json.md); a
-    /// restart run prints it after the restarts, with their results.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub report: ReportArgs,
 
     #[command(flatten)]
-    pub restart: RestartArgs,
+    pub act: ActArgs,
 }
 
 /// `N` (1 = the newest) or `last`.
@@ -247,7 +245,8 @@ pub struct RestartArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout: u64,
 
-    /// Don't re-execute systemd when PID 1 itself runs stale code.
+    /// Don't re-execute systemd when PID 1 itself runs stale code (a deny
+    /// link for init.scope in /etc/restart-stale does the same).
     #[arg(long)]
     pub no_reexec: bool,
 }
@@ -270,23 +269,35 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_checked_from(["restart-stale"].iter().chain(args))
+    }
+
     #[test]
     fn options_conflict_with_policy_commands() {
-        let c = Cli::try_parse_from(["restart-stale", "-n", "allow", "x.service"]).unwrap();
-        assert!(c.check().is_err());
-        let c = Cli::try_parse_from(["restart-stale", "-v", "status", "--json"]).unwrap();
-        assert!(c.check().is_ok() && c.verbose == 1);
-        assert!(Cli::try_parse_from(["restart-stale", "allow"]).is_err());
-        let c = Cli::try_parse_from(["restart-stale", "-n", "-a", "--changed-files", "-"]).unwrap();
-        assert!(c.dry_run && c.scan.all);
-        assert_eq!(c.timeout, crate::restart::DEFAULT_TIMEOUT_SECS);
-        let c = Cli::try_parse_from(["restart-stale", "--timeout", "30", "--no-reexec"]).unwrap();
-        assert!(c.timeout == 30 && c.no_reexec);
-        assert!(Cli::try_parse_from(["restart-stale", "--timeout", "0"]).is_err());
-        assert!(Cli::try_parse_from(["restart-stale", "--no-reexec", "status"])
-            .unwrap()
-            .check()
-            .is_err());
+        assert!(parse(&["-n", "allow", "x.service"]).is_err());
+        let c = parse(&["-v", "status", "--json"]).unwrap();
+        assert!(c.verbose == 1);
+        assert!(parse(&["allow"]).is_err());
+        let c = parse(&["-n", "-a", "--changed-files", "-"]).unwrap();
+        assert!(c.act.dry_run && c.scan.report.all);
+        assert_eq!(c.act.restart.timeout, crate::restart::DEFAULT_TIMEOUT_SECS);
+        let c = parse(&["--timeout", "30", "--no-reexec"]).unwrap();
+        assert!(c.act.restart.timeout == 30 && c.act.restart.no_reexec);
+        assert!(parse(&["--timeout", "0"]).is_err());
+        // Every top-level option is refused before a subcommand, including
+        // one given at its default value.
+        for flag in [
+            &["--no-reexec"][..],
+            &["--timeout", "300"],
+            &["--scan-method", "auto"],
+            &["--data-files"],
+            &["--json"],
+        ] {
+            let args: Vec<&str> = flag.iter().copied().chain(["status"]).collect();
+            let e = parse(&args).unwrap_err();
+            assert!(e.to_string().contains(flag[0]), "{flag:?}: {e}");
+        }
     }
 
     fn replay(args: &[&str]) -> Result<ReplayArgs, clap::Error> {
@@ -325,9 +336,8 @@ mod tests {
         ] {
             assert!(replay(bad).is_err(), "{bad:?}");
         }
-        let top_level_n = Cli::try_parse_from(["restart-stale", "-n", "replay", "--apt-history"]).unwrap();
-        assert!(top_level_n.check().is_err());
-        let c = Cli::try_parse_from(["restart-stale", "-v", "replay", "--apt-history", "-n"]).unwrap();
-        assert!(c.check().is_ok() && c.verbose == 1);
+        assert!(parse(&["-n", "replay", "--apt-history"]).is_err());
+        let c = parse(&["-v", "replay", "--apt-history", "-n"]).unwrap();
+        assert!(c.verbose == 1);
     }
 }
