@@ -334,3 +334,39 @@ fn finish_waits_for_apt_then_reports_once_when_auto_restart_is_off() {
     assert!(again.stdout.is_empty());
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to do"));
 }
+
+/// A finish that fails before deciding anything (here: the policy cannot
+/// be read) keeps the record for the next run and says it failed; the
+/// next run acts on it and removes it.
+#[test]
+fn finish_keeps_a_record_it_could_not_act_on() {
+    let tmp = case_root();
+    let root = tmp.path();
+    bin(root)
+        .args(["apt-hook", "pre-install-pkgs"])
+        .write_stdin(UPGRADE)
+        .assert()
+        .code(0);
+    let policy = root.join("etc/restart-stale");
+    let saved = root.join("etc/restart-stale.saved");
+    fs::rename(&policy, &saved).unwrap();
+    fs::write(&policy, "not a directory").unwrap();
+
+    let out = bin(root).args(["apt-hook", "finish"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("failed to list policy directory"), "{stderr}");
+    assert!(stderr.contains("for the next run (attempt 1 of 3 failed)"), "{stderr}");
+    let kept = record_files(root);
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert!(kept[0].to_string_lossy().ends_with(".failed-1"), "{kept:?}");
+
+    fs::remove_file(&policy).unwrap();
+    fs::rename(&saved, &policy).unwrap();
+    let out = bin(root).args(["apt-hook", "finish"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Acted on: a test root can't restart, so the restarts stay pending (3).
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");
+    assert_eq!(record_files(root), Vec::<PathBuf>::new());
+}
