@@ -91,27 +91,22 @@ impl Block {
     }
 }
 
-/// A parsed record: its blocks and the lines that made no sense.
-#[derive(Debug, Default)]
-pub struct Record {
-    pub blocks: Vec<Block>,
-    pub problems: Vec<String>,
+/// The taken records, in apt's view.
+pub type Record = facts::Record<Block>;
+
+/// Parses record text as [`facts::Record::parse`] does, then reads apt's
+/// facts.
+pub fn parse(text: &str, source: &str) -> Record {
+    from_facts(facts::Record::parse(text, source))
+}
+
+fn from_facts(rec: facts::Record) -> Record {
+    let mut problems = rec.problems;
+    let blocks = rec.blocks.iter().map(|b| Block::from_facts(b, &mut problems)).collect();
+    Record { blocks, problems }
 }
 
 impl Record {
-    /// Parses record text; `source` names it in problems. Bad lines are
-    /// reported and skipped; a block missing its `end` (a writer that
-    /// died) still counts.
-    pub fn parse(text: &str, source: &str) -> Record {
-        Self::from_facts(facts::Record::parse(text, source))
-    }
-
-    fn from_facts(rec: facts::Record) -> Record {
-        let mut problems = rec.problems;
-        let blocks = rec.blocks.iter().map(|b| Block::from_facts(b, &mut problems)).collect();
-        Record { blocks, problems }
-    }
-
     /// Automatic restarts are on only if every run asked for them.
     pub fn auto_restart(&self) -> bool {
         self.blocks.iter().all(|b| b.auto_restart)
@@ -131,7 +126,7 @@ impl Record {
 
 /// Reads and parses taken files into one record.
 pub fn read_all(files: &[PathBuf]) -> Result<Record> {
-    Ok(Record::from_facts(facts::Record::read_all(files)?))
+    Ok(from_facts(facts::Record::read_all(files)?))
 }
 
 #[cfg(test)]
@@ -155,7 +150,7 @@ mod tests {
         let b = block();
         let text = b.render();
         assert!(text.contains("error stdin:9: bad?line\n"), "{text}");
-        let rec = Record::parse(&text, "pending");
+        let rec = parse(&text, "pending");
         assert_eq!(rec.problems, Vec::<String>::new());
         let mut expected = b.clone();
         expected.errors = vec!["stdin:9: bad?line".into()];
@@ -171,7 +166,7 @@ mod tests {
         let mut off = block();
         off.auto_restart = false;
         let text = format!("stray\n{}{}begin x 1\nfrobnicate\n", block().render(), off.render());
-        let rec = Record::parse(&text, "taken.1");
+        let rec = parse(&text, "taken.1");
         assert_eq!(rec.blocks.len(), 2);
         assert!(!rec.auto_restart());
         let lines: Vec<_> = rec.problems.iter().map(|p| p.split(':').nth(1).unwrap()).collect();

@@ -16,6 +16,7 @@
 //! when no unit runs stale code and exits 0 when restarts are pending;
 //! a run that could not restart exits as restart-stale does (3, 4).
 
+use super::Units;
 use crate::core::unit_name;
 use crate::exit::Outcome;
 use crate::swupd;
@@ -57,20 +58,11 @@ pub struct ClrCli {
 #[derive(Debug, Subcommand)]
 pub enum ClrCommand {
     /// Mark units as restartable (a link in /etc/clr-service-restart).
-    Allow {
-        #[arg(required = true, value_name = "UNIT")]
-        units: Vec<String>,
-    },
+    Allow(Units),
     /// Mark units as never restartable (a link to /dev/null).
-    Disallow {
-        #[arg(required = true, value_name = "UNIT")]
-        units: Vec<String>,
-    },
+    Disallow(Units),
     /// Remove the local link: back to the distribution default.
-    Default {
-        #[arg(required = true, value_name = "UNIT")]
-        units: Vec<String>,
-    },
+    Default(Units),
 }
 
 /// Whether argv[0] asks for this personality.
@@ -112,9 +104,9 @@ pub fn run(cli: ClrCli) -> Result<Outcome> {
     let root = SysRoot::new(&cli.root);
     let (cmd, units) = match cli.command {
         None => return swupd::after_update(&root, cli.dry_run, cli.all, cli.verbose),
-        Some(ClrCommand::Allow { units }) => (policy::Command::Allow, units),
-        Some(ClrCommand::Disallow { units }) => (policy::Command::Disallow, units),
-        Some(ClrCommand::Default { units }) => (policy::Command::Default, units),
+        Some(ClrCommand::Allow(Units { units })) => (policy::Command::Allow, units),
+        Some(ClrCommand::Disallow(Units { units })) => (policy::Command::Disallow, units),
+        Some(ClrCommand::Default(Units { units })) => (policy::Command::Default, units),
     };
     let units: Vec<String> = units.iter().map(|u| unit_of(u)).collect();
     for line in policy::apply(&root, policy::CLR_ADMIN_DIR, cmd, &units)? {
@@ -139,7 +131,7 @@ mod tests {
         let c = ClrCli::try_parse_from([NAME, "-a", "-n"]).unwrap();
         assert!(c.dry_run && c.all);
         let c = ClrCli::try_parse_from([NAME, "allow", "tallow", "rngd.service"]).unwrap();
-        assert!(matches!(c.command, Some(ClrCommand::Allow { ref units }) if units.len() == 2));
+        assert!(matches!(c.command, Some(ClrCommand::Allow(Units { ref units })) if units.len() == 2));
         assert!(ClrCli::try_parse_from([NAME, "allow"]).is_err());
         assert!(ClrCli::try_parse_from([NAME, "-x"]).is_err());
         assert!(ClrCli::try_parse_from([NAME, "--changed-files", "x"]).is_err());

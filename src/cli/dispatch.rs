@@ -1,7 +1,7 @@
 //! From a parsed command line to the layers below: clap's structs stop
 //! here, everything past this module takes plain options.
 
-use super::{Cli, Command, ReplayArgs, ScanArgs, ScanMethod};
+use super::{Cli, Command, ReplayArgs, ScanArgs, ScanMethod, Units};
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
 use crate::history::{self, Source};
@@ -21,9 +21,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Ok(Outcome::Done)
     };
     match cli.command {
-        Some(Command::Allow { units }) => links(policy::Command::Allow, &units),
-        Some(Command::Disallow { units }) => links(policy::Command::Disallow, &units),
-        Some(Command::Default { units }) => links(policy::Command::Default, &units),
+        Some(Command::Allow(Units { units })) => links(policy::Command::Allow, &units),
+        Some(Command::Disallow(Units { units })) => links(policy::Command::Disallow, &units),
+        Some(Command::Default(Units { units })) => links(policy::Command::Default, &units),
         Some(Command::GenerateAssets { dir }) => super::assets::generate_assets(&dir).map(|_| Outcome::Done),
         Some(Command::AptHook { hook }) => Ok(crate::apt::run(&root, hook, cli.verbose)),
         Some(Command::DnfHook { step }) => Ok(crate::dnf::run(&root, step, cli.verbose)),

@@ -130,20 +130,11 @@ pub enum ScanMethod {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mark units as restartable (a link in /etc/restart-stale).
-    Allow {
-        #[arg(required = true, value_name = "UNIT")]
-        units: Vec<String>,
-    },
+    Allow(Units),
     /// Mark units as never restartable (a link to /dev/null).
-    Disallow {
-        #[arg(required = true, value_name = "UNIT")]
-        units: Vec<String>,
-    },
+    Disallow(Units),
     /// Remove the admin's link and fall back to the distribution default.
-    Default {
-        #[arg(required = true, value_name = "UNIT")]
-        units: Vec<String>,
-    },
+    Default(Units),
     /// Report stale processes and what would be restarted; change nothing.
     Status {
         #[command(flatten)]
@@ -180,6 +171,13 @@ pub enum Command {
         #[command(subcommand)]
         step: Option<crate::pacman::Step>,
     },
+}
+
+/// The units a policy command changes (one or more).
+#[derive(Debug, Args)]
+pub struct Units {
+    #[arg(required = true, value_name = "UNIT")]
+    pub units: Vec<String>,
 }
 
 /// `replay`: exactly one source of history, and how to act on it.

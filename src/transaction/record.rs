@@ -248,11 +248,22 @@ impl Block {
     }
 }
 
-/// Taken records: their blocks and the lines that made no sense.
-#[derive(Debug, Default)]
-pub struct Record {
-    pub blocks: Vec<Block>,
+/// Taken records: their blocks and the lines that made no sense. A
+/// package manager may read the blocks into its own view (`B`), as apt
+/// does with its actions.
+#[derive(Debug)]
+pub struct Record<B = Block> {
+    pub blocks: Vec<B>,
     pub problems: Vec<String>,
+}
+
+impl<B> Default for Record<B> {
+    fn default() -> Self {
+        Record {
+            blocks: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
 }
 
 impl Record {
