@@ -10,19 +10,25 @@ use std::path::{Path, PathBuf};
 /// Set to rewrite every golden expectation from the actual output.
 pub const BLESS: &str = "GOLDEN_BLESS";
 
-/// Unwraps a `Result<T, String>` or ends the test, saying on stderr
-/// `skipped: <why>`: a test that cannot run here must say so, not pass
-/// in silence.
+/// Unwraps a `Result<T, String>` or ends the test with [`skipped`]: a
+/// test that cannot run here must say so, not pass in silence.
 macro_rules! or_skip {
     ($what:expr) => {
         match $what {
             Ok(v) => v,
             Err(why) => {
-                eprintln!("skipped: {why}");
+                $crate::util::skipped(&why);
                 return;
             }
         }
     };
+}
+
+/// Says `skipped: <why>` on stderr. Written to the file itself, not through
+/// `eprintln!`, which the test harness captures and shows only on failure.
+pub fn skipped(why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped: {why}");
 }
 
 /// The restart-stale binary cargo built for these tests.
