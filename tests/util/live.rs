@@ -86,13 +86,23 @@ impl Drop for Victim {
     }
 }
 
-/// Starts `sleep` with a private copy of libm preloaded.
+/// Starts `sleep` with a private copy of libm preloaded, where the scan
+/// looks.
 pub fn start_victim() -> Result<Victim, String> {
-    start_victim_as(|_| {
-        let mut c = Command::new("sleep");
-        c.arg("60");
-        c
-    })
+    Ok(start_victim_as(scratch_dir()?, sleep))
+}
+
+/// Like [`start_victim`], for tests that only read maps: the library may
+/// lie where the scan does not look (in the temporary directory), so this
+/// victim can always be started.
+pub fn start_victim_anywhere() -> Victim {
+    start_victim_as(tempfile::tempdir().unwrap(), sleep)
+}
+
+fn sleep(_: &Path) -> Command {
+    let mut c = Command::new("sleep");
+    c.arg("60");
+    c
 }
 
 /// Like [`start_victim`], but the child chroots itself into an empty
@@ -101,7 +111,7 @@ pub fn start_victim() -> Result<Victim, String> {
 /// without root; the mount namespace stays ours. perl is Essential on
 /// Debian and present on Fedora.
 pub fn start_chrooted_victim() -> Result<Victim, String> {
-    let v = start_victim_as(|dir| {
+    let v = start_victim_as(scratch_dir()?, |dir| {
         let jail = dir.join("jail");
         std::fs::create_dir(&jail).unwrap();
         let mut c = Command::new("unshare");
@@ -109,7 +119,7 @@ pub fn start_chrooted_victim() -> Result<Victim, String> {
             .arg(r#"chroot($ARGV[0]) && chdir("/") or die "chroot: $!"; sleep 60"#)
             .arg(&jail);
         c
-    })?;
+    });
     let root = format!("/proc/{}/root", v.child.id());
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::read_link(&root).map(|r| r == Path::new("/")).unwrap_or(true) {
@@ -119,10 +129,10 @@ pub fn start_chrooted_victim() -> Result<Victim, String> {
     Ok(v)
 }
 
-/// Starts the command `make` builds (given the victim's private directory)
-/// with a private copy of libm preloaded, and waits until it is mapped.
-fn start_victim_as(make: impl FnOnce(&Path) -> Command) -> Result<Victim, String> {
-    let dir = scratch_dir()?;
+/// Starts the command `make` builds (given the victim's private directory
+/// `dir`) with a private copy of libm preloaded, and waits until it is
+/// mapped.
+fn start_victim_as(dir: tempfile::TempDir, make: impl FnOnce(&Path) -> Command) -> Victim {
     let lib = dir.path().join(PROBE);
     std::fs::copy(system_library(), &lib).unwrap();
     let child = make(dir.path()).env("LD_PRELOAD", &lib).spawn().unwrap();
@@ -133,7 +143,7 @@ fn start_victim_as(make: impl FnOnce(&Path) -> Command) -> Result<Victim, String
         assert!(Instant::now() < deadline, "child never mapped {needle}");
         std::thread::sleep(Duration::from_millis(10));
     }
-    Ok(Victim { child, lib, _dir: dir })
+    Victim { child, lib, _dir: dir }
 }
 
 /// dpkg unpacks `path.dpkg-new`, then renames it over `path`.
