@@ -11,6 +11,14 @@
 //! - Replay's readers (`replay_dnf`, `replay_robustness`).
 //!
 //! A test that cannot run where it is run says `skipped: <why>` on stderr.
+//!
+//! Switches, from the environment:
+//! - `GOLDEN_BLESS=1 cargo test --test tests golden` rewrites the golden
+//!   expectations (review the diff); `GOLDEN_KEEP=1` keeps the fake root
+//!   of a failing case.
+//! - `RESTART_STALE_TEST_SCRATCH=DIR` names where live processes map their
+//!   library copy, for a machine where neither target/tmp nor `$HOME` is a
+//!   writable place the scan considers (tests/util/live.rs).
 
 #[macro_use]
 mod util;
