@@ -1,7 +1,8 @@
 //! The apt hooks as apt runs them: real protocol-3 stdin, a fake root,
 //! exit status 0 whatever the input, and the record they leave behind.
 
-use assert_cmd::Command;
+use crate::util::bin;
+use crate::util::fixture::{self, allow, FakeRoot};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::os::unix::io::AsRawFd;
@@ -28,14 +29,6 @@ other 1.0 amd64 none > - - none **REMOVE**
 libdemo1 1.0 amd64 same < 2.0 amd64 same **CONFIGURE**
 libdemo1 1.0 i386 same < 2.0 i386 same **CONFIGURE**
 ";
-
-fn bin(root: &Path) -> Command {
-    let mut c = Command::cargo_bin("restart-stale").unwrap();
-    c.env("RESTART_STALE_ROOT", root)
-        .env_remove("JOURNAL_STREAM")
-        .env_remove("RESTART_STALE_SUSPEND");
-    c
-}
 
 /// A root where systemd runs (PID 1 shares our root) and dpkg knows the
 /// demo packages.
@@ -72,12 +65,7 @@ fn pending(root: &Path) -> String {
 }
 
 fn record_files(root: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<_> = fs::read_dir(root.join(RECORD))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    v.retain(|p| !p.ends_with("finish.lock") && !p.ends_with("closing"));
-    v.sort();
-    v
+    fixture::record_files(&root.join(RECORD))
 }
 
 #[test]
@@ -204,61 +192,14 @@ fn post_invoke_without_a_record_does_nothing() {
     assert!(out.stderr.is_empty(), "{out:?}");
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap().flatten() {
-        let dest = to.join(entry.file_name());
-        let ty = entry.file_type().unwrap();
-        if ty.is_symlink() {
-            symlink(fs::read_link(entry.path()).unwrap(), &dest).unwrap();
-        } else if ty.is_dir() {
-            copy_tree(&entry.path(), &dest);
-        } else {
-            fs::copy(entry.path(), &dest).unwrap();
-        }
-    }
-}
-
 /// Golden case 05 (a.service maps the replaced libdemo, c.service runs a
 /// replaced /sbin/other, b.service maps a stale file of no package) with
-/// systemd and dpkg added, and `maps.in` expanded as the golden test does.
-fn case_root() -> tempfile::TempDir {
-    use std::os::unix::fs::MetadataExt;
-    let tmp = tempfile::tempdir().unwrap();
-    let root = tmp.path();
-    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/cases/05-changed-merged-usr/root");
-    copy_tree(&case, root);
-    for pid in fs::read_dir(root.join("proc")).unwrap().flatten() {
-        let Ok(template) = fs::read_to_string(pid.path().join("maps.in")) else {
-            continue;
-        };
-        let mut maps = String::new();
-        let mut rest = template.as_str();
-        while let Some(start) = rest.find('{') {
-            maps.push_str(&rest[..start]);
-            let end = start + rest[start..].find('}').unwrap();
-            let (kind, path) = rest[start + 1..end].split_once(':').unwrap();
-            let md = fs::metadata(root.join(path)).unwrap();
-            match kind {
-                "dev" => maps.push_str(&format!("{:02x}:{:02x}", libc::major(md.dev()), libc::minor(md.dev()))),
-                _ => maps.push_str(&md.ino().to_string()),
-            }
-            rest = &rest[end + 1..];
-        }
-        maps.push_str(rest);
-        fs::write(pid.path().join("maps"), maps).unwrap();
-    }
-    fs::create_dir_all(root.join("run/systemd/system")).unwrap();
-    write_dpkg_info(root);
-    fs::create_dir_all(root.join("etc/restart-stale")).unwrap();
-    for unit in ["a.service", "b.service", "c.service"] {
-        symlink(
-            format!("/usr/lib/systemd/system/{unit}"),
-            root.join("etc/restart-stale").join(unit),
-        )
-        .unwrap();
-    }
-    tmp
+/// systemd and dpkg added, all three units allowed.
+fn case_root() -> FakeRoot {
+    let r = fixture::case_root("05-changed-merged-usr");
+    write_dpkg_info(r.path());
+    allow(r.path(), &["a.service", "b.service", "c.service"]);
+    r
 }
 
 /// Holds the dpkg frontend lock the way apt does (a classic fcntl write

@@ -1,13 +1,7 @@
 //! The command line as a user meets it: exit codes, policy commands,
 //! error messages that name the input, generated man page and completions.
 
-use assert_cmd::Command;
-
-fn bin(root: &std::path::Path) -> Command {
-    let mut c = Command::cargo_bin("restart-stale").unwrap();
-    c.env("RESTART_STALE_ROOT", root).env_remove("JOURNAL_STREAM");
-    c
-}
+use crate::util::bin;
 
 #[test]
 fn bad_usage_exits_2() {

@@ -6,9 +6,8 @@
 //! stand-in (`RESTART_STALE_RPM`, honoured in test roots only) that lists
 //! `ROOT/rpmdb/<NEVRA>`.
 
-mod common;
-
-use common::{allow, bin, case_root, record_files};
+use crate::util::bin;
+use crate::util::fixture::{allow, case_root, record_files, FakeRoot};
 use std::collections::BTreeSet;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -42,7 +41,7 @@ exit $missing
 "#;
 
 struct Bed {
-    root: tempfile::TempDir,
+    root: FakeRoot,
     _rpm_dir: tempfile::TempDir,
     rpm: PathBuf,
 }

@@ -3,9 +3,8 @@
 //! tests/dnf4/harness.py with stand-ins for the dnf and rpm modules, so
 //! the two ends of the hand-over are checked against each other.
 
-mod common;
-
-use common::{bin, case_root, record_files};
+use crate::util::fixture::{case_root, manifest_dir, record_files};
+use crate::util::{bin, bin_path};
 use std::fs;
 use std::path::Path;
 use std::process::Command;
@@ -92,17 +91,21 @@ fn bad_lines_are_named_and_dnf_still_gets_0() {
     assert!(record_files(&r.join(DIR)).is_empty());
 }
 
-fn python() -> Option<&'static str> {
+/// The python that runs the plugin, or why there is none.
+fn python() -> Result<&'static str, String> {
     let ok = Command::new("python3").arg("-c").arg("import configparser").output();
-    ok.is_ok_and(|o| o.status.success()).then_some("python3")
+    match ok.is_ok_and(|o| o.status.success()) {
+        true => Ok("python3"),
+        false => Err("python3 (with configparser) not found: the dnf 4 plugin is not exercised".into()),
+    }
 }
 
-fn run_plugin(root: &Path, scenario: &str) -> std::process::Output {
-    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
-    Command::new(python().unwrap())
+fn run_plugin(python: &str, root: &Path, scenario: &str) -> std::process::Output {
+    let here = manifest_dir();
+    Command::new(python)
         .arg(here.join("tests/dnf4/harness.py"))
         .arg(here.join("hooks/dnf/usr/lib/python3/dist-packages/dnf-plugins/restart_stale.py"))
-        .arg(assert_cmd::cargo::cargo_bin("restart-stale"))
+        .arg(bin_path())
         .arg(scenario)
         .env("RESTART_STALE_ROOT", root)
         .env("TMPDIR", root)
@@ -115,13 +118,10 @@ fn run_plugin(root: &Path, scenario: &str) -> std::process::Output {
 
 #[test]
 fn the_shipped_plugin_hands_over_what_the_binary_reads() {
-    if python().is_none() {
-        eprintln!("python3 not found: the plugin is not exercised");
-        return;
-    }
+    let python = or_skip!(python());
     let tmp = case_root("05-changed-merged-usr");
     let r = tmp.path();
-    let out = run_plugin(r, "upgrade");
+    let out = run_plugin(python, r, "upgrade");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("WARNING"), "{stderr}");
@@ -159,10 +159,7 @@ fn the_shipped_plugin_hands_over_what_the_binary_reads() {
 
 #[test]
 fn the_plugin_never_raises_into_dnf() {
-    if python().is_none() {
-        eprintln!("python3 not found: the plugin is not exercised");
-        return;
-    }
+    let python = or_skip!(python());
     for (scenario, said) in [
         (
             "missing-binary",
@@ -174,7 +171,7 @@ fn the_plugin_never_raises_into_dnf() {
         ),
     ] {
         let tmp = case_root("05-changed-merged-usr");
-        let out = run_plugin(tmp.path(), scenario);
+        let out = run_plugin(python, tmp.path(), scenario);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{scenario}: {stderr}");
         assert!(stderr.contains(said), "{scenario}: {stderr}");

@@ -1,29 +1,178 @@
-//! Golden cases: each `tests/cases/NN-name/` holds a fake root (`root/`),
-//! the command line (`args`) and the expected output (`expected`).
+//! Golden cases, every corpus through one runner: a case is a folder
+//! holding the command line (`args`, one argument a line, `@CASE@` for the
+//! case folder) and what the run printed (`expected`). The case's fake
+//! root, the name the binary is run under and the form of `expected`
+//! differ by corpus. `GOLDEN_BLESS=1` rewrites the expectations, and
+//! `GOLDEN_KEEP=1` keeps the fake root of a failing case.
+//!
+//! | corpus | fake root | `expected` |
+//! | --- | --- | --- |
+//! | tests/cases | the case's own `root/` | stdout, exit status |
+//! | tests/replay/cases | tests/replay/root (below) | stdout, stderr, exit status |
+//! | tests/swupd (run as `clr-service-restart`) | the tests/cases root named in `base`, the case's `root/` laid over it | stdout, exit status, stderr, the recorded swupd version |
 //!
 //! Device and inode numbers of fixture files are only known once the tree
 //! is copied, so `maps.in` templates use `{dev:PATH}` and `{ino:PATH}`
-//! (PATH relative to the fixture root) and are expanded into `maps`.
+//! (tests/util/fixture.rs).
+//!
+//! The replay system had five apt runs (history.log and its rotations
+//! history.log.1.gz, .2.gz, the older one with corrupt lines), the same
+//! in dpkg.log*, and swupd manifests of version 400. Its units:
+//!
+//! | unit | maps | since the last upgrade |
+//! | --- | --- | --- |
+//! | a (allowed) | libdemo.so.1, old copy | not restarted |
+//! | b (allowed) | libdemo.so.1, current | restarted |
+//! | c (allowed) | libold.so.3 current, libunrelated.so old | restarted after libold's upgrade |
+//! | d (distribution) | i386 libfoo.so.2, old | not restarted |
+//! | e (no policy) | libdemo.so.1, old | not restarted |
+//! | s (allowed) | libssl.so.3, old (swupd) | not restarted |
+//! | f (allowed) | /opt/thing/libthing.so, old | not restarted |
 
-#[path = "common/fixture.rs"]
-mod fixture;
-
+use crate::util::fixture::{case_root, manifest_dir, replay_system, FakeRoot};
+use crate::util::{bin, bin_named, check_golden, readable_stdout};
 use restart_stale::core::unit_name::Owner;
 use restart_stale::system::cgroup;
 use restart_stale::system::sysroot::SysRoot;
-use std::path::{Path, PathBuf};
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+
+/// One folder of golden cases and how its cases run.
+struct Corpus {
+    /// The folder, relative to the checkout.
+    dir: &'static str,
+    /// The fewest cases it holds, so that lost cases do not pass.
+    at_least: usize,
+    /// The name the binary is run under.
+    argv0: &'static str,
+    /// The fake root of a case (given the case folder).
+    root: fn(&Path) -> FakeRoot,
+    /// What of a run (in that root) `expected` holds.
+    render: fn(&Output, &Path) -> String,
+}
+
+#[test]
+fn scan_cases() {
+    run_corpus(&Corpus {
+        dir: "tests/cases",
+        at_least: 8,
+        argv0: "restart-stale",
+        root: scan_root,
+        render: |out, _| format!("{}{}", readable_stdout(&out.stdout), exit(out)),
+    });
+}
+
+#[test]
+fn replay_cases() {
+    run_corpus(&Corpus {
+        dir: "tests/replay/cases",
+        at_least: 13,
+        argv0: "restart-stale",
+        root: |_| replay_system(),
+        render: |out, _| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            format!("{}--- stderr\n{stderr}{}", readable_stdout(&out.stdout), exit(out))
+        },
+    });
+}
+
+/// restart-stale invoked as `clr-service-restart`, as swupd runs it after
+/// an update: the case's `root/` brings os-release, swupd manifests, the
+/// recorded version and `/etc/clr-service-restart` links.
+#[test]
+fn swupd_cases() {
+    run_corpus(&Corpus {
+        dir: "tests/swupd",
+        at_least: 6,
+        argv0: "clr-service-restart",
+        root: |case| {
+            let base = fs::read_to_string(case.join("base")).unwrap();
+            let r = case_root(base.trim());
+            r.lay_over(&case.join("root"));
+            r
+        },
+        render: |out, root| {
+            let stderr: String = String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .map(|l| format!("stderr: {l}\n"))
+                .collect();
+            let state = fs::read_to_string(root.join("var/lib/restart-stale/swupd-version"));
+            let state = state.unwrap_or("none\n".into());
+            format!("{}{}{stderr}state: {state}", readable_stdout(&out.stdout), exit(out))
+        },
+    });
+}
+
+fn exit(out: &Output) -> String {
+    format!("exit: {}\n", out.status.code().unwrap_or(-1))
+}
+
+fn run_corpus(corpus: &Corpus) {
+    let dir = manifest_dir().join(corpus.dir);
+    let mut cases: Vec<_> = fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    cases.sort();
+    assert!(cases.len() >= corpus.at_least, "cases missing from {}", dir.display());
+    let failures: Vec<String> = cases
+        .iter()
+        .filter_map(|c| run_case(corpus, c).err().map(|e| format!("case {}:\n{e}", name(c))))
+        .collect();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn run_case(corpus: &Corpus, case: &Path) -> Result<(), String> {
+    let root = (corpus.root)(case);
+    let (mut cmd, _link) = bin_named(corpus.argv0, root.path());
+    let out = cmd.args(case_args(case)).output().unwrap();
+    let actual = (corpus.render)(&out, root.path())
+        .replace(&case.display().to_string(), "@CASE@")
+        .replace(&root.path().display().to_string(), "@ROOT@");
+    check_golden(&case.join("expected"), &actual).map_err(|diff| {
+        if std::env::var_os("GOLDEN_KEEP").is_some() {
+            eprintln!("kept the fake root of {} in {}", name(case), root.keep().display());
+        }
+        format!("{diff}\n--- stderr\n{}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// A case folder by its corpus and name (`tests/cases/01-v2-policy`).
+fn name(case: &Path) -> String {
+    let rel = case.strip_prefix(manifest_dir()).unwrap_or(case);
+    rel.display().to_string()
+}
+
+/// The case's `args`: one argument a line, `@CASE@` for its folder.
+fn case_args(case: &Path) -> Vec<String> {
+    fs::read_to_string(case.join("args"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|a| a.replace("@CASE@", &case.display().to_string()))
+        .collect()
+}
+
+/// A scan case's root, whose two cgroup views must agree.
+fn scan_root(case: &Path) -> FakeRoot {
+    let r = FakeRoot::copy_of(&case.join("root"));
+    assert_views_agree(&SysRoot::new(r.path()));
+    r
+}
 
 /// The cgroup-tree walk and `/proc/PID/cgroup` must place every system
-/// process in the same unit.
+/// process in the same unit. Without a cgroup tree nothing is walked, so
+/// `/proc` must place no process in a unit either.
 fn assert_views_agree(root: &SysRoot) {
-    let Some(layout) = cgroup::detect(root) else { return };
-    let walked = cgroup::system_members(root, layout).unwrap();
+    let layout = cgroup::detect(root);
+    let walked = match layout {
+        Some(l) => cgroup::system_members(root, l).unwrap(),
+        None => Vec::new(),
+    };
     for m in &walked {
-        let from_proc = cgroup::owner_of_pid(root, Some(layout), m.pid).unwrap().unwrap();
+        let from_proc = cgroup::owner_of_pid(root, layout, m.pid).unwrap().unwrap();
         assert_eq!(from_proc, m.owner, "pid {} placed differently by the two views", m.pid);
     }
     for pid in cgroup::all_pids(root).unwrap() {
-        let owner = cgroup::owner_of_pid(root, Some(layout), pid).unwrap().unwrap();
+        let owner = cgroup::owner_of_pid(root, layout, pid).unwrap().unwrap();
         if matches!(owner, Owner::Unit(_) | Owner::Init) {
             assert!(
                 walked.iter().any(|m| m.pid == pid),
@@ -33,52 +182,46 @@ fn assert_views_agree(root: &SysRoot) {
     }
 }
 
-fn run_case(case: &Path) -> Result<(), String> {
-    let (tmp, root) = fixture::concrete_copy(&case.join("root"));
-    assert_views_agree(&SysRoot::new(&root));
-    let args = std::fs::read_to_string(case.join("args")).unwrap();
-    let args: Vec<String> = args
-        .split_whitespace()
-        .map(|a| a.replace("@CASE@", &case.display().to_string()))
-        .collect();
-    let out = assert_cmd::Command::cargo_bin("restart-stale")
-        .unwrap()
-        .args(&args)
-        .env("RESTART_STALE_ROOT", &root)
-        .env_remove("JOURNAL_STREAM")
-        .output()
-        .unwrap();
-    let actual = format!(
-        "{}exit: {}\n",
-        fixture::readable_stdout(&out.stdout),
-        out.status.code().unwrap_or(-1)
-    );
-    let expected_path = case.join("expected");
-    if std::env::var_os("GOLDEN_BLESS").is_some() {
-        std::fs::write(&expected_path, &actual).unwrap();
-    }
-    let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
-    if actual != expected {
-        if std::env::var_os("GOLDEN_KEEP").is_some() {
-            eprintln!("kept fixture root {}", tmp.keep().display());
-        }
-        return Err(format!(
-            "--- expected\n{expected}--- actual\n{actual}--- stderr\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
+fn dry_run(root: &Path, args: &[&str]) -> String {
+    let out = bin(root).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Replaying an old transaction restarts a unit only while it still maps
+/// an old version of a file that transaction changed: c.service, which
+/// was restarted after libold3's upgrade, is left alone; the same unit
+/// still running the old libold.so.3 would be restarted.
 #[test]
-fn golden_cases() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/cases");
-    let mut cases: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
-    cases.sort();
-    assert!(cases.len() >= 6, "golden cases missing from {}", dir.display());
-    let failures: Vec<String> = cases
-        .iter()
-        .filter_map(|c| run_case(c).err().map(|e| format!("case {}:\n{e}", c.display())))
+fn a_unit_restarted_since_the_transaction_is_no_longer_affected() {
+    let args = ["replay", "--apt-history", "3", "-n"];
+    let system = replay_system();
+    let root = system.path();
+    assert!(
+        !dry_run(root, &args).contains("c.service"),
+        "restarted since: not affected"
+    );
+
+    let maps = root.join("proc/603/maps");
+    let text = fs::read_to_string(&maps).unwrap();
+    let stale: String = text
+        .lines()
+        .map(|l| match l.strip_suffix("/usr/lib/x86_64-linux-gnu/libold.so.3") {
+            Some(head) => {
+                let fields: Vec<&str> = head.split_whitespace().collect();
+                format!(
+                    "{} {} {} {} 4000000003 /usr/lib/x86_64-linux-gnu/libold.so.3 (deleted)\n",
+                    fields[0], fields[1], fields[2], fields[3]
+                )
+            }
+            None => format!("{l}\n"),
+        })
         .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert_ne!(text, stale);
+    fs::write(&maps, stale).unwrap();
+    let out = dry_run(root, &args);
+    assert!(
+        out.contains("c.service  restart  (allowed by admin: /etc/restart-stale/c.service)")
+            && out.contains("/usr/lib/x86_64-linux-gnu/libold.so.3 [replaced]"),
+        "{out}"
+    );
 }

@@ -2,9 +2,7 @@
 //! of a shared library, the copy is replaced the way dpkg replaces files,
 //! and the scan must find exactly that child and that file.
 
-mod common;
-
-use common::{replace_like_dpkg, start_chrooted_victim, start_victim};
+use crate::util::live::{replace_like_dpkg, start_chrooted_victim, start_victim};
 use restart_stale::system::scan::{Scanner, StaleFile};
 use restart_stale::system::staleness::Staleness;
 use restart_stale::system::sysroot::SysRoot;
@@ -19,7 +17,7 @@ fn scan_pid(pid: u32) -> Vec<StaleFile> {
 
 #[test]
 fn fresh_child_is_not_stale() {
-    let v = start_victim();
+    let v = or_skip!(start_victim());
     let stale: Vec<_> = scan_pid(v.child.id())
         .into_iter()
         .filter(|f| f.path.contains("libstale-probe"))
@@ -29,8 +27,8 @@ fn fresh_child_is_not_stale() {
 
 #[test]
 fn replaced_library_is_found_in_exactly_that_child() {
-    let v = start_victim();
-    let bystander = start_victim();
+    let v = or_skip!(start_victim());
+    let bystander = or_skip!(start_victim());
     replace_like_dpkg(&v.lib);
     let files = scan_pid(v.child.id());
     let lib = v.lib.to_str().unwrap();
@@ -46,7 +44,7 @@ fn replaced_library_is_found_in_exactly_that_child() {
 
 #[test]
 fn unlinked_library_is_deleted() {
-    let v = start_victim();
+    let v = or_skip!(start_victim());
     std::fs::remove_file(&v.lib).unwrap();
     let files = scan_pid(v.child.id());
     let f = files
@@ -62,7 +60,7 @@ fn unlinked_library_is_deleted() {
 /// no ` (deleted)` marker and only a lookup in the right view tells.
 #[test]
 fn chrooted_process_is_judged_in_our_view() {
-    let v = start_chrooted_victim();
+    let v = or_skip!(start_chrooted_victim());
     std::fs::hard_link(&v.lib, v.lib.with_extension("1.dpkg-tmp")).unwrap();
     replace_like_dpkg(&v.lib);
     let files = scan_pid(v.child.id());
@@ -102,7 +100,7 @@ fn report_for(pid: u32, changed: Option<&str>) -> Vec<serde_json::Value> {
 
 #[test]
 fn transaction_list_decides_whether_child_is_affected() {
-    let v = start_victim();
+    let v = or_skip!(start_victim());
     replace_like_dpkg(&v.lib);
     let lib = v.lib.to_str().unwrap();
     let pid = v.child.id();

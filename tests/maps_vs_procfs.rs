@@ -1,8 +1,7 @@
 //! Differential check: our zero-allocation maps parser against the procfs
 //! crate's parser, on every process this user can read.
 
-mod common;
-
+use crate::util::live::start_victim_anywhere;
 use procfs::process::{MMapPath, Process};
 use restart_stale::system::maps;
 use std::os::unix::ffi::OsStrExt;
@@ -10,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 #[test]
 fn parser_agrees_with_procfs_on_live_processes() {
     // Make sure at least one live mapping carries the deleted marker.
-    let victim = common::start_victim();
+    let victim = start_victim_anywhere();
     std::fs::remove_file(&victim.lib).unwrap();
     let mut compared = 0;
     let mut saw_deleted = false;

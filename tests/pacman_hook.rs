@@ -3,9 +3,8 @@
 //! directories with a trailing `/`. Exit status 0 whatever the input, the
 //! record left behind, and what the finish unit then does.
 
-mod common;
-
-use common::{allow, bin, case_root, record_files};
+use crate::util::bin;
+use crate::util::fixture::{allow, case_root, record_files};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;

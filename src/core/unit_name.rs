@@ -111,14 +111,20 @@ mod tests {
 
     #[test]
     fn accepts_systemd_names() {
-        for n in [
-            "foo.service",
-            "getty@tty1.service",
-            "foo@.service",
-            "a:b-c_d.e\\x2d.socket",
-        ] {
-            validate(n).unwrap();
+        let longest = format!("{}.service", "a".repeat(MAX_LEN - ".service".len()));
+        let mut names = vec![
+            "foo.service".to_string(),
+            "getty@tty1.service".into(),
+            "foo@.service".into(),
+            "a:b-c_d.e\\x2d.socket".into(),
+            longest.clone(),
+        ];
+        names.extend(SUFFIXES.iter().map(|s| format!("x{s}")));
+        for n in &names {
+            assert!(validate(n).is_ok(), "{n:?} refused: {:#}", validate(n).unwrap_err());
         }
+        assert_eq!(longest.len(), MAX_LEN);
+        assert!(validate(&format!("a{longest}")).is_err(), "one byte over {MAX_LEN}");
     }
 
     #[test]
