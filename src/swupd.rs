@@ -201,8 +201,7 @@ mod tests {
 
     #[test]
     fn the_state_file_is_one_number() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         assert_eq!(read_state(&root).unwrap(), None);
         save_state(&root, 43210).unwrap();
         assert_eq!(read_state(&root).unwrap(), Some(43210));
@@ -216,8 +215,7 @@ mod tests {
 
     #[test]
     fn without_a_version_everything_counts() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         let mut w = Vec::new();
         let (b, v) = basis(&root, &mut w);
         assert!(matches!(b, Basis::Everything(why) if why.contains("os-release")));

@@ -74,8 +74,7 @@ mod tests {
     use crate::systemd::fake::Fake;
 
     fn systemd_root() -> (tempfile::TempDir, SysRoot) {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (tmp, root) = SysRoot::scratch();
         std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
         std::fs::create_dir_all(root.path("/proc/1")).unwrap();
         std::os::unix::fs::symlink(tmp.path(), root.path("/proc/1/root")).unwrap();

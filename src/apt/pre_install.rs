@@ -110,8 +110,7 @@ mod tests {
 
     #[test]
     fn block_copies_lists_of_changed_installed_packages_only() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         let info = root.path(dpkg::INFO_DIR);
         fs::create_dir_all(&info).unwrap();
         fs::write(info.join("libdemo1:amd64.list"), "/.\n/usr/lib/libdemo.so.1\n").unwrap();

@@ -119,8 +119,7 @@ mod tests {
 
     #[test]
     fn lists_newest_first_and_keeps_what_a_damaged_gz_held() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         let dir = root.path("/var/log");
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("dpkg.log"), "new\n").unwrap();
@@ -154,8 +153,7 @@ mod tests {
 
     #[test]
     fn no_log_at_all_is_an_error_naming_it() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         std::fs::create_dir_all(root.path("/var/log/apt")).unwrap();
         let err = generations(&root, "/var/log/apt/history.log").unwrap_err();
         assert!(err.to_string().contains("/var/log/apt/history.log"), "{err}");

@@ -98,8 +98,7 @@ mod tests {
     use std::fs;
 
     fn fake_root() -> (tempfile::TempDir, SysRoot) {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (tmp, root) = SysRoot::scratch();
         let info = root.path(INFO_DIR);
         fs::create_dir_all(&info).unwrap();
         fs::create_dir_all(root.path("/usr/lib/x86_64-linux-gnu")).unwrap();

@@ -39,6 +39,15 @@ impl SysRoot {
         self.root.join(rel.strip_prefix("/").unwrap_or(rel))
     }
 
+    /// An empty root in a new temporary directory, for unit tests; the
+    /// directory lives as long as the returned guard.
+    #[cfg(test)]
+    pub fn scratch() -> (tempfile::TempDir, SysRoot) {
+        let tmp = tempfile::tempdir().expect("a temporary directory for a test root");
+        let root = SysRoot::new(tmp.path());
+        (tmp, root)
+    }
+
     /// `/proc/PID/<rel>` inside the root.
     pub fn proc_pid(&self, pid: u32, rel: &str) -> PathBuf {
         let mut p = self.root.join("proc");

@@ -127,8 +127,7 @@ mod tests {
 
     #[test]
     fn needs_systemd_and_the_same_root_as_pid1() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (tmp, root) = SysRoot::scratch();
         assert_eq!(running(&root), Err("no systemd running".into()));
         std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
         assert!(running(&root).unwrap_err().contains("cannot tell"));

@@ -234,8 +234,7 @@ libdemo.x86_64 1.0-1 → 2.0-1"
 
     #[test]
     fn the_changed_set_leaves_directories_out() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         std::fs::create_dir_all(root.path("/usr/lib64")).unwrap();
         let rec = Record {
             blocks: vec![block(
@@ -255,8 +254,7 @@ libdemo.x86_64 1.0-1 → 2.0-1"
 
     #[test]
     fn an_empty_record_directory_means_nothing_to_do() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         assert_eq!(
             super::super::finish::run(&root, &Family::Dnf, 0).unwrap(),
             crate::exit::Outcome::Done

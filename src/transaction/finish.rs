@@ -213,8 +213,7 @@ mod tests {
 
     #[test]
     fn an_empty_spool_means_nothing_to_do() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         let p = probe(false);
         assert_eq!(run(&root, &p, 0).unwrap(), Outcome::Done);
         assert_eq!(p.prepared.get(), 0);
@@ -222,8 +221,7 @@ mod tests {
 
     #[test]
     fn a_record_acted_on_is_removed() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         let p = probe(false);
         let dir = root.path(p.dir);
         spool::append(&dir, "begin 1 1\nend\n").unwrap();
@@ -234,8 +232,7 @@ mod tests {
 
     #[test]
     fn a_failed_record_is_kept_then_given_up_after_its_attempts() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         let p = probe(true);
         let dir = root.path(p.dir);
         spool::append(&dir, "begin 1 1\nend\n").unwrap();
@@ -249,8 +246,7 @@ mod tests {
 
     #[test]
     fn a_record_that_arrives_while_closing_is_taken() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         let dir = root.path("/run/restart-stale/probe");
         // The adapter appends a second record as its first batch is
         // prepared: the loop must come round for it.

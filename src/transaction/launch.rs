@@ -118,8 +118,7 @@ mod tests {
 
     #[test]
     fn starts_the_family_unit_once_with_our_root() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (tmp, root) = SysRoot::scratch();
         let fake = Fake::default();
         launch(&fake, &root, Family::Pacman, 0).unwrap();
         launch(&fake, &root, Family::Pacman, 0).unwrap();
@@ -137,8 +136,7 @@ mod tests {
 
     #[test]
     fn leaves_systems_without_systemd_alone() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         assert_eq!(not_here(&root).as_deref(), Some("no systemd running"));
     }
 

@@ -72,8 +72,7 @@ mod tests {
 
     #[test]
     fn a_recycled_pid_or_a_zombie_is_not_alive() {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = SysRoot::new(tmp.path());
+        let (_tmp, root) = SysRoot::scratch();
         std::fs::create_dir_all(root.proc_pid(4242, "")).unwrap();
         std::fs::write(root.proc_pid(4242, "stat"), STAT).unwrap();
         let p = identify(&root, 4242).unwrap();
