@@ -15,13 +15,6 @@ use crate::system::sysroot::SysRoot;
 use crate::transaction::record::{Block, Fact, Source};
 use crate::transaction::{self, family::Family, launch, process};
 use anyhow::Result;
-use clap::Subcommand;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
-pub enum Step {
-    /// Wait for pacman to exit, then act on the record (the unit's command).
-    Finish,
-}
 
 /// Far more than the paths of any real transaction.
 const STDIN_LIMIT: u64 = 256 << 20;
@@ -77,17 +70,16 @@ fn target(raw: &[u8]) -> Result<Option<String>, &'static str> {
     Ok(Some(format!("/{text}")))
 }
 
-pub fn run(root: &SysRoot, step: Option<Step>, verbose: u8) -> Outcome {
-    match step {
-        None => transaction::guard("pacman-hook", || record(root, verbose)),
-        Some(Step::Finish) => match crate::transaction::finish::run(root, &Family::Pacman, verbose) {
-            Ok(code) => code,
-            Err(e) => {
-                log::error!("pacman-hook finish: {e:#}");
-                crate::exit::Outcome::Error
-            }
-        },
-    }
+/// `pacman-hook`, with pacman's targets on stdin; always [`Outcome::Done`].
+pub fn record_targets(root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::guard("pacman-hook", || record(root, verbose))
+}
+
+/// `pacman-hook finish`, the command of `restart-stale-pacman.service`.
+pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::finish::unit_step("pacman-hook finish", || {
+        transaction::finish::run(root, &Family::Pacman, verbose)
+    })
 }
 
 /// The block for a parsed target list; `manager` is pacman.

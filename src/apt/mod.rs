@@ -21,7 +21,7 @@ pub mod record;
 
 use crate::exit::Outcome;
 use crate::system::sysroot::SysRoot;
-use clap::Subcommand;
+use crate::transaction;
 
 /// The transient unit that runs `apt-hook finish`.
 pub const FINISH_UNIT: &str = "restart-stale-apt.service";
@@ -34,50 +34,20 @@ pub const FRONTEND_LOCK: &str = "/var/lib/dpkg/lock-frontend";
 
 pub const AUTO_RESTART_KEY: &str = "RestartStale::Auto-Restart";
 
-/// `restart-stale apt-hook …`: entry points for apt.conf.d.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
-pub enum Hook {
-    /// Read apt's hook protocol 3 on stdin and record the transaction.
-    PreInstallPkgs,
-    /// After a dpkg run: start restart-stale-apt.service unless it is queued.
-    PostInvoke,
-    /// Wait for the package manager to finish, then act on the record.
-    Finish,
+/// `apt-hook pre-install-pkgs`: apt's `DPkg::Pre-Install-Pkgs` hook.
+/// Always [`Outcome::Done`]: errors and panics are logged, apt goes on.
+pub fn pre_install_pkgs(root: &SysRoot) -> Outcome {
+    transaction::guard("apt-hook pre-install-pkgs", || pre_install::run(root))
 }
 
-/// Runs one hook and returns its exit status. Hooks called by apt always
-/// return 0, even on errors or panics, so apt is never stopped by us.
-pub fn run(root: &SysRoot, hook: Hook, verbose: u8) -> Outcome {
-    let result = std::panic::catch_unwind(|| match hook {
-        Hook::PreInstallPkgs => pre_install::run(root).map(|_| Outcome::Done),
-        Hook::PostInvoke => post_invoke::run(root, verbose).map(|_| Outcome::Done),
-        Hook::Finish => finish::run(root, verbose),
-    });
-    // finish runs in its own unit, not in apt: there a failure may show.
-    let failed = if hook == Hook::Finish {
-        Outcome::Error
-    } else {
-        Outcome::Done
-    };
-    match result {
-        Ok(Ok(code)) => code,
-        Ok(Err(e)) => {
-            log::error!("apt-hook {}: {e:#}", hook.name());
-            failed
-        }
-        Err(_) => {
-            log::error!("apt-hook {}: internal error (panic)", hook.name());
-            failed
-        }
-    }
+/// `apt-hook post-invoke`: apt's `DPkg::Post-Invoke` hook; always
+/// [`Outcome::Done`].
+pub fn post_invoke(root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::guard("apt-hook post-invoke", || post_invoke::run(root, verbose))
 }
 
-impl Hook {
-    pub fn name(self) -> &'static str {
-        match self {
-            Hook::PreInstallPkgs => "pre-install-pkgs",
-            Hook::PostInvoke => "post-invoke",
-            Hook::Finish => "finish",
-        }
-    }
+/// `apt-hook finish`, the command of [`FINISH_UNIT`]. It runs in its own
+/// unit, not in apt, so there a failure may show.
+pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::finish::unit_step("apt-hook finish", || finish::run(root, verbose))
 }

@@ -1,6 +1,7 @@
 //! From a parsed command line to the layers below: clap's structs stop
 //! here, everything past this module takes plain options.
 
+use super::hooks::{AptHook, Dnf5Step, DnfStep, PacmanStep};
 use super::{Cli, Command, ReplayArgs, ScanArgs, ScanMethod, Units};
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
@@ -9,6 +10,7 @@ use crate::run::{self, Mode, Options};
 use crate::system::policy;
 use crate::system::scan;
 use crate::system::sysroot::SysRoot;
+use crate::{apt, dnf, pacman};
 use anyhow::{bail, Result};
 
 /// Runs the command; the outcome becomes the exit status in main.
@@ -25,10 +27,24 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Disallow(Units { units })) => links(policy::Command::Disallow, &units),
         Some(Command::Default(Units { units })) => links(policy::Command::Default, &units),
         Some(Command::GenerateAssets { dir }) => super::assets::generate_assets(&dir).map(|_| Outcome::Done),
-        Some(Command::AptHook { hook }) => Ok(crate::apt::run(&root, hook, cli.verbose)),
-        Some(Command::DnfHook { step }) => Ok(crate::dnf::run(&root, step, cli.verbose)),
-        Some(Command::Dnf5Hook { step }) => Ok(crate::dnf::run5(&root, step, cli.verbose)),
-        Some(Command::PacmanHook { step }) => Ok(crate::pacman::run(&root, step, cli.verbose)),
+        Some(Command::AptHook { hook }) => Ok(match hook {
+            AptHook::PreInstallPkgs => apt::pre_install_pkgs(&root),
+            AptHook::PostInvoke => apt::post_invoke(&root, cli.verbose),
+            AptHook::Finish => apt::finish(&root, cli.verbose),
+        }),
+        Some(Command::DnfHook { step }) => Ok(match step {
+            DnfStep::Transaction { file } => dnf::transaction(&root, &file, cli.verbose),
+            DnfStep::Finish => dnf::finish(&root, cli.verbose),
+        }),
+        Some(Command::Dnf5Hook { step }) => Ok(match step {
+            Dnf5Step::Package { args } => dnf::dnf5_package(&root, &args),
+            Dnf5Step::PreTransaction { args } => dnf::dnf5_pre_transaction(&root, &args),
+            Dnf5Step::PostTransaction { args } => dnf::dnf5_post_transaction(&root, &args, cli.verbose),
+        }),
+        Some(Command::PacmanHook { step }) => Ok(match step {
+            None => pacman::record_targets(&root, cli.verbose),
+            Some(PacmanStep::Finish) => pacman::finish(&root, cli.verbose),
+        }),
         Some(Command::Status { scan }) => run::execute(&root, &options(&scan)?, Mode::Status, cli.verbose),
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
         None => {

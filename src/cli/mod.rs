@@ -6,6 +6,7 @@
 pub mod assets;
 pub mod clr;
 pub mod dispatch;
+pub mod hooks;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;
@@ -150,26 +151,26 @@ pub enum Command {
     #[command(hide = true)]
     AptHook {
         #[command(subcommand)]
-        hook: crate::apt::Hook,
+        hook: hooks::AptHook,
     },
     /// What the dnf 4 plugin runs (docs/dnf.md); never fails dnf.
     #[command(hide = true)]
     DnfHook {
         #[command(subcommand)]
-        step: crate::dnf::Step,
+        step: hooks::DnfStep,
     },
     /// What dnf 5's actions file runs (docs/dnf.md); never fails dnf.
     #[command(hide = true)]
     Dnf5Hook {
         #[command(subcommand)]
-        step: crate::dnf::Dnf5Step,
+        step: hooks::Dnf5Step,
     },
     /// What the alpm hook runs, with pacman's targets on stdin
     /// (docs/pacman.md); never fails pacman.
     #[command(hide = true)]
     PacmanHook {
         #[command(subcommand)]
-        step: Option<crate::pacman::Step>,
+        step: Option<hooks::PacmanStep>,
     },
 }
 

@@ -19,41 +19,7 @@ use crate::pkgdb::rpm::{self, FileLister, Listing};
 use crate::system::sysroot::SysRoot;
 use crate::transaction::{self, family::Family};
 use anyhow::Result;
-use clap::Subcommand;
 use std::path::PathBuf;
-
-/// `restart-stale dnf-hook …`.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum Step {
-    /// Record the transaction the dnf 4 plugin wrote to FILE and start
-    /// restart-stale-dnf.service.
-    Transaction { file: PathBuf },
-    /// Wait for dnf to exit, then act on the record (the unit's command).
-    Finish,
-}
-
-/// `restart-stale dnf5-hook …`, as the actions file calls it. The
-/// arguments are taken raw and checked by us, so that even nonsense gets
-/// a message naming the argument and exit status 0, never a usage error.
-#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
-pub enum Dnf5Step {
-    /// One package of the transaction: PID ACTION NEVRA
-    /// (`${pid} ${pkg.action} ${pkg.full_nevra}`).
-    Package {
-        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
-        args: Vec<String>,
-    },
-    /// Before the rpm transaction: copy the file lists of outgoing packages. PID.
-    PreTransaction {
-        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
-        args: Vec<String>,
-    },
-    /// After it: list incoming packages, record, start the unit. PID.
-    PostTransaction {
-        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
-        args: Vec<String>,
-    },
-}
 
 /// Checks that `args` are exactly the arguments `names`.
 fn exactly<'a, const N: usize>(args: &'a [String], names: [&str; N]) -> Result<[&'a str; N]> {
@@ -75,37 +41,45 @@ fn pid_arg(s: &str) -> Result<u32> {
     }
 }
 
-/// Runs a `dnf-hook` step; dnf's steps always return 0.
-pub fn run(root: &SysRoot, step: Step, verbose: u8) -> Outcome {
-    match step {
-        Step::Transaction { file } => transaction::guard("dnf-hook transaction", || dnf4::run(root, &file, verbose)),
-        Step::Finish => match crate::transaction::finish::run(root, &Family::Dnf, verbose) {
-            Ok(code) => code,
-            Err(e) => {
-                log::error!("dnf-hook finish: {e:#}");
-                crate::exit::Outcome::Error
-            }
-        },
-    }
+/// `dnf-hook transaction FILE`: what the dnf 4 plugin runs; always
+/// [`Outcome::Done`].
+pub fn transaction(root: &SysRoot, file: &std::path::Path, verbose: u8) -> Outcome {
+    transaction::guard("dnf-hook transaction", || dnf4::run(root, file, verbose))
 }
 
-/// Runs a `dnf5-hook` step; always returns 0.
-pub fn run5(root: &SysRoot, step: Dnf5Step, verbose: u8) -> Outcome {
-    let lister = lister(root);
-    match step {
-        Dnf5Step::Package { args } => transaction::guard("dnf5-hook package", || {
-            let [pid, action, nevra] = exactly(&args, ["PID", "ACTION", "NEVRA"])?;
-            dnf5::package(root, pid_arg(pid)?, action, nevra)
-        }),
-        Dnf5Step::PreTransaction { args } => transaction::guard("dnf5-hook pre-transaction", || {
-            let [pid] = exactly(&args, ["PID"])?;
-            dnf5::pre_transaction(root, pid_arg(pid)?, &*lister)
-        }),
-        Dnf5Step::PostTransaction { args } => transaction::guard("dnf5-hook post-transaction", || {
-            let [pid] = exactly(&args, ["PID"])?;
-            dnf5::post_transaction(root, pid_arg(pid)?, &*lister, verbose)
-        }),
-    }
+/// `dnf-hook finish`, the command of `restart-stale-dnf.service`.
+pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::finish::unit_step("dnf-hook finish", || {
+        transaction::finish::run(root, &Family::Dnf, verbose)
+    })
+}
+
+/// `dnf5-hook package PID ACTION NEVRA`, once per package before the
+/// transaction. The arguments come raw, so that even nonsense gets a
+/// message naming the argument and exit status 0, never a usage error.
+pub fn dnf5_package(root: &SysRoot, args: &[String]) -> Outcome {
+    transaction::guard("dnf5-hook package", || {
+        let [pid, action, nevra] = exactly(args, ["PID", "ACTION", "NEVRA"])?;
+        dnf5::package(root, pid_arg(pid)?, action, nevra)
+    })
+}
+
+/// `dnf5-hook pre-transaction PID`: copy the file lists of outgoing
+/// packages before rpm runs.
+pub fn dnf5_pre_transaction(root: &SysRoot, args: &[String]) -> Outcome {
+    transaction::guard("dnf5-hook pre-transaction", || {
+        let [pid] = exactly(args, ["PID"])?;
+        dnf5::pre_transaction(root, pid_arg(pid)?, &*lister(root))
+    })
+}
+
+/// `dnf5-hook post-transaction PID`: list incoming packages, record, start
+/// the unit.
+pub fn dnf5_post_transaction(root: &SysRoot, args: &[String], verbose: u8) -> Outcome {
+    transaction::guard("dnf5-hook post-transaction", || {
+        let [pid] = exactly(args, ["PID"])?;
+        dnf5::post_transaction(root, pid_arg(pid)?, &*lister(root), verbose)
+    })
 }
 
 /// Names a stand-in for rpm in tests. Honoured only with a root other

@@ -90,6 +90,23 @@ pub fn run(root: &SysRoot, adapter: &dyn Adapter, verbose: u8) -> Result<Outcome
     }
 }
 
+/// Runs the finish step of a transient unit: an error or a panic is
+/// logged with `what` and becomes [`Outcome::Error`], the unit's failure.
+pub fn unit_step(what: &str, step: impl FnOnce() -> Result<Outcome>) -> Outcome {
+    // Nothing the step touched is used after a panic: we only exit.
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => {
+            log::error!("{what}: {e:#}");
+            Outcome::Error
+        }
+        Err(_) => {
+            log::error!("{what}: internal error (panic)");
+            Outcome::Error
+        }
+    }
+}
+
 fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8) -> Result<Outcome> {
     let mut outcome = Outcome::Done;
     for round in 0..MAX_ROUNDS {

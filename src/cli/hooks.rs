@@ -1,0 +1,59 @@
+//! The hidden subcommands package managers run (docs/apt.md, docs/dnf.md,
+//! docs/pacman.md). Each one names an entry point of its adapter; none of
+//! them ever fails the package manager (only the `finish` steps, which
+//! run in their own units, report failure).
+
+use clap::Subcommand;
+use std::path::PathBuf;
+
+/// `restart-stale apt-hook …`: entry points for apt.conf.d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum AptHook {
+    /// Read apt's hook protocol 3 on stdin and record the transaction.
+    PreInstallPkgs,
+    /// After a dpkg run: start restart-stale-apt.service unless it is queued.
+    PostInvoke,
+    /// Wait for the package manager to finish, then act on the record.
+    Finish,
+}
+
+/// `restart-stale dnf-hook …`.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum DnfStep {
+    /// Record the transaction the dnf 4 plugin wrote to FILE and start
+    /// restart-stale-dnf.service.
+    Transaction { file: PathBuf },
+    /// Wait for dnf to exit, then act on the record (the unit's command).
+    Finish,
+}
+
+/// `restart-stale dnf5-hook …`, as the actions file calls it. The
+/// arguments are taken raw and checked by the adapter, so that even
+/// nonsense gets a message naming the argument and exit status 0, never a
+/// usage error.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Dnf5Step {
+    /// One package of the transaction: PID ACTION NEVRA
+    /// (`${pid} ${pkg.action} ${pkg.full_nevra}`).
+    Package {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// Before the rpm transaction: copy the file lists of outgoing packages. PID.
+    PreTransaction {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+    /// After it: list incoming packages, record, start the unit. PID.
+    PostTransaction {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
+}
+
+/// `restart-stale pacman-hook [finish]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum PacmanStep {
+    /// Wait for pacman to exit, then act on the record (the unit's command).
+    Finish,
+}
