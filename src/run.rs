@@ -48,6 +48,10 @@ pub struct Options {
     pub method: scan::Method,
     /// Timeout and re-exec switch for the restart step.
     pub restart: restart::Settings,
+    /// Units never restarted by this run: the package manager's, which a
+    /// hook recorded (a finish runs in its own unit, so they are not among
+    /// our ancestors).
+    pub protect: Vec<String>,
     /// Print the report only when some unit (or PID 1) runs stale code:
     /// clr-service-restart prints nothing otherwise, and its motd helper
     /// takes any output for "a restart is needed".
@@ -68,11 +72,12 @@ pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planne
     scanner.data_files = args.data_files;
     let mut scan = scan::scan_with(root, scope, scanner)?;
     // Only our own process tree can hold the package manager that called us.
-    let self_units = if root.is_host() {
+    let mut self_units = if root.is_host() {
         crate::system::cgroup::ancestor_units(root, std::process::id())
     } else {
         Vec::new()
     };
+    self_units.extend(args.protect.iter().cloned());
     let opts = plan::Options {
         policy: &policy,
         changed: args.changed.as_ref(),

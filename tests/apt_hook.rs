@@ -311,3 +311,38 @@ fn finish_keeps_a_record_it_could_not_act_on() {
     assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");
     assert_eq!(record_files(root), Vec::<PathBuf>::new());
 }
+
+/// The finish step runs in its own unit, so the unit apt runs in is not
+/// among its ancestors: the hook records it (`protect`), and finish never
+/// restarts it, even with an allow link.
+#[test]
+fn finish_never_restarts_the_unit_the_package_manager_runs_in() {
+    let tmp = case_root();
+    let root = tmp.path();
+    let stdin = UPGRADE.replace(
+        "Dir::State::status=",
+        "RestartStale::Auto-Restart=false\nDir::State::status=",
+    );
+    bin(root)
+        .args(["apt-hook", "pre-install-pkgs"])
+        .write_stdin(stdin)
+        .assert()
+        .code(0);
+    // As the hook writes it when apt runs in c.service (an update service
+    // with an allow link).
+    let pending = root.join(RECORD).join("pending");
+    let mut text = fs::read_to_string(&pending).unwrap();
+    text.push_str("begin 1 1\nsource apt\nprotect c.service\nend\n");
+    fs::write(&pending, text).unwrap();
+
+    let out = bin(root).args(["apt-hook", "finish", "-v"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let unit_line = |u: &str| stdout.lines().find(|l| l.starts_with(u)).unwrap_or("").to_string();
+    assert!(unit_line("a.service").contains("restart"), "{stdout}");
+    let c = unit_line("c.service");
+    assert!(
+        c.contains("skip") && c.contains("runs this tool or the package manager"),
+        "{stdout}"
+    );
+}

@@ -38,7 +38,8 @@ pub fn run(root: &SysRoot) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let block = build_block(root, &input, now, std::process::id());
+    let mut block = build_block(root, &input, now, std::process::id());
+    block.protect = crate::transaction::launch::caller_units(root);
     let dir = root.path(record::DIR);
     spool::append(&dir, &block.render())?;
     log::debug!(

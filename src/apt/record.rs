@@ -28,6 +28,8 @@ pub struct Block {
     /// `(pkg:arch, path)` from file lists copied before dpkg ran.
     pub lists: Vec<(String, String)>,
     pub errors: Vec<String>,
+    /// Units apt runs in, never restarted under it.
+    pub protect: Vec<String>,
 }
 
 impl Block {
@@ -40,6 +42,7 @@ impl Block {
             actions: Vec::new(),
             lists: Vec::new(),
             errors: Vec::new(),
+            protect: Vec::new(),
         }
     }
 
@@ -51,6 +54,7 @@ impl Block {
         f.extend(self.actions.iter().map(|a| Fact::Action(a.to_string())));
         f.extend(self.lists.iter().map(|(p, l)| Fact::List(p.clone(), l.clone())));
         f.extend(self.errors.iter().cloned().map(Fact::Error));
+        f.extend(self.protect.iter().cloned().map(Fact::Protect));
         facts::Block {
             time: self.time,
             pid: self.pid,
@@ -80,6 +84,7 @@ impl Block {
                 },
                 Fact::List(pkg, path) => out.lists.push((pkg.clone(), path.clone())),
                 Fact::Error(e) => out.errors.push(e.clone()),
+                Fact::Protect(u) => out.protect.push(u.clone()),
                 Fact::Source(Source::Apt) => {}
                 other => problems.push(format!(
                     "the record of apt run {} (pid {}): not an apt fact: {other}",

@@ -97,11 +97,25 @@ impl Adapter for Family {
             poll: Duration::from_millis(100),
             settle: Duration::ZERO,
         };
+        let mut protect: Vec<String> = rec
+            .blocks
+            .iter()
+            .flat_map(|b| b.protected())
+            .map(String::from)
+            .collect();
+        // A manager still running may sit in a unit its hook did not see
+        // (dnf5daemon started by D-Bus activation): ask before it goes.
+        for p in rec.blocks.iter().flat_map(|b| b.managers()) {
+            if process::alive(root, p) {
+                protect.extend(crate::system::cgroup::ancestor_units(root, p.pid));
+            }
+        }
         wait_for_managers(root, &rec, wait);
         log::info!("{}; {} changed files", summary(&rec), changed.len());
         Ok(Some(Prepared {
             changed,
             auto_restart: rec.blocks.iter().all(|b| b.auto_restart()),
+            protect,
         }))
     }
 }

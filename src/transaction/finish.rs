@@ -56,6 +56,8 @@ pub struct Prepared {
     /// False when any hook run of the batch had automatic restarts off:
     /// then the report is logged and nothing is restarted.
     pub auto_restart: bool,
+    /// Units the package manager runs in: skipped as running this tool.
+    pub protect: Vec<String>,
 }
 
 /// Runs the finish loop for `adapter`.
@@ -165,6 +167,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
     };
     let opts = Options {
         changed: Some(prepared.changed),
+        protect: prepared.protect,
         ..Options::default()
     };
     match run::execute(root, &opts, mode, verbose) {

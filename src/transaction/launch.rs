@@ -22,9 +22,22 @@ pub fn not_here(root: &SysRoot) -> Option<String> {
     host::systemd_running(root).err()
 }
 
-/// Records `block` and starts the finish unit.
+/// The units our process and its ancestors run in, read while the hook
+/// runs: the package manager that called us is among them. The finish
+/// step runs in its own unit, where this chain ends at PID 1, so the hook
+/// records them ([`super::record::Fact::Protect`]).
+pub fn caller_units(root: &SysRoot) -> Vec<String> {
+    crate::system::cgroup::ancestor_units(root, std::process::id())
+}
+
+/// Records `block`, with the units of the package manager that called us,
+/// and starts the finish unit.
 pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Result<()> {
     let dir = root.path(family.dir());
+    let mut block = block.clone();
+    block
+        .facts
+        .extend(caller_units(root).into_iter().map(super::record::Fact::Protect));
     spool::append(&dir, &block.render())?;
     log::debug!(
         "recorded {} packages and {} files in {}",

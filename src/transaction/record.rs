@@ -11,6 +11,7 @@
 //! file <absolute path>           changed by the transaction
 //! action <protocol-3 line>       apt: one action, as apt wrote it
 //! list <pkg>:<arch> <path>       apt: a file list copied before dpkg ran
+//! protect <unit>                 a unit the package manager runs in
 //! error <an input line we could not parse, with its line number>
 //! end
 //! ```
@@ -81,6 +82,10 @@ pub enum Fact {
     Action(String),
     /// `(pkg:arch, path)`: a line of a file list copied before dpkg ran.
     List(String, String),
+    /// A unit the package manager runs in (apt-daily-upgrade.service,
+    /// packagekit.service, dnf5daemon-server.service…): never restarted
+    /// under it, even with an allow link.
+    Protect(String),
     Error(String),
 }
 
@@ -95,6 +100,7 @@ impl fmt::Display for Fact {
             Fact::File(p) => write!(f, "file {p}"),
             Fact::Action(a) => write!(f, "action {}", one_line(a)),
             Fact::List(pkg, p) => write!(f, "list {pkg} {p}"),
+            Fact::Protect(u) => write!(f, "protect {u}"),
             Fact::Error(e) => write!(f, "error {}", one_line(e)),
         }
     }
@@ -165,6 +171,10 @@ pub fn parse_fact(line: &str) -> Result<Fact, String> {
             }
             Ok(Fact::List(pkg.to_string(), path.to_string()))
         }
+        "protect" => match crate::core::unit_name::validate(rest) {
+            Ok(()) => Ok(Fact::Protect(rest.to_string())),
+            Err(e) => Err(format!("{e:#}")),
+        },
         "error" => Ok(Fact::Error(rest.to_string())),
         _ => Err(format!("unknown line {word:?}")),
     }
@@ -236,6 +246,13 @@ impl Block {
     pub fn files(&self) -> impl Iterator<Item = &str> {
         self.facts.iter().filter_map(|f| match f {
             Fact::File(p) => Some(p.as_str()),
+            _ => None,
+        })
+    }
+
+    pub fn protected(&self) -> impl Iterator<Item = &str> {
+        self.facts.iter().filter_map(|f| match f {
+            Fact::Protect(u) => Some(u.as_str()),
             _ => None,
         })
     }
