@@ -4,6 +4,7 @@
 //! journald understands (sd-daemon(3)).
 
 use log::{Level, LevelFilter, Log, Metadata, Record};
+use std::io::Write;
 
 struct Logger {
     journal: bool,
@@ -25,11 +26,18 @@ impl Log for Logger {
             Level::Debug => (7, "debug: "),
             Level::Trace => (7, "trace: "),
         };
-        if self.journal {
-            eprintln!("<{prio}>{word}{}", r.args());
+        // Messages quote process names, paths and input lines that other
+        // users control: a newline or an escape sequence in them must not
+        // forge a log line or reach a terminal.
+        let text = escape_controls(&r.args().to_string());
+        // A closed stderr (a hook's reader gone) must not panic, as
+        // eprintln! would: the hook still finishes and exits 0.
+        let mut err = std::io::stderr().lock();
+        let _ = if self.journal {
+            writeln!(err, "<{prio}>{word}{text}")
         } else {
-            eprintln!("restart-stale: {word}{}", r.args());
-        }
+            writeln!(err, "restart-stale: {word}{text}")
+        };
     }
 
     fn flush(&self) {}
@@ -45,5 +53,35 @@ pub fn init(verbose: u8) {
     };
     if log::set_boxed_logger(Box::new(Logger { journal })).is_ok() {
         log::set_max_level(level);
+    }
+}
+
+/// `text` with every control character written as `\u{..}`.
+pub fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        assert_eq!(escape_controls("plain text"), "plain text");
+        assert_eq!(
+            escape_controls("evil\nrestart-stale: fake\x1b[2J"),
+            "evil\\u{a}restart-stale: fake\\u{1b}[2J"
+        );
     }
 }

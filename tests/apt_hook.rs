@@ -346,3 +346,37 @@ fn finish_never_restarts_the_unit_the_package_manager_runs_in() {
         "{stdout}"
     );
 }
+
+/// With its stderr a pipe nobody reads any more, the hook still records the
+/// transaction and exits 0: logging must not panic on a write error.
+#[test]
+fn a_closed_stderr_does_not_stop_the_hook() {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let tmp = systemd_root();
+    let root = tmp.path();
+    let bad = UPGRADE.replace(
+        "other 1.0 amd64 none > - - none **REMOVE**",
+        "other 1.0 amd64 none > - - none **REMOVE**\nshort 1 amd64",
+    );
+    let mut child = Command::new(crate::util::bin_path())
+        .args(["apt-hook", "pre-install-pkgs"])
+        .env("RESTART_STALE_ROOT", root)
+        .env_remove("JOURNAL_STREAM")
+        .env_remove("RESTART_STALE_SUSPEND")
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close our end before the hook has read a byte, so its first log
+    // line (the bad stdin line) meets a broken pipe.
+    drop(child.stderr.take());
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(bad.as_bytes()).unwrap();
+    drop(stdin);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let rec = pending(root);
+    assert!(rec.contains("\nerror stdin:14: missing field"), "{rec}");
+    assert_eq!(rec.matches("\naction ").count(), 5, "{rec}");
+}
