@@ -5,7 +5,7 @@
 //! (`ci/check-layers` enforces this):
 //!
 //! - [`cli`]: the command lines (clap), and dispatch to the layers below;
-//! - the package-manager adapters [`apt`], [`dnf`], [`pacman`], [`swupd`],
+//! - the package-manager adapters [`apt`], [`dnf`], [`pacman`], [`zypper`], [`swupd`],
 //!   and [`history`] (past transactions): they turn what a package manager
 //!   says into a changed-file set;
 //! - [`transaction`]: the one record format and spool, the finish loop
@@ -33,3 +33,4 @@ pub mod swupd;
 pub mod system;
 pub mod systemd;
 pub mod transaction;
+pub mod zypper;

@@ -260,10 +260,7 @@ fn finish_waits_for_apt_then_reports_once_when_auto_restart_is_off() {
     assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");
     assert!(stderr.contains("other:amd64 1.0 → (removed)"), "{stderr}");
     assert!(stderr.contains("reporting only"), "{stderr}");
-    let unit_line = |u: &str| stdout.lines().find(|l| l.starts_with(u)).unwrap_or("").to_string();
-    assert!(unit_line("a.service").contains("restart"), "{stdout}");
-    assert!(unit_line("c.service").contains("restart"), "{stdout}");
-    assert!(!unit_line("b.service").contains("restart"), "{stdout}");
+    fixture::assert_case05_acted_on(&stdout);
     assert_eq!(
         record_files(root),
         Vec::<PathBuf>::new(),
@@ -338,9 +335,8 @@ fn finish_never_restarts_the_unit_the_package_manager_runs_in() {
     let out = bin(root).args(["apt-hook", "finish", "-v"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    let unit_line = |u: &str| stdout.lines().find(|l| l.starts_with(u)).unwrap_or("").to_string();
-    assert!(unit_line("a.service").contains("restart"), "{stdout}");
-    let c = unit_line("c.service");
+    assert!(fixture::unit_line(&stdout, "a.service").contains("restart"), "{stdout}");
+    let c = fixture::unit_line(&stdout, "c.service");
     assert!(
         c.contains("skip") && c.contains("runs this tool or the package manager"),
         "{stdout}"

@@ -7,10 +7,10 @@
 //! `ROOT/rpmdb/<NEVRA>`.
 
 use crate::util::bin;
-use crate::util::fixture::{allow, case_root, record_files, FakeRoot};
+use crate::util::fixture::{self, allow, case_root, record_files, FakeRoot};
+use crate::util::rpm::{installed, rpm_stand_in};
 use std::collections::BTreeSet;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -27,29 +27,10 @@ const TRANSACTION: &[(&str, &str)] = &[
     ("?", "bash-0:5.2-1.x86_64"),
 ];
 
-const RPM: &str = r#"#!/bin/sh
-# Stand-in for `rpm -ql --root ROOT NEVRA...`: lists ROOT/rpmdb/NEVRA.
-[ "$1" = -ql ] && [ "$2" = --root ] || { echo "unexpected: $*" >&2; exit 2; }
-root=$3; shift 3
-echo "$*" >>"$root/rpm-calls"
-missing=0
-for n in "$@"; do
-    if [ -f "$root/rpmdb/$n" ]; then cat "$root/rpmdb/$n"
-    else echo "package $n is not installed"; missing=$((missing + 1)); fi
-done
-exit $missing
-"#;
-
 struct Bed {
     root: FakeRoot,
     _rpm_dir: tempfile::TempDir,
     rpm: PathBuf,
-}
-
-fn installed(root: &Path, nevra: &str, files: &[&str]) {
-    fs::create_dir_all(root.join("rpmdb")).unwrap();
-    let text: String = files.iter().map(|f| format!("{f}\n")).collect();
-    fs::write(root.join("rpmdb").join(nevra), text).unwrap();
 }
 
 /// Golden case 05 (a.service maps the replaced libdemo, c.service runs
@@ -75,12 +56,7 @@ fn bed() -> Bed {
     );
     installed(r, "other-1-1.x86_64", &["/usr/sbin/other"]);
     installed(r, "bash-5.2-1.x86_64", &["/usr/bin/bash"]);
-    // Scripts must be executable where the tests run, as any user.
-    let rpm_dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let rpm = rpm_dir.path().join("rpm");
-    fs::write(&rpm, RPM).unwrap();
-    fs::set_permissions(&rpm, fs::Permissions::from_mode(0o755)).unwrap();
-    fs::set_permissions(rpm_dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let (rpm_dir, rpm) = rpm_stand_in();
     Bed {
         root,
         _rpm_dir: rpm_dir,
@@ -266,10 +242,7 @@ other.x86_64 1-1 → (removed); 4 changed files"
         ),
         "{stderr}"
     );
-    let unit = |u: &str| stdout.lines().find(|l| l.starts_with(u)).unwrap_or("").to_string();
-    assert!(unit("a.service").contains("restart"), "{stdout}");
-    assert!(unit("c.service").contains("restart"), "{stdout}");
-    assert!(!unit("b.service").contains("restart"), "{stdout}");
+    fixture::assert_case05_acted_on(&stdout);
     assert!(record_files(&r.join(DIR)).is_empty());
 }
 

@@ -4,7 +4,7 @@
 //! record left behind, and what the finish unit then does.
 
 use crate::util::bin;
-use crate::util::fixture::{allow, case_root, record_files};
+use crate::util::fixture::{self, allow, case_root, record_files};
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::Path;
@@ -133,10 +133,7 @@ fn finish_acts_once_on_the_recorded_files() {
     // A test root never reaches the bus: the restarts stay pending.
     assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
     assert!(stderr.contains("pacman transaction; 4 changed files"), "{stderr}");
-    let unit = |u: &str| stdout.lines().find(|l| l.starts_with(u)).unwrap_or("").to_string();
-    assert!(unit("a.service").contains("restart"), "{stdout}");
-    assert!(unit("c.service").contains("restart"), "{stdout}");
-    assert!(!unit("b.service").contains("restart"), "{stdout}");
+    fixture::assert_case05_acted_on(&stdout);
     assert!(record_files(&root.join(DIR)).is_empty(), "the record was taken");
 
     let again = bin(root).args(["pacman-hook", "finish"]).output().unwrap();

@@ -2,7 +2,8 @@
 //! module below is a file of tests/, and `util` is what they share.
 //!
 //! - The command line as users and package managers meet it: `cli`, the
-//!   hooks (`apt_hook`, `dnf_hook`, `dnf5_hook`, `pacman_hook`) and the
+//!   hooks (`apt_hook`, `dnf_hook`, `dnf5_hook`, `pacman_hook`,
+//!   `zypper_hook`) and the
 //!   `clr-service-restart` personality.
 //! - Golden cases of every corpus (`golden`): a fake root, a command
 //!   line, the expected output; `GOLDEN_BLESS=1` rewrites them.
@@ -35,3 +36,4 @@ mod pacman_hook;
 mod replay_dnf;
 mod replay_robustness;
 mod scan_methods;
+mod zypper_hook;

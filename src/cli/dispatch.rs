@@ -1,7 +1,7 @@
 //! From a parsed command line to the layers below: clap's structs stop
 //! here, everything past this module takes plain options.
 
-use super::hooks::{AptHook, Dnf5Step, DnfStep, PacmanStep};
+use super::hooks::{AptHook, Dnf5Step, DnfStep, PacmanStep, ZypperStep};
 use super::{Cli, Command, ReplayArgs, ScanArgs, ScanMethod, Units};
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
@@ -10,7 +10,7 @@ use crate::run::{self, Mode, Options};
 use crate::system::policy;
 use crate::system::scan;
 use crate::system::sysroot::SysRoot;
-use crate::{apt, dnf, pacman};
+use crate::{apt, dnf, pacman, zypper};
 use anyhow::{bail, Result};
 
 /// Runs the command; the outcome becomes the exit status in main.
@@ -44,6 +44,10 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::PacmanHook { step }) => Ok(match step {
             None => pacman::record_targets(&root, cli.verbose),
             Some(PacmanStep::Finish) => pacman::finish(&root, cli.verbose),
+        }),
+        Some(Command::ZypperHook { step }) => Ok(match step {
+            None => zypper::plugin(&root, cli.verbose),
+            Some(ZypperStep::Finish) => zypper::finish(&root, cli.verbose),
         }),
         Some(Command::Status { scan }) => run::execute(&root, &options(&scan)?, Mode::Status, cli.verbose),
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),

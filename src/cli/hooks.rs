@@ -57,3 +57,11 @@ pub enum PacmanStep {
     /// Wait for pacman to exit, then act on the record (the unit's command).
     Finish,
 }
+
+/// `restart-stale zypper-hook [finish]`: without a step, the libzypp
+/// commit plugin on stdin and stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Subcommand)]
+pub enum ZypperStep {
+    /// Wait for zypper to exit, then act on the record (the unit's command).
+    Finish,
+}

@@ -172,6 +172,13 @@ pub enum Command {
         #[command(subcommand)]
         step: Option<hooks::PacmanStep>,
     },
+    /// What the libzypp commit plugin runs, speaking libzypp's plugin
+    /// frames on stdin and stdout (docs/zypper.md); never fails zypper.
+    #[command(hide = true)]
+    ZypperHook {
+        #[command(subcommand)]
+        step: Option<hooks::ZypperStep>,
+    },
 }
 
 /// The units a policy command changes (one or more).

@@ -15,11 +15,9 @@ pub mod dnf4;
 pub mod dnf5;
 
 use crate::exit::Outcome;
-use crate::pkgdb::rpm::{self, FileLister, Listing};
 use crate::system::sysroot::SysRoot;
 use crate::transaction::{self, family::Family};
 use anyhow::Result;
-use std::path::PathBuf;
 
 /// Checks that `args` are exactly the arguments `names`.
 fn exactly<'a, const N: usize>(args: &'a [String], names: [&str; N]) -> Result<[&'a str; N]> {
@@ -82,47 +80,7 @@ pub fn dnf5_post_transaction(root: &SysRoot, args: &[String], verbose: u8) -> Ou
     })
 }
 
-/// Names a stand-in for rpm in tests. Honoured only with a root other
-/// than `/`: on a real system we run the system's `/usr/bin/rpm`, never
-/// a program an environment variable names.
-pub const RPM_ENV: &str = "RESTART_STALE_RPM";
-
-/// The system's rpm, or in a test root the stand-in.
-pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
-    match std::env::var_os(RPM_ENV) {
-        Some(p) if !root.is_host() => Box::new(StandIn(PathBuf::from(p))),
-        _ => Box::new(rpm::RpmCommand),
-    }
-}
-
-struct StandIn(PathBuf);
-
-impl FileLister for StandIn {
-    fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
-        rpm::list_with(&self.0, root, nevras)
-    }
-}
-
-pub use crate::pkgdb::rpm::split_nevra;
-
-/// The form rpm's queries take: the NEVRA without its epoch. Two
-/// installed packages never differ in the epoch alone.
-pub fn query_form(nevra: &str) -> String {
-    let Some((nevr, arch)) = nevra.rsplit_once('.') else {
-        return nevra.to_string();
-    };
-    let Some((nev, release)) = nevr.rsplit_once('-') else {
-        return nevra.to_string();
-    };
-    let Some((name, ev)) = nev.rsplit_once('-') else {
-        return nevra.to_string();
-    };
-    let v = match ev.split_once(':') {
-        Some((e, v)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => v,
-        _ => ev,
-    };
-    format!("{name}-{v}-{release}.{arch}")
-}
+pub use crate::pkgdb::rpm::{lister, query_form, split_nevra, RPM_ENV};
 
 #[cfg(test)]
 mod tests {

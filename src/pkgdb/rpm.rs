@@ -127,6 +127,46 @@ pub fn split_nevra(s: &str) -> Option<(&str, String, &str)> {
     Some((name, format!("{ev}-{release}"), arch))
 }
 
+/// Names a stand-in for rpm in tests. Honoured only with a root other
+/// than `/`: on a real system we run the system's `/usr/bin/rpm`, never
+/// a program an environment variable names.
+pub const RPM_ENV: &str = "RESTART_STALE_RPM";
+
+/// The system's rpm, or in a test root the stand-in.
+pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
+    match std::env::var_os(RPM_ENV) {
+        Some(p) if !root.is_host() => Box::new(StandIn(std::path::PathBuf::from(p))),
+        _ => Box::new(RpmCommand),
+    }
+}
+
+struct StandIn(std::path::PathBuf);
+
+impl FileLister for StandIn {
+    fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+        list_with(&self.0, root, nevras)
+    }
+}
+
+/// The form rpm's queries take: the NEVRA without its epoch. Two
+/// installed packages never differ in the epoch alone.
+pub fn query_form(nevra: &str) -> String {
+    let Some((nevr, arch)) = nevra.rsplit_once('.') else {
+        return nevra.to_string();
+    };
+    let Some((nev, release)) = nevr.rsplit_once('-') else {
+        return nevra.to_string();
+    };
+    let Some((name, ev)) = nev.rsplit_once('-') else {
+        return nevra.to_string();
+    };
+    let v = match ev.split_once(':') {
+        Some((e, v)) if !e.is_empty() && e.bytes().all(|c| c.is_ascii_digit()) => v,
+        _ => ev,
+    };
+    format!("{name}-{v}-{release}.{arch}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

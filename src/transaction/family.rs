@@ -31,6 +31,8 @@ pub enum Family {
     /// dnf 4 (the Python plugin) and dnf 5 (the actions plugin).
     Dnf,
     Pacman,
+    /// zypper (libzypp's commit plugin).
+    Zypper,
 }
 
 impl Family {
@@ -39,6 +41,7 @@ impl Family {
         match self {
             Family::Dnf => "/run/restart-stale/dnf",
             Family::Pacman => "/run/restart-stale/pacman",
+            Family::Zypper => "/run/restart-stale/zypper",
         }
     }
 
@@ -47,6 +50,7 @@ impl Family {
         match self {
             Family::Dnf => "restart-stale-dnf.service",
             Family::Pacman => "restart-stale-pacman.service",
+            Family::Zypper => "restart-stale-zypper.service",
         }
     }
 
@@ -55,6 +59,7 @@ impl Family {
         match self {
             Family::Dnf => "dnf-hook",
             Family::Pacman => "pacman-hook",
+            Family::Zypper => "zypper-hook",
         }
     }
 
@@ -63,6 +68,7 @@ impl Family {
         match self {
             Family::Dnf => "dnf",
             Family::Pacman => "pacman",
+            Family::Zypper => "zypper",
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! begin <unix-seconds> <pid of the hook>
-//! source apt|dnf4|dnf5|pacman
+//! source apt|dnf4|dnf5|pacman|zypper
 //! manager <pid> <start ticks>    the package manager process to wait for
 //! command <its command line>
 //! auto-restart true|false
@@ -34,6 +34,7 @@ pub enum Source {
     Dnf4,
     Dnf5,
     Pacman,
+    Zypper,
 }
 
 impl Source {
@@ -43,11 +44,12 @@ impl Source {
             Source::Dnf4 => "dnf4",
             Source::Dnf5 => "dnf5",
             Source::Pacman => "pacman",
+            Source::Zypper => "zypper",
         }
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Source::Apt, Source::Dnf4, Source::Dnf5, Source::Pacman]
+        [Source::Apt, Source::Dnf4, Source::Dnf5, Source::Pacman, Source::Zypper]
             .into_iter()
             .find(|x| x.name() == s)
     }

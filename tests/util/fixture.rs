@@ -147,3 +147,17 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.write_all(data).unwrap();
     e.finish().unwrap()
 }
+
+/// The line of the text report that names `unit`, or "".
+pub fn unit_line(stdout: &str, unit: &str) -> String {
+    stdout.lines().find(|l| l.starts_with(unit)).unwrap_or("").to_string()
+}
+
+/// Golden case 05 acted on for a transaction that replaced libdemo and
+/// `other`: a.service and c.service restart, b.service (a stale file of no
+/// package) does not.
+pub fn assert_case05_acted_on(stdout: &str) {
+    assert!(unit_line(stdout, "a.service").contains("restart"), "{stdout}");
+    assert!(unit_line(stdout, "c.service").contains("restart"), "{stdout}");
+    assert!(!unit_line(stdout, "b.service").contains("restart"), "{stdout}");
+}

@@ -1,9 +1,11 @@
 //! What the integration tests share: the binary under test, fake roots
-//! (`fixture`), live processes that map a library (`live`), golden
+//! (`fixture`), live processes that map a library (`live`), an rpm
+//! stand-in (`rpm`), golden
 //! comparison with its one bless switch, and the `or_skip!` macro.
 
 pub mod fixture;
 pub mod live;
+pub mod rpm;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,326 @@
+//! The zypper integration (docs/zypper.md): a libzypp commit plugin.
+//!
+//! libzypp starts every executable in `/usr/lib/zypp/plugins/commit/` at
+//! the beginning of a commit and talks to it in frames ([`frame`]) on its
+//! stdin and stdout: `PLUGINBEGIN`, `COMMITBEGIN` and `COMMITEND` (each
+//! with the transaction's steps as JSON), `PLUGINEND`, then `_DISCONNECT`.
+//! Our plugin (`hooks/zypper/…/restart-stale`, a wrapper running
+//! `restart-stale zypper-hook`):
+//!
+//! - at `COMMITBEGIN`, before rpm runs, lists the files of the installed
+//!   packages the commit replaces or removes (an update's old side is not
+//!   a step of its own: libzypp leaves implicit erases out);
+//! - at `COMMITEND`, lists the files of the packages it installed, records
+//!   one block and starts `restart-stale-zypper.service`, which acts once
+//!   zypper has exited (the shared finish step, [`crate::transaction`]).
+//!
+//! Every frame is acknowledged (`ACK`, or `_ENOMETHOD` for one we do not
+//! know), and nothing is ever answered with `ERROR`: the commit never
+//! fails because of us. Only `COMMITBEGIN` is answered after our work on
+//! it, since rpm starts once we answer; libzypp gives a plugin 30 s per
+//! answer, and the rpm query is bounded below that. A frame we cannot
+//! parse ends the conversation (libzypp then stops the plugin and goes on).
+
+pub mod frame;
+
+use crate::exit::Outcome;
+use crate::pkgdb::rpm::{self, FileLister};
+use crate::system::sysroot::SysRoot;
+use crate::transaction::family::Family;
+use crate::transaction::process;
+use crate::transaction::record::{Block, Direction, Fact, Source};
+use crate::transaction::{self, launch};
+use anyhow::{Context, Result};
+use serde::Deserialize;
+use std::io::{BufRead, Write};
+
+/// One step of libzypp's `TransactionStepList`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Step {
+    /// `+` install, `-` erase, `M` multiversion install; absent: ignored.
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    /// `ok` done, `err` failed; absent: not done.
+    #[serde(default)]
+    pub stage: Option<String>,
+    pub solvable: Solvable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Solvable {
+    pub n: String,
+    #[serde(default)]
+    pub e: Option<u64>,
+    pub v: String,
+    pub r: String,
+    pub a: String,
+}
+
+impl Solvable {
+    /// `name-[epoch:]version-release.arch`, as the record names packages.
+    pub fn nevra(&self) -> String {
+        match self.e {
+            Some(e) if e > 0 => format!("{}-{e}:{}-{}.{}", self.n, self.v, self.r, self.a),
+            _ => rpm::nevra(&self.n, &self.v, &self.r, &self.a),
+        }
+    }
+
+    /// What `rpm -q` takes for exactly this package (no epoch).
+    fn query(&self) -> String {
+        rpm::nevra(&self.n, &self.v, &self.r, &self.a)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct StepList {
+    #[serde(rename = "TransactionStepList", default)]
+    steps: Vec<Step>,
+}
+
+/// The steps in a `COMMITBEGIN`/`COMMITEND` body.
+pub fn steps(body: &[u8]) -> Result<Vec<Step>> {
+    let list: StepList =
+        serde_json::from_slice(body).context("the transaction steps are not the JSON libzypp sends")?;
+    Ok(list.steps)
+}
+
+/// What the plugin learned between `COMMITBEGIN` and `COMMITEND`.
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Files of the installed packages the commit replaces or removes,
+    /// listed before rpm ran.
+    pub old_files: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+/// `COMMITBEGIN`: list what is installed now under the names the commit
+/// touches (`name.arch` for an install: the version it replaces, if any).
+pub fn commit_begin(root: &SysRoot, steps: &[Step], lister: &dyn FileLister) -> Commit {
+    let queries: Vec<String> = steps
+        .iter()
+        .filter_map(|s| match s.kind.as_deref() {
+            Some("+") => Some(format!("{}.{}", s.solvable.n, s.solvable.a)),
+            Some("-") => Some(s.solvable.query()),
+            // A multiversion install (a kernel) keeps the old version.
+            _ => None,
+        })
+        .collect();
+    let mut c = Commit::default();
+    if queries.is_empty() {
+        return c;
+    }
+    match lister.list(root, &queries) {
+        Ok(l) => {
+            c.old_files = l.files;
+            // A fresh install has nothing installed under its name yet.
+            c.errors
+                .extend(l.unexpected.into_iter().map(|u| format!("rpm -ql: {u}")));
+        }
+        Err(e) => c.errors.push(format!("{e:#}")),
+    }
+    c
+}
+
+/// `COMMITEND`: the record block, from the final steps (only those done
+/// count) and the lists gathered at `COMMITBEGIN`.
+pub fn commit_end(
+    root: &SysRoot,
+    steps: &[Step],
+    begun: Commit,
+    manager: Option<process::Process>,
+    lister: &dyn FileLister,
+) -> Block {
+    let mut facts = vec![Fact::Source(Source::Zypper)];
+    facts.extend(manager.map(Fact::Manager));
+    let done: Vec<&Step> = steps.iter().filter(|s| s.stage.as_deref() == Some("ok")).collect();
+    let mut incoming = Vec::new();
+    for s in &done {
+        match s.kind.as_deref() {
+            Some("+") | Some("M") => {
+                facts.push(Fact::Package(Direction::In, s.solvable.nevra()));
+                incoming.push(s.solvable.query());
+            }
+            Some("-") => facts.push(Fact::Package(Direction::Out, s.solvable.nevra())),
+            _ => {}
+        }
+    }
+    facts.extend(begun.old_files.into_iter().map(Fact::File));
+    if !incoming.is_empty() {
+        match lister.list(root, &incoming) {
+            Ok(l) => {
+                facts.extend(l.files.into_iter().map(Fact::File));
+                facts.extend(
+                    l.not_installed
+                        .into_iter()
+                        .map(|p| Fact::Error(format!("rpm -ql: {p} is not installed"))),
+                );
+                facts.extend(l.unexpected.into_iter().map(|u| Fact::Error(format!("rpm -ql: {u}"))));
+            }
+            Err(e) => facts.push(Fact::Error(format!("{e:#}"))),
+        }
+    }
+    facts.extend(begun.errors.into_iter().map(Fact::Error));
+    Block::new(facts)
+}
+
+/// Runs the plugin conversation on `input`/`output` until libzypp
+/// disconnects or closes our stdin.
+pub fn converse(root: &SysRoot, input: &mut impl BufRead, output: &mut impl Write, verbose: u8) -> Result<()> {
+    let lister = rpm::lister(root);
+    let skip = launch::not_here(root);
+    if let Some(why) = &skip {
+        log::info!("{why}: not recording zypper's commit");
+    }
+    let mut begun: Option<Commit> = None;
+    while let Some(f) = frame::read(input)? {
+        let known = matches!(
+            f.command.as_str(),
+            "PLUGINBEGIN" | "COMMITBEGIN" | "COMMITEND" | "PLUGINEND" | "_DISCONNECT"
+        );
+        // The old file lists must be read before rpm runs, and libzypp
+        // starts rpm as soon as every plugin has answered COMMITBEGIN.
+        if f.command == "COMMITBEGIN" && skip.is_none() {
+            begun = Some(match steps(&f.body) {
+                Ok(s) => commit_begin(root, &s, &*lister),
+                Err(e) => Commit {
+                    errors: vec![format!("COMMITBEGIN: {e:#}")],
+                    ..Commit::default()
+                },
+            });
+        }
+        // Otherwise answer first: the answer never depends on what we
+        // make of the frame, and libzypp waits for it.
+        frame::reply(output, if known { "ACK" } else { "_ENOMETHOD" })?;
+        if skip.is_some() {
+            if f.command == "_DISCONNECT" {
+                break;
+            }
+            continue;
+        }
+        match f.command.as_str() {
+            "COMMITEND" => {
+                let s = steps(&f.body).unwrap_or_else(|e| {
+                    log::error!("COMMITEND: {e:#}");
+                    Vec::new()
+                });
+                let manager = process::parent(root)
+                    .map_err(|e| log::debug!("not waiting for zypper: {e:#}"))
+                    .ok();
+                let block = commit_end(root, &s, begun.take().unwrap_or_default(), manager, &*lister);
+                for e in block.errors() {
+                    log::warn!("{e}");
+                }
+                if block.packages().next().is_none() {
+                    log::debug!("zypper's commit changed no package: nothing to record");
+                } else if let Err(e) = launch::commit(root, Family::Zypper, &block, verbose) {
+                    log::error!("zypper-hook: {e:#}");
+                }
+            }
+            "_DISCONNECT" => break,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `zypper-hook`: the commit plugin, on our stdin and stdout. Always
+/// [`Outcome::Done`].
+pub fn plugin(root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::guard("zypper-hook", || {
+        converse(
+            root,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            verbose,
+        )
+    })
+}
+
+/// `zypper-hook finish`, the command of `restart-stale-zypper.service`.
+pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::finish::unit_step("zypper-hook finish", || {
+        transaction::finish::run(root, &Family::Zypper, verbose)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pkgdb::rpm::Listing;
+    use std::cell::RefCell;
+
+    /// Answers from a table of installed packages, as `rpm -ql` would.
+    struct Table(Vec<(&'static str, &'static [&'static str])>, RefCell<Vec<Vec<String>>>);
+
+    impl FileLister for Table {
+        fn list(&self, _root: &SysRoot, q: &[String]) -> Result<Listing> {
+            self.1.borrow_mut().push(q.to_vec());
+            let mut l = Listing::default();
+            for name in q {
+                match self.0.iter().find(|(n, _)| n == name) {
+                    Some((_, files)) => l.files.extend(files.iter().map(|f| f.to_string())),
+                    None => l.not_installed.push(name.clone()),
+                }
+            }
+            Ok(l)
+        }
+    }
+
+    const BEGIN: &str = r#"{"TransactionStepList":[
+        {"type":"+","solvable":{"n":"libdemo1","v":"2.0","r":"1","a":"x86_64"}},
+        {"type":"-","solvable":{"n":"gone","e":1,"v":"1","r":"1","a":"noarch"}},
+        {"type":"M","solvable":{"n":"kernel-default","v":"6.4","r":"2","a":"x86_64"}},
+        {"solvable":{"n":"implicit","v":"1","r":"1","a":"x86_64"}}]}"#;
+
+    #[test]
+    fn old_files_are_listed_before_the_commit_and_new_ones_after() {
+        let (_tmp, root) = SysRoot::scratch();
+        let before = Table(
+            vec![
+                ("libdemo1.x86_64", &["/usr/lib64/libdemo.so.1.0"]),
+                ("gone-1-1.noarch", &["/usr/bin/gone"]),
+            ],
+            RefCell::default(),
+        );
+        let begun = commit_begin(&root, &steps(BEGIN.as_bytes()).unwrap(), &before);
+        assert_eq!(before.1.borrow()[0], ["libdemo1.x86_64", "gone-1-1.noarch"]);
+        assert_eq!(begun.old_files, ["/usr/lib64/libdemo.so.1.0", "/usr/bin/gone"]);
+
+        let end = BEGIN
+            .replace(r#""type":"+","#, r#""type":"+","stage":"ok","#)
+            .replace(r#""type":"-","#, r#""type":"-","stage":"ok","#);
+        let after = Table(
+            vec![("libdemo1-2.0-1.x86_64", &["/usr/lib64/libdemo.so.1.1"])],
+            RefCell::default(),
+        );
+        let b = commit_end(&root, &steps(end.as_bytes()).unwrap(), begun, None, &after);
+        let packages: Vec<_> = b.packages().map(|(d, n)| format!("{} {n}", d.word())).collect();
+        // The kernel's step was not done (no stage): not counted.
+        assert_eq!(packages, ["in libdemo1-2.0-1.x86_64", "out gone-1:1-1.noarch"]);
+        let files: Vec<_> = b.files().collect();
+        assert_eq!(
+            files,
+            [
+                "/usr/lib64/libdemo.so.1.0",
+                "/usr/bin/gone",
+                "/usr/lib64/libdemo.so.1.1"
+            ]
+        );
+        assert_eq!(b.source(), Some(Source::Zypper));
+    }
+
+    #[test]
+    fn every_frame_is_answered_even_nonsense() {
+        // Not a systemd host: frames are answered, nothing is recorded.
+        let (_tmp, root) = SysRoot::scratch();
+        let input = b"PLUGINBEGIN\n\n\0COMMITBEGIN\n\nnot json\0WHATEVER\n\n\0COMMITEND\n\n{}\0PLUGINEND\n\n\0_DISCONNECT\n\n\0";
+        let mut out = Vec::new();
+        converse(&root, &mut &input[..], &mut out, 0).unwrap();
+        let mut r = &out[..];
+        let mut answers = Vec::new();
+        while let Some(f) = frame::read(&mut r).unwrap() {
+            answers.push(f.command);
+        }
+        assert_eq!(answers, ["ACK", "ACK", "_ENOMETHOD", "ACK", "ACK", "ACK"]);
+    }
+}
