@@ -45,7 +45,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             None => pacman::record_targets(&root, cli.verbose),
             Some(PacmanStep::Finish) => pacman::finish(&root, cli.verbose),
         }),
-        Some(Command::Status { scan }) => run::execute(&root, &options(&scan)?, Mode::Status, cli.verbose),
+        Some(Command::Status { scan, batch }) => {
+            let opts = Options {
+                batch,
+                ..options(&scan)?
+            };
+            run::execute(&root, &opts, Mode::Status, cli.verbose)
+        }
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
         None => {
             let mut opts = options(&cli.scan)?;
@@ -68,6 +74,7 @@ pub fn options(args: &ScanArgs) -> Result<Options> {
             ScanMethod::Auto => scan::Method::Auto,
             ScanMethod::Text => scan::Method::Text,
         },
+        textfile: args.textfile.clone(),
         ..Options::default()
     })
 }

@@ -168,6 +168,8 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
     let opts = Options {
         changed: Some(prepared.changed),
         protect: prepared.protect,
+        // The textfile, and /run/reboot-required when a reboot is needed.
+        hook: true,
         ..Options::default()
     };
     match run::execute(root, &opts, mode, verbose) {
