@@ -48,7 +48,8 @@ pub fn sessions(plan: &Plan) -> BTreeSet<Session> {
 
 /// Writes the batch lines: version, kernel (KEXP only when an image was
 /// found, as needrestart does), one SVC line per system unit running
-/// stale code whatever its decision, one SESS line per user and session.
+/// stale code whatever its decision (and `init.scope` for a stale PID 1),
+/// one SESS line per user and session.
 /// `names` maps uids to user names; an unknown uid is printed as a number.
 pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, names: &BTreeMap<u32, String>) -> io::Result<()> {
     writeln!(w, "NEEDRESTART-VER: {}", env!("CARGO_PKG_VERSION"))?;
@@ -66,6 +67,11 @@ pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, names: &BTreeMap<
         .filter(|u| !u.processes.is_empty())
         .map(|u| u.unit.as_str())
         .collect();
+    // PID 1 needs a re-exec, which needrestart lists as a service too
+    // (its `systemd-manager`); we call it init.scope everywhere.
+    if plan.init.is_some() {
+        units.push("init.scope");
+    }
     // needrestart sorts services without regard to case.
     units.sort_by_key(|u| u.to_lowercase());
     for u in units {
@@ -160,7 +166,7 @@ mod tests {
                 unit("clean.service", Reason::NotStale, &[]),
                 unit("dbus.service", Reason::NeverTier("bus"), &[5]),
             ],
-            init: None,
+            init: Some(stale(1)),
             outside: vec![
                 outside("/user.slice/user-1000.slice/session-7.scope", 9),
                 outside("/user.slice/user-1000.slice/session-7.scope", 10),
@@ -189,6 +195,7 @@ NEEDRESTART-KEXP: 6.1.0-28-amd64\n\
 NEEDRESTART-KSTA: 3\n\
 NEEDRESTART-SVC: apache2.service\n\
 NEEDRESTART-SVC: dbus.service\n\
+NEEDRESTART-SVC: init.scope\n\
 NEEDRESTART-SVC: Zebra.service\n\
 NEEDRESTART-SESS: 1001 @ session #2\n\
 NEEDRESTART-SESS: alice @ session #7\n\
