@@ -252,8 +252,16 @@ fn publish_textfile(root: &SysRoot, args: &Options, mode: Mode, done: &Result<Do
     let text = prom::render(found.as_ref(), &run);
     match crate::system::textfile::write_atomic(&path, text.as_bytes()) {
         Ok(()) => log::debug!("wrote {}", path.display()),
+        // An ordinary user running `status` may not write node_exporter's
+        // directory; only a path asked for deserves a warning then.
+        Err(e) if args.textfile.is_none() && permission_denied(&e) => log::debug!("{e:#}"),
         Err(e) => log::warn!("{e:#}"),
     }
+}
+
+fn permission_denied(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 /// Debian's convention for a package transaction that needs a reboot:

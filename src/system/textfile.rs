@@ -18,11 +18,12 @@ pub const TEXTFILE_NAME: &str = "restart-stale.prom";
 pub const REBOOT_REQUIRED: &str = "/run/reboot-required";
 pub const REBOOT_REQUIRED_PKGS: &str = "/run/reboot-required.pkgs";
 
-/// The textfile's path: the one given (inside the root), or Debian's when
-/// its directory exists; `None` means no textfile is written.
+/// The textfile's path: the one given (an absolute path inside the root,
+/// a relative one from the working directory, as a user typing it means),
+/// or Debian's when its directory exists; `None` means no textfile.
 pub fn textfile_path(root: &SysRoot, given: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = given {
-        return Some(root.path(p));
+        return Some(if p.is_absolute() { root.path(p) } else { p.to_path_buf() });
     }
     let dir = root.path(DEBIAN_TEXTFILE_DIR);
     dir.is_dir().then(|| dir.join(TEXTFILE_NAME))
@@ -125,6 +126,8 @@ mod tests {
         assert!(p.ends_with("var/lib/prometheus/node-exporter/restart-stale.prom"));
         let given = textfile_path(&root, Some(Path::new("/srv/x.prom"))).unwrap();
         assert_eq!(given, root.path("/srv/x.prom"));
+        let relative = textfile_path(&root, Some(Path::new("out/x.prom"))).unwrap();
+        assert_eq!(relative, Path::new("out/x.prom"));
     }
 
     #[test]
