@@ -13,7 +13,8 @@
 //! - [`run`]: scan → plan → report → restart for one set of options;
 //! - [`restart`]: the executor, on the [`systemd`] trait;
 //! - [`pkgdb`]: package databases (dpkg file lists, rpm queries);
-//! - [`core`]: plain data and pure decisions (plan, tiers, report);
+//! - [`core`]: plain data and pure decisions (plan, tiers, report, kernel
+//!   status and reboot reasons, batch lines, the Prometheus textfile);
 //! - [`system`]: readers of /proc, /sys and the policy links, on an
 //!   injectable root;
 //! - [`exit`], [`logging`]: leaves.

@@ -3,8 +3,11 @@
 //! step, replay and clr-service-restart.
 
 use crate::core::changed::ChangedSet;
+use crate::core::model::UnitResult;
 use crate::core::plan::{self, Plan};
+use crate::core::reboot::{self, Reboot};
 use crate::core::report;
+use crate::core::{batch, kernel, prom};
 use crate::exit::Outcome;
 use crate::restart;
 use crate::system::policy::{self, Policy};
@@ -12,6 +15,8 @@ use crate::system::scan::{self, Scope};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Instant, SystemTime};
 
 /// A full report on a busy host runs to megabytes; bigger writes mean
 /// fewer system calls (8 KiB, the default, made 330 for one report).
@@ -56,6 +61,16 @@ pub struct Options {
     /// clr-service-restart prints nothing otherwise, and its motd helper
     /// takes any output for "a restart is needed".
     pub quiet: bool,
+    /// Print needrestart's batch lines instead of the report (`status
+    /// --batch`, docs/batch.md).
+    pub batch: bool,
+    /// Where the Prometheus textfile goes (inside the root); `None` means
+    /// Debian's node-exporter directory when it exists (docs/prometheus.md).
+    pub textfile: Option<PathBuf>,
+    /// Run by a package manager's hook: a needed reboot is flagged in
+    /// `/run/reboot-required`, and the textfile is written in report-only
+    /// runs too.
+    pub hook: bool,
 }
 
 /// Scans and plans; the inputs every mode shares.
@@ -104,8 +119,36 @@ fn log_problems(problems: &[String]) {
     problems.iter().for_each(|p| log::debug!("{p}"));
 }
 
-/// Scans, plans, reports and (in [`Mode::Restart`]) acts; returns the exit code.
+/// What one run found and did, for the outputs written after it.
+struct Done {
+    outcome: Outcome,
+    plan: Plan,
+    reboot: Reboot,
+    results: Vec<UnitResult>,
+}
+
+/// Scans, plans, reports and (in [`Mode::Restart`]) acts; returns the exit
+/// code. Then writes the textfile and, under a hook, the reboot flag;
+/// neither can fail the run.
 pub fn execute(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Result<Outcome> {
+    let started = Instant::now();
+    let done = execute_plan(root, args, mode, verbose);
+    if mode != Mode::DryRun || args.hook {
+        publish_textfile(root, args, mode, &done, started);
+    }
+    if let (Ok(d), true) = (&done, args.hook) {
+        flag_reboot(root, d);
+    }
+    done.map(|d| d.outcome)
+}
+
+/// The PID 1 re-exec switch as the run applies it: policy can turn it
+/// off with `disallow init.scope`.
+fn reexec(args: &Options, policy: &Policy) -> bool {
+    args.restart.reexec && !matches!(policy.verdict("init.scope"), policy::Verdict::DeniedByAdmin(_))
+}
+
+fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Result<Done> {
     let scope = if mode == Mode::Restart {
         Scope::SystemUnits
     } else {
@@ -124,7 +167,11 @@ pub fn execute(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resul
         problems: &p.scan.problems,
         warnings: &p.policy.warnings,
         restarts: None,
+        reboot: None,
     };
+    let kernel = kernel::assess(&crate::system::kernel::facts(root));
+    let reboot = reboot::assess(&p.plan, kernel, reexec(args, &p.policy));
+    ctx.reboot = Some(&reboot);
     let stale_units = p.plan.units.iter().any(|u| !u.processes.is_empty()) || p.plan.init.is_some();
     let show = !args.quiet || stale_units;
     if !show {
@@ -133,16 +180,15 @@ pub fn execute(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resul
     // The text report comes before the restart's log lines, so a reader
     // sees the plan first; a restart run's JSON waits for the results.
     let json_after = args.json && mode == Mode::Restart;
-    if show && !json_after {
+    if args.batch {
+        write_batch(root, &p.plan, &reboot)?;
+    } else if show && !json_after {
         write_report(&p.plan, &ctx, args.json, verbose)?;
     }
     let pending = p.plan.restarts().count() > 0 || p.plan.init.is_some();
     let ran = (pending && matches!(mode, Mode::Restart | Mode::DryRun)).then(|| {
         let mut settings = args.restart;
-        // Policy can turn the PID 1 re-exec off: `disallow init.scope`.
-        if matches!(p.policy.verdict("init.scope"), policy::Verdict::DeniedByAdmin(_)) {
-            settings.reexec = false;
-        }
+        settings.reexec = reexec(args, &p.policy);
         restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun)
     });
     if show && json_after {
@@ -152,9 +198,105 @@ pub fn execute(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resul
         });
         write_report(&p.plan, &ctx, true, verbose)?;
     }
-    match ran {
-        Some(r) => Ok(r?.exit),
-        None => Ok(if pending { Outcome::Pending } else { Outcome::Done }),
+    let (outcome, results) = match ran {
+        Some(r) => {
+            let r = r?;
+            (r.exit, r.results)
+        }
+        None => (if pending { Outcome::Pending } else { Outcome::Done }, Vec::new()),
+    };
+    Ok(Done {
+        outcome,
+        plan: p.plan,
+        reboot,
+        results,
+    })
+}
+
+fn write_batch(root: &SysRoot, plan: &Plan, reboot: &Reboot) -> Result<()> {
+    let names = crate::system::textfile::user_names(root);
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    batch::write(&mut out, plan, reboot, &names)?;
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes the Prometheus textfile; a failure is a warning, never the
+/// run's error: monitoring must not break the restarts it watches.
+fn publish_textfile(root: &SysRoot, args: &Options, mode: Mode, done: &Result<Done>, started: Instant) {
+    let Some(path) = crate::system::textfile::textfile_path(root, args.textfile.as_deref()) else {
+        return;
+    };
+    let finished = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let (found, outcome, results) = match done {
+        Ok(d) => (
+            Some(prom::Findings {
+                plan: &d.plan,
+                reboot: &d.reboot,
+            }),
+            d.outcome,
+            &d.results[..],
+        ),
+        Err(_) => (None, Outcome::Error, &[][..]),
+    };
+    let run = prom::Run {
+        mode: mode.name(),
+        finished,
+        duration: started.elapsed().as_secs_f64(),
+        outcome,
+        results,
+    };
+    let text = prom::render(found.as_ref(), &run);
+    match crate::system::textfile::write_atomic(&path, text.as_bytes()) {
+        Ok(()) => log::debug!("wrote {}", path.display()),
+        // An ordinary user running `status` may not write node_exporter's
+        // directory; only a path asked for deserves a warning then.
+        Err(e) if args.textfile.is_none() && permission_denied(&e) => log::debug!("{e:#}"),
+        Err(e) => log::warn!("{e:#}"),
+    }
+}
+
+fn permission_denied(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+}
+
+/// Debian's convention for a package transaction that needs a reboot:
+/// `/run/reboot-required`, and the packages behind it in
+/// `/run/reboot-required.pkgs` (dpkg's owners of the new kernel image and
+/// of the stale files no restart replaces). Never fails the hook.
+fn flag_reboot(root: &SysRoot, d: &Done) {
+    if !d.reboot.needed {
+        return;
+    }
+    let mut paths = Vec::new();
+    if d.reboot.reasons.iter().any(|r| r.code.starts_with("kernel-")) {
+        if let Some(rel) = &d.reboot.kernel.expected {
+            paths.push(format!("/boot/vmlinuz-{rel}"));
+            paths.push(format!("/usr/lib/modules/{rel}/vmlinuz"));
+        }
+    }
+    let units: Vec<&str> = d.reboot.reasons.iter().filter_map(|r| r.unit.as_deref()).collect();
+    let stale = d
+        .plan
+        .units
+        .iter()
+        .filter(|u| units.contains(&u.unit.as_str()))
+        .flat_map(|u| &u.processes)
+        .chain(d.plan.init.iter().filter(|_| units.contains(&"init.scope")));
+    paths.extend(stale.flat_map(|p| &p.files).map(|f| f.path.to_string()));
+    paths.sort();
+    paths.dedup();
+    let packages = crate::pkgdb::dpkg::owners(root, &paths);
+    match crate::system::textfile::flag_reboot(root, &packages) {
+        Ok(()) => log::info!(
+            "a reboot is needed: flagged in {}",
+            crate::system::textfile::REBOOT_REQUIRED
+        ),
+        Err(e) => log::warn!("{e:#}"),
     }
 }
 

@@ -10,6 +10,8 @@
 //! - Real processes on the real `/proc` (`live_processes`, `scan_methods`,
 //!   `maps_vs_procfs`).
 //! - Replay's readers (`replay_dnf`, `replay_robustness`).
+//! - The Prometheus textfile, read back with a real parser (`prometheus`), and
+//!   the reboot flag a hook run writes (`reboot_required`).
 //!
 //! A test that cannot run where it is run says `skipped: <why>` on stderr.
 //!
@@ -33,6 +35,8 @@ mod golden;
 mod live_processes;
 mod maps_vs_procfs;
 mod pacman_hook;
+mod prometheus;
+mod reboot_required;
 mod replay_dnf;
 mod replay_robustness;
 mod scan_methods;

@@ -93,6 +93,7 @@ impl Adapter for Apt {
         Ok(Some(Prepared {
             changed: d.set,
             auto_restart: rec.auto_restart(),
+            reexec: rec.reexec(),
             protect: rec.blocks.iter().flat_map(|b| b.protect.iter().cloned()).collect(),
         }))
     }

@@ -34,6 +34,10 @@ pub const FRONTEND_LOCK: &str = "/var/lib/dpkg/lock-frontend";
 
 pub const AUTO_RESTART_KEY: &str = "RestartStale::Auto-Restart";
 
+/// `RestartStale::Reexec "false";` keeps PID 1 from being re-executed
+/// when it runs stale code (as `--no-reexec` does); on by default.
+pub const REEXEC_KEY: &str = "RestartStale::Reexec";
+
 /// `apt-hook pre-install-pkgs`: apt's `DPkg::Pre-Install-Pkgs` hook.
 /// Always [`Outcome::Done`]: errors and panics are logged, apt goes on.
 pub fn pre_install_pkgs(root: &SysRoot) -> Outcome {

@@ -8,7 +8,7 @@
 
 use super::protocol::{self, HookInput, Step};
 use super::record::{self, Block};
-use super::AUTO_RESTART_KEY;
+use super::{AUTO_RESTART_KEY, REEXEC_KEY};
 use crate::pkgdb::dpkg;
 use crate::system::sysroot::SysRoot;
 use crate::transaction::{host, spool};
@@ -57,6 +57,7 @@ pub fn build_block(root: &SysRoot, input: &HookInput, time: u64, pid: u32) -> Bl
     let mut block = Block::new(time, pid);
     block.command = input.config_value("CommandLine::AsString").map(str::to_string);
     block.auto_restart = auto_restart(input);
+    block.reexec = reexec(input);
     block.actions = input.actions.clone();
     block.errors = input.errors.iter().map(ToString::to_string).collect();
     let (lists, problems) = capture_lists(root, input);
@@ -76,6 +77,19 @@ fn auto_restart(input: &HookInput) -> bool {
     };
     protocol::parse_bool(value).unwrap_or_else(|| {
         log::warn!("{AUTO_RESTART_KEY} {value:?} is not a boolean; automatic restarts are off");
+        false
+    })
+}
+
+/// The admin's `RestartStale::Reexec`; on unless it says off. A value we
+/// can't read turns it off, as for Auto-Restart: re-executing PID 1 is
+/// the one step an admin may want to schedule.
+fn reexec(input: &HookInput) -> bool {
+    let Some(value) = input.config_value(REEXEC_KEY) else {
+        return true;
+    };
+    protocol::parse_bool(value).unwrap_or_else(|| {
+        log::warn!("{REEXEC_KEY} {value:?} is not a boolean; PID 1 is not re-executed");
         false
     })
 }
@@ -147,5 +161,20 @@ garbage\n";
         assert!(auto_restart(&parse("VERSION 3\n\n")));
         assert!(auto_restart(&parse("VERSION 3\nrestartstale::auto-restart=true\n\n")));
         assert!(!auto_restart(&parse("VERSION 3\nRestartStale::Auto-Restart=maybe\n\n")));
+    }
+
+    #[test]
+    fn reexec_defaults_on_and_is_recorded_only_when_off() {
+        let parse = |s: &str| protocol::parse(s.as_bytes(), "stdin");
+        assert!(reexec(&parse("VERSION 3\n\n")));
+        assert!(!reexec(&parse("VERSION 3\nRestartStale::Reexec=false\n\n")));
+        assert!(!reexec(&parse("VERSION 3\nRestartStale::Reexec=sometimes\n\n")));
+        let (_tmp, root) = SysRoot::scratch();
+        let on = build_block(&root, &parse("VERSION 3\n\n"), 1, 2);
+        assert!(!on.render().contains("reexec"), "{}", on.render());
+        let off = build_block(&root, &parse("VERSION 3\nRestartStale::Reexec=no\n\n"), 1, 2);
+        let rec = record::parse(&off.render(), "test");
+        assert!(rec.problems.is_empty(), "{:?}", rec.problems);
+        assert!(!rec.reexec() && rec.auto_restart());
     }
 }

@@ -24,6 +24,8 @@ pub struct Block {
     pub pid: u32,
     pub command: Option<String>,
     pub auto_restart: bool,
+    /// `RestartStale::Reexec`: PID 1 may be re-executed.
+    pub reexec: bool,
     pub actions: Vec<Action>,
     /// `(pkg:arch, path)` from file lists copied before dpkg ran.
     pub lists: Vec<(String, String)>,
@@ -39,6 +41,7 @@ impl Block {
             pid,
             command: None,
             auto_restart: true,
+            reexec: true,
             actions: Vec::new(),
             lists: Vec::new(),
             errors: Vec::new(),
@@ -51,6 +54,10 @@ impl Block {
         let mut f = vec![Fact::Source(Source::Apt)];
         f.extend(self.command.clone().map(Fact::Command));
         f.push(Fact::AutoRestart(self.auto_restart));
+        // Only when off: records of the default stay as they were.
+        if !self.reexec {
+            f.push(Fact::Reexec(false));
+        }
         f.extend(self.actions.iter().map(|a| Fact::Action(a.to_string())));
         f.extend(self.lists.iter().map(|(p, l)| Fact::List(p.clone(), l.clone())));
         f.extend(self.errors.iter().cloned().map(Fact::Error));
@@ -75,6 +82,7 @@ impl Block {
             match f {
                 Fact::Command(c) => out.command = Some(c.clone()),
                 Fact::AutoRestart(on) => out.auto_restart &= on,
+                Fact::Reexec(on) => out.reexec &= on,
                 Fact::Action(line) => match protocol::parse_action(line) {
                     Ok(a) => out.actions.push(a),
                     Err(e) => problems.push(format!(
@@ -115,6 +123,11 @@ impl Record {
     /// Automatic restarts are on only if every run asked for them.
     pub fn auto_restart(&self) -> bool {
         self.blocks.iter().all(|b| b.auto_restart)
+    }
+
+    /// PID 1 may be re-executed only if no run turned it off.
+    pub fn reexec(&self) -> bool {
+        self.blocks.iter().all(|b| b.reexec)
     }
 
     /// `pkg:arch` of every recorded package, sorted, once each.

@@ -56,8 +56,20 @@ clr\-service\-restart's directories, honoured with lower precedence.
 .TP
 \fI/etc/apt/apt.conf.d/50restart\-stale\fR
 The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
-turns automatic restarts off while still reporting; \fBRESTART_STALE_SUSPEND=1\fR
+turns automatic restarts off while still reporting; \fBRestartStale::Reexec "false";\fR
+keeps systemd (PID 1) from being re\-executed; \fBRESTART_STALE_SUSPEND=1\fR
 in apt's environment skips the hooks for one run.
+.TP
+\fI/var/lib/prometheus/node\-exporter/restart\-stale.prom\fR
+The Prometheus textfile (status, restart and hook runs), when that directory
+exists; \fB\-\-textfile\fR names another path.
+.TP
+\fI/run/reboot\-required\fR, \fI/run/reboot\-required.pkgs\fR
+Written by a hook's run when a reboot is needed: a newer kernel, or a
+never\-tier unit or PID 1 left on stale code.
+.TP
+\fI/proc/sys/kernel/osrelease\fR, \fI/boot/vmlinuz\-*\fR, \fI/usr/lib/modules/*/vmlinuz\fR, \fI/sys/kernel/livepatch/\fR
+Read to compare the running kernel with the newest installed one.
 .TP
 \fI/etc/dnf/plugins/restart\-stale.conf\fR
 The dnf 4 plugin: \fBenabled=0\fR turns it off, \fBauto_restart=0\fR turns

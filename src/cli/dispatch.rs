@@ -49,7 +49,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             None => zypper::plugin(&root, cli.verbose),
             Some(ZypperStep::Finish) => zypper::finish(&root, cli.verbose),
         }),
-        Some(Command::Status { scan }) => run::execute(&root, &options(&scan)?, Mode::Status, cli.verbose),
+        Some(Command::Status { scan, batch }) => {
+            let opts = Options {
+                batch,
+                ..options(&scan)?
+            };
+            run::execute(&root, &opts, Mode::Status, cli.verbose)
+        }
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
         None => {
             let mut opts = options(&cli.scan)?;
@@ -72,6 +78,7 @@ pub fn options(args: &ScanArgs) -> Result<Options> {
             ScanMethod::Auto => scan::Method::Auto,
             ScanMethod::Text => scan::Method::Text,
         },
+        textfile: args.textfile.clone(),
         ..Options::default()
     })
 }

@@ -108,6 +108,12 @@ pub struct ScanArgs {
     /// kernel has it; `text` always parses /proc/PID/maps (benchmarks).
     #[arg(long, hide = true, value_enum, default_value_t = ScanMethod::Auto)]
     pub scan_method: ScanMethod,
+
+    /// Write the Prometheus textfile here (atomically) instead of
+    /// /var/lib/prometheus/node-exporter/restart-stale.prom, which is
+    /// written only when that directory exists (docs/prometheus.md).
+    #[arg(long, value_name = "PATH")]
+    pub textfile: Option<PathBuf>,
 }
 
 /// Whether and how to restart: the default action and `replay`.
@@ -140,6 +146,11 @@ pub enum Command {
     Status {
         #[command(flatten)]
         scan: ScanArgs,
+
+        /// Print needrestart's batch lines (NEEDRESTART-VER, -KCUR, -KEXP,
+        /// -KSTA, -SVC, -SESS) for monitoring plugins (docs/batch.md).
+        #[arg(long, conflicts_with = "json")]
+        batch: bool,
     },
     /// Replay a past package transaction: restart what it left stale
     /// (only units still running the old files count).
@@ -284,6 +295,10 @@ mod tests {
         assert!(parse(&["-n", "allow", "x.service"]).is_err());
         let c = parse(&["-v", "status", "--json"]).unwrap();
         assert!(c.verbose == 1);
+        assert!(parse(&["status", "--batch", "--json"]).is_err());
+        let c = parse(&["status", "--batch", "--textfile", "/tmp/x.prom"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Status { batch: true, .. })));
+        assert!(parse(&["--textfile", "/tmp/x.prom", "-n"]).is_ok());
         assert!(parse(&["allow"]).is_err());
         let c = parse(&["-n", "-a", "--changed-files", "-"]).unwrap();
         assert!(c.act.dry_run && c.scan.report.all);

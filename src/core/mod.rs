@@ -2,10 +2,15 @@
 //! unit names, the tiers, the plan and its report. Nothing here reads the
 //! system.
 
+pub mod batch;
 pub mod changed;
+pub mod kernel;
 pub mod model;
 pub mod plan;
 pub mod policy;
+pub mod prom;
+pub mod reboot;
 pub mod report;
 pub mod tiers;
 pub mod unit_name;
+pub mod version;

@@ -29,6 +29,8 @@ pub struct Context<'a> {
     pub warnings: &'a [String],
     /// What a restart run did, unit by unit; `None` when nothing was run.
     pub restarts: Option<&'a [UnitResult]>,
+    /// Why the host needs a reboot, and the kernel's status.
+    pub reboot: Option<&'a crate::core::reboot::Reboot>,
 }
 
 fn write_who(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
@@ -97,6 +99,9 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
     }
     if shown.is_empty() && plan.init.is_none() && plan.outside.is_empty() {
         writeln!(w, "nothing stale")?;
+    }
+    if let Some(r) = ctx.reboot {
+        crate::core::reboot::write_text(w, r)?;
     }
     Ok(())
 }
@@ -185,6 +190,7 @@ struct Document<'a> {
     outside: OutsideDoc<'a>,
     problems: &'a [String],
     processes_scanned: usize,
+    reboot: Option<&'a crate::core::reboot::Reboot>,
     restarts: Option<&'a [UnitResult]>,
     schema: &'static str,
     units: Vec<UnitDoc<'a>>,
@@ -215,6 +221,7 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         outside: OutsideDoc(&plan.outside),
         problems: ctx.problems,
         processes_scanned: ctx.processes_scanned,
+        reboot: ctx.reboot,
         restarts: ctx.restarts,
         schema: SCHEMA,
         units,
@@ -260,6 +267,7 @@ mod tests {
             problems: &[],
             warnings: &[],
             restarts: None,
+            reboot: None,
         };
         let mut out = Vec::new();
         write_json(&mut out, &plan, &ctx).unwrap();
@@ -278,6 +286,7 @@ mod tests {
             "outside",
             "problems",
             "processes_scanned",
+            "reboot",
             "restarts",
             "schema",
             "units",

@@ -92,6 +92,35 @@ pub fn derive(root: &SysRoot, packages: &[(String, Vec<String>)], captured: &[(S
     d
 }
 
+/// The installed packages whose lists name any of `paths` (compared in
+/// merged-/usr form), without their `:arch`; one pass over every list.
+/// For `/run/reboot-required.pkgs`, so best effort: an unreadable info
+/// directory or list is skipped, and a path no list names (a library
+/// dropped by its upgrade) names no package.
+pub fn owners(root: &SysRoot, paths: &[String]) -> std::collections::BTreeSet<String> {
+    let wanted: std::collections::HashSet<String> = paths.iter().map(|p| crate::core::changed::normalize(p)).collect();
+    let mut found = std::collections::BTreeSet::new();
+    let Ok(dir) = std::fs::read_dir(root.path(INFO_DIR)) else {
+        return found;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(pkg) = name.strip_suffix(".list") else {
+            continue;
+        };
+        let Ok(text) = std::fs::read_to_string(e.path()) else {
+            continue;
+        };
+        if text
+            .lines()
+            .any(|l| wanted.contains(&crate::core::changed::normalize(l)))
+        {
+            found.insert(pkg.split(':').next().unwrap_or(pkg).to_string());
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,6 +4,7 @@
 //! links (read and written).
 
 pub mod cgroup;
+pub mod kernel;
 pub mod maps;
 pub mod policy;
 pub mod procfs;
@@ -11,3 +12,4 @@ pub mod procmap;
 pub mod scan;
 pub mod staleness;
 pub mod sysroot;
+pub mod textfile;

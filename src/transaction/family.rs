@@ -121,6 +121,7 @@ impl Adapter for Family {
         Ok(Some(Prepared {
             changed,
             auto_restart: rec.blocks.iter().all(|b| b.auto_restart()),
+            reexec: rec.blocks.iter().all(|b| b.reexec()),
             protect,
         }))
     }

@@ -58,6 +58,9 @@ pub struct Prepared {
     pub auto_restart: bool,
     /// Units the package manager runs in: skipped as running this tool.
     pub protect: Vec<String>,
+    /// False when a hook run turned the PID 1 re-exec off (apt's
+    /// `RestartStale::Reexec`).
+    pub reexec: bool,
 }
 
 /// Runs the finish loop for `adapter`.
@@ -168,6 +171,12 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
     let opts = Options {
         changed: Some(prepared.changed),
         protect: prepared.protect,
+        // The textfile, and /run/reboot-required when a reboot is needed.
+        hook: true,
+        restart: crate::restart::Settings {
+            reexec: prepared.reexec,
+            ..crate::restart::Settings::default()
+        },
         ..Options::default()
     };
     match run::execute(root, &opts, mode, verbose) {

@@ -7,6 +7,7 @@
 //! manager <pid> <start ticks>    the package manager process to wait for
 //! command <its command line>
 //! auto-restart true|false
+//! reexec false                   apt: RestartStale::Reexec off (no PID 1 re-exec)
 //! package in|out <nevra>         in: installed now; out: removed or replaced
 //! file <absolute path>           changed by the transaction
 //! action <protocol-3 line>       apt: one action, as apt wrote it
@@ -78,6 +79,9 @@ pub enum Fact {
     Manager(Process),
     Command(String),
     AutoRestart(bool),
+    /// Whether PID 1 may be re-executed when it runs stale code; apt
+    /// writes it only when the admin turned it off.
+    Reexec(bool),
     Package(Direction, String),
     File(String),
     /// An apt protocol-3 action line, kept as apt wrote it.
@@ -98,6 +102,7 @@ impl fmt::Display for Fact {
             Fact::Manager(p) => write!(f, "manager {p}"),
             Fact::Command(c) => write!(f, "command {}", one_line(c)),
             Fact::AutoRestart(b) => write!(f, "auto-restart {b}"),
+            Fact::Reexec(b) => write!(f, "reexec {b}"),
             Fact::Package(d, n) => write!(f, "package {} {n}", d.word()),
             Fact::File(p) => write!(f, "file {p}"),
             Fact::Action(a) => write!(f, "action {}", one_line(a)),
@@ -147,6 +152,7 @@ pub fn parse_fact(line: &str) -> Result<Fact, String> {
         "auto-restart" => parse_bool(rest)
             .map(Fact::AutoRestart)
             .ok_or_else(|| "not a boolean".into()),
+        "reexec" => parse_bool(rest).map(Fact::Reexec).ok_or_else(|| "not a boolean".into()),
         "package" => {
             let (dir, name) = rest.split_once(' ').ok_or("package needs in|out and a name")?;
             let dir = match dir {
@@ -229,6 +235,11 @@ impl Block {
     /// Off if any `auto-restart false` line says so.
     pub fn auto_restart(&self) -> bool {
         !self.facts.contains(&Fact::AutoRestart(false))
+    }
+
+    /// Off if any `reexec false` line says so.
+    pub fn reexec(&self) -> bool {
+        !self.facts.contains(&Fact::Reexec(false))
     }
 
     pub fn managers(&self) -> impl Iterator<Item = Process> + '_ {

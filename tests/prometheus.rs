@@ -1,0 +1,127 @@
+//! The Prometheus textfile, read back with a real exposition-format
+//! parser (the `prometheus-parse` crate): every line must parse, every
+//! metric must have HELP and TYPE, and the values must say what the fake
+//! root holds (golden case 09: Debian, 6.1.0-27 running, -28 installed).
+
+use crate::util::bin;
+use crate::util::fixture::case_root;
+use prometheus_parse::{Scrape, Value};
+use std::collections::BTreeSet;
+use std::fs;
+
+/// Parses `text`, checking that the lenient parser dropped no sample line
+/// (it skips what it cannot read) and that each metric is a documented gauge.
+fn parse_strictly(text: &str) -> Scrape {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = Scrape::parse(lines).expect("the textfile parses");
+    let sample_lines = text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')).count();
+    assert_eq!(scrape.samples.len(), sample_lines, "a line did not parse:\n{text}");
+    let typed: BTreeSet<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" gauge"))
+        .collect();
+    for s in &scrape.samples {
+        assert!(scrape.docs.contains_key(&s.metric), "{} has no HELP", s.metric);
+        assert!(typed.contains(s.metric.as_str()), "{} has no TYPE gauge", s.metric);
+        assert!(matches!(s.value, Value::Gauge(_)), "{}: {:?}", s.metric, s.value);
+    }
+    scrape
+}
+
+fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<f64> = scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            Value::Gauge(v) => v,
+            _ => f64::NAN,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{metric} {labels:?}: {found:?}");
+    found[0]
+}
+
+#[test]
+fn status_writes_a_textfile_that_parses() {
+    let root = case_root("09-kernel-debian-batch");
+    fs::create_dir_all(root.path().join("metrics")).unwrap();
+    let out = bin(root.path())
+        .args(["status", "--textfile", "/metrics/restart-stale.prom"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = fs::read_to_string(root.path().join("metrics/restart-stale.prom")).unwrap();
+    let m = parse_strictly(&text);
+    let unit = |u: &str, action: &str, reason: &str| {
+        value(
+            &m,
+            "restart_stale_stale_unit",
+            &[("unit", u), ("action", action), ("reason", reason)],
+        )
+    };
+    assert_eq!(unit("allowed.service", "restart", "allowed-by-admin"), 1.0);
+    assert_eq!(unit("dbus.service", "skip", "never-tier"), 1.0);
+    assert_eq!(unit("denied.service", "skip", "denied-by-admin"), 1.0);
+    assert_eq!(value(&m, "restart_stale_stale_units", &[]), 7.0);
+    assert_eq!(value(&m, "restart_stale_init_stale", &[]), 1.0);
+    assert_eq!(value(&m, "restart_stale_session_processes", &[]), 1.0);
+    assert_eq!(
+        value(&m, "restart_stale_reboot_required", &[("reason", "kernel-upgrade")]),
+        1.0
+    );
+    assert_eq!(
+        value(&m, "restart_stale_reboot_required", &[("reason", "never-tier-stale")]),
+        1.0
+    );
+    assert_eq!(
+        value(&m, "restart_stale_reboot_required", &[("reason", "init-stale")]),
+        0.0
+    );
+    assert_eq!(value(&m, "restart_stale_kernel_status", &[]), 3.0);
+    assert_eq!(
+        value(&m, "restart_stale_last_run_outcome", &[("outcome", "pending")]),
+        1.0
+    );
+    assert_eq!(
+        value(&m, "restart_stale_last_run_outcome", &[("outcome", "error")]),
+        0.0
+    );
+    assert_eq!(value(&m, "restart_stale_last_run_info", &[("mode", "status")]), 1.0);
+    assert_eq!(value(&m, "restart_stale_units_restarted", &[]), 0.0);
+    assert_eq!(value(&m, "restart_stale_units_failed", &[]), 0.0);
+    assert!(value(&m, "restart_stale_last_run_timestamp_seconds", &[]) > 1.7e9);
+    assert!(value(&m, "restart_stale_last_run_duration_seconds", &[]) >= 0.0);
+    // Atomic: nothing but the file itself is left in the directory.
+    assert_eq!(fs::read_dir(root.path().join("metrics")).unwrap().count(), 1);
+}
+
+#[test]
+fn textfile_goes_to_debians_directory_only_when_it_exists() {
+    let root = case_root("10-kernel-fedora-batch");
+    bin(root.path()).args(["status"]).output().unwrap();
+    let debian = root.path().join("var/lib/prometheus/node-exporter");
+    assert!(!debian.exists());
+    fs::create_dir_all(&debian).unwrap();
+    let out = bin(root.path()).args(["status"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let m = parse_strictly(&fs::read_to_string(debian.join("restart-stale.prom")).unwrap());
+    assert_eq!(value(&m, "restart_stale_kernel_status", &[]), 3.0);
+    assert_eq!(value(&m, "restart_stale_last_run_outcome", &[("outcome", "done")]), 1.0);
+}
+
+#[test]
+fn a_textfile_that_cannot_be_written_is_only_a_warning() {
+    let root = case_root("10-kernel-fedora-batch");
+    let out = bin(root.path())
+        .args(["status", "--textfile", "/no/such/dir/x.prom"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("failed to write") && stderr.contains("x.prom"),
+        "{stderr}"
+    );
+}
