@@ -83,8 +83,9 @@ pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planne
     Ok(Planned { plan, scan, policy })
 }
 
-/// Scan problems are per process; an ordinary user meets one for every
-/// process of another user, so many of them become one summary line.
+/// Scan problems are per process (or per unreadable cgroup, which come
+/// first); an ordinary user meets one for every process of another user,
+/// so many of them become one summary line.
 fn log_problems(problems: &[String]) {
     const SHOWN: usize = 3;
     if problems.len() <= SHOWN {
@@ -92,7 +93,7 @@ fn log_problems(problems: &[String]) {
         return;
     }
     log::warn!(
-        "{} processes could not be read (first: {}); run as root to see them all, -v lists each",
+        "{} processes or cgroups could not be read (first: {}); run as root to see them all, -v lists each",
         problems.len(),
         problems[0]
     );
