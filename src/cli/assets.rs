@@ -35,7 +35,11 @@ A runtime error (unreadable input, D\-Bus failure).
 Bad usage.
 .TP
 \fB3\fR
-Restarts are needed but were not done (\fBstatus\fR, \fB\-n\fR).
+Restarts are needed but were not done (\fBstatus\fR, \fB\-n\fR), or an allowed
+unit was not restarted after all and still runs stale code: it has leftover
+processes a restart would not stop (\fBKillMode=process\fR), refuses manual stop,
+cannot be stopped or started, or is a per\-connection instance of an
+\fBAccept=yes\fR socket.
 .TP
 \fB4\fR
 A restart failed, timed out, or left stale code running.
