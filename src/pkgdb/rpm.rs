@@ -7,14 +7,23 @@
 
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 /// The rpm binary of the running system, never one under the root.
 pub const RPM: &str = "/usr/bin/rpm";
 
 /// How many packages one `rpm -ql` call gets.
 const BATCH: usize = 200;
+
+/// How long all `rpm -ql` calls of one listing may take together. A
+/// listing of a whole system's upgrade takes a second or two; rpm stuck
+/// on the rpmdb (a lock, a broken sqlite file, a slow disk) would
+/// otherwise hold dnf's hooks, and dnf, for as long as it likes.
+pub const RPM_LIMIT: Duration = Duration::from_secs(15);
 
 /// What the rpmdb said about a batch of packages.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,21 +41,32 @@ pub trait FileLister {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing>;
 }
 
-/// `rpm -ql --root ROOT NEVRA...`.
-pub struct RpmCommand;
+/// `rpm -ql --root ROOT NEVRA...`, all batches of one listing within the
+/// time limit it holds: [`RPM_LIMIT`] in hooks ([`RpmCommand::HOOK`]),
+/// longer where nobody waits on us ([`RpmCommand::REPLAY`]).
+pub struct RpmCommand(pub Duration);
+
+impl RpmCommand {
+    pub const HOOK: RpmCommand = RpmCommand(RPM_LIMIT);
+    /// Replay is run by hand, on transactions of any size; the limit only
+    /// guards against an rpm that never ends.
+    pub const REPLAY: RpmCommand = RpmCommand(Duration::from_secs(300));
+}
 
 impl FileLister for RpmCommand {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
-        list_with(Path::new(RPM), root, nevras)
+        list_with(Path::new(RPM), root, nevras, self.0)
     }
 }
 
-/// `PROGRAM -ql --root ROOT NEVRA...` in batches: [`RpmCommand`] with
-/// another program, for tests that stand in for rpm.
-pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+/// `PROGRAM -ql --root ROOT NEVRA...` in batches, all done within `limit`
+/// or killed: [`RpmCommand`] with another program and limit, for tests
+/// that stand in for rpm.
+pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String], limit: Duration) -> Result<Listing> {
+    let deadline = Instant::now() + limit;
     let mut all = Listing::default();
     for batch in nevras.chunks(BATCH) {
-        let l = run_rpm(program, root, batch)?;
+        let l = run_rpm(program, root, batch, deadline)?;
         all.files.extend(l.files);
         all.not_installed.extend(l.not_installed);
         all.unexpected.extend(l.unexpected);
@@ -54,19 +74,25 @@ pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Li
     Ok(all)
 }
 
-fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String], deadline: Instant) -> Result<Listing> {
     if let Some(bad) = nevras.iter().find(|n| !safe_argument(n)) {
         bail!("refusing to pass {bad:?} to rpm: not a package name");
     }
-    let out = Command::new(program)
+    let child = Command::new(program)
         .arg("-ql")
         .arg("--root")
         .arg(root.root())
         .args(nevras)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that a timeout kills whatever it
+        // started too (and nothing keeps our pipes open).
+        .process_group(0)
+        .spawn()
         .with_context(|| format!("failed to run {} to list package files", program.display()))?;
+    let out = wait_until(child, deadline).with_context(|| format!("{} -ql", program.display()))?;
     let listing = parse_ql(&String::from_utf8_lossy(&out.stdout));
     // rpm's exit status counts the packages not found; anything else
     // without any output is a failure (no rpmdb, unreadable rpmdb).
@@ -79,6 +105,45 @@ fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing>
         );
     }
     Ok(listing)
+}
+
+/// Collects a child's output, killing its process group if it has not
+/// exited by `deadline`.
+fn wait_until(mut child: Child, deadline: Instant) -> Result<std::process::Output> {
+    // Drained on threads: rpm blocks once a pipe buffer (64 KiB) is full,
+    // and a long file list is far more than that.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = loop {
+        if let Some(status) = child.try_wait().context("failed to wait for it")? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            // SAFETY: kill(2) on the process group of a child we spawned
+            // with process_group(0) and have not reaped: its id is ours.
+            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+            let _ = child.wait();
+            // The readers end once the group is gone; not joined, so that
+            // a descendant that escaped the group cannot hold us.
+            bail!("did not finish in time; killed it (the rpmdb may be locked or damaged)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let join = |h: std::thread::JoinHandle<Vec<u8>>| h.join().unwrap_or_default();
+    Ok(std::process::Output {
+        status,
+        stdout: join(stdout),
+        stderr: join(stderr),
+    })
 }
 
 /// A NEVRA we are willing to put on rpm's command line.
@@ -163,8 +228,27 @@ mod tests {
     }
 
     #[test]
+    fn a_stuck_rpm_is_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let rpm = dir.path().join("rpm");
+        // Forks a child that keeps stdout open, as a stuck helper would.
+        std::fs::write(&rpm, "#!/bin/sh\necho /usr/lib/partial\nsleep 60 & sleep 60\n").unwrap();
+        std::fs::set_permissions(&rpm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let start = Instant::now();
+        let err = list_with(
+            &rpm,
+            &SysRoot::default(),
+            &["a-1-1.x86_64".into()],
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(format!("{err:#}").contains("killed"), "{err:#}");
+    }
+
+    #[test]
     fn refuses_unsafe_names_before_running_anything() {
-        let err = RpmCommand
+        let err = RpmCommand::HOOK
             .list(&SysRoot::default(), &["ok-1-1.x86_64".into(), "--eval=x".into()])
             .unwrap_err();
         assert!(err.to_string().contains("--eval=x"), "{err}");
