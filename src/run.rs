@@ -12,6 +12,7 @@ use crate::system::scan::{self, Scope};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::io::Write;
+use std::path::Path;
 
 /// A full report on a busy host runs to megabytes; bigger writes mean
 /// fewer system calls (8 KiB, the default, made 330 for one report).
@@ -73,9 +74,16 @@ pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planne
     } else {
         Vec::new()
     };
+    // Packages name files by the directories they were packaged in; the
+    // kernel names them by their real path. Only the filesystem knows
+    // which directories are links (`/usr/sbin → bin` on Fedora).
+    let changed = args
+        .changed
+        .as_ref()
+        .map(|c| c.with_real_dirs(|dir| Some(root.resolve(Path::new(dir))?.to_str()?.to_string())));
     let opts = plan::Options {
         policy: &policy,
-        changed: args.changed.as_ref(),
+        changed: changed.as_ref(),
         all: args.all,
         self_units: &self_units,
     };
