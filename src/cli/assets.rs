@@ -56,7 +56,11 @@ Admin policy: a symlink allows UNIT; a link to /dev/null denies it.
 Distribution policy: a symlink allows UNIT.
 .TP
 \fI/etc/clr\-service\-restart\fR, \fI/usr/share/clr\-service\-restart\fR
-clr\-service\-restart's directories, honoured with lower precedence.
+clr\-service\-restart's directories, honoured with lower precedence: the first of
+\fI/etc/restart\-stale\fR, \fI/etc/clr\-service\-restart\fR, \fI/usr/share/restart\-stale\fR,
+\fI/usr/share/clr\-service\-restart\fR with a link for the unit (or its template)
+decides. Directories not owned by root or writable by group or others, and
+links not owned by root, are ignored with a warning.
 .TP
 \fI/etc/apt/apt.conf.d/50restart\-stale\fR
 The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
