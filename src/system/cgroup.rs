@@ -72,9 +72,9 @@ pub fn system_members(root: &SysRoot, layout: Layout) -> Members {
 }
 
 /// Collects the members of `dir` and every cgroup below it. An unreadable
-/// cgroup ends the walk of its own subtree only: EOPNOTSUPP (a threaded
-/// cgroup has no `cgroup.procs`), EACCES, ENAMETOOLONG, ENODEV while a
-/// unit stops, or a `cgroup.procs` that is not a file.
+/// cgroup ends the walk of its own subtree only, as a problem: EACCES,
+/// ENAMETOOLONG, ENODEV while a unit stops, a `cgroup.procs` that is not
+/// a file. A threaded cgroup (EOPNOTSUPP) ends it quietly ([`threaded`]).
 fn walk(base: &Path, dir: &Path, found: &mut Members) {
     let rel = format!("/{}", dir.strip_prefix(base).unwrap_or(dir).display());
     let owner = owner_of_cgroup(&rel);
@@ -83,6 +83,10 @@ fn walk(base: &Path, dir: &Path, found: &mut Members) {
             pid,
             owner: owner.clone(),
         })),
+        Err(e) if threaded(&e) => {
+            log::debug!("{rel} is a threaded cgroup: its processes are listed by its thread root");
+            return;
+        }
         Err(e) => {
             found
                 .problems
@@ -105,6 +109,17 @@ fn walk(base: &Path, dir: &Path, found: &mut Members) {
             walk(base, &entry.path(), found);
         }
     }
+}
+
+/// Whether reading `cgroup.procs` failed because the cgroup is threaded
+/// (cgroup v2): then it is no loss, since the nearest domain above it
+/// (its thread root, already read, in the same unit) lists every process
+/// of the threaded subtree (Documentation/admin-guide/cgroup-v2.rst,
+/// "Threads").
+fn threaded(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
+        == Some(libc::EOPNOTSUPP)
 }
 
 fn read_procs(path: &PathBuf) -> Result<Vec<u32>> {
@@ -341,6 +356,15 @@ mod tests {
         assert!(pids_under(&r, Layout::Unified, "/system.slice/gone.service")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn only_eopnotsupp_means_threaded() {
+        let err = |code| anyhow::Error::new(std::io::Error::from_raw_os_error(code)).context("failed to read x");
+        assert!(threaded(&err(libc::EOPNOTSUPP)));
+        for other in [libc::EACCES, libc::ENODEV, libc::ENAMETOOLONG, libc::EISDIR] {
+            assert!(!threaded(&err(other)), "{other}");
+        }
     }
 
     #[test]
