@@ -154,15 +154,21 @@ fn classify(root: &SysRoot, path: &Path, shown: &Path, admin: bool, owner: u32) 
 }
 
 /// Whether the link `shown` (its path inside the root), whose target is
-/// `target`, leads to `/dev/null`: a relative target (`ln -sr` writes
-/// `../../dev/null`) counts from the link's directory, and links on the
-/// way are followed, all inside the root.
+/// `target`, names `/dev/null`: a relative target (`ln -sr` writes
+/// `../../dev/null`) counts from the link's directory, and directory links
+/// on the way are followed, all inside the root. The last component is
+/// not followed: a link to a masked unit file is still an allow link, as
+/// in clr-service-restart, which compares the target with `/dev/null`.
 fn links_to_dev_null(root: &SysRoot, shown: &Path, target: &Path) -> bool {
     if target == Path::new(DEV_NULL) {
         return true;
     }
-    let from = shown.parent().unwrap_or(Path::new("/")).join(target);
-    root.resolve(&from).is_some_and(|p| p == Path::new(DEV_NULL))
+    let full = shown.parent().unwrap_or(Path::new("/")).join(target);
+    let (Some(dir), Some(name)) = (full.parent(), full.file_name()) else {
+        return false;
+    };
+    // `..` as the last component has no file name: never /dev/null.
+    root.resolve(dir).is_some_and(|d| d.join(name) == Path::new(DEV_NULL))
 }
 
 /// The `allow`/`disallow`/`default` commands.
@@ -313,12 +319,17 @@ mod tests {
         symlink("../../../dev/null", r.path(DIST_DIR).join("c.service")).unwrap();
         // Only the resolved target counts: this is no /dev/null.
         symlink("../dev/null", r.path(ADMIN_DIR).join("e.service")).unwrap();
+        // Nor is a link to a masked unit file: it names the unit file.
+        std::fs::create_dir_all(r.path("etc/systemd/system")).unwrap();
+        symlink("/dev/null", r.path("etc/systemd/system/m.service")).unwrap();
+        symlink("../systemd/system/m.service", r.path(ADMIN_DIR).join("m.service")).unwrap();
         let p = Policy::load(&r).unwrap();
         assert!(matches!(p.verdict("a.service"), Verdict::DeniedByAdmin(_)));
         assert!(matches!(p.verdict("b.service"), Verdict::DeniedByAdmin(_)));
         assert_eq!(p.verdict("c.service"), Verdict::Unset, "invalid in /usr/share");
         assert!(p.warnings.iter().any(|w| w.contains("c.service")), "{:?}", p.warnings);
         assert!(matches!(p.verdict("e.service"), Verdict::AllowedByAdmin(_)));
+        assert!(matches!(p.verdict("m.service"), Verdict::AllowedByAdmin(_)));
     }
 
     #[test]
