@@ -6,11 +6,12 @@
 //! (no option-like or blank names), and without a shell.
 
 use crate::system::sysroot::SysRoot;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The rpm binary of the running system, never one under the root.
@@ -107,43 +108,50 @@ fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String], deadline: Instant)
     Ok(listing)
 }
 
-/// Collects a child's output, killing its process group if it has not
-/// exited by `deadline`.
+/// Collects a child's output, killing its process group if it and its
+/// output are not done by `deadline`.
 fn wait_until(mut child: Child, deadline: Instant) -> Result<std::process::Output> {
     // Drained on threads: rpm blocks once a pipe buffer (64 KiB) is full,
-    // and a long file list is far more than that.
+    // and a long file list is far more than that. Channels, not joins, so
+    // that waiting for the output has the deadline too.
     let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut buf = Vec::new();
             if let Some(mut p) = pipe {
                 let _ = p.read_to_end(&mut buf);
             }
-            buf
-        })
+            let _ = tx.send(buf);
+        });
+        rx
     };
     let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
     let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let late = |child: &mut Child| {
+        // SAFETY: kill(2) on the process group of a child we spawned with
+        // process_group(0); the group keeps its id while the child is
+        // unreaped, and after that only members it started can be in it.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+        anyhow!("did not finish in time; killed it (the rpmdb may be locked or damaged)")
+    };
     let status = loop {
         if let Some(status) = child.try_wait().context("failed to wait for it")? {
             break status;
         }
         if Instant::now() >= deadline {
-            // SAFETY: kill(2) on the process group of a child we spawned
-            // with process_group(0) and have not reaped: its id is ours.
-            unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
-            let _ = child.wait();
-            // The readers end once the group is gone; not joined, so that
-            // a descendant that escaped the group cannot hold us.
-            bail!("did not finish in time; killed it (the rpmdb may be locked or damaged)");
+            return Err(late(&mut child));
         }
         std::thread::sleep(Duration::from_millis(10));
     };
-    let join = |h: std::thread::JoinHandle<Vec<u8>>| h.join().unwrap_or_default();
-    Ok(std::process::Output {
-        status,
-        stdout: join(stdout),
-        stderr: join(stderr),
-    })
+    // Something it started may still hold the pipes open.
+    let mut collect = |rx: mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| late(&mut child))
+    };
+    let stdout = collect(stdout)?;
+    let stderr = collect(stderr)?;
+    Ok(std::process::Output { status, stdout, stderr })
 }
 
 /// A NEVRA we are willing to put on rpm's command line.
@@ -233,6 +241,24 @@ mod tests {
         let rpm = dir.path().join("rpm");
         // Forks a child that keeps stdout open, as a stuck helper would.
         std::fs::write(&rpm, "#!/bin/sh\necho /usr/lib/partial\nsleep 60 & sleep 60\n").unwrap();
+        std::fs::set_permissions(&rpm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let start = Instant::now();
+        let err = list_with(
+            &rpm,
+            &SysRoot::default(),
+            &["a-1-1.x86_64".into()],
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(format!("{err:#}").contains("killed"), "{err:#}");
+    }
+
+    #[test]
+    fn output_held_open_after_rpm_exits_is_not_waited_for_past_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let rpm = dir.path().join("rpm");
+        std::fs::write(&rpm, "#!/bin/sh\necho /usr/lib/x\nsleep 60 &\nexit 0\n").unwrap();
         std::fs::set_permissions(&rpm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
         let start = Instant::now();
         let err = list_with(
