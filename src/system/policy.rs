@@ -225,11 +225,48 @@ pub fn apply(root: &SysRoot, admin_dir: &str, cmd: Command, units: &[String]) ->
                     .with_context(|| format!("failed to create {}", dir.display()))?;
                 replace_symlink(&dir, unit, &target)?;
                 let word = if cmd == Command::Allow { "allowed" } else { "disallowed" };
-                done.push(format!("{unit}: {word}"));
+                let ours = Path::new(admin_dir).join(unit);
+                match overruled(root, unit, &ours) {
+                    None => done.push(format!("{unit}: {word}")),
+                    Some(decides) => done.push(format!(
+                        "{unit}: {word} by {}, but that link does not decide: {decides}",
+                        ours.display()
+                    )),
+                }
             }
         }
     }
     Ok(done)
+}
+
+/// What decides for `unit` when it is not the link `ours` just written:
+/// a link in a directory that comes first (our own, for the
+/// clr-service-restart commands), or nothing because `ours` is not
+/// trusted, with the warnings that say why.
+fn overruled(root: &SysRoot, unit: &str, ours: &Path) -> Option<String> {
+    let p = match Policy::load(root) {
+        Ok(p) => p,
+        Err(e) => return Some(format!("undetermined: the policy could not be read: {e:#}")),
+    };
+    let verdict = p.verdict(unit);
+    let decides = match &verdict {
+        Verdict::AllowedByAdmin(l) | Verdict::AllowedByDistribution(l) | Verdict::DeniedByAdmin(l) => Some(l),
+        Verdict::Unset => None,
+    };
+    if decides.is_some_and(|l| l == ours) {
+        return None;
+    }
+    let dir = ours.parent().unwrap_or(Path::new("/")).to_string_lossy().into_owned();
+    let why: Vec<&str> = p
+        .warnings
+        .iter()
+        .filter(|w| w.contains(&format!("{dir}:")) || w.contains(&format!("{}:", ours.display())))
+        .map(String::as_str)
+        .collect();
+    Some(match why.is_empty() {
+        true => verdict.describe(),
+        false => format!("{} ({})", verdict.describe(), why.join("; ")),
+    })
 }
 
 /// What decides for `unit` once our link is gone: another directory's
@@ -378,6 +415,37 @@ mod tests {
                 "ignoring policy link /etc/restart-stale/a.service: owned by uid {me}"
             )),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn allow_says_when_its_link_does_not_decide() {
+        use std::os::unix::fs::PermissionsExt;
+        let (_d, r) = fixture();
+        let x = vec!["x.service".to_string()];
+        apply(&r, ADMIN_DIR, Command::Disallow, &x).unwrap();
+        // clr-service-restart's allow, below our own deny.
+        assert_eq!(
+            apply(&r, CLR_ADMIN_DIR, Command::Allow, &x).unwrap(),
+            [
+                "x.service: allowed by /etc/clr-service-restart/x.service, but that link does not decide: \
+              denied by admin: /etc/restart-stale/x.service"
+            ]
+        );
+        assert_eq!(
+            apply(&r, ADMIN_DIR, Command::Allow, &x).unwrap(),
+            ["x.service: allowed"]
+        );
+        // A directory others can write to decides nothing.
+        std::fs::set_permissions(r.path(ADMIN_DIR), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let y = vec!["y.service".to_string()];
+        assert_eq!(
+            apply(&r, ADMIN_DIR, Command::Disallow, &y).unwrap(),
+            [
+                "y.service: disallowed by /etc/restart-stale/y.service, but that link does not decide: \
+              not allowed: no policy link (ignoring policy directory /etc/restart-stale: \
+              writable by group or others (mode 777))"
+            ]
         );
     }
 
