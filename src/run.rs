@@ -15,7 +15,7 @@ use crate::system::scan::{self, Scope};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
 /// A full report on a busy host runs to megabytes; bigger writes mean
@@ -93,9 +93,16 @@ pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planne
         Vec::new()
     };
     self_units.extend(args.protect.iter().cloned());
+    // Packages name files by the directories they were packaged in; the
+    // kernel names them by their real path. Only the filesystem knows
+    // which directories are links (`/usr/sbin → bin` on Fedora).
+    let changed = args
+        .changed
+        .as_ref()
+        .map(|c| c.with_real_dirs(|dir| Some(root.resolve(Path::new(dir))?.to_str()?.to_string())));
     let opts = plan::Options {
         policy: &policy,
-        changed: args.changed.as_ref(),
+        changed: changed.as_ref(),
         all: args.all,
         self_units: &self_units,
     };
@@ -103,8 +110,9 @@ pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planne
     Ok(Planned { plan, scan, policy })
 }
 
-/// Scan problems are per process; an ordinary user meets one for every
-/// process of another user, so many of them become one summary line.
+/// Scan problems are per process (or per unreadable cgroup, which come
+/// first); an ordinary user meets one for every process of another user,
+/// so many of them become one summary line.
 fn log_problems(problems: &[String]) {
     const SHOWN: usize = 3;
     if problems.len() <= SHOWN {
@@ -112,7 +120,7 @@ fn log_problems(problems: &[String]) {
         return;
     }
     log::warn!(
-        "{} processes could not be read (first: {}); run as root to see them all, -v lists each",
+        "{} processes or cgroups could not be read (first: {}); run as root to see them all, -v lists each",
         problems.len(),
         problems[0]
     );

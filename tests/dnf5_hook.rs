@@ -313,3 +313,52 @@ fn bad_arguments_are_named_and_dnf_still_gets_0() {
         pending(r)
     );
 }
+
+/// An rpm that never answers (a locked or damaged rpmdb) is killed once
+/// the hook's rpm time limit passes (shortened here through
+/// `RESTART_STALE_RPM_LIMIT_MS`, honoured in test roots only): dnf gets 0
+/// at once, and the transaction is still recorded, with the error.
+#[test]
+fn a_hanging_rpm_is_killed_and_dnf_gets_0_in_time() {
+    let bed = bed();
+    let r = bed.root.path();
+    let stuck = bed.rpm.with_file_name("stuck-rpm");
+    // `sleep` in the background keeps stdout open after the shell is
+    // killed, as a helper rpm started would.
+    fs::write(
+        &stuck,
+        "#!/bin/sh\necho \"$*\" >>\"$3/stuck-calls\"\nsleep 60 & sleep 60\n",
+    )
+    .unwrap();
+    fs::set_permissions(&stuck, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let staged = [("U", "libdemo-0:2.0-1.x86_64"), ("O", "libdemo-0:1.0-1.x86_64")];
+    for (action, nevra) in staged {
+        let out = bin(r)
+            .args(["dnf5-hook", "package", "4000", action, nevra])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+    }
+    for step in ["pre-transaction", "post-transaction"] {
+        let start = Instant::now();
+        let out = bin(r)
+            .env("RESTART_STALE_RPM", &stuck)
+            .env("RESTART_STALE_RPM_LIMIT_MS", "500")
+            .args(["dnf5-hook", step, "4000"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{step}: {stderr}");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{step}: {:?}",
+            start.elapsed()
+        );
+    }
+    assert_eq!(fs::read_to_string(r.join("stuck-calls")).unwrap().lines().count(), 2);
+    // Both sides' failures, the outgoing one kept in the staging file
+    // until the incoming one records the transaction.
+    let rec = pending(r);
+    assert!(rec.contains("package in libdemo-0:2.0-1.x86_64"), "{rec}");
+    assert_eq!(rec.matches("did not finish in time; killed it").count(), 2, "{rec}");
+}

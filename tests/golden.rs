@@ -56,7 +56,7 @@ struct Corpus {
 fn scan_cases() {
     run_corpus(&Corpus {
         dir: "tests/cases",
-        at_least: 8,
+        at_least: 12,
         argv0: "restart-stale",
         root: scan_root,
         render: |out, _| format!("{}{}", readable_stdout(&out.stdout), exit(out)),
@@ -164,7 +164,7 @@ fn scan_root(case: &Path) -> FakeRoot {
 fn assert_views_agree(root: &SysRoot) {
     let layout = cgroup::detect(root);
     let walked = match layout {
-        Some(l) => cgroup::system_members(root, l).unwrap(),
+        Some(l) => cgroup::system_members(root, l).members,
         None => Vec::new(),
     };
     for m in &walked {
@@ -224,4 +224,21 @@ fn a_unit_restarted_since_the_transaction_is_no_longer_affected() {
             && out.contains("/usr/lib/x86_64-linux-gnu/libold.so.3 [replaced]"),
         "{out}"
     );
+}
+
+/// One cgroup that cannot be read (here a directory where `cgroup.procs`
+/// should be; on a host EOPNOTSUPP, EACCES, ENODEV) skips that subtree
+/// only: the rest is planned as before and the path is reported.
+#[test]
+fn an_unreadable_cgroup_is_reported_and_the_rest_planned() {
+    let case = manifest_dir().join("tests/cases/01-v2-policy");
+    let root = FakeRoot::copy_of(&case.join("root"));
+    let before = bin(root.path()).args(["-n", "-v"]).output().unwrap();
+    let sub = "sys/fs/cgroup/system.slice/plain.service/sub/cgroup.procs";
+    fs::create_dir_all(root.path().join(sub)).unwrap();
+    let out = bin(root.path()).args(["-n", "-v"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert_eq!(readable_stdout(&out.stdout), readable_stdout(&before.stdout));
+    assert!(stderr.contains(sub), "{stderr}");
 }

@@ -35,7 +35,11 @@ A runtime error (unreadable input, D\-Bus failure).
 Bad usage.
 .TP
 \fB3\fR
-Restarts are needed but were not done (\fBstatus\fR, \fB\-n\fR).
+Restarts are needed but were not done (\fBstatus\fR, \fB\-n\fR), or an allowed
+unit was not restarted after all and still runs stale code: it has leftover
+processes a restart would not stop (\fBKillMode=process\fR), refuses manual stop,
+cannot be stopped or started, or is a per\-connection instance of an
+\fBAccept=yes\fR socket.
 .TP
 \fB4\fR
 A restart failed, timed out, or left stale code running.
@@ -52,7 +56,11 @@ Admin policy: a symlink allows UNIT; a link to /dev/null denies it.
 Distribution policy: a symlink allows UNIT.
 .TP
 \fI/etc/clr\-service\-restart\fR, \fI/usr/share/clr\-service\-restart\fR
-clr\-service\-restart's directories, honoured with lower precedence.
+clr\-service\-restart's directories, honoured with lower precedence: the first of
+\fI/etc/restart\-stale\fR, \fI/etc/clr\-service\-restart\fR, \fI/usr/share/restart\-stale\fR,
+\fI/usr/share/clr\-service\-restart\fR with a link for the unit (or its template)
+decides. Directories not owned by root or writable by group or others, and
+links not owned by root, are ignored with a warning.
 .TP
 \fI/etc/apt/apt.conf.d/50restart\-stale\fR
 The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file

@@ -2,10 +2,13 @@
 //!
 //! Paths are compared in their merged-/usr form: dpkg lists may say
 //! `/lib/x86_64-linux-gnu/libc.so.6` while the kernel prints
-//! `/usr/lib/x86_64-linux-gnu/libc.so.6` in maps.
+//! `/usr/lib/x86_64-linux-gnu/libc.so.6` in maps. Other symlinked
+//! directories (Fedora's `/usr/sbin → bin`) are only known by looking at
+//! the filesystem, which the caller does: [`ChangedSet::with_real_dirs`]
+//! takes its answers and adds each path under its real directory.
 
 use anyhow::{bail, Context, Result};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::path::Path;
 
@@ -42,6 +45,28 @@ impl ChangedSet {
 
     pub fn insert(&mut self, path: &str) {
         self.paths.insert(normalize(path));
+    }
+
+    /// The set plus, for each path whose directory `real_dir` resolves to
+    /// another (a symlinked directory on the way), the same file name under
+    /// that real directory: the kernel names a mapped file by its real
+    /// path, while a package lists it as packaged (`/usr/sbin/sshd`, which
+    /// Fedora's `/usr/sbin → bin` makes `/usr/bin/sshd` in maps). Each
+    /// directory is asked about once.
+    pub fn with_real_dirs(&self, mut real_dir: impl FnMut(&str) -> Option<String>) -> ChangedSet {
+        let mut known: HashMap<&str, Option<String>> = HashMap::new();
+        let mut out = self.clone();
+        for path in &self.paths {
+            let Some((dir, name)) = path.rsplit_once('/') else {
+                continue;
+            };
+            let dir = if dir.is_empty() { "/" } else { dir };
+            let real = known.entry(dir).or_insert_with(|| real_dir(dir));
+            if let Some(real) = real.as_deref().filter(|r| *r != dir) {
+                out.insert(&format!("{}/{name}", real.trim_end_matches('/')));
+            }
+        }
+        out
     }
 
     /// Parses a newline- or NUL-separated list of absolute paths. `source`
@@ -105,6 +130,29 @@ mod tests {
         assert!(set.contains("/usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)"));
         assert!(!set.contains("/usr/libexec/x"));
         assert_eq!(normalize("/library/x"), "/library/x");
+    }
+
+    #[test]
+    fn paths_are_added_under_their_real_directory() {
+        let set: ChangedSet = ["/usr/sbin/sshd", "/usr/sbin/other", "/usr/lib/libx.so", "/top"]
+            .into_iter()
+            .collect();
+        let mut asked = Vec::new();
+        let real = set.with_real_dirs(|dir| {
+            asked.push(dir.to_string());
+            match dir {
+                "/usr/sbin" => Some("/usr/bin".into()),
+                "/usr/lib" => Some("/usr/lib".into()),
+                _ => None,
+            }
+        });
+        asked.sort();
+        assert_eq!(asked, ["/", "/usr/lib", "/usr/sbin"], "each directory once");
+        assert!(real.contains("/usr/bin/sshd") && real.contains("/usr/bin/other"));
+        assert!(real.contains("/usr/sbin/sshd"), "the packaged path still counts");
+        assert!(real.contains("/usr/lib/libx.so") && real.contains("/top"));
+        assert_eq!(real.len(), 6);
+        assert!(!set.contains("/usr/bin/sshd"), "only the caller's answers add paths");
     }
 
     #[test]

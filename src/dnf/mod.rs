@@ -80,7 +80,7 @@ pub fn dnf5_post_transaction(root: &SysRoot, args: &[String], verbose: u8) -> Ou
     })
 }
 
-pub use crate::pkgdb::rpm::{lister, query_form, split_nevra, RPM_ENV};
+pub use crate::pkgdb::rpm::{lister, query_form, split_nevra, RPM_ENV, RPM_LIMIT_ENV};
 
 #[cfg(test)]
 mod tests {

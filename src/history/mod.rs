@@ -225,7 +225,7 @@ fn some_of(names: &[String], n: usize) -> String {
 /// `restart-stale replay`: derive the set, then scan, plan and act as the
 /// hook does; returns the exit code.
 pub fn run(root: &SysRoot, source: &Source, mut opts: Options, mode: Mode, verbose: u8) -> Result<Outcome> {
-    let r = changed_set(root, source, &rpm::RpmCommand)?;
+    let r = changed_set(root, source, &rpm::RpmCommand::REPLAY)?;
     for w in &r.warnings {
         log::warn!("{w}");
     }

@@ -6,15 +6,25 @@
 //! (no option-like or blank names), and without a shell.
 
 use crate::system::sysroot::SysRoot;
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// The rpm binary of the running system, never one under the root.
 pub const RPM: &str = "/usr/bin/rpm";
 
 /// How many packages one `rpm -ql` call gets.
 const BATCH: usize = 200;
+
+/// How long all `rpm -ql` calls of one listing may take together. A
+/// listing of a whole system's upgrade takes a second or two; rpm stuck
+/// on the rpmdb (a lock, a broken sqlite file, a slow disk) would
+/// otherwise hold dnf's hooks, and dnf, for as long as it likes.
+pub const RPM_LIMIT: Duration = Duration::from_secs(15);
 
 /// What the rpmdb said about a batch of packages.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -32,21 +42,32 @@ pub trait FileLister {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing>;
 }
 
-/// `rpm -ql --root ROOT NEVRA...`.
-pub struct RpmCommand;
+/// `rpm -ql --root ROOT NEVRA...`, all batches of one listing within the
+/// time limit it holds: [`RPM_LIMIT`] in hooks ([`RpmCommand::HOOK`]),
+/// longer where nobody waits on us ([`RpmCommand::REPLAY`]).
+pub struct RpmCommand(pub Duration);
+
+impl RpmCommand {
+    pub const HOOK: RpmCommand = RpmCommand(RPM_LIMIT);
+    /// Replay is run by hand, on transactions of any size; the limit only
+    /// guards against an rpm that never ends.
+    pub const REPLAY: RpmCommand = RpmCommand(Duration::from_secs(300));
+}
 
 impl FileLister for RpmCommand {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
-        list_with(Path::new(RPM), root, nevras)
+        list_with(Path::new(RPM), root, nevras, self.0)
     }
 }
 
-/// `PROGRAM -ql --root ROOT NEVRA...` in batches: [`RpmCommand`] with
-/// another program, for tests that stand in for rpm.
-pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+/// `PROGRAM -ql --root ROOT NEVRA...` in batches, all done within `limit`
+/// or killed: [`RpmCommand`] with another program and limit, for tests
+/// that stand in for rpm.
+pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String], limit: Duration) -> Result<Listing> {
+    let deadline = Instant::now() + limit;
     let mut all = Listing::default();
     for batch in nevras.chunks(BATCH) {
-        let l = run_rpm(program, root, batch)?;
+        let l = run_rpm(program, root, batch, deadline)?;
         all.files.extend(l.files);
         all.not_installed.extend(l.not_installed);
         all.unexpected.extend(l.unexpected);
@@ -54,19 +75,25 @@ pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Li
     Ok(all)
 }
 
-fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
+fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String], deadline: Instant) -> Result<Listing> {
     if let Some(bad) = nevras.iter().find(|n| !safe_argument(n)) {
         bail!("refusing to pass {bad:?} to rpm: not a package name");
     }
-    let out = Command::new(program)
+    let child = Command::new(program)
         .arg("-ql")
         .arg("--root")
         .arg(root.root())
         .args(nevras)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // Its own process group, so that a timeout kills whatever it
+        // started too (and nothing keeps our pipes open).
+        .process_group(0)
+        .spawn()
         .with_context(|| format!("failed to run {} to list package files", program.display()))?;
+    let out = wait_until(child, deadline).with_context(|| format!("{} -ql", program.display()))?;
     let listing = parse_ql(&String::from_utf8_lossy(&out.stdout));
     // rpm's exit status counts the packages not found; anything else
     // without any output is a failure (no rpmdb, unreadable rpmdb).
@@ -79,6 +106,52 @@ fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String]) -> Result<Listing>
         );
     }
     Ok(listing)
+}
+
+/// Collects a child's output, killing its process group if it and its
+/// output are not done by `deadline`.
+fn wait_until(mut child: Child, deadline: Instant) -> Result<std::process::Output> {
+    // Drained on threads: rpm blocks once a pipe buffer (64 KiB) is full,
+    // and a long file list is far more than that. Channels, not joins, so
+    // that waiting for the output has the deadline too.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut buf);
+            }
+            let _ = tx.send(buf);
+        });
+        rx
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let late = |child: &mut Child| {
+        // SAFETY: kill(2) on the process group of a child we spawned with
+        // process_group(0); the group keeps its id while the child is
+        // unreaped, and after that only members it started can be in it.
+        unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
+        let _ = child.wait();
+        anyhow!("did not finish in time; killed it (the rpmdb may be locked or damaged)")
+    };
+    let status = loop {
+        if let Some(status) = child.try_wait().context("failed to wait for it")? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            return Err(late(&mut child));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Something it started may still hold the pipes open.
+    let mut collect = |rx: mpsc::Receiver<Vec<u8>>| {
+        rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .map_err(|_| late(&mut child))
+    };
+    let stdout = collect(stdout)?;
+    let stderr = collect(stderr)?;
+    Ok(std::process::Output { status, stdout, stderr })
 }
 
 /// A NEVRA we are willing to put on rpm's command line.
@@ -132,19 +205,30 @@ pub fn split_nevra(s: &str) -> Option<(&str, String, &str)> {
 /// a program an environment variable names.
 pub const RPM_ENV: &str = "RESTART_STALE_RPM";
 
-/// The system's rpm, or in a test root the stand-in.
+/// The stand-in's time limit in milliseconds, instead of [`RPM_LIMIT`],
+/// so that a test of the limit need not take 15 s. Honoured with
+/// [`RPM_ENV`] only.
+pub const RPM_LIMIT_ENV: &str = "RESTART_STALE_RPM_LIMIT_MS";
+
+/// The system's rpm as the hooks run it, or in a test root the stand-in.
 pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
     match std::env::var_os(RPM_ENV) {
-        Some(p) if !root.is_host() => Box::new(StandIn(std::path::PathBuf::from(p))),
-        _ => Box::new(RpmCommand),
+        Some(p) if !root.is_host() => {
+            let limit = std::env::var(RPM_LIMIT_ENV)
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .map_or(RPM_LIMIT, std::time::Duration::from_millis);
+            Box::new(StandIn(std::path::PathBuf::from(p), limit))
+        }
+        _ => Box::new(RpmCommand::HOOK),
     }
 }
 
-struct StandIn(std::path::PathBuf);
+struct StandIn(std::path::PathBuf, std::time::Duration);
 
 impl FileLister for StandIn {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
-        list_with(&self.0, root, nevras)
+        list_with(&self.0, root, nevras, self.1)
     }
 }
 
@@ -203,8 +287,45 @@ mod tests {
     }
 
     #[test]
+    fn a_stuck_rpm_is_killed_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let rpm = dir.path().join("rpm");
+        // Forks a child that keeps stdout open, as a stuck helper would.
+        std::fs::write(&rpm, "#!/bin/sh\necho /usr/lib/partial\nsleep 60 & sleep 60\n").unwrap();
+        std::fs::set_permissions(&rpm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let start = Instant::now();
+        let err = list_with(
+            &rpm,
+            &SysRoot::default(),
+            &["a-1-1.x86_64".into()],
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(format!("{err:#}").contains("killed"), "{err:#}");
+    }
+
+    #[test]
+    fn output_held_open_after_rpm_exits_is_not_waited_for_past_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let rpm = dir.path().join("rpm");
+        std::fs::write(&rpm, "#!/bin/sh\necho /usr/lib/x\nsleep 60 &\nexit 0\n").unwrap();
+        std::fs::set_permissions(&rpm, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let start = Instant::now();
+        let err = list_with(
+            &rpm,
+            &SysRoot::default(),
+            &["a-1-1.x86_64".into()],
+            Duration::from_millis(300),
+        )
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+        assert!(format!("{err:#}").contains("killed"), "{err:#}");
+    }
+
+    #[test]
     fn refuses_unsafe_names_before_running_anything() {
-        let err = RpmCommand
+        let err = RpmCommand::HOOK
             .list(&SysRoot::default(), &["ok-1-1.x86_64".into(), "--eval=x".into()])
             .unwrap_err();
         assert!(err.to_string().contains("--eval=x"), "{err}");

@@ -121,7 +121,8 @@ fn skip_level(skip: &Skip) -> log::Level {
 }
 
 /// The dry run: logs what a real run would do, using read-only calls.
-/// Returns [`Exit::Pending`] if anything would be restarted.
+/// Returns [`Exit::Pending`] if anything would be restarted, or would be
+/// left running stale code ([`Skip::leaves_stale_code`]).
 pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settings: &Settings) -> Exit {
     let mut would = 0;
     if plan.init.is_some() {
@@ -138,7 +139,12 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
                 log::info!("{}: would restart ({})", u.unit, u.reason);
                 would += 1;
             }
-            Decision::Skip(s) => log::log!(skip_level(&s), "{}: would not restart: {s}", u.unit),
+            Decision::Skip(s) => {
+                log::log!(skip_level(&s), "{}: would not restart: {s}", u.unit);
+                if s.leaves_stale_code() {
+                    would += 1;
+                }
+            }
         }
     }
     if would > 0 {
@@ -154,6 +160,8 @@ struct Tally {
     clean: usize,
     failed: usize,
     skipped: usize,
+    /// Skipped units that still run the stale code they were chosen for.
+    left_stale: usize,
     results: Vec<UnitResult>,
 }
 
@@ -211,6 +219,8 @@ impl Tally {
     fn ran(self) -> Ran {
         let exit = if self.failed > 0 {
             Exit::RestartFailed
+        } else if self.left_stale > 0 {
+            Exit::Pending
         } else {
             Exit::Done
         };
@@ -223,7 +233,11 @@ impl Tally {
 
 /// The real run: re-exec, refine, restart, verify. The exit code is
 /// [`Exit::RestartFailed`] if any restart failed, timed out or left stale
-/// code running, else [`Exit::Done`].
+/// code running; else [`Exit::Pending`] if an allowed unit was not
+/// restarted after all and still runs stale code (leftover processes,
+/// `RefuseManualStop=`, `CanStop=no`, a per-connection instance): no
+/// restart was attempted, so none failed, but one is still needed;
+/// else [`Exit::Done`].
 pub fn execute<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
@@ -245,6 +259,9 @@ pub fn execute<M: ServiceManager + ?Sized>(
             }
             Decision::Skip(s) => {
                 let kind = if s.is_error() { Kind::Failed } else { Kind::Skipped };
+                if s.leaves_stale_code() {
+                    tally.left_stale += 1;
+                }
                 let detail = format!("not restarting: {s}");
                 tally.record_logged(skip_level(&s), &u.unit, &u.unit, kind, s.code(), detail);
             }
@@ -261,10 +278,12 @@ pub fn execute<M: ServiceManager + ?Sized>(
         }
     }
     log::info!(
-        "summary: {} restarted and verified clean, {} failed or still stale, {} not restarted; restart jobs took {:.2}s",
+        "summary: {} restarted and verified clean, {} failed or still stale, {} not restarted \
+         ({} of them still running stale code); restart jobs took {:.2}s",
         tally.clean,
         tally.failed,
         tally.skipped,
+        tally.left_stale,
         took.as_secs_f64()
     );
     Ok(tally.ran())
@@ -455,7 +474,53 @@ mod tests {
             .exit;
         assert_eq!(fake.restarted(), vec!["a.service".to_string()]);
         assert!(!fake.calls().contains(&Call::Reexecute));
-        assert_eq!(code, Exit::Done);
+        // l.service and r.service still run stale code: not done.
+        assert_eq!(code, Exit::Pending);
+    }
+
+    /// Each skip that leaves an allowed unit running stale code ends the
+    /// run with 3 (restarts needed but not done), in a real run and in a
+    /// dry run; a unit whose stale processes exited meanwhile does not.
+    #[test]
+    fn a_unit_left_running_stale_code_is_not_done() {
+        let (_d, root) = verify::tests::fixture(&[20, 30, 40, 41], &[]);
+        let mut refuses = running_service(20);
+        refuses.refuse_manual_stop = true;
+        let mut cannot_stop = running_service(20);
+        cannot_stop.can_stop = false;
+        let mut leftovers = running_service(40);
+        leftovers.kill_mode = Some("process".into());
+        let mut per_connection = running_service(20);
+        per_connection.triggered_by = vec!["x.socket".into()];
+        let cases = [
+            ("refuses-manual-stop", refuses, 20),
+            ("cannot-stop", cannot_stop, 20),
+            ("leftover-processes", leftovers, 41),
+            ("per-connection-instance", per_connection, 20),
+        ];
+        for (code, info, pid) in cases {
+            let mut fake = Fake::with_units([("x@1.service", info)]);
+            if code == "per-connection-instance" {
+                fake.accepting_sockets = vec!["x.socket".into()];
+            }
+            let plan = plan_of(vec![candidate("x@1.service", &[pid])]);
+            let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+            assert_eq!(triples(&ran), vec![("x@1.service", "skipped", code)]);
+            assert_eq!(ran.exit, Exit::Pending, "{code}");
+            assert_eq!(
+                preview(&fake, &root, &plan, &Settings::default()),
+                Exit::Pending,
+                "{code}"
+            );
+            assert!(fake.restarted().is_empty());
+        }
+        // Its stale process exited since the scan: nothing left to do.
+        let fake = Fake::with_units([("x.service", running_service(20))]);
+        let plan = plan_of(vec![candidate("x.service", &[77])]);
+        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        assert_eq!(triples(&ran), vec![("x.service", "skipped", "no-longer-stale")]);
+        assert_eq!(ran.exit, Exit::Done);
+        assert_eq!(preview(&fake, &root, &plan, &Settings::default()), Exit::Done);
     }
 
     fn triples(ran: &Ran) -> Vec<(&str, &str, &str)> {
@@ -537,7 +602,7 @@ mod tests {
         let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
-        assert_eq!(code, Exit::Done);
+        assert_eq!(code, Exit::Pending, "l.service and r.service still run stale code");
         assert_eq!(fake.calls()[0], Call::Reexecute);
 
         let (_d, root, fake, mut plan) = world();

@@ -57,6 +57,23 @@ impl Skip {
     pub fn is_error(&self) -> bool {
         matches!(self, Skip::Unreadable(_))
     }
+
+    /// Whether the unit goes on running the stale code it was chosen for:
+    /// the restart was needed and allowed, but live state made it unsafe
+    /// or useless. Such a run ends with "restarts needed but not done" (3),
+    /// not 0, so an admin or a monitoring check learns that the upgrade's
+    /// fix is not in effect. The other skips mean nothing stale runs any
+    /// more (or nothing a restart could replace).
+    pub fn leaves_stale_code(&self) -> bool {
+        matches!(
+            self,
+            Skip::RefusesManualStop
+                | Skip::CannotStart
+                | Skip::CannotStop
+                | Skip::PerConnection { .. }
+                | Skip::Leftovers { .. }
+        )
+    }
 }
 
 /// `1, 2, 3`.

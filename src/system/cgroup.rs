@@ -41,44 +41,85 @@ pub struct Member {
     pub owner: Owner,
 }
 
-/// Reads the pids (tgids, not threads) of every cgroup under `system.slice`,
-/// plus PID 1 from `init.scope`.
-pub fn system_members(root: &SysRoot, layout: Layout) -> Result<Vec<Member>> {
-    let base = root.path(layout.base());
-    let mut out = Vec::new();
-    walk(&base, &base.join("system.slice"), &mut out)?;
-    for pid in read_procs(&base.join("init.scope").join("cgroup.procs"))? {
-        out.push(Member {
-            pid,
-            owner: Owner::Init,
-        });
-    }
-    out.sort();
-    out.dedup();
-    Ok(out)
+/// What the walk of the system slice found.
+#[derive(Debug, Default)]
+pub struct Members {
+    pub members: Vec<Member>,
+    /// Cgroups that could not be read, one message each naming the path.
+    /// Their subtrees are skipped, not fatal: a delegated subtree
+    /// (`Delegate=yes`, a container's own cgroupfs) is writable by its
+    /// owner, who must not be able to switch the scan off for the host.
+    pub problems: Vec<String>,
 }
 
-fn walk(base: &Path, dir: &Path, out: &mut Vec<Member>) -> Result<()> {
+/// Reads the pids (tgids, not threads) of every cgroup under `system.slice`,
+/// plus PID 1 from `init.scope`. A cgroup that cannot be read is skipped
+/// with its subtree and named in [`Members::problems`].
+pub fn system_members(root: &SysRoot, layout: Layout) -> Members {
+    let base = root.path(layout.base());
+    let mut found = Members::default();
+    walk(&base, &base.join("system.slice"), &mut found);
+    match read_procs(&base.join("init.scope").join("cgroup.procs")) {
+        Ok(pids) => found.members.extend(pids.into_iter().map(|pid| Member {
+            pid,
+            owner: Owner::Init,
+        })),
+        Err(e) => found.problems.push(format!("{e:#}")),
+    }
+    found.members.sort();
+    found.members.dedup();
+    found
+}
+
+/// Collects the members of `dir` and every cgroup below it. An unreadable
+/// cgroup ends the walk of its own subtree only, as a problem: EACCES,
+/// ENAMETOOLONG, ENODEV while a unit stops, a `cgroup.procs` that is not
+/// a file. A threaded cgroup (EOPNOTSUPP) ends it quietly ([`threaded`]).
+fn walk(base: &Path, dir: &Path, found: &mut Members) {
     let rel = format!("/{}", dir.strip_prefix(base).unwrap_or(dir).display());
     let owner = owner_of_cgroup(&rel);
-    for pid in read_procs(&dir.join("cgroup.procs"))? {
-        out.push(Member {
+    match read_procs(&dir.join("cgroup.procs")) {
+        Ok(pids) => found.members.extend(pids.into_iter().map(|pid| Member {
             pid,
             owner: owner.clone(),
-        });
+        })),
+        Err(e) if threaded(&e) => {
+            log::debug!("{rel} is a threaded cgroup: its processes are listed by its thread root");
+            return;
+        }
+        Err(e) => {
+            found
+                .problems
+                .push(format!("{e:#}; skipping the cgroup {rel} and those below it"));
+            return;
+        }
     }
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         // A unit stopped while we walked: its cgroup is gone, nothing to see.
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
+        Err(e) if e.kind() == ErrorKind::NotFound => return,
+        Err(e) => {
+            let e = anyhow::Error::new(e).context(format!("failed to list {}", dir.display()));
+            found.problems.push(format!("{e:#}; skipping the cgroups below {rel}"));
+            return;
+        }
     };
     for entry in entries.flatten() {
         if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            walk(base, &entry.path(), out)?;
+            walk(base, &entry.path(), found);
         }
     }
-    Ok(())
+}
+
+/// Whether reading `cgroup.procs` failed because the cgroup is threaded
+/// (cgroup v2): then it is no loss, since the nearest domain above it
+/// (its thread root, already read, in the same unit) lists every process
+/// of the threaded subtree (Documentation/admin-guide/cgroup-v2.rst,
+/// "Threads").
+fn threaded(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .and_then(std::io::Error::raw_os_error)
+        == Some(libc::EOPNOTSUPP)
 }
 
 fn read_procs(path: &PathBuf) -> Result<Vec<u32>> {
@@ -91,13 +132,19 @@ fn read_procs(path: &PathBuf) -> Result<Vec<u32>> {
 
 /// The pids (tgids) in the cgroup `path` (as systemd's `ControlGroup`
 /// property names it, e.g. `/system.slice/a.service`) and every cgroup
-/// below it. A cgroup that vanished meanwhile simply has no pids.
+/// below it. A cgroup that vanished meanwhile simply has no pids; one
+/// that cannot be read is an error.
 pub fn pids_under(root: &SysRoot, layout: Layout, path: &str) -> Result<Vec<u32>> {
     let base = root.path(layout.base());
     let dir = base.join(path.trim_start_matches('/'));
-    let mut members = Vec::new();
-    walk(&base, &dir, &mut members)?;
-    let mut pids: Vec<u32> = members.into_iter().map(|m| m.pid).collect();
+    let mut found = Members::default();
+    walk(&base, &dir, &mut found);
+    // Verification must not call a unit clean while part of it went
+    // unread, so here a problem is an error.
+    if let Some(p) = found.problems.first() {
+        anyhow::bail!("{p}");
+    }
+    let mut pids: Vec<u32> = found.members.into_iter().map(|m| m.pid).collect();
     pids.sort_unstable();
     pids.dedup();
     Ok(pids)
@@ -309,6 +356,45 @@ mod tests {
         assert!(pids_under(&r, Layout::Unified, "/system.slice/gone.service")
             .unwrap()
             .is_empty());
+    }
+
+    #[test]
+    fn only_eopnotsupp_means_threaded() {
+        let err = |code| anyhow::Error::new(std::io::Error::from_raw_os_error(code)).context("failed to read x");
+        assert!(threaded(&err(libc::EOPNOTSUPP)));
+        for other in [libc::EACCES, libc::ENODEV, libc::ENAMETOOLONG, libc::EISDIR] {
+            assert!(!threaded(&err(other)), "{other}");
+        }
+    }
+
+    #[test]
+    fn an_unreadable_cgroup_skips_its_subtree_only() {
+        let (_d, r) = SysRoot::scratch();
+        let slice = r.path("sys/fs/cgroup/system.slice");
+        let x = slice.join("x.service");
+        // A directory where the kernel file should be: reading it fails
+        // with EISDIR, as a threaded cgroup fails with EOPNOTSUPP.
+        std::fs::create_dir_all(x.join("sub/cgroup.procs")).unwrap();
+        std::fs::create_dir_all(x.join("sub/deeper")).unwrap();
+        std::fs::write(x.join("sub/deeper/cgroup.procs"), "99\n").unwrap();
+        std::fs::write(x.join("cgroup.procs"), "10\n").unwrap();
+        std::fs::create_dir_all(slice.join("y.service")).unwrap();
+        std::fs::write(slice.join("y.service/cgroup.procs"), "20\n").unwrap();
+        let found = system_members(&r, Layout::Unified);
+        let pids: Vec<u32> = found.members.iter().map(|m| m.pid).collect();
+        assert_eq!(pids, vec![10, 20]);
+        assert_eq!(found.problems.len(), 1, "{:?}", found.problems);
+        assert!(
+            found.problems[0].contains("system.slice/x.service/sub/cgroup.procs"),
+            "{:?}",
+            found.problems
+        );
+        // Verification reads the same tree, and must not call it clean.
+        assert!(pids_under(&r, Layout::Unified, "/system.slice/x.service").is_err());
+        assert_eq!(
+            pids_under(&r, Layout::Unified, "/system.slice/y.service").unwrap(),
+            vec![20]
+        );
     }
 
     /// A fake root where pids 20, 21 and 22 share a user-session cgroup

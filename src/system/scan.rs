@@ -31,10 +31,11 @@ pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {
 /// processes found stale.
 pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<Scan> {
     let layout = cgroup::detect(root);
-    let members = match layout {
-        Some(l) => cgroup::system_members(root, l)?,
-        None => Vec::new(),
+    let walked = match layout {
+        Some(l) => cgroup::system_members(root, l),
+        None => cgroup::Members::default(),
     };
+    let members = walked.members;
     let mut units: Vec<String> = members
         .iter()
         .filter_map(|m| match &m.owner {
@@ -58,6 +59,8 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
     let mut out = Scan {
         layout,
         units,
+        // First, so the summary of many per-process problems shows them.
+        problems: walked.problems,
         ..Scan::default()
     };
     for pid in pids {

@@ -39,6 +39,52 @@ impl SysRoot {
         self.root.join(rel.strip_prefix("/").unwrap_or(rel))
     }
 
+    /// `path` (absolute, inside the root) with every symlink on the way
+    /// followed inside the root: an absolute target starts again at the
+    /// root, a relative one at the link's directory, and `..` stops at the
+    /// root, as the kernel resolves a path for a process chrooted there.
+    /// Components that do not exist are kept as written. `None` after 40
+    /// links (ELOOP's limit) or for a link that cannot be read.
+    pub fn resolve(&self, path: &Path) -> Option<PathBuf> {
+        use std::path::Component;
+        let mut done = PathBuf::from("/");
+        let mut todo: Vec<std::ffi::OsString> = Vec::new();
+        let push_all = |todo: &mut Vec<std::ffi::OsString>, p: &Path| {
+            // Reversed, so that pop() yields them in order.
+            for c in p.components().rev() {
+                match c {
+                    Component::Normal(n) => todo.push(n.to_os_string()),
+                    Component::ParentDir => todo.push("..".into()),
+                    Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+                }
+            }
+        };
+        push_all(&mut todo, path);
+        let mut links = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                done.pop();
+                continue;
+            }
+            let next = done.join(&c);
+            match std::fs::symlink_metadata(self.path(&next)) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    links += 1;
+                    if links > 40 {
+                        return None;
+                    }
+                    let target = std::fs::read_link(self.path(&next)).ok()?;
+                    if target.is_absolute() {
+                        done = PathBuf::from("/");
+                    }
+                    push_all(&mut todo, &target);
+                }
+                _ => done = next,
+            }
+        }
+        Some(done)
+    }
+
     /// An empty root in a new temporary directory, for unit tests; the
     /// directory lives as long as the returned guard.
     #[cfg(test)]
@@ -69,5 +115,26 @@ mod tests {
         assert_eq!(r.path("/etc/restart-stale"), Path::new("/tmp/fx/etc/restart-stale"));
         assert_eq!(r.proc_pid(42, "maps"), Path::new("/tmp/fx/proc/42/maps"));
         assert_eq!(SysRoot::default().path("/proc"), Path::new("/proc"));
+    }
+
+    #[test]
+    fn resolves_links_inside_the_root() {
+        use std::os::unix::fs::symlink;
+        let (_d, r) = SysRoot::scratch();
+        std::fs::create_dir_all(r.path("usr/bin")).unwrap();
+        std::fs::create_dir_all(r.path("opt/real")).unwrap();
+        symlink("bin", r.path("usr/sbin")).unwrap();
+        // Absolute, and climbing above the root: both stay inside it.
+        symlink("/opt/real", r.path("usr/abs")).unwrap();
+        symlink("../../../../opt/real", r.path("usr/climb")).unwrap();
+        symlink("loop", r.path("loop")).unwrap();
+        let res = |p: &str| r.resolve(Path::new(p)).map(|p| p.display().to_string());
+        assert_eq!(res("/usr/sbin").as_deref(), Some("/usr/bin"));
+        assert_eq!(res("/usr/sbin/gone/x").as_deref(), Some("/usr/bin/gone/x"));
+        assert_eq!(res("/usr/abs").as_deref(), Some("/opt/real"));
+        assert_eq!(res("/usr/climb").as_deref(), Some("/opt/real"));
+        assert_eq!(res("/etc/../usr/./bin").as_deref(), Some("/usr/bin"));
+        assert_eq!(res("/").as_deref(), Some("/"));
+        assert_eq!(res("/loop"), None);
     }
 }

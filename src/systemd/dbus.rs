@@ -119,8 +119,17 @@ impl Dbus {
     /// a peer-to-peer connection needs zbus's `p2p` feature, and every
     /// systemd host we target runs a bus (dbus-daemon or dbus-broker).
     pub fn connect() -> Result<Self> {
+        Self::connect_with_timeout(METHOD_TIMEOUT)
+    }
+
+    /// [`Dbus::connect`] with `timeout` for each method call instead of
+    /// [`METHOD_TIMEOUT`]: hooks, which a package manager waits for, use a
+    /// short one. zbus bounds only the calls; the connection handshake
+    /// with a bus that accepts and never answers is bounded by the hook's
+    /// watchdog (`crate::transaction::guard`).
+    pub fn connect_with_timeout(timeout: Duration) -> Result<Self> {
         let conn = zbus::blocking::connection::Builder::system()
-            .and_then(|b| b.method_timeout(METHOD_TIMEOUT).build())
+            .and_then(|b| b.method_timeout(timeout).build())
             .context("failed to connect to the D-Bus system bus (is dbus running?)")?;
         Ok(Self {
             conn,

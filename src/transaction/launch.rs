@@ -22,6 +22,13 @@ pub fn not_here(root: &SysRoot) -> Option<String> {
     host::systemd_running(root).err()
 }
 
+/// How long one D-Bus call of a hook may take. The hook makes a handful
+/// (GetUnit, a few property reads, StartTransientUnit); on a healthy host
+/// each answers in milliseconds, and a PID 1 that takes longer is wedged,
+/// so waiting longer only holds the package manager up. The record is
+/// written by then, and the next transaction's hook starts the unit.
+pub const HOOK_DBUS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The units our process and its ancestors run in, read while the hook
 /// runs: the package manager that called us is among them. The finish
 /// step runs in its own unit, where this chain ends at PID 1, so the hook
@@ -50,7 +57,7 @@ pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Res
         log::info!("{} not started: the root is not / (a test root)", family.unit());
         return Ok(());
     }
-    let mgr = crate::systemd::dbus::Dbus::connect()?;
+    let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(HOOK_DBUS_TIMEOUT)?;
     launch(&mgr, root, family, verbose)
 }
 

@@ -23,11 +23,34 @@ pub mod spool;
 pub mod wait;
 
 use crate::exit::Outcome;
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// How long a hook step may take before it gives up and exits 0. The
+/// package manager waits for us: a wedged PID 1 (D-Bus calls) or a slow
+/// rpmdb must not hold a dnf or pacman transaction for minutes. Below the
+/// 30 s that apt's wrapper grants (`timeout -k 5 30`), so every hook ends
+/// within 30 s; each blocking call on the way has a shorter bound of its
+/// own (`crate::pkgdb::rpm::RPM_LIMIT`, [`launch::HOOK_DBUS_TIMEOUT`]),
+/// so this is only the last resort.
+pub const HOOK_LIMIT: Duration = Duration::from_secs(25);
 
 /// Runs a hook step that a package manager called: errors and panics are
 /// logged with `what` and the exit status is 0, so the package manager is
-/// never stopped by us.
+/// never stopped by us. A step still running after [`HOOK_LIMIT`] ends
+/// the process with status 0 ([`Watchdog`]).
 pub fn guard(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
+    let label = what.to_string();
+    let _watchdog = Watchdog::start(HOOK_LIMIT, move || {
+        log::error!(
+            "{label}: gave up after {} s (systemd or the package database is not answering); \
+             the package manager continues",
+            HOOK_LIMIT.as_secs()
+        );
+        // The step's thread may be blocked in a call that never returns;
+        // only ending the process frees the package manager.
+        std::process::exit(0);
+    });
     // Nothing the step touched is used after a panic: we only exit.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
         Ok(Ok(())) => {}
@@ -35,6 +58,29 @@ pub fn guard(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
         Err(_) => log::error!("{what}: internal error (panic); the package manager continues"),
     }
     Outcome::Done
+}
+
+/// Calls `on_expiry` from its own thread if it is still alive after
+/// `limit`; dropping it first (the step ended) calls nothing.
+pub struct Watchdog {
+    // Dropping the sender wakes the thread, which then returns.
+    _done: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub fn start(limit: Duration, on_expiry: impl FnOnce() + Send + 'static) -> Self {
+        let (done, wait) = mpsc::channel::<()>();
+        let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(limit) {
+                on_expiry();
+            }
+        });
+        if let Err(e) = spawned {
+            // Without a thread the step still runs, only unbounded.
+            log::warn!("failed to start the hook's watchdog thread: {e}");
+        }
+        Self { _done: done }
+    }
 }
 
 /// Reads a hook's stdin, at most `limit` bytes, then drains the rest, so
@@ -64,5 +110,26 @@ mod tests {
         assert_eq!(guard("t", || anyhow::bail!("boom")), Outcome::Done);
         assert_eq!(guard("t", || panic!("boom")), Outcome::Done);
         assert_eq!(guard("t", || Ok(())), Outcome::Done);
+    }
+
+    #[test]
+    fn the_watchdog_fires_only_for_a_step_that_outlives_its_limit() {
+        let (tx, rx) = mpsc::channel();
+        let fired = tx.clone();
+        let dog = Watchdog::start(Duration::from_millis(50), move || fired.send("late").unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("late"));
+        drop(dog);
+        let dog = Watchdog::start(Duration::from_millis(200), move || tx.send("early").unwrap());
+        drop(dog);
+        assert!(rx.recv_timeout(Duration::from_millis(400)).is_err());
+    }
+
+    #[test]
+    fn every_hook_ends_within_30_seconds() {
+        use crate::pkgdb::rpm::RPM_LIMIT;
+        // rpm, then D-Bus calls, all inside the watchdog's limit, which
+        // leaves time to exit before apt's 30 s.
+        assert!(RPM_LIMIT + launch::HOOK_DBUS_TIMEOUT < HOOK_LIMIT);
+        assert!(HOOK_LIMIT + Duration::from_secs(5) <= Duration::from_secs(30));
     }
 }

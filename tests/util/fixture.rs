@@ -10,7 +10,7 @@
 use flate2::write::GzEncoder;
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{symlink, MetadataExt};
+use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// A fake root in a temporary directory, removed on drop.
@@ -73,6 +73,7 @@ pub fn replay_system() -> FakeRoot {
 pub fn allow(root: &Path, units: &[&str]) {
     let dir = root.join("etc/restart-stale");
     fs::create_dir_all(&dir).unwrap();
+    trusted_dir(&dir);
     for u in units {
         symlink(format!("/usr/lib/systemd/system/{u}"), dir.join(u)).unwrap();
     }
@@ -89,9 +90,16 @@ pub fn record_files(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// Copies a fixture tree, symlinks as symlinks.
+/// Mode 0755 whatever the umask: restart-stale ignores policy
+/// directories that group or others can write to.
+fn trusted_dir(dir: &Path) {
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Copies a fixture tree, symlinks as symlinks, directories 0755.
 pub fn copy_tree(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();
+    trusted_dir(to);
     for entry in fs::read_dir(from).unwrap().flatten() {
         let dest = to.join(entry.file_name());
         let ty = entry.file_type().unwrap();

@@ -25,8 +25,10 @@ import dnf.transaction
 BINARY = '/usr/bin/restart-stale'
 # The format restart-stale's `dnf-hook transaction` reads.
 HEADER = 'restart-stale-dnf-plugin 1'
-# The binary only records the transaction and starts a unit.
-TIMEOUT = 120
+# The binary only records the transaction and starts a unit, and gives up
+# by itself after 25 s (a wedged systemd); this is the backstop, as apt's
+# `timeout 30` is for the apt hooks.
+TIMEOUT = 30
 
 logger = logging.getLogger('dnf.plugin')
 
