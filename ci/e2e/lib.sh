@@ -693,6 +693,30 @@ e2e_require_tool() {
     e2e_install_tool "$1" "$RESTART_STALE_DEB"
 }
 
+# e2e_apt_setup NAME PIDS: the start the apt tests share. From a clean
+# demo state: restart-stale installed with its hooks and without the admin
+# file of docs/apt.md (/etc/apt/apt.conf.d/51restart-stale-local) that a
+# test may have left, every demo package at 1.0 with its units running (the
+# finish of that install done), demo-allowed allowed, demo-denied denied.
+# Fills the associative array named PIDS (declare it with `local -A`) with
+# the MainPID of every demo unit, so the test can tell what was restarted.
+e2e_apt_setup() {
+    local name=$1 u
+    local -n e2e_setup_pids=$2
+    e2e_step "reset" e2e_demo_reset "$name"
+    e2e_step "install restart-stale" e2e_require_tool "$name"
+    e2e_in "$name" rm -f /etc/apt/apt.conf.d/51restart-stale-local
+    e2e_step "install demo packages" e2e_demo_install "$name"
+    # That install was an apt transaction too; let its finish run first.
+    e2e_wait_apt_finish "$name"
+    e2e_policy "$name" demo-allowed.service allow
+    e2e_policy "$name" demo-denied.service deny
+    for u in "${E2E_DEMO_UNITS[@]}"; do
+        # shellcheck disable=SC2034,SC2004 # the caller's associative array
+        e2e_setup_pids[$u]=$(e2e_unit_pid "$name" "$u")
+    done
+}
+
 # ---------------------------------------------------------------- tests
 
 # e2e_test_main FUNC: the body of every test script. FUNC is called with
