@@ -499,8 +499,12 @@ E2E_FINISH_UNIT=restart-stale-apt.service
 e2e_wait_apt_finish() {
     local name=$1 secs=${2:-60} i state jobs left
     for ((i = 0; i < secs * 10; i++)); do
-        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$E2E_FINISH_UNIT")
-        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$E2E_FINISH_UNIT")
+        # systemctl fails while PID 1 re-executes, which finish does when a
+        # transaction replaced a library systemd maps: ask again.
+        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$E2E_FINISH_UNIT" 2>/dev/null) ||
+            state=unreachable
+        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$E2E_FINISH_UNIT" 2>/dev/null) ||
+            jobs=unreachable
         left=$(e2e_in "$name" find /run/restart-stale/apt -maxdepth 1 \
             \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
         if [[ $state != active && $state != activating && $state != deactivating &&
