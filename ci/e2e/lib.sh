@@ -834,7 +834,7 @@ e2e_runs_in() {
 # already booted machine, once. Standalone it boots its own machine for each
 # mode in E2E_MODES (default "v2 v1"), so every test can be run by hand.
 e2e_test_main() {
-    local fn=$1 mode name dir t0
+    local fn=$1 mode name dir t0 ran=0
     if [[ -n ${E2E_MACHINE:-} ]]; then
         e2e_require_root
         e2e_build_debs
@@ -858,6 +858,11 @@ e2e_test_main() {
         e2e_step "test $(basename "$0") ($mode)" "$fn" "$name"
         e2e_step "shutdown ($mode)" e2e_shutdown "$name"
         rm -rf --one-file-system "$dir"
+        ran=$((ran + 1))
     done
     e2e_log "total $(($(e2e_now_ms) - t0)) ms"
+    if ((ran == 0)); then
+        e2e_log "SKIP: $(basename "$0") runs in none of the modes asked for (E2E_MODES='${E2E_MODES:-v2 v1}')"
+        exit 77
+    fi
 }
