@@ -3,8 +3,8 @@
 #
 # Debian's dnf, rpm and createrepo-c run inside the bookworm container. Its
 # apt sees only the local file repo (/srv/repo, see _e2e_prepare_rootfs), so
-# their .debs are downloaded on the host, resolved against the container's
-# dpkg status, cached in $E2E_CACHE_DIR/rpm-tools-KEY/ and published into
+# their .debs come through e2e_archive_install (lib.sh): downloaded on the
+# host, cached in $E2E_CACHE_DIR/rpm-tools-KEY/, published into
 # /srv/repo/rpm-tools/. Demo rpms are built inside the container with
 # rpmbuild from the demo .debs' payloads; restart-stale's own rpm with
 # packaging/rpm/build-rpm.sh from $RESTART_STALE_DEB's binary.
@@ -18,66 +18,10 @@ E2E_RPM_TOOLS=(dnf rpm createrepo-c python3-rpm)
 # The demo packages built as rpms (same names as the .debs).
 E2E_RPM_DEMO=(libdemo1 demo-allowed demo-denied demo-unrelated)
 
-# The cache is keyed by the rootfs tarball (name, size, time: a rebuilt
-# rootfs may hold other versions) and the package list.
-_e2e_rpm_tools_dir() {
-    local key tarball
-    tarball=$(_e2e_rootfs_tarball)
-    key=$(printf '%s\n' "$(basename "$tarball")" "$(stat -c '%s %Y' "$tarball" 2>/dev/null)" \
-        "${E2E_RPM_TOOLS[@]}" | sha256sum | cut -c1-16)
-    echo "$E2E_CACHE_DIR/rpm-tools-$key"
-}
-
-_e2e_rpm_download() {
-    local tmp=$1
-    apt-get -q -y -o Dir::State::status="$tmp/var/lib/dpkg/status" \
-        -o Dir::Cache::archives="$tmp/archives" -o Debug::NoLocking=1 \
-        -o APT::Install-Recommends=0 install --download-only "${E2E_RPM_TOOLS[@]}" >"$tmp/apt.log" 2>&1
-}
-
-# e2e_rpm_tools_debs: download the tools' .debs once; prints the directory.
-e2e_rpm_tools_debs() {
-    local dir tmp lockfd
-    dir=$(_e2e_rpm_tools_dir)
-    mkdir -p "$E2E_CACHE_DIR"
-    exec {lockfd}>"$dir.lock"
-    flock "$lockfd"
-    if [[ ! -s $dir/debs.list ]]; then
-        [[ -s $(_e2e_rootfs_tarball) ]] || fail "e2e_rpm_tools_debs: no rootfs tarball yet"
-        tmp=$(mktemp -d "$E2E_WORK_DIR/rpm-tools.XXXXXX")
-        E2E_OWNED_DIRS+=("$tmp")
-        tar -xf "$(_e2e_rootfs_tarball)" -C "$tmp" ./var/lib/dpkg/status
-        mkdir -p "$tmp/archives/partial"
-        if ! _e2e_rpm_download "$tmp"; then
-            e2e_log "download failed; refreshing the host's package lists and retrying"
-            apt-get update -q >/dev/null
-            _e2e_rpm_download "$tmp" || {
-                tail -n 20 "$tmp/apt.log" >&2
-                fail "could not download ${E2E_RPM_TOOLS[*]} and their dependencies"
-            }
-        fi
-        rm -rf "$dir"
-        mkdir -p "$dir"
-        mv "$tmp"/archives/*.deb "$dir/"
-        (cd "$dir" && ls ./*.deb >debs.list)
-        rm -rf "$tmp"
-        e2e_log "cached $(wc -l <"$dir/debs.list") .debs for ${E2E_RPM_TOOLS[*]} in $dir"
-    fi
-    flock -u "$lockfd"
-    exec {lockfd}>&-
-    echo "$dir"
-}
-
 # e2e_rpm_tools NAME: install dnf, rpm, createrepo-c and python3-rpm in NAME.
 e2e_rpm_tools() {
-    local name=$1 dir repo
-    dir=$(e2e_rpm_tools_debs)
-    repo=$(_e2e_state "$name" rootfs)/srv/repo
-    mkdir -p "$repo/rpm-tools"
-    cp "$dir"/*.deb "$repo/rpm-tools/"
-    (cd "$repo" && dpkg-scanpackages . 2>/dev/null >Packages)
-    e2e_in "$name" apt-get update -q >/dev/null
-    e2e_apt "$name" install "${E2E_RPM_TOOLS[@]}" >/dev/null
+    local name=$1
+    e2e_archive_install "$name" rpm-tools "${E2E_RPM_TOOLS[@]}"
     # dnf's default reposdir; Debian's dnf package does not create it.
     mkdir -p "$(_e2e_state "$name" rootfs)/etc/yum.repos.d"
     cat >"$(_e2e_state "$name" rootfs)/etc/yum.repos.d/e2e-demo.repo" <<'REPO'

@@ -11,6 +11,9 @@
 #   - before a test whose script contains a line "# e2e: fresh-machine"
 #     (for tests that change the system in ways a later test would notice),
 #   - after a test that failed (the next test must not inherit its mess).
+# A script with a line "# e2e: modes v2" runs only in the modes named there
+# (for slow tests that the other mode would add nothing to); in the others
+# it is reported as "not run", which is neither a pass nor a skip.
 #
 # Test script contract (see tests/README.md): bash, sources lib.sh, ends with
 # `e2e_test_main FUNC`; gets the machine in E2E_MACHINE and the mode in
@@ -88,6 +91,7 @@ export E2E_MEASURE_FILE=$measure_dir/lines
 passed=0
 failed=0
 skipped=0
+notrun=0
 failures=()
 skips=()
 times=()
@@ -114,6 +118,11 @@ for mode in ${E2E_MODES:-v2 v1}; do
     fresh=1
     for t in "${tests[@]}"; do
         label="$(basename "$t") [$mode]"
+        if ! e2e_runs_in "$t" "$mode"; then
+            notrun=$((notrun + 1))
+            e2e_log "==== NOT RUN $label: the script says '$(grep -m 1 '^# e2e: modes ' "$t")'"
+            continue
+        fi
         if ((fresh)) || grep -q '^# e2e: fresh-machine' "$t"; then
             fresh_machine "$mode"
         fi
@@ -164,7 +173,9 @@ done
 for f in "${skips[@]}"; do
     e2e_log "skipped: $f"
 done
-echo "e2e: $passed passed, $failed failed, $skipped skipped"
+summary="e2e: $passed passed, $failed failed, $skipped skipped"
+((notrun == 0)) || summary+=", $notrun not run (modes their scripts leave out)"
+echo "$summary"
 ((failed == 0)) || exit 1
 if ((skipped)) && [[ ${E2E_ALLOW_SKIP:-0} != 1 ]]; then
     echo "e2e: skipped tests count as failures (set E2E_ALLOW_SKIP=1 to allow them locally)" >&2

@@ -15,16 +15,7 @@ t() {
     local m=$1 u out new again
     local -A pid
 
-    e2e_step "reset" e2e_demo_reset "$m"
-    e2e_step "install restart-stale" e2e_require_tool "$m"
-    e2e_in "$m" rm -f /etc/apt/apt.conf.d/51restart-stale-local
-    e2e_step "install demo packages" e2e_demo_install "$m"
-    e2e_wait_apt_finish "$m"
-    e2e_policy "$m" demo-allowed.service allow
-    e2e_policy "$m" demo-denied.service deny
-    for u in "${E2E_DEMO_UNITS[@]}"; do
-        pid[$u]=$(e2e_unit_pid "$m" "$u")
-    done
+    e2e_apt_setup "$m" pid
 
     # The admin disables the hook for this upgrade (and restores it below).
     e2e_in "$m" mv "$HOOK" /root/50restart-stale.off

@@ -57,6 +57,10 @@ t() {
     # What the rpm installs (hooks/swupd/usr/bin/clr-service-restart).
     e2e_in "$m" ln -sfn restart-stale /usr/bin/clr-service-restart
     e2e_demo_install "$m"
+    # That install was an apt transaction, and its finish acts 2 s later on
+    # the packages' current file lists: let it act before the "update"
+    # replaces /usr/bin/demo-unrelated, or it restarts demo-unrelated.
+    e2e_wait_apt_finish "$m"
     rootfs=$(_e2e_state "$m" rootfs)
     lib=/usr/lib/$(gcc -print-multiarch)/libdemo.so.1
 
