@@ -1,0 +1,362 @@
+//! The targets themselves. Text parsers get the bytes through
+//! `from_utf8_lossy`, as their callers read files, so that every input
+//! reaches the parser instead of being dropped as bad UTF-8.
+
+use restart_stale::apt::{protocol, record as apt_record};
+use restart_stale::core::changed::ChangedSet;
+use restart_stale::core::unit_name::{self, Owner};
+use restart_stale::core::version::{dpkg_cmp, rpm_cmp};
+use restart_stale::history::dnf::Selector;
+use restart_stale::history::package::{valid_deb_arch, valid_deb_name, valid_deb_version, PackageChange};
+use restart_stale::history::stamp::Stamp;
+use restart_stale::history::{apt_history, dpkg_log};
+use restart_stale::pkgdb::{rpm, swupd};
+use restart_stale::system::cgroup::{self, Layout};
+use restart_stale::system::maps;
+use restart_stale::transaction::process::parse_stat;
+use restart_stale::transaction::record::{Block, Fact, Record};
+use restart_stale::{pacman, zypper};
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+fn text(data: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(data)
+}
+
+/// What the record writer does to free text (`one_line` in
+/// transaction/record.rs): control characters become `?`, so that a
+/// fact stays one line. The round trips below expect exactly that change
+/// and no other.
+fn one_line(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+/// `/proc/PID/maps`: every mapping the parser returns has an absolute
+/// path and an inode, and the executable-only walk (which skips lines
+/// on the permission field alone) returns no mapping the full walk does
+/// not.
+pub fn maps(data: &[u8]) {
+    let all: Vec<_> = maps::mappings(data, false).collect();
+    for m in &all {
+        assert!(m.path.starts_with(b"/"), "relative path {m:?}");
+        assert_ne!(m.ino, 0, "{m:?}");
+        let _ = (m.marked_deleted(), m.stripped_path());
+    }
+    let mut rest = all.iter();
+    for m in maps::mappings(data, true) {
+        assert!(rest.any(|a| *a == m), "executable-only walk invented {m:?}");
+    }
+}
+
+/// `/proc/PID/cgroup` under every layout, and the owner of the path it
+/// picks: a unit owner is always a valid unit name that is one component
+/// of the path.
+pub fn cgroup(data: &[u8]) {
+    let text = text(data);
+    for layout in [None, Some(Layout::Unified), Some(Layout::Legacy), Some(Layout::Hybrid)] {
+        let Some(path) = cgroup::systemd_path_of(&text, layout) else {
+            continue;
+        };
+        assert!(text.lines().any(|l| l.ends_with(path)), "{path:?} is on no line");
+        check_owner(path);
+    }
+    // Each line's path as well, as the cgroup.procs walk meets them.
+    for line in text.lines() {
+        check_owner(line);
+    }
+}
+
+fn check_owner(path: &str) {
+    if let Owner::Unit(u) = unit_name::owner_of_cgroup(path) {
+        assert!(
+            unit_name::validate(&u).is_ok(),
+            "owner {u:?} of {path:?} is not a unit name"
+        );
+        assert!(
+            path.split('/').any(|c| c == u),
+            "owner {u:?} is not a component of {path:?}"
+        );
+    }
+}
+
+/// Unit names (policy links, cgroup components): a name that validates
+/// has a type suffix and at most 255 bytes, and its template validates.
+pub fn unit_name(data: &[u8]) {
+    let name = text(data);
+    if unit_name::validate(&name).is_err() {
+        let _ = unit_name::template_of(&name);
+        return;
+    }
+    assert!(unit_name::suffix(&name).is_some(), "{name:?}");
+    assert!(name.len() <= 255, "{name:?}");
+    if let Some(t) = unit_name::template_of(&name) {
+        assert!(unit_name::validate(&t).is_ok(), "template {t:?} of {name:?}");
+    }
+}
+
+/// apt's protocol-3 stdin: every action prints back to a line that parses
+/// to the same action, and the record the hook writes from the parse
+/// reads back with the same actions and no problem.
+pub fn apt_protocol(data: &[u8]) {
+    let input = protocol::parse(data, "stdin");
+    for a in &input.actions {
+        assert_eq!(protocol::parse_action(&a.to_string()).as_ref(), Ok(a));
+    }
+    for e in &input.errors {
+        assert!(e.line >= 1, "{e}");
+    }
+    let _ = input.config_value("RestartStale::Auto-Restart");
+    let mut block = apt_record::Block::new(1, 2);
+    block.actions = input.actions.clone();
+    block.errors = input.errors.iter().map(ToString::to_string).collect();
+    let back = apt_record::parse(&block.render(), "pending");
+    assert!(back.problems.is_empty(), "{:?}", back.problems);
+    assert_eq!(back.blocks, [apt_rendered(&block)]);
+}
+
+/// An apt block as it reads back after rendering: free text through
+/// [`one_line`], an unpacked .deb's path included (it is part of the
+/// `action` line).
+fn apt_rendered(b: &apt_record::Block) -> apt_record::Block {
+    let mut b = b.clone();
+    b.command = b.command.as_deref().map(one_line);
+    b.errors = b.errors.iter().map(|e| one_line(e)).collect();
+    for a in &mut b.actions {
+        if let protocol::Step::Unpack(p) = &mut a.step {
+            *p = one_line(p);
+        }
+    }
+    b
+}
+
+/// The record format: what parses renders to text that parses again to
+/// the same facts (free text through [`one_line`]), without a problem.
+pub fn record(data: &[u8]) {
+    let first = Record::parse(&text(data), "pending");
+    let rendered: String = first.blocks.iter().map(Block::render).collect();
+    let second = Record::parse(&rendered, "rendered");
+    assert!(second.problems.is_empty(), "{:?}\n{rendered}", second.problems);
+    let expected: Vec<Block> = first.blocks.iter().map(rendered_block).collect();
+    assert_eq!(second.blocks, expected, "{rendered}");
+}
+
+fn rendered_block(b: &Block) -> Block {
+    let fact = |f: &Fact| match f {
+        Fact::Command(c) => Fact::Command(one_line(c)),
+        Fact::Action(a) => Fact::Action(one_line(a)),
+        Fact::Error(e) => Fact::Error(one_line(e)),
+        other => other.clone(),
+    };
+    Block {
+        time: b.time,
+        pid: b.pid,
+        facts: b.facts.iter().map(fact).collect(),
+    }
+}
+
+/// apt's view of the record: the same round trip through apt's blocks.
+pub fn apt_record(data: &[u8]) {
+    let first = apt_record::parse(&text(data), "pending");
+    let _ = (first.auto_restart(), first.reexec(), first.packages());
+    let rendered: String = first.blocks.iter().map(apt_record::Block::render).collect();
+    let second = apt_record::parse(&rendered, "rendered");
+    assert!(second.problems.is_empty(), "{:?}\n{rendered}", second.problems);
+    let expected: Vec<_> = first.blocks.iter().map(apt_rendered).collect();
+    assert_eq!(second.blocks, expected, "{rendered}");
+}
+
+/// A package change from a log names a valid package and versions.
+fn check_change(p: &PackageChange) {
+    assert!(valid_deb_name(&p.name), "{p}");
+    assert!(p.arch.as_deref().is_none_or(valid_deb_arch), "{p}");
+    for v in [&p.old, &p.new].into_iter().flatten() {
+        assert!(valid_deb_version(v), "{p}");
+    }
+    let _ = (p.qualified(), p.to_string());
+}
+
+/// A stamp prints as a `--since` value that means the same time.
+fn check_stamp(s: Stamp) {
+    assert_eq!(Stamp::parse_since(&s.to_string()), Ok(s));
+}
+
+/// apt's history.log, and the selection of transactions to replay.
+pub fn apt_history(data: &[u8]) {
+    let mut warnings = Vec::new();
+    let all = apt_history::parse(&text(data), "history.log", &mut warnings);
+    for t in &all {
+        t.packages.iter().for_each(check_change);
+        t.start.into_iter().chain(t.end).for_each(check_stamp);
+    }
+    let since = all.iter().find_map(|t| t.start);
+    for nth in [None, Some(0), Some(1), Some(2), Some(usize::MAX)] {
+        let _ = apt_history::select(&all, since, nth);
+        let _ = apt_history::select(&all, None, nth);
+    }
+}
+
+/// dpkg.log, and the events since the first one's time.
+pub fn dpkg_log(data: &[u8]) {
+    let mut warnings = Vec::new();
+    let events = dpkg_log::parse(&text(data), "dpkg.log", &mut warnings);
+    for e in &events {
+        check_change(&e.package);
+        check_stamp(e.at);
+    }
+    if let Some(first) = events.first() {
+        assert!(dpkg_log::since(&events, first.at).iter().all(|e| e.at >= first.at));
+    }
+}
+
+/// `--dnf-transaction`: a selector prints back to a spelling that parses
+/// to it.
+pub fn dnf_selector(data: &[u8]) {
+    let Ok(sel) = text(data).parse::<Selector>() else {
+        return;
+    };
+    let back = match sel {
+        Selector::Id(n) => {
+            assert!(n > 0, "{sel:?}");
+            n.to_string()
+        }
+        Selector::Last(0) => "last".to_string(),
+        Selector::Last(n) => format!("last-{n}"),
+    };
+    assert_eq!(back.parse::<Selector>(), Ok(sel));
+}
+
+/// swupd manifests and os-release: entries have absolute paths and a
+/// version, and an update from `from` changed only entries newer than it.
+pub fn swupd_manifest(data: &[u8]) {
+    let text = text(data);
+    let _ = swupd::version_id(&text);
+    let mut warnings = Vec::new();
+    let Some(entries) = swupd::parse(&text, "Manifest.os-core", &mut warnings) else {
+        return;
+    };
+    for e in &entries {
+        assert!(e.path.starts_with('/') && e.last_change > 0, "{e:?}");
+    }
+    for from in [0, 1].into_iter().chain(entries.first().map(|e| e.last_change)) {
+        for path in swupd::changed(&entries, from) {
+            assert!(entries.iter().any(|e| e.path == path && e.last_change > from));
+        }
+    }
+}
+
+/// pacman's target list: every line is a file, a directory or an error;
+/// files are absolute, one clean line each; and the record written from
+/// them reads back with the same files and no problem.
+pub fn pacman_targets(data: &[u8]) {
+    let t = pacman::parse(data, "stdin");
+    let body = data.strip_suffix(b"\n").unwrap_or(data);
+    let lines = if body.is_empty() {
+        0
+    } else {
+        body.split(|&b| b == b'\n').count()
+    };
+    assert_eq!(t.files.len() + t.directories + t.errors.len(), lines);
+    for f in &t.files {
+        assert!(f.starts_with('/') && !f.chars().any(char::is_control), "{f:?}");
+    }
+    let (files, errors) = (t.files.clone(), t.errors.clone());
+    let back = Record::parse(&pacman::block(t, None).render(), "pending");
+    assert!(back.problems.is_empty(), "{:?}", back.problems);
+    assert_eq!(back.blocks.len(), 1);
+    assert!(back.blocks[0].files().eq(files.iter().map(String::as_str)));
+    assert!(back.blocks[0].errors().eq(errors.iter().map(String::as_str)));
+}
+
+/// `--changed-files`: every absolute entry of an accepted list is in the
+/// set, also after adding the real directories.
+pub fn changed_files(data: &[u8]) {
+    let Ok(set) = ChangedSet::parse(data, "changed.txt") else {
+        return;
+    };
+    let with_real = set.with_real_dirs(|d| (d.len() % 3 == 0).then(|| format!("/real{d}")));
+    let text = text(data);
+    let sep = if text.contains('\0') { '\0' } else { '\n' };
+    for entry in text.split(sep) {
+        // Only a newline-separated list allows CRLF.
+        let entry = if sep == '\n' {
+            entry.trim_end_matches('\r')
+        } else {
+            entry
+        };
+        if entry.starts_with('/') {
+            assert!(set.contains(entry), "{entry:?} is missing");
+            assert!(with_real.contains(entry), "{entry:?} is missing after with_real_dirs");
+        }
+    }
+}
+
+/// `/proc/PID/stat`: comm may hold anything, spaces and `)` included.
+pub fn proc_stat(data: &[u8]) {
+    let _ = parse_stat(&text(data));
+}
+
+/// libzypp's plugin frames, read one after another as the plugin does,
+/// and the steps of each body.
+pub fn zypper_frame(data: &[u8]) {
+    let mut input = std::io::Cursor::new(data);
+    while let Ok(Some(f)) = zypper::frame::read(&mut input) {
+        let _ = f.header("content-length");
+        zypper_steps(&f.body);
+    }
+}
+
+/// The steps JSON of COMMITBEGIN and COMMITEND, and the NEVRAs the
+/// plugin makes of them.
+pub fn zypper_steps(data: &[u8]) {
+    let Ok(steps) = zypper::steps(data) else {
+        return;
+    };
+    for s in steps {
+        let nevra = s.solvable.nevra();
+        let _ = (rpm::split_nevra(&nevra), rpm::query_form(&nevra));
+        check_argument(&nevra);
+    }
+}
+
+/// What `safe_argument` lets onto rpm's command line is never an option.
+fn check_argument(s: &str) {
+    if rpm::safe_argument(s) {
+        assert!(!s.starts_with('-') && !s.chars().any(char::is_whitespace), "{s:?}");
+    }
+}
+
+/// `rpm -ql` output: files are absolute; every line also goes through
+/// the NEVRA helpers.
+pub fn rpm_ql(data: &[u8]) {
+    let text = text(data);
+    let l = rpm::parse_ql(&text);
+    assert!(l.files.iter().all(|f| f.starts_with('/')), "{l:?}");
+    for line in text.lines() {
+        if let Some((name, evr, arch)) = rpm::split_nevra(line) {
+            assert!(!name.is_empty() && !evr.is_empty() && !arch.is_empty(), "{line:?}");
+        }
+        let _ = rpm::query_form(line);
+        check_argument(line);
+    }
+}
+
+/// The version orders on up to three lines: each is reflexive,
+/// antisymmetric and transitive, as `max_by` over kernel releases needs.
+pub fn version(data: &[u8]) {
+    let text = text(data);
+    let mut it = text.splitn(3, '\n');
+    let v: [&str; 3] = std::array::from_fn(|_| it.next().unwrap_or(""));
+    for cmp in [dpkg_cmp as fn(&str, &str) -> Ordering, rpm_cmp] {
+        for a in v {
+            assert_eq!(cmp(a, a), Ordering::Equal, "{a:?}");
+            for b in v {
+                assert_eq!(cmp(a, b), cmp(b, a).reverse(), "{a:?} {b:?}");
+                for c in v {
+                    if cmp(a, b) != Ordering::Greater && cmp(b, c) != Ordering::Greater {
+                        assert_ne!(cmp(a, c), Ordering::Greater, "{a:?} <= {b:?} <= {c:?}");
+                    }
+                }
+            }
+        }
+    }
+}
