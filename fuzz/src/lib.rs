@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("apt_record", targets::apt_record),
     ("apt_history", targets::apt_history),
     ("dpkg_log", targets::dpkg_log),
+    ("dnf4_handover", targets::dnf4_handover),
     ("dnf_selector", targets::dnf_selector),
     ("swupd_manifest", targets::swupd_manifest),
     ("pacman_targets", targets::pacman_targets),

@@ -6,6 +6,7 @@ use restart_stale::apt::{protocol, record as apt_record};
 use restart_stale::core::changed::ChangedSet;
 use restart_stale::core::unit_name::{self, Owner};
 use restart_stale::core::version::{dpkg_cmp, rpm_cmp};
+use restart_stale::dnf::dnf4;
 use restart_stale::history::dnf::Selector;
 use restart_stale::history::package::{valid_deb_arch, valid_deb_name, valid_deb_version, PackageChange};
 use restart_stale::history::stamp::Stamp;
@@ -206,6 +207,21 @@ pub fn dpkg_log(data: &[u8]) {
     if let Some(first) = events.first() {
         assert!(dpkg_log::since(&events, first.at).iter().all(|e| e.at >= first.at));
     }
+}
+
+/// The dnf4 plugin's hand-over file: the block written from it reads
+/// back with the same facts (free text through [`one_line`]) and no
+/// problem.
+pub fn dnf4_handover(data: &[u8]) {
+    let Ok(h) = dnf4::parse(data, "handover") else {
+        return;
+    };
+    let mut facts = h.facts;
+    facts.extend(h.errors.into_iter().map(Fact::Error));
+    let block = Block { time: 1, pid: 2, facts };
+    let back = Record::parse(&block.render(), "pending");
+    assert!(back.problems.is_empty(), "{:?}", back.problems);
+    assert_eq!(back.blocks, [rendered_block(&block)]);
 }
 
 /// `--dnf-transaction`: a selector prints back to a spelling that parses

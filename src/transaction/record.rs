@@ -302,7 +302,11 @@ impl Record {
     /// still counts.
     pub fn parse(text: &str, source: &str) -> Record {
         let mut rec = Record::default();
-        for (n, line) in text.lines().enumerate() {
+        // Only `\n` ends a line: `render` writes nothing else, and a path
+        // may end in `\r` (`lines()` would drop it from all lines but the
+        // last, so the same fact would read back two ways; found by the
+        // `record` fuzz target).
+        for (n, line) in text.split_terminator('\n').enumerate() {
             if let Err(e) = rec.line(line) {
                 rec.problems.push(format!("{source}:{}: {e}: {line:?}", n + 1));
             }
@@ -385,6 +389,17 @@ mod tests {
         );
         assert_eq!(b.files().count(), 2);
         assert!(b.auto_restart());
+    }
+
+    #[test]
+    fn a_path_ending_in_a_carriage_return_reads_back_the_same() {
+        // The fuzz crash: the last line kept its `\r`, every other lost it.
+        let text = "begin 1 2\nfile /hv\r";
+        let first = Record::parse(text, "pending");
+        assert_eq!(first.blocks[0].facts, [Fact::File("/hv\r".into())]);
+        let again = Record::parse(&first.blocks[0].render(), "rendered");
+        assert!(again.problems.is_empty(), "{:?}", again.problems);
+        assert_eq!(again.blocks, first.blocks);
     }
 
     #[test]

@@ -154,9 +154,11 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>], dict: &[Vec<u8>]) -> Vec<u8> {
     let mut v = corpus[rng.below(corpus.len())].clone();
     for _ in 0..=rng.below(8) {
         let at = rng.below(v.len() + 1);
+        // A byte to change, when there is one.
+        let byte = at.min(v.len().saturating_sub(1));
         match rng.below(7) {
-            0 if !v.is_empty() => v[at.min(v.len() - 1)] ^= 1 << rng.below(8),
-            1 if !v.is_empty() => v[at.min(v.len() - 1)] = rng.next() as u8,
+            0 if !v.is_empty() => v[byte] ^= 1 << rng.below(8),
+            1 if !v.is_empty() => v[byte] = rng.next() as u8,
             2 => v.insert(at, rng.next() as u8),
             3 => {
                 let end = (at + rng.below(16)).min(v.len());
