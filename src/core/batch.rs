@@ -173,6 +173,7 @@ mod tests {
                 outside("/user.slice/user-1001.slice/session-2.scope", 11),
                 outside("/user.slice/user-0.slice/user@0.service/init.scope", 12),
             ],
+            protected: Vec::new(),
         };
         let kernel = kernel::assess(&Facts {
             running: Some("6.1.0-27-amd64".into()),

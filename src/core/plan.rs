@@ -95,6 +95,9 @@ pub struct Plan {
     /// PID 1, when it runs stale code (needs a re-exec, not a restart).
     pub init: Option<StaleProcess>,
     pub outside: Vec<OutsideProcess>,
+    /// Units holding this tool or the package manager that called it:
+    /// never restarted, not even as a side effect of another restart.
+    pub protected: Vec<String>,
 }
 
 impl Plan {
@@ -148,7 +151,10 @@ fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
 /// sorted by name; every unit of the scan gets exactly one entry.
 pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
     let mut by_unit: BTreeMap<String, Vec<StaleProcess>> = scan.units.iter().map(|u| (u.clone(), Vec::new())).collect();
-    let mut out = Plan::default();
+    let mut out = Plan {
+        protected: opts.self_units.to_vec(),
+        ..Plan::default()
+    };
     for p in std::mem::take(&mut scan.stale) {
         match &p.owner {
             Owner::Unit(u) => by_unit.entry(u.clone()).or_default().push(p),

@@ -102,7 +102,7 @@ pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Setti
 fn decide<'p, Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &'p Plan) -> Vec<(&'p UnitPlan, Decision)> {
     plan.restarts()
         .map(|u| {
-            let d = match refine::gather(q, root, u) {
+            let d = match refine::gather(q, root, u, &plan.protected) {
                 Ok(facts) => refine::refine(&u.unit, &facts),
                 Err(e) => Decision::Skip(Skip::Unreadable(format!("{e:#}"))),
             };

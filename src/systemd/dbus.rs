@@ -70,6 +70,12 @@ trait Unit {
     fn can_stop(&self) -> zbus::Result<bool>;
     #[zbus(property, name = "TriggeredBy")]
     fn triggered_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "ConsistsOf")]
+    fn consists_of(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "BoundBy")]
+    fn bound_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "RequiredBy")]
+    fn required_by(&self) -> zbus::Result<Vec<String>>;
 }
 
 #[zbus::proxy(
@@ -166,6 +172,14 @@ impl Dbus {
             triggered_by: unit.triggered_by()?,
             ..UnitInfo::default()
         };
+        for d in [unit.consists_of()?, unit.bound_by()?, unit.required_by()?]
+            .into_iter()
+            .flatten()
+        {
+            if !info.dependants.contains(&d) {
+                info.dependants.push(d);
+            }
+        }
         if name.ends_with(".service") {
             let svc = ServiceProxy::builder(&self.conn)
                 .path(path)?

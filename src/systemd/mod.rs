@@ -34,6 +34,10 @@ pub struct UnitInfo {
     pub main_pid: u32,
     /// `ControlGroup`, e.g. `/system.slice/foo.service`; empty when none.
     pub control_group: String,
+    /// Units a restart of this one restarts or stops too: those `PartOf=`
+    /// it (`ConsistsOf`), `BindsTo=` it (`BoundBy`) or `Requires=` it
+    /// (`RequiredBy`).
+    pub dependants: Vec<String>,
 }
 
 impl UnitInfo {
