@@ -40,6 +40,7 @@ trait Manager {
     fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn subscribe(&self) -> zbus::Result<()>;
     fn reexecute(&self) -> zbus::Result<()>;
+    fn reload(&self) -> zbus::Result<()>;
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
     fn start_transient_unit(
         &self,
@@ -76,6 +77,8 @@ trait Unit {
     fn bound_by(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "RequiredBy")]
     fn required_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "NeedDaemonReload")]
+    fn need_daemon_reload(&self) -> zbus::Result<bool>;
 }
 
 #[zbus::proxy(
@@ -170,6 +173,7 @@ impl Dbus {
             can_start: unit.can_start()?,
             can_stop: unit.can_stop()?,
             triggered_by: unit.triggered_by()?,
+            need_daemon_reload: unit.need_daemon_reload()?,
             ..UnitInfo::default()
         };
         for d in [unit.consists_of()?, unit.bound_by()?, unit.required_by()?]
@@ -300,6 +304,12 @@ impl ServiceManager for Dbus {
             Err(RecvTimeoutError::Timeout) => Ok(None),
             Err(RecvTimeoutError::Disconnected) => bail!("lost the connection to the system bus"),
         }
+    }
+
+    fn reload(&self) -> Result<()> {
+        self.manager()?
+            .reload()
+            .context("failed to reload systemd's unit files (Manager.Reload)")
     }
 
     fn reexecute(&self, deadline: Instant) -> Result<()> {

@@ -13,6 +13,7 @@ use std::time::Instant;
 pub enum Call {
     Unit(String),
     SocketAccepts(String),
+    Reload,
     Subscribe,
     EnqueueRestart(String),
     NextJobRemoved,
@@ -26,7 +27,7 @@ impl Call {
     pub fn mutates(&self) -> bool {
         matches!(
             self,
-            Call::Subscribe | Call::EnqueueRestart(_) | Call::Reexecute | Call::StartTransient { .. }
+            Call::Subscribe | Call::EnqueueRestart(_) | Call::Reload | Call::Reexecute | Call::StartTransient { .. }
         )
     }
 }
@@ -196,6 +197,11 @@ impl ServiceManager for Fake {
                 result,
             })),
         }
+    }
+
+    fn reload(&self) -> Result<()> {
+        self.record(Call::Reload);
+        Ok(())
     }
 
     fn reexecute(&self, _deadline: Instant) -> Result<()> {

@@ -38,6 +38,9 @@ pub struct UnitInfo {
     /// it (`ConsistsOf`), `BindsTo=` it (`BoundBy`) or `Requires=` it
     /// (`RequiredBy`).
     pub dependants: Vec<String>,
+    /// `NeedDaemonReload`: its unit file changed on disk since systemd
+    /// loaded it, so a restart now would run the old definition.
+    pub need_daemon_reload: bool,
 }
 
 impl UnitInfo {
@@ -91,6 +94,10 @@ pub trait ServiceManager: UnitQuery {
     /// The next `JobRemoved` signal. `Ok(None)` once `deadline` passes;
     /// `Err` when the bus connection is gone.
     fn next_job_removed(&self, deadline: Instant) -> Result<Option<JobRemoved>>;
+
+    /// `Manager.Reload` (what `systemctl daemon-reload` does); returns once
+    /// systemd has reloaded its unit files.
+    fn reload(&self) -> Result<()>;
 
     /// `Manager.Reexecute`, then waits until systemd answers on the bus
     /// again, at most until `deadline`.
