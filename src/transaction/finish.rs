@@ -44,6 +44,10 @@ pub trait Adapter {
     fn ready(&self, _root: &SysRoot) -> bool {
         true
     }
+    /// How the log names the switch that turned automatic restarts off.
+    fn restarts_off(&self) -> String {
+        "for this transaction".to_string()
+    }
     /// Reads the taken records and derives what changed; `None` when the
     /// transaction changed nothing that could matter.
     fn prepare(&self, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>>;
@@ -165,7 +169,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
     let mode = if prepared.auto_restart {
         Mode::Restart
     } else {
-        log::info!("automatic restarts are off for this transaction: reporting only");
+        log::info!("automatic restarts are off {}: reporting only", adapter.restarts_off());
         Mode::DryRun
     };
     let opts = Options {
