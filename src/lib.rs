@@ -12,6 +12,7 @@ pub mod cli;
 pub mod clr;
 pub mod dnf;
 pub mod hook;
+pub mod interp;
 pub mod logging;
 pub mod maps;
 pub mod pacman;

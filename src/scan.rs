@@ -6,6 +6,7 @@
 //! [`Resolver`].
 
 use crate::cgroup::{self, Layout};
+use crate::interp::{self, Via};
 use crate::maps;
 use crate::procfs;
 use crate::procmap;
@@ -27,6 +28,23 @@ pub struct StaleFile {
     pub why: Staleness,
     /// True when this is the process's executable.
     pub exe: bool,
+    /// How the process uses it: mapped, held open, its script, a module.
+    pub via: Via,
+    /// It lies where users control files: reported, never a reason to
+    /// restart (`interp::places`).
+    pub user: bool,
+}
+
+impl StaleFile {
+    pub fn new(path: Arc<str>, why: Staleness, via: Via) -> Self {
+        Self {
+            path,
+            why,
+            exe: false,
+            via,
+            user: false,
+        }
+    }
 }
 
 /// A process with at least one stale file.
@@ -96,6 +114,11 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         }
         Scope::Everything => cgroup::all_pids(root)?,
     };
+    // The costlier signals are for processes a restart could act on.
+    let in_units: std::collections::HashSet<u32> = match scope {
+        Scope::SystemUnits => Default::default(),
+        Scope::Everything => members.iter().map(|m| m.pid).collect(),
+    };
     let mut owners = cgroup::Owners::new(root, layout, members.into_iter().map(|m| (m.pid, m.owner)).collect());
     let mut small = Vec::new();
     let mut out = Scan {
@@ -104,7 +127,8 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         ..Scan::default()
     };
     for pid in pids {
-        let files = match scanner.process(root, pid) {
+        let deep = scope == Scope::SystemUnits || pid == 1 || in_units.contains(&pid);
+        let files = match scanner.process_in(root, pid, deep) {
             Ok(Some(files)) => files,
             Ok(None) => continue,
             Err(e) => {
@@ -168,6 +192,8 @@ pub struct Scanner {
     seen: Vec<(u64, u64)>,
     /// Our own mount namespace, once read.
     our_namespace: Option<Option<u64>>,
+    /// Open files, scripts and modules (`interp`).
+    pub interp: interp::Interp,
 }
 
 /// The view of every process in our own mount namespace.
@@ -194,7 +220,7 @@ impl Judge<'_> {
         };
         self.seen.push((dev, ino));
         if let Some((why, path)) = verdict {
-            self.files.push(StaleFile { path, why, exe: false });
+            self.files.push(StaleFile::new(path, why, Via::Map));
         }
         true
     }
@@ -209,7 +235,7 @@ impl Judge<'_> {
         }
         self.seen.push((m.dev, m.ino));
         if let Some((why, path)) = self.resolver.check(self.view, self.root_dir, m.path, m.dev, m.ino) {
-            self.files.push(StaleFile { path, why, exe: false });
+            self.files.push(StaleFile::new(path, why, Via::Map));
         }
     }
 }
@@ -241,9 +267,17 @@ impl Scanner {
         ((theirs.unwrap_or(0) | 1, mount, inode), root_dir)
     }
 
-    /// The stale files of one process; `Ok(None)` when it has exited;
-    /// `Err` for permission problems. Kernel threads map nothing.
+    /// The stale files of one process, every signal included; `Ok(None)`
+    /// when it has exited; `Err` for permission problems. Kernel threads
+    /// map nothing.
     pub fn process(&mut self, root: &SysRoot, pid: u32) -> Result<Option<Vec<StaleFile>>> {
+        self.process_in(root, pid, true)
+    }
+
+    /// Like [`Scanner::process`]; `deep` adds the signals that cost more
+    /// than the maps (open files, scripts, modules: `interp`), which only
+    /// processes in scope pay for.
+    pub fn process_in(&mut self, root: &SysRoot, pid: u32, deep: bool) -> Result<Option<Vec<StaleFile>>> {
         let maps_path = root.proc_pid(pid, "maps");
         let fail = |e: std::io::Error| anyhow::Error::new(e).context(format!("failed to read {}", maps_path.display()));
         let mut file = match std::fs::File::open(&maps_path) {
@@ -287,6 +321,13 @@ impl Scanner {
         if !files.is_empty() {
             mark_exe(root, pid, &mut files);
         }
+        if deep {
+            self.interp
+                .add_findings(&mut self.resolver, root, pid, view, &root_dir, &mut files);
+        }
+        for f in &mut files {
+            f.user = interp::places::user_controlled(&f.path);
+        }
         files.sort();
         Ok(Some(files))
     }
@@ -322,6 +363,6 @@ fn mark_exe(root: &SysRoot, pid: u32, files: &mut [StaleFile]) {
     };
     let exe = maps::strip_marker(exe.as_os_str().as_bytes());
     for f in files.iter_mut() {
-        f.exe = f.path.as_bytes() == exe;
+        f.exe = f.via == Via::Map && f.path.as_bytes() == exe;
     }
 }

@@ -30,6 +30,9 @@ pub enum Staleness {
     Replaced,
     /// The kernel marks the file unlinked and nothing contradicts it.
     Deleted,
+    /// A script or module whose change time is after the process started
+    /// (it was read then; nothing tells which inode it read).
+    Changed,
 }
 
 /// The pure rule. `at_literal` is what lives at the path as printed,
