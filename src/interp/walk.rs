@@ -202,10 +202,11 @@ impl State<'_> {
     /// `__init__.py` on the way and the module's file. Returns the
     /// directories of the final package (empty for a plain module), where
     /// `from … import name` may find submodules; `None` if not found.
-    fn python_module(&mut self, dotted: &str, mut dirs: Vec<String>, depth: usize) -> Option<Vec<String>> {
-        let mut name = String::new();
+    /// `dots` is the relative import's leading dots, kept in the names.
+    fn python_module(&mut self, dots: &str, dotted: &str, mut dirs: Vec<String>, depth: usize) -> Option<Vec<String>> {
+        let mut name = dots.to_string();
         for part in dotted.split('.').filter(|p| !p.is_empty()) {
-            if !name.is_empty() {
+            if name.len() > dots.len() {
                 name.push('.');
             }
             name.push_str(part);
@@ -234,7 +235,8 @@ impl State<'_> {
             }
             vec![base]
         };
-        let Some(pkg) = self.python_module(&imp.module, dirs, depth) else {
+        let dots = ".".repeat(imp.level);
+        let Some(pkg) = self.python_module(&dots, &imp.module, dirs, depth) else {
             return;
         };
         if pkg.is_empty() {
@@ -243,9 +245,9 @@ impl State<'_> {
         for n in &imp.names {
             // `from pkg import name`: a submodule, or just an attribute.
             let full = if imp.module.is_empty() {
-                n.clone()
+                format!("{dots}{n}")
             } else {
-                format!("{}.{n}", imp.module)
+                format!("{dots}{}.{n}", imp.module)
             };
             let _ = self.python_module_named(&full, n, pkg.clone(), depth);
         }
@@ -265,7 +267,7 @@ impl State<'_> {
     /// the script.
     fn python_main(&mut self, name: &str) {
         let search = self.walk.search.clone();
-        let Some(dirs) = self.python_module(name, search, 0) else {
+        let Some(dirs) = self.python_module("", name, search, 0) else {
             return;
         };
         if !dirs.is_empty() {
