@@ -15,12 +15,12 @@ pub type Nanos = i128;
 const NANOS: Nanos = 1_000_000_000;
 
 /// How far the estimate of a start time may be early: `btime` in
-/// `/proc/stat` is the boot time truncated to a second, and clock steps
-/// since boot move it too. A change closer to the start than this is not
-/// trusted to be after it (a restart for nothing is what a false positive
-/// costs; a change in that second is almost always the install that
-/// preceded the start).
-const MARGIN: Nanos = NANOS;
+/// `/proc/stat` is the boot time truncated to a second, the start time is
+/// counted in ticks, and clock adjustments since boot move `btime` too. A
+/// change closer to the start than this is not trusted to be after it (a
+/// restart for nothing is what a false positive costs; a change in that
+/// second is almost always the install that preceded the start).
+const MARGIN: Nanos = NANOS + NANOS / 20;
 
 /// The boot time (`btime` of `/proc/stat`) in seconds, if readable.
 pub fn boot_time(root: &SysRoot) -> Option<i64> {
