@@ -181,7 +181,10 @@ impl Interp {
         };
         let entry = match &inv.target {
             Target::Script(s) => match std::str::from_utf8(s) {
-                Ok(s) => Entry::Script(search::absolute(&cwd, s)),
+                Ok(s) => Entry::Script(search::resolve_links(
+                    &root.proc_pid(pid, "root"),
+                    &search::absolute(&cwd, s),
+                )),
                 Err(_) => return Arc::default(),
             },
             Target::Module(m) if interp.lang == Lang::Python => Entry::Module(m.clone()),

@@ -35,6 +35,61 @@ pub fn absolute(dir: &str, rel: &str) -> String {
     }
 }
 
+/// `path` (absolute, in the process's view) with its symbolic links
+/// resolved inside `root`, as the interpreter saw it: Python puts the
+/// directory of the script's real path first on its module path, so a
+/// script installed as a link (`/usr/bin/x` → `/usr/share/x/x.py`) imports
+/// from the link target's directory. Links are read, never followed by
+/// the kernel, so an absolute target stays inside `root`. Gives up after
+/// 40 links, like the kernel.
+pub fn resolve_links(root: &Path, path: &str) -> String {
+    let mut todo: Vec<String> = normalize(path)
+        .split('/')
+        .rev()
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
+    let mut done = String::new();
+    let mut hops = 0;
+    while let Some(part) = todo.pop() {
+        let candidate = format!("{done}/{part}");
+        let target = std::fs::read_link(root.join(candidate.trim_start_matches('/')));
+        let Ok(target) = target else {
+            done = candidate;
+            continue;
+        };
+        hops += 1;
+        let Some(target) = target.to_str().filter(|_| hops <= 40) else {
+            return normalize(path);
+        };
+        if target.starts_with('/') {
+            done.clear();
+        }
+        todo.extend(target.split('/').rev().filter(|p| !p.is_empty()).map(String::from));
+        // `..` and `.` from a link target are taken as they come.
+        while let Some(p) = todo.last() {
+            match p.as_str() {
+                "." => {
+                    todo.pop();
+                }
+                ".." => {
+                    todo.pop();
+                    done = parent(&done);
+                    if done == "/" {
+                        done.clear();
+                    }
+                }
+                _ => break,
+            }
+        }
+    }
+    if done.is_empty() {
+        "/".to_string()
+    } else {
+        done
+    }
+}
+
 /// The directory part of an absolute path.
 pub fn parent(path: &str) -> String {
     match path.rfind('/') {
@@ -200,6 +255,24 @@ mod tests {
         assert_eq!(absolute("/srv/app", "/usr/lib"), "/usr/lib");
         assert_eq!(parent("/usr/bin/python3"), "/usr/bin");
         assert_eq!(parent("/x"), "/");
+    }
+
+    #[test]
+    fn links_resolve_inside_the_root() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        std::fs::create_dir_all(r.join("usr/share/x")).unwrap();
+        std::fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::fs::write(r.join("usr/share/x/x.py"), "").unwrap();
+        std::os::unix::fs::symlink("/usr/share/x/x.py", r.join("usr/bin/x")).unwrap();
+        std::os::unix::fs::symlink("../share/x/x.py", r.join("usr/bin/y")).unwrap();
+        std::os::unix::fs::symlink("loop", r.join("usr/bin/loop")).unwrap();
+        std::os::unix::fs::symlink("/../../../etc", r.join("usr/bin/escape")).unwrap();
+        assert_eq!(resolve_links(r, "/usr/bin/x"), "/usr/share/x/x.py");
+        assert_eq!(resolve_links(r, "/usr/bin/y"), "/usr/share/x/x.py");
+        assert_eq!(resolve_links(r, "/usr/bin/./z"), "/usr/bin/z");
+        assert_eq!(resolve_links(r, "/usr/bin/loop"), "/usr/bin/loop");
+        assert_eq!(resolve_links(r, "/usr/bin/escape/passwd"), "/etc/passwd");
     }
 
     #[test]
