@@ -114,7 +114,7 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         }
         Scope::Everything => cgroup::all_pids(root)?,
     };
-    // The costlier signals are for processes a restart could act on.
+    // Open files are read for the processes a restart could act on.
     let in_units: std::collections::HashSet<u32> = match scope {
         Scope::SystemUnits => Default::default(),
         Scope::Everything => members.iter().map(|m| m.pid).collect(),
@@ -127,8 +127,8 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         ..Scan::default()
     };
     for pid in pids {
-        let deep = scope == Scope::SystemUnits || pid == 1 || in_units.contains(&pid);
-        let files = match scanner.process_in(root, pid, deep) {
+        let in_scope = scope == Scope::SystemUnits || pid == 1 || in_units.contains(&pid);
+        let files = match scanner.process_in(root, pid, in_scope) {
             Ok(Some(files)) => files,
             Ok(None) => continue,
             Err(e) => {
@@ -274,10 +274,12 @@ impl Scanner {
         self.process_in(root, pid, true)
     }
 
-    /// Like [`Scanner::process`]; `deep` adds the signals that cost more
-    /// than the maps (open files, scripts, modules: `interp`), which only
-    /// processes in scope pay for.
-    pub fn process_in(&mut self, root: &SysRoot, pid: u32, deep: bool) -> Result<Option<Vec<StaleFile>>> {
+    /// Like [`Scanner::process`]; `in_scope` adds the open files, whose
+    /// directory read every process would pay for, so only processes a
+    /// restart could act on do. Interpreter scripts and their modules are
+    /// checked for every process; only interpreters pay more than a
+    /// `readlink` of `exe` for them.
+    pub fn process_in(&mut self, root: &SysRoot, pid: u32, in_scope: bool) -> Result<Option<Vec<StaleFile>>> {
         let maps_path = root.proc_pid(pid, "maps");
         let fail = |e: std::io::Error| anyhow::Error::new(e).context(format!("failed to read {}", maps_path.display()));
         let mut file = match std::fs::File::open(&maps_path) {
@@ -321,10 +323,8 @@ impl Scanner {
         if !files.is_empty() {
             mark_exe(root, pid, &mut files);
         }
-        if deep {
-            self.interp
-                .add_findings(&mut self.resolver, root, pid, view, &root_dir, &mut files);
-        }
+        self.interp
+            .add_findings(&mut self.resolver, root, pid, view, &root_dir, in_scope, &mut files);
         for f in &mut files {
             f.user = interp::places::user_controlled(&f.path);
         }

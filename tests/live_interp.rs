@@ -157,3 +157,47 @@ fn deleted_file_held_open_is_found() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!((found[0].via.clone(), found[0].why), (Via::Fd, Staleness::Deleted));
 }
+
+/// The whole run: `status --json` reports the python process (outside
+/// any system unit here) with the module's reason, and a transaction that
+/// did not change the module leaves it out.
+#[test]
+fn status_reports_the_import_with_its_reason() {
+    let Some(py) = interpreter("/usr/bin/python3") else { return };
+    let d = scratch();
+    let lib = d.path().join("lib");
+    write(&d.path().join("app/main.py"), PY_MAIN);
+    write(&lib.join("helper.py"), "X = 1\n");
+    let mut c = Command::new(&py);
+    c.arg(d.path().join("app/main.py"))
+        .env("PYTHONPATH", &lib)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let child = start(&mut c);
+    replace_like_dpkg(&lib.join("helper.py"), "X = 2\n");
+    let helper = lib.join("helper.py").to_str().unwrap().to_string();
+    let files_of = |changed: &str| -> Vec<serde_json::Value> {
+        let out = assert_cmd::Command::cargo_bin("restart-stale")
+            .unwrap()
+            .args(["status", "--json", "--changed-files", "-"])
+            .env_remove("RESTART_STALE_ROOT")
+            .write_stdin(changed.to_string())
+            .output()
+            .unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut procs: Vec<serde_json::Value> = doc["outside"].as_array().unwrap().clone();
+        for u in doc["units"].as_array().unwrap() {
+            procs.extend(u["processes"].as_array().unwrap().iter().cloned());
+        }
+        procs
+            .iter()
+            .filter(|p| p["pid"] == child.0.id())
+            .flat_map(|p| p["files"].as_array().unwrap().clone())
+            .collect()
+    };
+    let files = files_of(&format!("{helper}\n"));
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(files[0]["via"], "import");
+    assert_eq!(files[0]["module"], "helper");
+    assert_eq!(files[0]["reason"], format!("imports helper: {helper} (in this transaction)"));
+    assert!(files_of("/usr/lib/python3/dist-packages/unrelated.py\n").is_empty());
+}

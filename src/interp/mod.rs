@@ -117,9 +117,11 @@ fn link_text(path: &Path) -> Option<String> {
 }
 
 impl Interp {
-    /// Adds the open-file, script and module findings of `pid` to `files`
-    /// (its stale mappings so far). `view` and `root_dir` are where its
-    /// mapped paths are judged; open files are judged there too.
+    /// Adds the script and module findings of `pid` to `files` (its stale
+    /// mappings so far), and with `open_files` those of its descriptors.
+    /// `view` and `root_dir` are where its mapped paths are judged; open
+    /// files are judged there too.
+    #[allow(clippy::too_many_arguments)]
     pub fn add_findings(
         &mut self,
         resolver: &mut Resolver,
@@ -127,11 +129,14 @@ impl Interp {
         pid: u32,
         view: ViewKey,
         root_dir: &Path,
+        open_files: bool,
         files: &mut Vec<StaleFile>,
     ) {
-        for (why, path) in fds::stale_open_files(resolver, root, pid, view, root_dir) {
-            if !files.iter().any(|f| f.path == path) {
-                files.push(StaleFile::new(path, why, Via::Fd));
+        if open_files {
+            for (why, path) in fds::stale_open_files(resolver, root, pid, view, root_dir) {
+                if !files.iter().any(|f| f.path == path) {
+                    files.push(StaleFile::new(path, why, Via::Fd));
+                }
             }
         }
         let Some(exe) = link_text(&root.proc_pid(pid, "exe")) else {
