@@ -163,7 +163,9 @@ fn deleted_file_held_open_is_found() {
 /// did not change the module leaves it out.
 #[test]
 fn status_reports_the_import_with_its_reason() {
-    let Some(py) = interpreter("/usr/bin/python3") else { return };
+    let Some(py) = interpreter("/usr/bin/python3") else {
+        return;
+    };
     let d = scratch();
     let lib = d.path().join("lib");
     write(&d.path().join("app/main.py"), PY_MAIN);
@@ -198,6 +200,9 @@ fn status_reports_the_import_with_its_reason() {
     assert_eq!(files.len(), 1, "{files:?}");
     assert_eq!(files[0]["via"], "import");
     assert_eq!(files[0]["module"], "helper");
-    assert_eq!(files[0]["reason"], format!("imports helper: {helper} (in this transaction)"));
+    assert_eq!(
+        files[0]["reason"],
+        format!("imports helper: {helper} (in this transaction)")
+    );
     assert!(files_of("/usr/lib/python3/dist-packages/unrelated.py\n").is_empty());
 }

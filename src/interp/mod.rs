@@ -185,12 +185,15 @@ impl Interp {
             return Arc::default();
         };
         let entry = match &inv.target {
-            Target::Script(s) => match std::str::from_utf8(s) {
-                Ok(s) => Entry::Script(search::resolve_links(
-                    &root.proc_pid(pid, "root"),
-                    &search::absolute(&cwd, s),
-                )),
-                Err(_) => return Arc::default(),
+            Target::Script(s) => match std::str::from_utf8(s).map(|s| search::absolute(&cwd, s)) {
+                Ok(s) if !search::pseudo(&s) => {
+                    let s = search::resolve_links(&root.proc_pid(pid, "root"), &s);
+                    if search::pseudo(&s) {
+                        return Arc::default();
+                    }
+                    Entry::Script(s)
+                }
+                _ => return Arc::default(),
             },
             Target::Module(m) if interp.lang == Lang::Python => Entry::Module(m.clone()),
             _ => return Arc::default(),
@@ -266,7 +269,7 @@ fn search_path(
     dirs.extend(search::from_environ(&environ, var, cwd));
     dirs.extend(fixed);
     let mut seen = std::collections::HashSet::new();
-    dirs.retain(|d| seen.insert(d.clone()));
+    dirs.retain(|d| !search::pseudo(d) && seen.insert(d.clone()));
     dirs
 }
 

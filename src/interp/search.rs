@@ -26,6 +26,17 @@ pub fn normalize(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
+/// Paths in the kernel's own filesystems. `/dev/fd/3` or
+/// `/proc/self/...` (`bash /dev/fd/3`, a `PYTHONPATH` entry) would name
+/// *our* descriptors and files when looked up from here, not the
+/// process's: a script or module path there is never followed.
+pub fn pseudo(path: &str) -> bool {
+    ["/proc", "/dev", "/sys"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
+}
+
 /// `rel` made absolute against `dir` (both in the process's view).
 pub fn absolute(dir: &str, rel: &str) -> String {
     if rel.starts_with('/') {
@@ -255,6 +266,15 @@ mod tests {
         assert_eq!(absolute("/srv/app", "/usr/lib"), "/usr/lib");
         assert_eq!(parent("/usr/bin/python3"), "/usr/bin");
         assert_eq!(parent("/x"), "/");
+    }
+
+    #[test]
+    fn kernel_filesystems_are_pseudo() {
+        assert!(pseudo("/dev/fd/3"));
+        assert!(pseudo("/proc/self/fd/3"));
+        assert!(pseudo("/sys"));
+        assert!(!pseudo("/devices/x"));
+        assert!(!pseudo("/usr/lib/x.py"));
     }
 
     #[test]
