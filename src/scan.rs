@@ -206,6 +206,9 @@ struct Judge<'a> {
     files: Vec<StaleFile>,
     view: ViewKey,
     root_dir: &'a std::path::Path,
+    /// Device and inode of the lowest executable mapping: the executable's
+    /// text, which the kernel maps below the libraries.
+    first_exec: Option<(u64, u64)>,
 }
 
 impl Judge<'_> {
@@ -295,6 +298,7 @@ impl Scanner {
             files: Vec::new(),
             view,
             root_dir: &root_dir,
+            first_exec: None,
         };
         let try_query = self.method == Method::Auto && !self.data_files && self.kernel_query != Some(false);
         let mut queried = false;
@@ -316,15 +320,25 @@ impl Scanner {
                 Err(e) => return Err(fail(e)),
             };
             for m in maps::mappings(&self.buf[..n], !self.data_files) {
+                if m.executable && m.ino != 0 && judge.first_exec.is_none() {
+                    judge.first_exec = Some((m.dev, m.ino));
+                }
                 judge.consider(m);
             }
         }
+        let first_exec = judge.first_exec;
         let mut files = judge.files;
         if !files.is_empty() {
             mark_exe(root, pid, &mut files);
         }
+        let seen = interp::Seen {
+            view,
+            root_dir: &root_dir,
+            in_scope,
+            first_exec,
+        };
         self.interp
-            .add_findings(&mut self.resolver, root, pid, view, &root_dir, in_scope, &mut files);
+            .add_findings(&mut self.resolver, root, pid, &seen, &mut files);
         for f in &mut files {
             f.user = interp::places::user_controlled(&f.path);
         }
@@ -338,6 +352,9 @@ impl Scanner {
 fn query_vmas(file: &std::fs::File, name: &mut Vec<u8>, judge: &mut Judge) -> std::io::Result<()> {
     let mut q = procmap::VmaQuery::new(file);
     while let Some(vma) = q.next_vma()? {
+        if vma.ino != 0 && judge.first_exec.is_none() {
+            judge.first_exec = Some((vma.dev, vma.ino));
+        }
         if vma.ino == 0 || judge.consider_known(vma.dev, vma.ino) {
             continue;
         }

@@ -87,6 +87,19 @@ pub fn reason(via: &Via, why: Staleness, path: &str, in_transaction: bool) -> Op
     })
 }
 
+/// What the scan learned of a process before these signals.
+pub struct Seen<'a> {
+    /// Where its mapped paths are judged; open files are judged there too.
+    pub view: ViewKey,
+    pub root_dir: &'a Path,
+    /// In the scope a restart acts on: its open files are read, and its
+    /// executable is always read, never assumed.
+    pub in_scope: bool,
+    /// Device and inode of its lowest executable mapping, which is its
+    /// executable's text in every ordinary process.
+    pub first_exec: Option<(u64, u64)>,
+}
+
 /// What a walk depends on; equal keys give equal walks, so a hundred
 /// identical workers cost one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -107,6 +120,8 @@ pub struct Interp {
     /// The distribution's module path per root and interpreter: listing
     /// `/usr/lib` once, not once per worker.
     fixed: HashMap<((u64, u64), Interpreter, String), Vec<String>>,
+    /// Whether the executable known by its first mapping runs scripts.
+    interpreters: HashMap<(ViewKey, u64, u64), bool>,
     /// Walks actually made (the rest came from the cache).
     pub walks_made: usize,
 }
@@ -118,33 +133,28 @@ fn link_text(path: &Path) -> Option<String> {
 
 impl Interp {
     /// Adds the script and module findings of `pid` to `files` (its stale
-    /// mappings so far), and with `open_files` those of its descriptors.
-    /// `view` and `root_dir` are where its mapped paths are judged; open
-    /// files are judged there too.
-    #[allow(clippy::too_many_arguments)]
+    /// mappings so far) and, for a process in scope, those of its open
+    /// files.
     pub fn add_findings(
         &mut self,
         resolver: &mut Resolver,
         root: &SysRoot,
         pid: u32,
-        view: ViewKey,
-        root_dir: &Path,
-        open_files: bool,
+        seen: &Seen,
         files: &mut Vec<StaleFile>,
     ) {
-        if open_files {
-            for (why, path) in fds::stale_open_files(resolver, root, pid, view, root_dir) {
+        if seen.in_scope {
+            for (why, path) in fds::stale_open_files(resolver, root, pid, seen.view, seen.root_dir) {
                 if !files.iter().any(|f| f.path == path) {
                     files.push(StaleFile::new(path, why, Via::Fd));
                 }
             }
         }
-        let Some(exe) = link_text(&root.proc_pid(pid, "exe")) else {
+        let Some(interp) = self.interpreter(root, pid, seen) else {
             return;
         };
-        let Some(interp) = cmdline::interpreter(exe.as_bytes()) else {
-            return;
-        };
+        let exe = interp.1;
+        let interp = interp.0;
         let loaded = self.loaded(root, pid, interp, &exe);
         if loaded.is_empty() {
             return;
@@ -168,6 +178,26 @@ impl Interp {
                 files.push(StaleFile::new(l.path.clone(), Staleness::Changed, via));
             }
         }
+    }
+
+    /// The interpreter `pid` runs, with its executable's path; `None` for
+    /// any other program. Out of scope, a process whose executable (by
+    /// device and inode) was already known not to be an interpreter costs
+    /// no `readlink`: at a thousand processes that was 5% of a scan.
+    fn interpreter(&mut self, root: &SysRoot, pid: u32, seen: &Seen) -> Option<(Interpreter, String)> {
+        let key = seen.first_exec.map(|(dev, ino)| (seen.view, dev, ino));
+        if let (false, Some(k)) = (seen.in_scope, key) {
+            if self.interpreters.get(&k) == Some(&false) {
+                return None;
+            }
+        }
+        let exe = link_text(&root.proc_pid(pid, "exe"))?;
+        let interp = cmdline::interpreter(exe.as_bytes());
+        if let Some(k) = key {
+            // Once an interpreter was seen with it, never skip it again.
+            *self.interpreters.entry(k).or_insert(false) |= interp.is_some();
+        }
+        Some((interp?, exe))
     }
 
     fn boot_time(&mut self, root: &SysRoot) -> Option<i64> {
