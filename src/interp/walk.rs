@@ -14,7 +14,7 @@ use super::cmdline::Lang;
 use super::perl::{self, Load};
 use super::python;
 use super::search::{absolute, parent};
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -63,6 +63,7 @@ pub struct Walk<'a> {
     pub preload: Vec<String>,
 }
 
+#[derive(Clone)]
 enum Hit {
     File(String, Nanos),
     Package { dir: String, init: String, ctime: Nanos },
@@ -75,10 +76,18 @@ struct State<'a> {
     found: Vec<Loaded>,
     seen: HashSet<String>,
     queue: VecDeque<(String, usize)>,
+    /// Lookups already made: a standard library imports `os` and `sys`
+    /// hundreds of times, and a builtin such as `sys` is missed in every
+    /// directory each time.
+    lookups: HashMap<(Vec<String>, String), Option<Hit>>,
 }
 
 /// Walks from `entry`; the files found, the script (when found) first.
-pub fn walk(w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
+pub fn walk(mut w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
+    // Most distributions lack most of the listed directories.
+    let root = w.root;
+    w.search
+        .retain(|d| std::fs::metadata(root.join(d.trim_start_matches('/'))).is_ok_and(|m| m.is_dir()));
     let script_dir = match entry {
         Entry::Script(s) => parent(s),
         Entry::Module(_) => w.cwd.clone(),
@@ -89,6 +98,7 @@ pub fn walk(w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
         found: Vec::new(),
         seen: HashSet::new(),
         queue: VecDeque::new(),
+        lookups: HashMap::new(),
     };
     match entry {
         Entry::Script(path) => {
@@ -179,7 +189,17 @@ impl State<'_> {
         }
     }
 
-    fn find(&self, dirs: &[String], part: &str) -> Option<Hit> {
+    fn find(&mut self, dirs: &[String], part: &str) -> Option<Hit> {
+        let key = (dirs.to_vec(), part.to_string());
+        if let Some(hit) = self.lookups.get(&key) {
+            return hit.clone();
+        }
+        let hit = self.find_uncached(dirs, part);
+        self.lookups.insert(key, hit.clone());
+        hit
+    }
+
+    fn find_uncached(&self, dirs: &[String], part: &str) -> Option<Hit> {
         let mut namespace = Vec::new();
         for d in dirs {
             let dir = format!("{d}/{part}");
