@@ -120,6 +120,8 @@ pub struct Interp {
     /// The distribution's module path per root and interpreter: listing
     /// `/usr/lib` once, not once per worker.
     fixed: HashMap<((u64, u64), Interpreter, String), Vec<String>>,
+    /// Script paths with their links resolved, per root.
+    links: HashMap<((u64, u64), String), String>,
     /// Whether the executable known by its first mapping runs scripts.
     interpreters: HashMap<(ViewKey, u64, u64), bool>,
     /// Walks actually made (the rest came from the cache).
@@ -214,10 +216,16 @@ impl Interp {
         let Some(cwd) = link_text(&root.proc_pid(pid, "cwd")) else {
             return Arc::default();
         };
+        let proc_root = root.proc_pid(pid, "root");
+        let identity = procfs::root_identity(&proc_root);
         let entry = match &inv.target {
             Target::Script(s) => match std::str::from_utf8(s).map(|s| search::absolute(&cwd, s)) {
                 Ok(s) if !search::pseudo(&s) => {
-                    let s = search::resolve_links(&root.proc_pid(pid, "root"), &s);
+                    let s = self
+                        .links
+                        .entry((identity, s))
+                        .or_insert_with_key(|(_, s)| search::resolve_links(&proc_root, s))
+                        .clone();
                     if search::pseudo(&s) {
                         return Arc::default();
                     }
@@ -228,8 +236,6 @@ impl Interp {
             Target::Module(m) if interp.lang == Lang::Python => Entry::Module(m.clone()),
             _ => return Arc::default(),
         };
-        let proc_root = root.proc_pid(pid, "root");
-        let identity = procfs::root_identity(&proc_root);
         let fixed = self
             .fixed
             .entry((identity, interp.clone(), exe.to_string()))
