@@ -80,6 +80,7 @@ struct State<'a> {
     /// hundreds of times, and a builtin such as `sys` is missed in every
     /// directory each time.
     lookups: HashMap<(Vec<String>, String), Option<Hit>>,
+    perl_lookups: HashMap<(Vec<String>, String), Option<(String, Nanos)>>,
 }
 
 /// Walks from `entry`; the files found, the script (when found) first.
@@ -99,6 +100,7 @@ pub fn walk(mut w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
         seen: HashSet::new(),
         queue: VecDeque::new(),
         lookups: HashMap::new(),
+        perl_lookups: HashMap::new(),
     };
     match entry {
         Entry::Script(path) => {
@@ -331,10 +333,19 @@ impl State<'_> {
     }
 
     fn perl_find(&mut self, name: &str, file: &str, depth: usize) {
-        let hit = self.walk.search.iter().find_map(|d| {
-            let path = format!("{d}/{file}");
-            self.file_ctime(&path).map(|c| (path, c))
-        });
+        // Every module says `use strict`: look each name up once per @INC.
+        let key = (self.walk.search.clone(), file.to_string());
+        let hit = match self.perl_lookups.get(&key) {
+            Some(hit) => hit.clone(),
+            None => {
+                let hit = self.walk.search.iter().find_map(|d| {
+                    let path = format!("{d}/{file}");
+                    self.file_ctime(&path).map(|c| (path, c))
+                });
+                self.perl_lookups.insert(key, hit.clone());
+                hit
+            }
+        };
         if let Some((path, ctime)) = hit {
             self.add(name, &path, ctime, depth);
         }
