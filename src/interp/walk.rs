@@ -80,8 +80,11 @@ struct State<'a> {
     /// hundreds of times, and a builtin such as `sys` is missed in every
     /// directory each time.
     lookups: HashMap<(Vec<String>, String), Option<Hit>>,
-    perl_lookups: HashMap<(Vec<String>, String), Option<(String, Nanos)>>,
+    perl_lookups: HashMap<(Vec<String>, String), Option<Found>>,
 }
+
+/// A file found on a search path, with its change time.
+type Found = (String, Nanos);
 
 /// Walks from `entry`; the files found, the script (when found) first.
 pub fn walk(mut w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
