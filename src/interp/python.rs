@@ -30,20 +30,43 @@ pub fn imports(src: &[u8]) -> Vec<Import> {
     out
 }
 
-/// Source split into logical lines, with comments removed and every string
-/// literal replaced by `""`.
+/// Bytes the lexer must look at; runs of other bytes are copied whole.
+const SPECIAL: [bool; 256] = {
+    let mut t = [false; 256];
+    let bytes = b"#'\"\\()[]{}\n";
+    let mut i = 0;
+    while i < bytes.len() {
+        t[bytes[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// The logical lines of the source that mention `import`, with comments
+/// removed and every string literal replaced by `""`. (A standard library
+/// walk reads megabytes; most lines import nothing.)
 fn logical_lines(src: &[u8]) -> Vec<String> {
     let mut lines = Vec::new();
     let mut cur: Vec<u8> = Vec::new();
+    let mut emit = |cur: &mut Vec<u8>| {
+        if memchr::memmem::find(cur, b"import").is_some() {
+            lines.push(String::from_utf8_lossy(cur).into_owned());
+        }
+        cur.clear();
+    };
     let mut depth = 0usize;
     let mut i = 0;
     while i < src.len() {
-        let b = src[i];
+        let run = src[i..]
+            .iter()
+            .position(|&b| SPECIAL[b as usize])
+            .unwrap_or(src.len() - i);
+        cur.extend_from_slice(&src[i..i + run]);
+        i += run;
+        let Some(&b) = src.get(i) else { break };
         match b {
             b'#' => {
-                while i < src.len() && src[i] != b'\n' {
-                    i += 1;
-                }
+                i = memchr::memchr(b'\n', &src[i..]).map_or(src.len(), |n| i + n);
                 continue;
             }
             b'\'' | b'"' => {
@@ -59,8 +82,7 @@ fn logical_lines(src: &[u8]) -> Vec<String> {
             b'(' | b'[' | b'{' => depth += 1,
             b')' | b']' | b'}' => depth = depth.saturating_sub(1),
             b'\n' if depth == 0 => {
-                lines.push(String::from_utf8_lossy(&cur).into_owned());
-                cur.clear();
+                emit(&mut cur);
                 i += 1;
                 continue;
             }
@@ -74,7 +96,7 @@ fn logical_lines(src: &[u8]) -> Vec<String> {
         cur.push(b);
         i += 1;
     }
-    lines.push(String::from_utf8_lossy(&cur).into_owned());
+    emit(&mut cur);
     lines
 }
 
@@ -86,12 +108,18 @@ fn skip_string(src: &[u8], start: usize) -> usize {
     let triple = src.get(start + 1) == Some(&q) && src.get(start + 2) == Some(&q);
     let mut i = start + if triple { 3 } else { 1 };
     while i < src.len() {
+        let next = if triple {
+            memchr::memchr2(q, b'\\', &src[i..])
+        } else {
+            memchr::memchr3(q, b'\\', b'\n', &src[i..])
+        };
+        let Some(n) = next else { return src.len() };
+        i += n;
         match src[i] {
             b'\\' => i += 2,
-            b'\n' if !triple => return i,
-            c if c == q && (!triple || (src.get(i + 1) == Some(&q) && src.get(i + 2) == Some(&q))) => {
-                return i + if triple { 3 } else { 1 };
-            }
+            b'\n' => return i,
+            _ if !triple => return i + 1,
+            _ if src.get(i + 1) == Some(&q) && src.get(i + 2) == Some(&q) => return i + 3,
             _ => i += 1,
         }
     }
