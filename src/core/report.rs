@@ -9,10 +9,7 @@
 //! incompatible change. Struct fields are in alphabetical order so keys
 //! come out sorted, as the schema promises.
 
-use crate::core::model::Layout;
-use crate::core::model::Staleness;
-use crate::core::model::UnitResult;
-use crate::core::model::{StaleFile, StaleProcess};
+use crate::core::model::{self, Layout, StaleFile, StaleProcess, Staleness, UnitResult, Via};
 use crate::core::plan::{Action, OutsideProcess, Plan};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -37,23 +34,36 @@ fn write_who(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
     write!(w, "pid {} ({})", p.pid, p.comm)
 }
 
-fn write_files(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
+/// `in_transaction`: the report is of a transaction, so every file shown
+/// is part of it.
+fn write_files(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io::Result<()> {
     for (i, f) in p.files.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let user = if f.user { "report only: users control it" } else { "" };
+        if let Some(reason) = model::reason(&f.via, f.why, &f.path, in_transaction) {
+            write!(w, "{sep}{reason}")?;
+            if f.user {
+                write!(w, " [{user}]")?;
+            }
+            continue;
+        }
         let why = match f.why {
             Staleness::Deleted => "deleted",
             Staleness::Replaced => "replaced",
+            Staleness::Changed => "changed",
         };
-        let sep = if i == 0 { "" } else { ", " };
-        write!(w, "{sep}{} [{why}{}]", f.path, if f.exe { ", exe" } else { "" })?;
+        let exe = if f.exe { ", exe" } else { "" };
+        let user = if f.user { format!(", {user}") } else { String::new() };
+        write!(w, "{sep}{} [{why}{exe}{user}]", f.path)?;
     }
     Ok(())
 }
 
-fn write_process_line(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
+fn write_process_line(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io::Result<()> {
     w.write_all(b"    ")?;
     write_who(w, p)?;
     w.write_all(b": ")?;
-    write_files(w, p)?;
+    write_files(w, p, in_transaction)?;
     w.write_all(b"\n")
 }
 
@@ -66,6 +76,7 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
         .filter(|u| verbose || !u.processes.is_empty())
         .collect();
     let width = shown.iter().map(|u| u.unit.len()).max().unwrap_or(0);
+    let t = ctx.changed_files.is_some();
     if ctx.layout.is_none() {
         writeln!(
             w,
@@ -79,12 +90,12 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
         };
         writeln!(w, "{:width$}  {action:7}  ({})", u.unit, u.reason)?;
         for p in &u.processes {
-            write_process_line(w, p)?;
+            write_process_line(w, p, t)?;
         }
     }
     if let Some(init) = &plan.init {
         writeln!(w, "{:width$}  {:7}  (PID 1 runs stale code)", "init.scope", "reexec")?;
-        write_process_line(w, init)?;
+        write_process_line(w, init, t)?;
     }
     if !plan.outside.is_empty() {
         writeln!(w, "stale, outside system units:")?;
@@ -93,7 +104,7 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
             w.write_all(b"    ")?;
             write_who(w, &o.process)?;
             write!(w, " in {cg}: ")?;
-            write_files(w, &o.process)?;
+            write_files(w, &o.process, t)?;
             w.write_all(b"\n")?;
         }
     }
@@ -113,22 +124,39 @@ pub fn text(plan: &Plan, ctx: &Context, verbose: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One file. The keys a mapping never needs are left out for it, so
+/// reports of mappings read as before the other signals existed.
 #[derive(Serialize)]
 struct FileDoc<'a> {
     exe: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module: Option<&'a str>,
     path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    report_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<&'static str>,
     why: Staleness,
 }
 
 /// A process's files, serialized straight from the plan: the bulk of a
 /// big report, so never copied into a vector of their own.
-struct FilesDoc<'a>(&'a [StaleFile]);
+struct FilesDoc<'a>(&'a [StaleFile], bool);
 
 impl Serialize for FilesDoc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(|f| FileDoc {
             exe: f.exe,
+            module: match &f.via {
+                Via::Import(m) => Some(m),
+                _ => None,
+            },
             path: &f.path,
+            reason: model::reason(&f.via, f.why, &f.path, self.1),
+            report_only: f.user,
+            via: f.via.code(),
             why: f.why,
         }))
     }
@@ -144,31 +172,35 @@ struct ProcessDoc<'a> {
 }
 
 impl<'a> ProcessDoc<'a> {
-    fn new(p: &'a StaleProcess, cgroup: Option<&'a str>) -> Self {
+    fn new(p: &'a StaleProcess, cgroup: Option<&'a str>, t: bool) -> Self {
         Self {
             cgroup,
             comm: &p.comm,
-            files: FilesDoc(&p.files),
+            files: FilesDoc(&p.files, t),
             pid: p.pid,
         }
     }
 }
 
 /// The processes of one unit, serialized as they are reached.
-struct ProcessesDoc<'a>(&'a [StaleProcess]);
+struct ProcessesDoc<'a>(&'a [StaleProcess], bool);
 
 impl Serialize for ProcessesDoc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|p| ProcessDoc::new(p, None)))
+        s.collect_seq(self.0.iter().map(|p| ProcessDoc::new(p, None, self.1)))
     }
 }
 
 /// The stale processes outside system units, with their cgroups.
-struct OutsideDoc<'a>(&'a [OutsideProcess]);
+struct OutsideDoc<'a>(&'a [OutsideProcess], bool);
 
 impl Serialize for OutsideDoc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|o| ProcessDoc::new(&o.process, Some(&o.cgroup))))
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|o| ProcessDoc::new(&o.process, Some(&o.cgroup), self.1)),
+        )
     }
 }
 
@@ -202,12 +234,13 @@ struct Document<'a> {
 /// megabytes, and indentation made it 40% bigger and 5% slower to scan and
 /// report (docs/benchmarks.md). `jq .` makes it readable.
 pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<()> {
+    let t = ctx.changed_files.is_some();
     let units = plan
         .units
         .iter()
         .map(|u| UnitDoc {
             action: u.action,
-            processes: ProcessesDoc(&u.processes),
+            processes: ProcessesDoc(&u.processes, t),
             reason: u.reason.code(),
             reason_text: u.reason.to_string(),
             unit: &u.unit,
@@ -216,9 +249,9 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
     let doc = Document {
         cgroup_layout: ctx.layout,
         changed_files: ctx.changed_files,
-        init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None)),
+        init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None, t)),
         mode: ctx.mode,
-        outside: OutsideDoc(&plan.outside),
+        outside: OutsideDoc(&plan.outside, t),
         problems: ctx.problems,
         processes_scanned: ctx.processes_scanned,
         reboot: ctx.reboot,
@@ -244,11 +277,11 @@ mod tests {
             pid: 7,
             comm: "d".into(),
             owner: Owner::Unit("a.service".into()),
-            files: vec![StaleFile {
-                path: Arc::from("/usr/lib/libx.so"),
-                why: Staleness::Replaced,
-                exe: false,
-            }],
+            files: vec![StaleFile::new(
+                Arc::from("/usr/lib/libx.so"),
+                Staleness::Replaced,
+                Via::Map,
+            )],
         };
         let plan = Plan {
             units: vec![UnitPlan {
