@@ -30,8 +30,13 @@ pub struct Context<'a> {
     pub reboot: Option<&'a crate::core::reboot::Reboot>,
 }
 
+/// Process names, paths, module names and cgroups come from whoever runs
+/// the process: a newline or an escape sequence in them must not forge a
+/// report line or reach the terminal. (JSON escapes them by itself.)
+use crate::logging::escape_controls as clean;
+
 fn write_who(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
-    write!(w, "pid {} ({})", p.pid, p.comm)
+    write!(w, "pid {} ({})", p.pid, clean(&p.comm))
 }
 
 /// `in_transaction`: the report is of a transaction, so every file shown
@@ -41,7 +46,7 @@ fn write_files(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io
         let sep = if i == 0 { "" } else { ", " };
         let user = if f.user { "report only: users control it" } else { "" };
         if let Some(reason) = model::reason(&f.via, f.why, &f.path, in_transaction) {
-            write!(w, "{sep}{reason}")?;
+            write!(w, "{sep}{}", clean(&reason))?;
             if f.user {
                 write!(w, " [{user}]")?;
             }
@@ -54,7 +59,7 @@ fn write_files(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io
         };
         let exe = if f.exe { ", exe" } else { "" };
         let user = if f.user { format!(", {user}") } else { String::new() };
-        write!(w, "{sep}{} [{why}{exe}{user}]", f.path)?;
+        write!(w, "{sep}{} [{why}{exe}{user}]", clean(&f.path))?;
     }
     Ok(())
 }
@@ -88,7 +93,12 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
             Action::Restart => "restart",
             Action::Skip => "skip",
         };
-        writeln!(w, "{:width$}  {action:7}  ({})", u.unit, u.reason)?;
+        writeln!(
+            w,
+            "{:width$}  {action:7}  ({})",
+            clean(&u.unit),
+            clean(&u.reason.to_string())
+        )?;
         for p in &u.processes {
             write_process_line(w, p, t)?;
         }
@@ -103,7 +113,7 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
             let cg = if o.cgroup.is_empty() { "?" } else { &o.cgroup };
             w.write_all(b"    ")?;
             write_who(w, &o.process)?;
-            write!(w, " in {cg}: ")?;
+            write!(w, " in {}: ", clean(cg))?;
             write_files(w, &o.process, t)?;
             w.write_all(b"\n")?;
         }
@@ -270,6 +280,50 @@ mod tests {
     use crate::core::plan::{Reason, UnitPlan};
     use crate::core::unit_name::Owner;
     use std::sync::Arc;
+
+    #[test]
+    fn text_cannot_be_forged_by_process_names_or_paths() {
+        use crate::core::model::{StaleFile, Via};
+        use crate::core::plan::{OutsideProcess, UnitPlan};
+        use crate::core::unit_name::Owner;
+        let p = StaleProcess {
+            pid: 7,
+            comm: "x\nfake.service  restart  (allowed)".into(),
+            owner: Owner::Outside("/user.slice/a\u{1b}[2J".into()),
+            files: vec![StaleFile::new(
+                "/usr/lib/lib\nx.so".into(),
+                Staleness::Deleted,
+                Via::Map,
+            )],
+        };
+        let plan = Plan {
+            units: vec![UnitPlan {
+                unit: "a.service".into(),
+                action: Action::Skip,
+                reason: crate::core::plan::Reason::NotAllowed,
+                processes: vec![p.clone()],
+            }],
+            outside: vec![OutsideProcess {
+                cgroup: "/user.slice/a\u{1b}[2J".into(),
+                process: p,
+            }],
+            ..Plan::default()
+        };
+        let ctx = Context {
+            mode: "status",
+            layout: None,
+            changed_files: None,
+            processes_scanned: 1,
+            problems: &[],
+            warnings: &[],
+            restarts: None,
+            reboot: None,
+        };
+        let out = text(&plan, &ctx, true);
+        assert!(!out.contains('\u{1b}'), "{out}");
+        assert!(!out.lines().any(|l| l.starts_with("fake.service")), "{out}");
+        assert!(out.contains("x\\u{a}fake.service"), "{out}");
+    }
 
     #[test]
     fn json_is_one_line_with_sorted_keys() {

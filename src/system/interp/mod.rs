@@ -22,9 +22,9 @@ pub mod python;
 pub mod search;
 pub mod walk;
 
+use crate::core::model::StaleFile;
 use crate::system::maps::strip_marker;
 use crate::system::procfs;
-use crate::core::model::StaleFile;
 use crate::system::staleness::{Resolver, Staleness, ViewKey};
 use crate::system::sysroot::SysRoot;
 use cmdline::{Interpreter, Lang, Target};
