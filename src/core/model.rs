@@ -84,6 +84,10 @@ pub struct StaleFile {
     /// It lies where users control files: reported, never a reason to
     /// restart ([`crate::core::places`]).
     pub user: bool,
+    /// Counted for the file of the transaction with the same directory and
+    /// soname stem (a library whose name carries its version, replaced by
+    /// another version), when the old version's file list is unknown.
+    pub sibling: Option<Arc<str>>,
 }
 
 impl StaleFile {
@@ -94,6 +98,19 @@ impl StaleFile {
             exe: false,
             via,
             user: false,
+            sibling: None,
+        }
+    }
+
+    /// The finding in words, when it is more than a mapped file (see
+    /// [`reason`]) or was counted for its sibling.
+    pub fn reason_text(&self, in_transaction: bool) -> Option<String> {
+        match &self.sibling {
+            Some(s) => Some(format!(
+                "{} deleted; the transaction changed {s}, of the same directory and soname",
+                self.path
+            )),
+            None => reason(&self.via, self.why, &self.path, in_transaction),
         }
     }
 }

@@ -4,13 +4,14 @@
 //! with plain tables.
 
 use crate::core::changed::ChangedSet;
-use crate::core::model::{Scan, StaleProcess};
+use crate::core::model::{Scan, StaleProcess, Staleness, Via};
 use crate::core::policy::{Policy, Verdict};
 use crate::core::tiers::{tier_of, Tier};
 use crate::core::unit_name::Owner;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// What to do with a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -128,7 +129,18 @@ pub struct Options<'a> {
 /// stale files, and copying them doubled the peak memory.
 fn affected(mut p: StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProcess> {
     if let Some(set) = changed {
-        p.files.retain(|f| set.contains(&f.path));
+        p.files.retain_mut(|f| {
+            if set.contains(&f.path) {
+                return true;
+            }
+            // A versioned library the upgrade renamed: its old name is in
+            // no list, only in the maps (replay; see ChangedSet).
+            let sibling = (f.why == Staleness::Deleted && f.via == Via::Map)
+                .then(|| set.soname_sibling(&f.path))
+                .flatten();
+            f.sibling = sibling.map(Arc::from);
+            f.sibling.is_some()
+        });
     }
     (!p.files.is_empty()).then_some(p)
 }

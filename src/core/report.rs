@@ -9,7 +9,7 @@
 //! incompatible change. Struct fields are in alphabetical order so keys
 //! come out sorted, as the schema promises.
 
-use crate::core::model::{self, Layout, StaleFile, StaleProcess, Staleness, UnitResult, Via};
+use crate::core::model::{Layout, StaleFile, StaleProcess, Staleness, UnitResult, Via};
 use crate::core::plan::{Action, OutsideProcess, Plan};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -45,7 +45,7 @@ fn write_files(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io
     for (i, f) in p.files.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };
         let user = if f.user { "report only: users control it" } else { "" };
-        if let Some(reason) = model::reason(&f.via, f.why, &f.path, in_transaction) {
+        if let Some(reason) = f.reason_text(in_transaction) {
             write!(w, "{sep}{}", clean(&reason))?;
             if f.user {
                 write!(w, " [{user}]")?;
@@ -164,7 +164,7 @@ impl Serialize for FilesDoc<'_> {
                 _ => None,
             },
             path: &f.path,
-            reason: model::reason(&f.via, f.why, &f.path, self.1),
+            reason: f.reason_text(self.1),
             report_only: f.user,
             via: f.via.code(),
             why: f.why,
