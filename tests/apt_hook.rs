@@ -259,7 +259,7 @@ fn finish_waits_for_apt_then_reports_once_when_auto_restart_is_off() {
     assert!(stderr.contains("waiting until the package manager is done"), "{stderr}");
     assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");
     assert!(stderr.contains("other:amd64 1.0 → (removed)"), "{stderr}");
-    assert!(stderr.contains("reporting only"), "{stderr}");
+    assert!(stderr.contains("to restart later"), "{stderr}");
     fixture::assert_case05_acted_on(&stdout);
     assert_eq!(
         record_files(root),
