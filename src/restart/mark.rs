@@ -245,3 +245,277 @@ pub fn read_marks(root: &SysRoot, plan: &Plan) -> Option<Vec<String>> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::{Reason, UnitPlan};
+    use crate::core::report;
+    use crate::core::unit_name::Owner;
+    use crate::restart::verify;
+    use crate::system::scan::StaleProcess;
+    use crate::systemd::fake::{running_service, Call, Event, Fake};
+    use crate::systemd::UnitInfo;
+
+    fn unit(name: &str, action: Action, reason: Reason, pids: &[u32]) -> UnitPlan {
+        let processes = pids
+            .iter()
+            .map(|&pid| StaleProcess {
+                pid,
+                comm: "d".into(),
+                owner: Owner::Unit(name.into()),
+                files: vec![],
+            })
+            .collect();
+        UnitPlan {
+            unit: name.into(),
+            action,
+            reason,
+            processes,
+        }
+    }
+
+    fn restart(name: &str, pids: &[u32]) -> UnitPlan {
+        unit(
+            name,
+            Action::Restart,
+            Reason::AllowedByAdmin("/etc/restart-stale/x".into()),
+            pids,
+        )
+    }
+
+    fn skip(name: &str, reason: Reason, pids: &[u32]) -> UnitPlan {
+        unit(name, Action::Skip, reason, pids)
+    }
+
+    fn results(ran: &Ran) -> Vec<(&str, &str, &str)> {
+        let mut r: Vec<_> = ran
+            .results
+            .iter()
+            .map(|r| (r.unit.as_str(), r.outcome, r.result))
+            .collect();
+        r.sort();
+        r
+    }
+
+    fn marked(info: UnitInfo) -> UnitInfo {
+        UnitInfo {
+            markers: vec![NEEDS_RESTART.into()],
+            ..info
+        }
+    }
+
+    /// Every unit the plan skips is loaded, running and stale too, so
+    /// only the plan's decision keeps it unmarked.
+    fn deferral_world() -> (tempfile::TempDir, SysRoot, Fake, Plan) {
+        let (d, root) = verify::tests::fixture(&[20, 30, 40, 41], &[]);
+        let mut leftovers = running_service(40);
+        leftovers.kill_mode = Some("process".into());
+        let mut refuses = running_service(30);
+        refuses.refuse_manual_stop = true;
+        let fake = Fake::with_units([
+            ("a.service", running_service(20)),
+            ("denied.service", running_service(20)),
+            ("never.service", running_service(20)),
+            ("cautious.service", running_service(20)),
+            ("not-allowed.service", running_service(20)),
+            ("leftovers.service", leftovers),
+            ("refuses.service", refuses),
+        ]);
+        let plan = Plan {
+            units: vec![
+                restart("a.service", &[20]),
+                skip(
+                    "denied.service",
+                    Reason::DeniedByAdmin("/etc/restart-stale/denied.service".into()),
+                    &[20],
+                ),
+                skip("never.service", Reason::NeverTier("dbus"), &[20]),
+                skip("cautious.service", Reason::CautiousTier("networking"), &[20]),
+                skip("not-allowed.service", Reason::NotAllowed, &[20]),
+                restart("leftovers.service", &[41]),
+                restart("refuses.service", &[30]),
+                restart("gone.service", &[77]),
+            ],
+            ..Plan::default()
+        };
+        (d, root, fake, plan)
+    }
+
+    #[test]
+    fn defer_marks_only_what_a_restart_run_would_restart_now() {
+        let (_d, root, fake, mut plan) = deferral_world();
+        plan.init = Some(restart("init.scope", &[1]).processes.remove(0));
+        let ran = defer(&fake, &root, &plan);
+        let plus = vec![format!("+{NEEDS_RESTART}")];
+        assert_eq!(fake.marker_calls(), vec![("a.service".to_string(), plus)]);
+        assert_eq!(fake.markers_of("a.service"), vec![NEEDS_RESTART.to_string()]);
+        // Nothing restarted, re-executed, reloaded, or even subscribed to.
+        let calls = fake.calls();
+        let mutating: Vec<_> = calls.iter().filter(|c| c.mutates()).collect();
+        assert!(
+            mutating.iter().all(|c| matches!(c, Call::SetMarkers { .. })),
+            "{calls:?}"
+        );
+        // The plan's skips are never even looked up.
+        for never in [
+            "denied.service",
+            "never.service",
+            "cautious.service",
+            "not-allowed.service",
+        ] {
+            assert!(!calls.contains(&Call::Unit(never.into())), "{never}: {calls:?}");
+            assert!(fake.markers_of(never).is_empty(), "{never}");
+        }
+        assert_eq!(
+            results(&ran),
+            vec![
+                ("a.service", "skipped", "marked"),
+                ("gone.service", "skipped", "not-loaded"),
+                ("init.scope", "skipped", "deferred"),
+                ("leftovers.service", "skipped", "leftover-processes"),
+                ("refuses.service", "skipped", "refuses-manual-stop"),
+            ]
+        );
+        assert_eq!(ran.exit, Exit::Pending);
+    }
+
+    #[test]
+    fn without_markers_it_says_so_once_and_only_reports() {
+        let (_d, root) = verify::tests::fixture(&[20, 30], &[]);
+        let mut fake = Fake::with_units([("a.service", running_service(20)), ("b.service", running_service(30))]);
+        fake.no_markers = true;
+        let plan = Plan {
+            units: vec![restart("a.service", &[20]), restart("b.service", &[30])],
+            ..Plan::default()
+        };
+        let ran = defer(&fake, &root, &plan);
+        // One refusal is enough to know: the second unit is not asked for.
+        assert_eq!(fake.marker_calls().len(), 1, "{:?}", fake.calls());
+        assert_eq!(
+            results(&ran),
+            vec![
+                ("a.service", "skipped", "deferred"),
+                ("b.service", "skipped", "deferred")
+            ]
+        );
+        assert!(fake.restarted().is_empty());
+        assert_eq!(ran.exit, Exit::Pending);
+    }
+
+    #[test]
+    fn marked_restarts_the_marked_stale_units_and_clears_their_marks() {
+        let (_d, root) = verify::tests::fixture(&[20, 30], &[]);
+        let mut a = marked(running_service(20));
+        a.control_group = "/system.slice/a.service".into();
+        let fake = Fake::with_units([
+            ("a.service", a),
+            // Stale and allowed, but not marked: left for the next hook.
+            ("b.service", running_service(30)),
+            // Marked, then restarted by someone else: nothing stale.
+            ("c.service", marked(running_service(20))),
+            // Marked, then denied by the admin.
+            ("d.service", marked(running_service(20))),
+        ]);
+        fake.script([Event::removed("a.service", "done")]);
+        let plan = Plan {
+            units: vec![
+                restart("a.service", &[20]),
+                restart("b.service", &[30]),
+                skip("c.service", Reason::NotStale, &[]),
+                skip(
+                    "d.service",
+                    Reason::DeniedByAdmin("/etc/restart-stale/d.service".into()),
+                    &[20],
+                ),
+            ],
+            init: Some(restart("init.scope", &[1]).processes.remove(0)),
+            ..Plan::default()
+        };
+        let ran = restart_marked(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        assert_eq!(fake.restarted(), vec!["a.service".to_string()]);
+        assert!(!fake.calls().contains(&Call::Reexecute));
+        assert_eq!(
+            results(&ran),
+            vec![
+                ("a.service", "restarted", "verified-clean"),
+                ("markers", "note", "marks-cleared")
+            ]
+        );
+        for u in ["a.service", "c.service", "d.service"] {
+            assert!(fake.markers_of(u).is_empty(), "{u}");
+        }
+        let touched: Vec<String> = fake.marker_calls().into_iter().map(|(u, _)| u).collect();
+        assert!(!touched.contains(&"b.service".to_string()), "{touched:?}");
+        assert!(fake
+            .marker_calls()
+            .iter()
+            .all(|(_, c)| *c == vec![format!("-{NEEDS_RESTART}")]));
+        assert_eq!(ran.exit, Exit::Done);
+    }
+
+    #[test]
+    fn a_failed_restart_keeps_its_mark_for_the_next_window() {
+        let (_d, root) = verify::tests::fixture(&[20], &[]);
+        let fake = Fake::with_units([("a.service", marked(running_service(20)))]);
+        fake.script([Event::removed("a.service", "failed")]);
+        let plan = Plan {
+            units: vec![restart("a.service", &[20])],
+            ..Plan::default()
+        };
+        let ran = restart_marked(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        assert_eq!(results(&ran), vec![("a.service", "failed", "job-failed")]);
+        assert_eq!(fake.markers_of("a.service"), vec![NEEDS_RESTART.to_string()]);
+        assert_eq!(ran.exit, Exit::RestartFailed);
+    }
+
+    #[test]
+    fn nothing_marked_restarts_nothing() {
+        let (_d, root) = verify::tests::fixture(&[20], &[]);
+        let fake = Fake::with_units([("a.service", running_service(20))]);
+        let plan = Plan {
+            units: vec![restart("a.service", &[20])],
+            ..Plan::default()
+        };
+        let ran = restart_marked(&fake, &root, &plan, None, &Settings::default()).unwrap();
+        assert_eq!(ran, Ran::exit_only(Exit::Done));
+        assert!(fake.calls().iter().all(|c| !c.mutates()), "{:?}", fake.calls());
+    }
+
+    #[test]
+    fn status_shows_the_marks() {
+        let fake = Fake::with_units([
+            ("a.service", marked(running_service(20))),
+            ("b.service", running_service(30)),
+        ]);
+        let names = ["a.service", "b.service", "gone.service"];
+        let marks = marked_units(&fake, names);
+        assert_eq!(marks, vec!["a.service".to_string()]);
+        assert!(fake.calls().iter().all(|c| !c.mutates()));
+        let plan = Plan {
+            units: vec![restart("a.service", &[20]), restart("b.service", &[30])],
+            ..Plan::default()
+        };
+        let ctx = report::Context {
+            mode: "status",
+            layout: None,
+            changed_files: None,
+            processes_scanned: 2,
+            problems: &[],
+            warnings: &[],
+            restarts: None,
+            reboot: None,
+            marked: Some(&marks),
+        };
+        let text = report::text(&plan, &ctx, false);
+        let a = text.find("a.service").unwrap();
+        let b = text.find("b.service").unwrap();
+        let note = text.find("marked for restart").expect(&text);
+        assert!(a < note && note < b, "{text}");
+        assert_eq!(text.matches("marked for restart").count(), 1, "{text}");
+        let mut json = Vec::new();
+        report::write_json(&mut json, &plan, &ctx).unwrap();
+        let doc: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(doc["marked"], serde_json::json!(["a.service"]));
+    }
+}
