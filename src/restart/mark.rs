@@ -87,39 +87,10 @@ pub fn defer<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, plan: &Plan) -
             continue;
         }
         tally.left_stale += 1;
-        let (result, detail) = if unsupported {
-            (
-                "deferred",
-                "not restarting now (deferred); this systemd cannot mark it".to_string(),
-            )
-        } else {
-            match mgr.set_markers(&u.unit, &change('+')) {
-                Ok(Marking::Set) => {
-                    marked += 1;
-                    let detail = format!(
-                        "not restarting now (deferred): marked {NEEDS_RESTART} for `restart-stale --marked` \
-                         or `systemctl reload-or-restart --marked`"
-                    );
-                    ("marked", detail)
-                }
-                Ok(Marking::Unsupported(why)) => {
-                    // Said once: every other unit would get the same answer.
-                    log::warn!(
-                        "systemd cannot mark units for a later restart (Markers= needs systemd 248 or \
-                         newer: {why}); reporting only"
-                    );
-                    unsupported = true;
-                    (
-                        "deferred",
-                        "not restarting now (deferred); this systemd cannot mark it".to_string(),
-                    )
-                }
-                Err(e) => (
-                    "mark-failed",
-                    format!("not restarting now (deferred), and not marked: {e:#}"),
-                ),
-            }
-        };
+        let (result, detail) = mark_one(mgr, &u.unit, &mut unsupported);
+        if result == "marked" {
+            marked += 1;
+        }
         let level = if result == "mark-failed" {
             log::Level::Warn
         } else {
@@ -132,6 +103,37 @@ pub fn defer<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, plan: &Plan) -
         tally.left_stale
     );
     tally.ran()
+}
+
+/// Marks one unit; once systemd has refused the property, no unit is
+/// asked again. The result code and the detail for the unit's result.
+fn mark_one<M: ServiceManager + ?Sized>(mgr: &M, unit: &str, unsupported: &mut bool) -> (&'static str, String) {
+    let unmarked = || "not restarting now (deferred); this systemd cannot mark it".to_string();
+    if *unsupported {
+        return ("deferred", unmarked());
+    }
+    match mgr.set_markers(unit, &change('+')) {
+        Ok(Marking::Set) => (
+            "marked",
+            format!(
+                "not restarting now (deferred): marked {NEEDS_RESTART} for `restart-stale --marked` \
+                 or `systemctl reload-or-restart --marked`"
+            ),
+        ),
+        Ok(Marking::Unsupported(why)) => {
+            // Said once: every other unit would get the same answer.
+            log::warn!(
+                "systemd cannot mark units for a later restart (Markers= needs systemd 248 or newer: \
+                 {why}); reporting only"
+            );
+            *unsupported = true;
+            ("deferred", unmarked())
+        }
+        Err(e) => (
+            "mark-failed",
+            format!("not restarting now (deferred), and not marked: {e:#}"),
+        ),
+    }
 }
 
 /// The units of `names` that carry the `needs-restart` mark now; a unit
