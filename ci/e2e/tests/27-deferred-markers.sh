@@ -15,7 +15,7 @@ LOCAL_CONF=/etc/apt/apt.conf.d/51restart-stale-local
 markers() { e2e_in "$1" systemctl show -P Markers "$2"; }
 
 t() {
-    local m=$1 u cursor log out
+    local m=$1 u cursor log out rc
     local -A pid
 
     e2e_apt_setup "$m" pid
@@ -40,7 +40,10 @@ t() {
     assert_no_line "$log" ': restarting |restarted in ' "finish journal"
     assert_line "$log" "systemd\\[1\\]: $E2E_FINISH_UNIT: Deactivated successfully" "finish journal"
 
-    out=$(e2e_in "$m" restart-stale status)
+    # status exits 3: restarts are needed and not done.
+    rc=0
+    out=$(e2e_in "$m" restart-stale status) || rc=$?
+    assert_eq 3 "$rc" "exit status of status"
     assert_contains "$out" "marked for restart" "status"
 
     e2e_step "restart-stale --marked" e2e_in "$m" restart-stale --marked
