@@ -266,7 +266,9 @@ fn finish_waits_for_apt_then_reports_once_when_auto_restart_is_off() {
     assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");
     assert!(stderr.contains("other:amd64 1.0 → (removed)"), "{stderr}");
     assert!(
-        stderr.contains("automatic restarts are off (RestartStale::Auto-Restart \"false\"): reporting only"),
+        stderr.contains(
+            "automatic restarts are off (RestartStale::Auto-Restart \"false\"): marking the units to restart later"
+        ),
         "{stderr}"
     );
     fixture::assert_case05_acted_on(&stdout);

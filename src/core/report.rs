@@ -28,6 +28,9 @@ pub struct Context<'a> {
     pub restarts: Option<&'a [UnitResult]>,
     /// Why the host needs a reboot, and the kernel's status.
     pub reboot: Option<&'a crate::core::reboot::Reboot>,
+    /// Units marked `needs-restart` for a later restart (docs/deferred.md);
+    /// `None` when the marks were not read.
+    pub marked: Option<&'a [String]>,
 }
 
 /// Process names, paths, module names and cgroups come from whoever runs
@@ -99,6 +102,9 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
             clean(&u.unit),
             clean(&u.reason.to_string())
         )?;
+        if ctx.marked.is_some_and(|m| m.contains(&u.unit)) {
+            writeln!(w, "    marked for restart (Markers=needs-restart)")?;
+        }
         for p in &u.processes {
             write_process_line(w, p, t)?;
         }
@@ -228,6 +234,10 @@ struct Document<'a> {
     cgroup_layout: Option<Layout>,
     changed_files: Option<usize>,
     init: Option<ProcessDoc<'a>>,
+    /// Absent, not null, when the marks were not read: older readers and
+    /// reports of other modes see the document they knew.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marked: Option<&'a [String]>,
     mode: &'a str,
     outside: OutsideDoc<'a>,
     problems: &'a [String],
@@ -260,6 +270,7 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         cgroup_layout: ctx.layout,
         changed_files: ctx.changed_files,
         init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None, t)),
+        marked: ctx.marked,
         mode: ctx.mode,
         outside: OutsideDoc(&plan.outside, t),
         problems: ctx.problems,
@@ -318,6 +329,7 @@ mod tests {
             warnings: &[],
             restarts: None,
             reboot: None,
+            marked: None,
         };
         let out = text(&plan, &ctx, true);
         assert!(!out.contains('\u{1b}'), "{out}");
@@ -355,6 +367,7 @@ mod tests {
             warnings: &[],
             restarts: None,
             reboot: None,
+            marked: None,
         };
         let mut out = Vec::new();
         write_json(&mut out, &plan, &ctx).unwrap();

@@ -8,6 +8,7 @@
 
 pub mod jobs;
 pub mod lock;
+pub mod mark;
 pub mod refine;
 pub mod verify;
 
@@ -70,12 +71,7 @@ impl Ran {
 /// plan. Without a reachable systemd nothing is done and the restarts stay
 /// pending.
 pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings, dry_run: bool) -> Result<Ran> {
-    let why_not = if !root.is_host() {
-        Some("the root is not / (a test root)".to_string())
-    } else {
-        systemd::running(root).err()
-    };
-    if let Some(why) = why_not {
+    if let Some(why) = unreachable(root) {
         if dry_run {
             log::debug!("live unit state not checked: {why}");
         } else {
@@ -95,6 +91,16 @@ pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Setti
     let _lock = lock::acquire(root, lock::WAIT)?;
     let bus = Dbus::connect()?;
     execute(&bus, root, plan, layout, settings)
+}
+
+/// Why systemd must not be asked about this root, if it must not: a test
+/// root, no systemd, or a chroot.
+fn unreachable(root: &SysRoot) -> Option<String> {
+    if !root.is_host() {
+        Some("the root is not / (a test root)".to_string())
+    } else {
+        systemd::running(root).err()
+    }
 }
 
 /// Reads live state for every candidate; a unit whose state cannot be
@@ -274,14 +280,7 @@ pub fn execute<M: ServiceManager + ?Sized>(
                     changed_on_disk.push(u.unit.clone());
                 }
             }
-            Decision::Skip(s) => {
-                let kind = if s.is_error() { Kind::Failed } else { Kind::Skipped };
-                if s.leaves_stale_code() {
-                    tally.left_stale += 1;
-                }
-                let detail = format!("not restarting: {s}");
-                tally.record_logged(skip_level(&s), &u.unit, &u.unit, kind, s.code(), detail);
-            }
+            Decision::Skip(s) => record_skip(&mut tally, &u.unit, &s),
         }
     }
     if !changed_on_disk.is_empty() {
@@ -307,6 +306,16 @@ pub fn execute<M: ServiceManager + ?Sized>(
         took.as_secs_f64()
     );
     Ok(tally.ran())
+}
+
+/// Records a unit that live state says not to restart.
+fn record_skip(tally: &mut Tally, unit: &str, s: &Skip) {
+    let kind = if s.is_error() { Kind::Failed } else { Kind::Skipped };
+    if s.leaves_stale_code() {
+        tally.left_stale += 1;
+    }
+    let detail = format!("not restarting: {s}");
+    tally.record_logged(skip_level(s), unit, unit, kind, s.code(), detail);
 }
 
 /// The upgrade rewrote these units' files and nothing ran daemon-reload

@@ -8,7 +8,7 @@
 //! Interfaces: org.freedesktop.systemd1(5). Properties are read uncached,
 //! one `Get` each, so no `PropertiesChanged` match rules are installed.
 
-use super::{Enqueued, JobRemoved, ServiceManager, UnitInfo, UnitQuery};
+use super::{Enqueued, JobRemoved, Marking, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::{anyhow, bail, Context, Result};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
@@ -42,6 +42,7 @@ trait Manager {
     fn reexecute(&self) -> zbus::Result<()>;
     fn reload(&self) -> zbus::Result<()>;
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    fn set_unit_properties(&self, name: &str, runtime: bool, properties: &[(&str, Value<'_>)]) -> zbus::Result<()>;
     fn start_transient_unit(
         &self,
         name: &str,
@@ -79,6 +80,8 @@ trait Unit {
     fn required_by(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "NeedDaemonReload")]
     fn need_daemon_reload(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "Markers")]
+    fn markers(&self) -> zbus::Result<Vec<String>>;
 }
 
 #[zbus::proxy(
@@ -115,6 +118,23 @@ fn error_name(e: &zbus::Error) -> Option<String> {
         zbus::Error::FDO(f) => Some(f.name().to_string()),
         _ => None,
     }
+}
+
+/// Whether a failed `SetUnitProperties` means this systemd has no
+/// `Markers` at all. systemd answers an unknown property with
+/// `PropertyReadOnly` ("Cannot set property %s, or unknown property.",
+/// `bus_unit_set_properties` in src/core/dbus-unit.c); `InvalidArgs` and
+/// `UnknownProperty` are what other bus peers and older versions use for
+/// the same.
+fn markers_unsupported(name: Option<&str>) -> bool {
+    matches!(
+        name,
+        Some(
+            "org.freedesktop.DBus.Error.PropertyReadOnly"
+                | "org.freedesktop.DBus.Error.InvalidArgs"
+                | "org.freedesktop.DBus.Error.UnknownProperty"
+        )
+    )
 }
 
 /// systemd on the system bus.
@@ -174,6 +194,9 @@ impl Dbus {
             can_stop: unit.can_stop()?,
             triggered_by: unit.triggered_by()?,
             need_daemon_reload: unit.need_daemon_reload()?,
+            // systemd < 248 has no such property; no markers then, and
+            // the unit's other facts still count.
+            markers: unit.markers().unwrap_or_default(),
             ..UnitInfo::default()
         };
         for d in [unit.consists_of()?, unit.bound_by()?, unit.required_by()?]
@@ -326,6 +349,15 @@ impl ServiceManager for Dbus {
             }
         }
         self.wait_for_systemd(before, deadline)
+    }
+
+    fn set_markers(&self, unit: &str, changes: &[String]) -> Result<Marking> {
+        let props = [("Markers", Value::from(changes.to_vec()))];
+        match self.manager()?.set_unit_properties(unit, true, &props) {
+            Ok(()) => Ok(Marking::Set),
+            Err(e) if markers_unsupported(error_name(&e).as_deref()) => Ok(Marking::Unsupported(e.to_string())),
+            Err(e) => Err(e).with_context(|| format!("failed to set Markers of {unit}")),
+        }
     }
 
     fn start_transient_service(&self, name: &str, argv: &[String], description: &str) -> Result<()> {
