@@ -98,12 +98,18 @@ t() {
         assert_ne 0 "$new" "MainPID of $u"
         assert_line "$log" "restart-stale\\[[0-9]+\\]: ${u//./\\.}: restarted in .*, verified clean\$" "finish journal"
     done
-    assert_line "$log" 'imports demopyhelper: /usr/lib/python3/dist-packages/demopyhelper\.py' "finish journal"
-    assert_line "$log" 'imports DemoPl::Helper: /usr/share/perl5/DemoPl/Helper\.pm' "finish journal"
-    assert_line "$log" '(script|holds) /usr/lib/demo-sh/shd\.sh' "finish journal"
+    # The plan names each unit and, under it, the old process and why:
+    # for the daemons the import, for the shell loop its own script.
+    for u in "${RESTARTED[@]}"; do
+        assert_line "$log" "restart-stale\\[[0-9]+\\]: ${u//./\\.} +restart +\\(allowed by admin: /etc/restart-stale/${u//./\\.}\\)\$" "finish journal"
+    done
+    assert_line "$log" "restart-stale\\[[0-9]+\\]: +pid ${pid[demo-pyd.service]} \\(python3\\): imports demopyhelper: /usr/lib/python3/dist-packages/demopyhelper\\.py \\(in this transaction\\)\$" "finish journal"
+    assert_line "$log" "restart-stale\\[[0-9]+\\]: +pid ${pid[demo-pld.service]} \\(perl\\): imports DemoPl::Helper: /usr/share/perl5/DemoPl/Helper\\.pm \\(in this transaction\\)\$" "finish journal"
+    assert_line "$log" "restart-stale\\[[0-9]+\\]: +pid ${pid[demo-shd.service]} \\(sh\\): script /usr/lib/demo-sh/shd\\.sh \\(in this transaction\\)\$" "finish journal"
 
     assert_eq "${pid[demo-pyother.service]}" "$(e2e_unit_pid "$m" demo-pyother.service)" "MainPID of demo-pyother"
     assert_no_line "$log" 'demo-pyother' "finish journal"
+    assert_no_line "$log" "pid ${pid[demo-pyother.service]} " "finish journal"
 
     assert_line "$log" "apt transaction \\(1 hook runs, [^)]*apt-get [^)]* upgrade\\): .*demo-pyhelper:all 1\\.0 → 2\\.0" "finish journal"
     assert_line "$log" 'summary: 3 restarted and verified clean, 0 failed or still stale' "finish journal"
@@ -116,5 +122,6 @@ t() {
     done
     e2e_step "purge interpreted demos" interp_reset "$m"
     e2e_step "purge python3" python_purge "$m"
+    e2e_in "$m" test ! -e /usr/bin/python3 || fail "python3 is still installed after the purge"
 }
 e2e_test_main t
