@@ -267,6 +267,13 @@ PL
 #!/bin/sh
 # restart-stale e2e demo shell daemon, version $ver.
 version=$ver
+# On SIGTERM finish the running sleep first, then exit: the main process
+# must not die before its child. In cgroup v1 a container's systemd learns
+# that a unit's cgroup emptied only when the main process exits (there is
+# no release agent in the container), so a sleep forked just after the
+# stop's kill pass and outliving sh most likely held each stop for the 90 s
+# TimeoutStopSec (seen in e2e 27 [v1]: both stops of one run took 90 s).
+trap 'exit 0' TERM
 while sleep 1; do
     : "\$version"
 done
