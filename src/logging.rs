@@ -29,7 +29,8 @@ impl Log for Logger {
         // Messages quote process names, paths and input lines that other
         // users control: a newline or an escape sequence in them must not
         // forge a log line or reach a terminal.
-        let text = escape_controls(&r.args().to_string());
+        let message = r.args().to_string();
+        let text = escape_controls(&message);
         // A closed stderr (a hook's reader gone) must not panic, as
         // eprintln! would: the hook still finishes and exits 0.
         let mut err = std::io::stderr().lock();
@@ -56,10 +57,11 @@ pub fn init(verbose: u8) {
     }
 }
 
-/// `text` with every control character written as `\u{..}`.
-pub fn escape_controls(text: &str) -> String {
+/// `text` with every control character written as `\u{..}`; borrowed
+/// when there is none, as almost always.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(char::is_control) {
-        return text.to_string();
+        return std::borrow::Cow::Borrowed(text);
     }
     text.chars()
         .map(|c| {
@@ -69,7 +71,8 @@ pub fn escape_controls(text: &str) -> String {
                 c.to_string()
             }
         })
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 #[cfg(test)]

@@ -40,6 +40,32 @@ impl Mode {
     }
 }
 
+/// What a restart run does with systemd's `needs-restart` unit markers
+/// (docs/deferred.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Marks {
+    /// Restart now; marks are left alone.
+    #[default]
+    Ignore,
+    /// Restart nothing; mark what a restart run would restart now
+    /// (`--defer`, or a hook with automatic restarts off).
+    Set,
+    /// Restart only the marked units that are still stale, and clear
+    /// their marks (`--marked`, the maintenance window).
+    Restart,
+}
+
+impl Marks {
+    /// The report's `mode` for a restart run with these marks.
+    fn mode_name(self, mode: Mode) -> &'static str {
+        match (mode, self) {
+            (Mode::Restart, Marks::Set) => "defer",
+            (Mode::Restart, Marks::Restart) => "marked",
+            _ => mode.name(),
+        }
+    }
+}
+
 /// Everything a scan-plan-act run needs besides the root and mode. Hooks
 /// build this directly with the changed set they derived.
 #[derive(Debug, Clone, Default)]
@@ -71,6 +97,9 @@ pub struct Options {
     /// `/run/reboot-required`, and the textfile is written in report-only
     /// runs too.
     pub hook: bool,
+    /// Restart now, defer with marks, or restart the marked units; only a
+    /// [`Mode::Restart`] run looks at it.
+    pub marks: Marks,
 }
 
 /// Scans and plans; the inputs every mode shares.
@@ -167,8 +196,12 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         log::warn!("{w}");
     }
     log_problems(&p.scan.problems);
+    // Only `status` shows the marks: a restart run's results say them.
+    let marked = (mode == Mode::Status && !args.batch)
+        .then(|| restart::mark::read_marks(root, &p.plan))
+        .flatten();
     let mut ctx = report::Context {
-        mode: mode.name(),
+        mode: args.marks.mode_name(mode),
         layout: p.scan.layout,
         changed_files: args.changed.as_ref().map(|c| c.len()),
         processes_scanned: p.scan.processes_scanned,
@@ -176,6 +209,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         warnings: &p.policy.warnings,
         restarts: None,
         reboot: None,
+        marked: marked.as_deref(),
     };
     let kernel = kernel::assess(&crate::system::kernel::facts(root));
     let reboot = reboot::assess(&p.plan, kernel, reexec(args, &p.policy));
@@ -194,10 +228,17 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         write_report(&p.plan, &ctx, args.json, verbose)?;
     }
     let pending = p.plan.restarts().count() > 0 || p.plan.init.is_some();
-    let ran = (pending && matches!(mode, Mode::Restart | Mode::DryRun)).then(|| {
+    // A window run goes on without anything stale: marks left on units no
+    // longer stale are cleared, so `systemctl --marked` skips them.
+    let marked_run = mode == Mode::Restart && args.marks == Marks::Restart;
+    let ran = ((pending || marked_run) && matches!(mode, Mode::Restart | Mode::DryRun)).then(|| {
         let mut settings = args.restart;
         settings.reexec = reexec(args, &p.policy);
-        restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun)
+        match (mode, args.marks) {
+            (Mode::Restart, Marks::Set) => restart::mark::run_deferred(root, &p.plan),
+            (Mode::Restart, Marks::Restart) => restart::mark::run_marked(root, &p.plan, p.scan.layout, &settings),
+            _ => restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun),
+        }
     });
     if show && json_after {
         ctx.restarts = Some(match &ran {

@@ -56,7 +56,7 @@ struct Corpus {
 fn scan_cases() {
     run_corpus(&Corpus {
         dir: "tests/cases",
-        at_least: 12,
+        at_least: 14,
         argv0: "restart-stale",
         root: scan_root,
         render: |out, _| format!("{}{}", readable_stdout(&out.stdout), exit(out)),
@@ -222,6 +222,40 @@ fn a_unit_restarted_since_the_transaction_is_no_longer_affected() {
     assert!(
         out.contains("c.service  restart  (allowed by admin: /etc/restart-stale/c.service)")
             && out.contains("/usr/lib/x86_64-linux-gnu/libold.so.3 [replaced]"),
+        "{out}"
+    );
+}
+
+/// An upgrade that renamed a versioned library (`libdemo.so.1.0` →
+/// `libdemo.so.1.1`): the old name is in no file list now, only in the
+/// maps, so replay counts the deleted old library for the new one of the
+/// same directory and soname stem, and says so.
+#[test]
+fn replay_counts_a_renamed_library_by_its_soname_stem() {
+    let args = ["replay", "--apt-history", "-n"];
+    let system = replay_system();
+    let root = system.path();
+    let list = root.join("var/lib/dpkg/info/libdemo1:amd64.list");
+    let text = fs::read_to_string(&list).unwrap();
+    fs::write(&list, text.replace("libdemo.so.1\n", "libdemo.so.1.1\n")).unwrap();
+    let maps = root.join("proc/601/maps");
+    let text = fs::read_to_string(&maps).unwrap();
+    assert!(text.contains("libdemo.so.1 (deleted)"), "{text}");
+    fs::write(
+        &maps,
+        text.replace("libdemo.so.1 (deleted)", "libdemo.so.1.0 (deleted)"),
+    )
+    .unwrap();
+    let out = dry_run(root, &args);
+    assert!(
+        out.contains("a.service  restart  (allowed by admin: /etc/restart-stale/a.service)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "/usr/lib/x86_64-linux-gnu/libdemo.so.1.0 deleted; the transaction changed \
+             /usr/lib/x86_64-linux-gnu/libdemo.so.1.1, of the same directory and soname"
+        ),
         "{out}"
     );
 }

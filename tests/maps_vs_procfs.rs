@@ -29,8 +29,8 @@ fn parser_agrees_with_procfs_on_live_processes() {
         if again != text {
             continue;
         }
-        // procfs reports SysV shared memory (`/SYSV<key> (deleted)`, which
-        // afl-fuzz and others map) as `MMapPath::Vsys`, without its path.
+        // procfs files SysV shared memory (`/SYSV… (deleted)`, afl-fuzz
+        // has one) under its own kind, not as a path.
         let ours: Vec<(u64, u64, Vec<u8>)> = maps::mappings(&text, false)
             .filter(|m| !m.path.starts_with(b"/SYSV"))
             .map(|m| (m.dev, m.ino, m.path.to_vec()))

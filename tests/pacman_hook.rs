@@ -141,3 +141,32 @@ fn finish_acts_once_on_the_recorded_files() {
     assert!(again.stdout.is_empty());
     assert!(String::from_utf8_lossy(&again.stderr).contains("no recorded pacman transaction"));
 }
+
+/// `RESTART_STALE_DEFER=1 pacman -Syu`: pacman has no setting of its own
+/// for deferring, so the hook records it from its environment, and the
+/// finish marks instead of restarting (docs/deferred.md); a test root
+/// never reaches the bus, so nothing is marked here and it still exits 0.
+#[test]
+fn defer_in_pacmans_environment_defers_the_restarts() {
+    let tmp = case_root("05-changed-merged-usr");
+    let root = tmp.path();
+    allow(root, &["a.service", "b.service", "c.service"]);
+    let out = bin(root)
+        .arg("pacman-hook")
+        .env("RESTART_STALE_DEFER", "1")
+        .write_stdin(TARGETS)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        pending(root).lines().any(|l| l == "auto-restart false"),
+        "{}",
+        pending(root)
+    );
+    let out = bin(root).args(["pacman-hook", "finish"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("marking the units to restart later"), "{stderr}");
+    assert!(stderr.contains("not marking anything: the root is not /"), "{stderr}");
+    fixture::assert_case05_acted_on(&String::from_utf8_lossy(&out.stdout));
+}

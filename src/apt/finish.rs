@@ -44,6 +44,11 @@ impl Adapter for Apt {
         record::DIR
     }
 
+    fn restarts_off(&self) -> String {
+        // The words docs/apt.md and the admin's journal searches know.
+        format!("({AUTO_RESTART_KEY} \"false\")")
+    }
+
     fn ready(&self, root: &SysRoot) -> bool {
         let lock_path = root.path(FRONTEND_LOCK);
         if wait::held(&lock_path).unwrap_or(false) {
@@ -86,9 +91,6 @@ impl Adapter for Apt {
         );
         if !d.without_list.is_empty() {
             log::debug!("no file list now (removed): {}", d.without_list.join(" "));
-        }
-        if !rec.auto_restart() {
-            log::info!("{AUTO_RESTART_KEY} is \"false\"");
         }
         Ok(Some(Prepared {
             changed: d.set,

@@ -64,7 +64,9 @@ links not owned by root, are ignored with a warning.
 .TP
 \fI/etc/apt/apt.conf.d/50restart\-stale\fR
 The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
-turns automatic restarts off while still reporting; \fBRestartStale::Reexec "false";\fR
+defers the restarts (the units are marked for \fBrestart\-stale \-\-marked\fR,
+see deferred.md); \fBRESTART_STALE_DEFER=1\fR in any package manager's
+environment does the same for one run; \fBRestartStale::Reexec "false";\fR
 keeps systemd (PID 1) from being re\-executed; \fBRESTART_STALE_SUSPEND=1\fR
 in apt's environment skips the hooks for one run.
 .TP

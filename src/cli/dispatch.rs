@@ -6,7 +6,7 @@ use super::{Cli, Command, ReplayArgs, ScanArgs, ScanMethod, Units};
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
 use crate::history::{self, Source};
-use crate::run::{self, Mode, Options};
+use crate::run::{self, Marks, Mode, Options};
 use crate::system::policy;
 use crate::system::scan;
 use crate::system::sysroot::SysRoot;
@@ -60,6 +60,13 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         None => {
             let mut opts = options(&cli.scan)?;
             opts.restart = cli.act.restart.settings();
+            opts.marks = if cli.defer {
+                Marks::Set
+            } else if cli.marked {
+                Marks::Restart
+            } else {
+                Marks::Ignore
+            };
             let mode = if cli.act.dry_run { Mode::DryRun } else { Mode::Restart };
             run::execute(&root, &opts, mode, cli.verbose)
         }

@@ -24,6 +24,17 @@ pub struct Cli {
     #[command(flatten)]
     pub act: ActArgs,
 
+    /// Restart nothing now: mark each unit a restart would restart with
+    /// systemd's Markers=needs-restart, for a maintenance window
+    /// (docs/deferred.md; systemd 248 or newer).
+    #[arg(long, conflicts_with_all = ["dry_run", "marked"])]
+    pub defer: bool,
+
+    /// Restart only the units marked needs-restart that are still stale,
+    /// and clear their marks (what restart-stale-window.service runs).
+    #[arg(long, conflicts_with = "dry_run")]
+    pub marked: bool,
+
     /// More output: -v shows every unit and debug messages, -vv traces.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -299,6 +310,10 @@ mod tests {
         let c = parse(&["status", "--batch", "--textfile", "/tmp/x.prom"]).unwrap();
         assert!(matches!(c.command, Some(Command::Status { batch: true, .. })));
         assert!(parse(&["--textfile", "/tmp/x.prom", "-n"]).is_ok());
+        assert!(parse(&["--defer", "status"]).is_err());
+        assert!(parse(&["--marked", "-n"]).is_err());
+        assert!(parse(&["--marked", "--defer"]).is_err());
+        assert!(parse(&["--marked", "--json"]).unwrap().marked);
         assert!(parse(&["allow"]).is_err());
         let c = parse(&["-n", "-a", "--changed-files", "-"]).unwrap();
         assert!(c.act.dry_run && c.scan.report.all);

@@ -92,7 +92,7 @@ pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, names: &BTreeMap<
 mod tests {
     use super::*;
     use crate::core::kernel::{self, Facts, Installed};
-    use crate::core::model::{StaleFile, StaleProcess, Staleness};
+    use crate::core::model::{StaleFile, StaleProcess, Staleness, Via};
     use crate::core::plan::{Action, OutsideProcess, Reason, UnitPlan};
     use crate::core::reboot;
     use crate::core::unit_name::Owner;
@@ -102,11 +102,7 @@ mod tests {
             pid,
             comm: "p".into(),
             owner: Owner::Outside(String::new()),
-            files: vec![StaleFile {
-                path: "/usr/lib/libx.so".into(),
-                why: Staleness::Replaced,
-                exe: false,
-            }],
+            files: vec![StaleFile::new("/usr/lib/libx.so".into(), Staleness::Replaced, Via::Map)],
         }
     }
 
@@ -173,6 +169,7 @@ mod tests {
                 outside("/user.slice/user-1001.slice/session-2.scope", 11),
                 outside("/user.slice/user-0.slice/user@0.service/init.scope", 12),
             ],
+            protected: Vec::new(),
         };
         let kernel = kernel::assess(&Facts {
             running: Some("6.1.0-27-amd64".into()),

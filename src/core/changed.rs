@@ -28,6 +28,21 @@ pub fn normalize(path: &str) -> String {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangedSet {
     paths: HashSet<String>,
+    /// `(directory, soname stem)` → a versioned library of the set, when
+    /// the set may lack the old versions' names ([`Self::with_soname_stems`]).
+    stems: Option<HashMap<(String, String), String>>,
+}
+
+/// `(directory, stem)` of a library whose name carries its version after
+/// `.so` (`/usr/lib/libfoo.so.1.2.13` → `("/usr/lib", "libfoo.so")`).
+fn soname_stem(path: &str) -> Option<(&str, &str)> {
+    let (dir, name) = path.rsplit_once('/')?;
+    let at = name.find(".so.")?;
+    let version = &name[at + 4..];
+    if at == 0 || version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
+        return None;
+    }
+    Some((dir, &name[..at + 3]))
 }
 
 impl ChangedSet {
@@ -45,6 +60,33 @@ impl ChangedSet {
 
     pub fn insert(&mut self, path: &str) {
         self.paths.insert(normalize(path));
+    }
+
+    /// The set, also matching a deleted library by a changed library of the
+    /// same directory and soname stem. For a set read back from history,
+    /// which knows the packages' files now but not the old versions' file
+    /// names: an upgrade from `libfoo.so.1.2.13` to `libfoo.so.1.3` leaves
+    /// the old name only in the processes' maps.
+    pub fn with_soname_stems(mut self) -> ChangedSet {
+        let mut stems = HashMap::new();
+        for p in &self.paths {
+            if let Some((dir, stem)) = soname_stem(p) {
+                stems
+                    .entry((dir.to_string(), stem.to_string()))
+                    .or_insert_with(|| p.clone());
+            }
+        }
+        self.stems = Some(stems);
+        self
+    }
+
+    /// The changed library that `path`, a deleted library not in the set,
+    /// was counted for; `None` without [`Self::with_soname_stems`].
+    pub fn soname_sibling(&self, path: &str) -> Option<&str> {
+        let stems = self.stems.as_ref()?;
+        let path = normalize(path);
+        let (dir, stem) = soname_stem(&path)?;
+        stems.get(&(dir.to_string(), stem.to_string())).map(String::as_str)
     }
 
     /// The set plus, for each path whose directory `real_dir` resolves to
@@ -119,6 +161,28 @@ impl<S: AsRef<str>> FromIterator<S> for ChangedSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deleted_library_counts_for_its_new_version_only_when_asked() {
+        let mut set = ChangedSet::default();
+        set.insert("/lib/x86_64-linux-gnu/libdemo.so.1.1");
+        set.insert("/usr/share/doc/libdemo/copyright");
+        let old = "/usr/lib/x86_64-linux-gnu/libdemo.so.1.0";
+        assert_eq!(set.soname_sibling(old), None, "only for sets read back from history");
+        let set = set.with_soname_stems();
+        assert_eq!(
+            set.soname_sibling(old),
+            Some("/usr/lib/x86_64-linux-gnu/libdemo.so.1.1")
+        );
+        for other in [
+            "/usr/lib/x86_64-linux-gnu/libother.so.1.0",
+            "/usr/lib/libdemo.so.1.0",
+            "/usr/lib/x86_64-linux-gnu/libdemo.so",
+            "/usr/lib/x86_64-linux-gnu/libdemo.so.1.0~old",
+        ] {
+            assert_eq!(set.soname_sibling(other), None, "{other}");
+        }
+    }
 
     #[test]
     fn merged_usr_aliases_match() {

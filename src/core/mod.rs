@@ -6,6 +6,7 @@ pub mod batch;
 pub mod changed;
 pub mod kernel;
 pub mod model;
+pub mod places;
 pub mod plan;
 pub mod policy;
 pub mod prom;

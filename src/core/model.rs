@@ -6,7 +6,7 @@ use crate::core::unit_name::Owner;
 use serde::Serialize;
 use std::sync::Arc;
 
-/// Why a mapping counts as stale.
+/// Why a file counts as stale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Staleness {
@@ -14,6 +14,60 @@ pub enum Staleness {
     Replaced,
     /// The kernel marks the file unlinked and nothing contradicts it.
     Deleted,
+    /// A script or module whose change time is after the process started
+    /// (it was read then; nothing tells which inode it read).
+    Changed,
+}
+
+/// How a process uses a stale file.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    /// Mapped into memory (the executable, a library).
+    #[default]
+    Map,
+    /// Held open through a file descriptor.
+    Fd,
+    /// The script the interpreter was started with.
+    Script,
+    /// A module the script loads, by the name it was imported under.
+    Import(Arc<str>),
+}
+
+impl Via {
+    /// The JSON `via` value; `None` for a mapping (the key is left out).
+    pub fn code(&self) -> Option<&'static str> {
+        match self {
+            Via::Map => None,
+            Via::Fd => Some("fd"),
+            Via::Script => Some("script"),
+            Via::Import(_) => Some("import"),
+        }
+    }
+}
+
+/// The finding in words, for everything but a mapping, e.g.
+/// `imports pydhelper: /usr/lib/python3/dist-packages/pydhelper.py (in this transaction)`.
+/// `in_transaction`: the plan kept the file because the transaction
+/// changed it.
+pub fn reason(via: &Via, why: Staleness, path: &str, in_transaction: bool) -> Option<String> {
+    let how = if in_transaction {
+        " (in this transaction)"
+    } else {
+        match why {
+            Staleness::Replaced => " replaced",
+            Staleness::Deleted => " deleted",
+            Staleness::Changed => " changed after the process started",
+        }
+    };
+    Some(match via {
+        Via::Map => return None,
+        Via::Fd if why == Staleness::Deleted => format!("holds {path} (deleted) open"),
+        Via::Fd if in_transaction => format!("holds {path} open{how}"),
+        Via::Fd => format!("holds {path} open, replaced since"),
+        Via::Script => format!("script {path}{how}"),
+        Via::Import(m) => format!("imports {m}: {path}{how}"),
+    })
 }
 
 /// One stale file a process still runs.
@@ -25,6 +79,40 @@ pub struct StaleFile {
     pub why: Staleness,
     /// True when this is the process's executable.
     pub exe: bool,
+    /// How the process uses it: mapped, held open, its script, a module.
+    pub via: Via,
+    /// It lies where users control files: reported, never a reason to
+    /// restart ([`crate::core::places`]).
+    pub user: bool,
+    /// Counted for the file of the transaction with the same directory and
+    /// soname stem (a library whose name carries its version, replaced by
+    /// another version), when the old version's file list is unknown.
+    pub sibling: Option<Arc<str>>,
+}
+
+impl StaleFile {
+    pub fn new(path: Arc<str>, why: Staleness, via: Via) -> Self {
+        Self {
+            path,
+            why,
+            exe: false,
+            via,
+            user: false,
+            sibling: None,
+        }
+    }
+
+    /// The finding in words, when it is more than a mapped file (see
+    /// [`reason`]) or was counted for its sibling.
+    pub fn reason_text(&self, in_transaction: bool) -> Option<String> {
+        match &self.sibling {
+            Some(s) => Some(format!(
+                "{} deleted; the transaction changed {s}, of the same directory and soname",
+                self.path
+            )),
+            None => reason(&self.via, self.why, &self.path, in_transaction),
+        }
+    }
 }
 
 /// A process with at least one stale file.

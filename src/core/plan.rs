@@ -4,13 +4,14 @@
 //! with plain tables.
 
 use crate::core::changed::ChangedSet;
-use crate::core::model::{Scan, StaleProcess};
+use crate::core::model::{Scan, StaleProcess, Staleness, Via};
 use crate::core::policy::{Policy, Verdict};
 use crate::core::tiers::{tier_of, Tier};
 use crate::core::unit_name::Owner;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 /// What to do with a unit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -33,6 +34,8 @@ pub enum Reason {
     AllowedByAdmin(String),
     AllowedByDistribution(String),
     AllUnits,
+    /// Only files in places users control are stale (`interp::places`).
+    UserFilesOnly,
 }
 
 impl Reason {
@@ -49,6 +52,7 @@ impl Reason {
             Reason::AllowedByAdmin(_) => "allowed-by-admin",
             Reason::AllowedByDistribution(_) => "allowed-by-distribution",
             Reason::AllUnits => "all-units",
+            Reason::UserFilesOnly => "user-files-only",
         }
     }
 }
@@ -68,6 +72,10 @@ impl fmt::Display for Reason {
             Reason::AllowedByAdmin(l) => write!(f, "allowed by admin: {l}"),
             Reason::AllowedByDistribution(l) => write!(f, "allowed by distribution: {l}"),
             Reason::AllUnits => write!(f, "-a: all units considered"),
+            Reason::UserFilesOnly => write!(
+                f,
+                "stale files lie only where users control files: reported, never restarted"
+            ),
         }
     }
 }
@@ -95,6 +103,9 @@ pub struct Plan {
     /// PID 1, when it runs stale code (needs a re-exec, not a restart).
     pub init: Option<StaleProcess>,
     pub outside: Vec<OutsideProcess>,
+    /// Units holding this tool or the package manager that called it:
+    /// never restarted, not even as a side effect of another restart.
+    pub protected: Vec<String>,
 }
 
 impl Plan {
@@ -118,7 +129,18 @@ pub struct Options<'a> {
 /// stale files, and copying them doubled the peak memory.
 fn affected(mut p: StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProcess> {
     if let Some(set) = changed {
-        p.files.retain(|f| set.contains(&f.path));
+        p.files.retain_mut(|f| {
+            if set.contains(&f.path) {
+                return true;
+            }
+            // A versioned library the upgrade renamed: its old name is in
+            // no list, only in the maps (replay; see ChangedSet).
+            let sibling = (f.why == Staleness::Deleted && f.via == Via::Map)
+                .then(|| set.soname_sibling(&f.path))
+                .flatten();
+            f.sibling = sibling.map(Arc::from);
+            f.sibling.is_some()
+        });
     }
     (!p.files.is_empty()).then_some(p)
 }
@@ -148,11 +170,15 @@ fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
 /// sorted by name; every unit of the scan gets exactly one entry.
 pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
     let mut by_unit: BTreeMap<String, Vec<StaleProcess>> = scan.units.iter().map(|u| (u.clone(), Vec::new())).collect();
-    let mut out = Plan::default();
+    let mut out = Plan {
+        protected: opts.self_units.to_vec(),
+        ..Plan::default()
+    };
     for p in std::mem::take(&mut scan.stale) {
         match &p.owner {
             Owner::Unit(u) => by_unit.entry(u.clone()).or_default().push(p),
-            Owner::Init => out.init = affected(p, opts.changed),
+            // A re-exec of PID 1 follows package files only.
+            Owner::Init => out.init = affected(p, opts.changed).filter(|p| p.files.iter().any(|f| !f.user)),
             Owner::Outside(cg) => {
                 let cgroup = cg.clone();
                 if let Some(process) = affected(p, opts.changed) {
@@ -167,6 +193,9 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
         let (action, reason) = if processes.is_empty() {
             let r = if stale { Reason::NotAffected } else { Reason::NotStale };
             (Action::Skip, r)
+        } else if processes.iter().flat_map(|p| &p.files).all(|f| f.user) {
+            // A user able to put files there could otherwise restart the unit at will.
+            (Action::Skip, Reason::UserFilesOnly)
         } else {
             decide(&unit, opts)
         };
@@ -183,16 +212,15 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::model::StaleFile;
-    use crate::core::model::Staleness;
+    use crate::core::model::{StaleFile, Staleness, Via};
 
     fn proc_in(owner: Owner, pid: u32, files: &[&str]) -> StaleProcess {
         let files = files
             .iter()
-            .map(|p| StaleFile {
-                path: (*p).into(),
-                why: Staleness::Deleted,
-                exe: false,
+            .map(|p| {
+                let mut f = StaleFile::new((*p).into(), Staleness::Deleted, Via::Map);
+                f.user = crate::core::places::user_controlled(p);
+                f
             })
             .collect();
         StaleProcess {
@@ -278,6 +306,33 @@ mod tests {
         assert_eq!(p.units[0].reason, Reason::NotAffected);
         assert!(p.units[0].processes.is_empty());
         assert_eq!(p.outside.len(), 1);
+        assert!(p.init.is_none());
+    }
+
+    #[test]
+    fn files_users_control_are_reported_never_restarted() {
+        let mut scan = scan_of(&[]);
+        scan.units = vec!["home.service".into(), "mixed.service".into()];
+        let home = Owner::Unit("home.service".into());
+        scan.stale.push(proc_in(home, 7, &["/home/u/lib.so", "/srv/x.py"]));
+        let mixed = Owner::Unit("mixed.service".into());
+        scan.stale
+            .push(proc_in(mixed, 8, &["/home/u/lib.so", "/usr/lib/libc.so"]));
+        scan.stale.push(proc_in(Owner::Init, 1, &["/root/x.so"]));
+        let policy = Policy::default();
+        let opts = Options {
+            policy: &policy,
+            changed: None,
+            all: true,
+            self_units: &[],
+        };
+        let p = plan(&mut scan, &opts);
+        assert_eq!(
+            (p.units[0].action, p.units[0].reason.code()),
+            (Action::Skip, "user-files-only")
+        );
+        assert_eq!(p.units[0].processes[0].files.len(), 2, "still reported");
+        assert_eq!(p.units[1].action, Action::Restart);
         assert!(p.init.is_none());
     }
 

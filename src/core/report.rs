@@ -9,10 +9,7 @@
 //! incompatible change. Struct fields are in alphabetical order so keys
 //! come out sorted, as the schema promises.
 
-use crate::core::model::Layout;
-use crate::core::model::Staleness;
-use crate::core::model::UnitResult;
-use crate::core::model::{StaleFile, StaleProcess};
+use crate::core::model::{Layout, StaleFile, StaleProcess, Staleness, UnitResult, Via};
 use crate::core::plan::{Action, OutsideProcess, Plan};
 use serde::Serialize;
 use std::io::{self, Write};
@@ -31,29 +28,50 @@ pub struct Context<'a> {
     pub restarts: Option<&'a [UnitResult]>,
     /// Why the host needs a reboot, and the kernel's status.
     pub reboot: Option<&'a crate::core::reboot::Reboot>,
+    /// Units marked `needs-restart` for a later restart (docs/deferred.md);
+    /// `None` when the marks were not read.
+    pub marked: Option<&'a [String]>,
 }
+
+/// Process names, paths, module names and cgroups come from whoever runs
+/// the process: a newline or an escape sequence in them must not forge a
+/// report line or reach the terminal. (JSON escapes them by itself.)
+use crate::logging::escape_controls as clean;
 
 fn write_who(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
-    write!(w, "pid {} ({})", p.pid, p.comm)
+    write!(w, "pid {} ({})", p.pid, clean(&p.comm))
 }
 
-fn write_files(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
+/// `in_transaction`: the report is of a transaction, so every file shown
+/// is part of it.
+fn write_files(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io::Result<()> {
     for (i, f) in p.files.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        let user = if f.user { "report only: users control it" } else { "" };
+        if let Some(reason) = f.reason_text(in_transaction) {
+            write!(w, "{sep}{}", clean(&reason))?;
+            if f.user {
+                write!(w, " [{user}]")?;
+            }
+            continue;
+        }
         let why = match f.why {
             Staleness::Deleted => "deleted",
             Staleness::Replaced => "replaced",
+            Staleness::Changed => "changed",
         };
-        let sep = if i == 0 { "" } else { ", " };
-        write!(w, "{sep}{} [{why}{}]", f.path, if f.exe { ", exe" } else { "" })?;
+        let exe = if f.exe { ", exe" } else { "" };
+        let user = if f.user { format!(", {user}") } else { String::new() };
+        write!(w, "{sep}{} [{why}{exe}{user}]", clean(&f.path))?;
     }
     Ok(())
 }
 
-fn write_process_line(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
+fn write_process_line(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io::Result<()> {
     w.write_all(b"    ")?;
     write_who(w, p)?;
     w.write_all(b": ")?;
-    write_files(w, p)?;
+    write_files(w, p, in_transaction)?;
     w.write_all(b"\n")
 }
 
@@ -66,6 +84,7 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
         .filter(|u| verbose || !u.processes.is_empty())
         .collect();
     let width = shown.iter().map(|u| u.unit.len()).max().unwrap_or(0);
+    let t = ctx.changed_files.is_some();
     if ctx.layout.is_none() {
         writeln!(
             w,
@@ -77,14 +96,22 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
             Action::Restart => "restart",
             Action::Skip => "skip",
         };
-        writeln!(w, "{:width$}  {action:7}  ({})", u.unit, u.reason)?;
+        writeln!(
+            w,
+            "{:width$}  {action:7}  ({})",
+            clean(&u.unit),
+            clean(&u.reason.to_string())
+        )?;
+        if ctx.marked.is_some_and(|m| m.contains(&u.unit)) {
+            writeln!(w, "    marked for restart (Markers=needs-restart)")?;
+        }
         for p in &u.processes {
-            write_process_line(w, p)?;
+            write_process_line(w, p, t)?;
         }
     }
     if let Some(init) = &plan.init {
         writeln!(w, "{:width$}  {:7}  (PID 1 runs stale code)", "init.scope", "reexec")?;
-        write_process_line(w, init)?;
+        write_process_line(w, init, t)?;
     }
     if !plan.outside.is_empty() {
         writeln!(w, "stale, outside system units:")?;
@@ -92,8 +119,8 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
             let cg = if o.cgroup.is_empty() { "?" } else { &o.cgroup };
             w.write_all(b"    ")?;
             write_who(w, &o.process)?;
-            write!(w, " in {cg}: ")?;
-            write_files(w, &o.process)?;
+            write!(w, " in {}: ", clean(cg))?;
+            write_files(w, &o.process, t)?;
             w.write_all(b"\n")?;
         }
     }
@@ -113,22 +140,39 @@ pub fn text(plan: &Plan, ctx: &Context, verbose: bool) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// One file. The keys a mapping never needs are left out for it, so
+/// reports of mappings read as before the other signals existed.
 #[derive(Serialize)]
 struct FileDoc<'a> {
     exe: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    module: Option<&'a str>,
     path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    report_only: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    via: Option<&'static str>,
     why: Staleness,
 }
 
 /// A process's files, serialized straight from the plan: the bulk of a
 /// big report, so never copied into a vector of their own.
-struct FilesDoc<'a>(&'a [StaleFile]);
+struct FilesDoc<'a>(&'a [StaleFile], bool);
 
 impl Serialize for FilesDoc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_seq(self.0.iter().map(|f| FileDoc {
             exe: f.exe,
+            module: match &f.via {
+                Via::Import(m) => Some(m),
+                _ => None,
+            },
             path: &f.path,
+            reason: f.reason_text(self.1),
+            report_only: f.user,
+            via: f.via.code(),
             why: f.why,
         }))
     }
@@ -144,31 +188,35 @@ struct ProcessDoc<'a> {
 }
 
 impl<'a> ProcessDoc<'a> {
-    fn new(p: &'a StaleProcess, cgroup: Option<&'a str>) -> Self {
+    fn new(p: &'a StaleProcess, cgroup: Option<&'a str>, t: bool) -> Self {
         Self {
             cgroup,
             comm: &p.comm,
-            files: FilesDoc(&p.files),
+            files: FilesDoc(&p.files, t),
             pid: p.pid,
         }
     }
 }
 
 /// The processes of one unit, serialized as they are reached.
-struct ProcessesDoc<'a>(&'a [StaleProcess]);
+struct ProcessesDoc<'a>(&'a [StaleProcess], bool);
 
 impl Serialize for ProcessesDoc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|p| ProcessDoc::new(p, None)))
+        s.collect_seq(self.0.iter().map(|p| ProcessDoc::new(p, None, self.1)))
     }
 }
 
 /// The stale processes outside system units, with their cgroups.
-struct OutsideDoc<'a>(&'a [OutsideProcess]);
+struct OutsideDoc<'a>(&'a [OutsideProcess], bool);
 
 impl Serialize for OutsideDoc<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|o| ProcessDoc::new(&o.process, Some(&o.cgroup))))
+        s.collect_seq(
+            self.0
+                .iter()
+                .map(|o| ProcessDoc::new(&o.process, Some(&o.cgroup), self.1)),
+        )
     }
 }
 
@@ -186,6 +234,10 @@ struct Document<'a> {
     cgroup_layout: Option<Layout>,
     changed_files: Option<usize>,
     init: Option<ProcessDoc<'a>>,
+    /// Absent, not null, when the marks were not read: older readers and
+    /// reports of other modes see the document they knew.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marked: Option<&'a [String]>,
     mode: &'a str,
     outside: OutsideDoc<'a>,
     problems: &'a [String],
@@ -202,12 +254,13 @@ struct Document<'a> {
 /// megabytes, and indentation made it 40% bigger and 5% slower to scan and
 /// report (docs/benchmarks.md). `jq .` makes it readable.
 pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<()> {
+    let t = ctx.changed_files.is_some();
     let units = plan
         .units
         .iter()
         .map(|u| UnitDoc {
             action: u.action,
-            processes: ProcessesDoc(&u.processes),
+            processes: ProcessesDoc(&u.processes, t),
             reason: u.reason.code(),
             reason_text: u.reason.to_string(),
             unit: &u.unit,
@@ -216,9 +269,10 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
     let doc = Document {
         cgroup_layout: ctx.layout,
         changed_files: ctx.changed_files,
-        init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None)),
+        init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None, t)),
+        marked: ctx.marked,
         mode: ctx.mode,
-        outside: OutsideDoc(&plan.outside),
+        outside: OutsideDoc(&plan.outside, t),
         problems: ctx.problems,
         processes_scanned: ctx.processes_scanned,
         reboot: ctx.reboot,
@@ -239,16 +293,61 @@ mod tests {
     use std::sync::Arc;
 
     #[test]
+    fn text_cannot_be_forged_by_process_names_or_paths() {
+        use crate::core::model::{StaleFile, Via};
+        use crate::core::plan::{OutsideProcess, UnitPlan};
+        use crate::core::unit_name::Owner;
+        let p = StaleProcess {
+            pid: 7,
+            comm: "x\nfake.service  restart  (allowed)".into(),
+            owner: Owner::Outside("/user.slice/a\u{1b}[2J".into()),
+            files: vec![StaleFile::new(
+                "/usr/lib/lib\nx.so".into(),
+                Staleness::Deleted,
+                Via::Map,
+            )],
+        };
+        let plan = Plan {
+            units: vec![UnitPlan {
+                unit: "a.service".into(),
+                action: Action::Skip,
+                reason: crate::core::plan::Reason::NotAllowed,
+                processes: vec![p.clone()],
+            }],
+            outside: vec![OutsideProcess {
+                cgroup: "/user.slice/a\u{1b}[2J".into(),
+                process: p,
+            }],
+            ..Plan::default()
+        };
+        let ctx = Context {
+            mode: "status",
+            layout: None,
+            changed_files: None,
+            processes_scanned: 1,
+            problems: &[],
+            warnings: &[],
+            restarts: None,
+            reboot: None,
+            marked: None,
+        };
+        let out = text(&plan, &ctx, true);
+        assert!(!out.contains('\u{1b}'), "{out}");
+        assert!(!out.lines().any(|l| l.starts_with("fake.service")), "{out}");
+        assert!(out.contains("x\\u{a}fake.service"), "{out}");
+    }
+
+    #[test]
     fn json_is_one_line_with_sorted_keys() {
         let process = StaleProcess {
             pid: 7,
             comm: "d".into(),
             owner: Owner::Unit("a.service".into()),
-            files: vec![StaleFile {
-                path: Arc::from("/usr/lib/libx.so"),
-                why: Staleness::Replaced,
-                exe: false,
-            }],
+            files: vec![StaleFile::new(
+                Arc::from("/usr/lib/libx.so"),
+                Staleness::Replaced,
+                Via::Map,
+            )],
         };
         let plan = Plan {
             units: vec![UnitPlan {
@@ -268,6 +367,7 @@ mod tests {
             warnings: &[],
             restarts: None,
             reboot: None,
+            marked: None,
         };
         let mut out = Vec::new();
         write_json(&mut out, &plan, &ctx).unwrap();

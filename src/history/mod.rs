@@ -66,9 +66,20 @@ pub struct Replay {
 pub fn changed_set(root: &SysRoot, source: &Source, lister: &dyn FileLister) -> Result<Replay> {
     let mut r = Replay::default();
     match source {
-        Source::AptHistory { nth, since } => apt(root, *nth, *since, &mut r)?,
-        Source::DpkgLog { since } => dpkg(root, *since, &mut r)?,
-        Source::Dnf(sel) => dnf_rpm(root, *sel, lister, &mut r)?,
+        // Package databases know today's file names only: a library whose
+        // name carries its version is matched by its soname stem too.
+        Source::AptHistory { nth, since } => {
+            apt(root, *nth, *since, &mut r)?;
+            r.set = std::mem::take(&mut r.set).with_soname_stems();
+        }
+        Source::DpkgLog { since } => {
+            dpkg(root, *since, &mut r)?;
+            r.set = std::mem::take(&mut r.set).with_soname_stems();
+        }
+        Source::Dnf(sel) => {
+            dnf_rpm(root, *sel, lister, &mut r)?;
+            r.set = std::mem::take(&mut r.set).with_soname_stems();
+        }
         Source::Swupd { from } => {
             let u = swupd::derive(root, *from, &mut r.warnings)?;
             r.described.push(format!(

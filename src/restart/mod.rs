@@ -8,6 +8,7 @@
 
 pub mod jobs;
 pub mod lock;
+pub mod mark;
 pub mod refine;
 pub mod verify;
 
@@ -70,12 +71,7 @@ impl Ran {
 /// plan. Without a reachable systemd nothing is done and the restarts stay
 /// pending.
 pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings, dry_run: bool) -> Result<Ran> {
-    let why_not = if !root.is_host() {
-        Some("the root is not / (a test root)".to_string())
-    } else {
-        systemd::running(root).err()
-    };
-    if let Some(why) = why_not {
+    if let Some(why) = unreachable(root) {
         if dry_run {
             log::debug!("live unit state not checked: {why}");
         } else {
@@ -97,16 +93,28 @@ pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Setti
     execute(&bus, root, plan, layout, settings)
 }
 
+/// Why systemd must not be asked about this root, if it must not: a test
+/// root, no systemd, or a chroot.
+fn unreachable(root: &SysRoot) -> Option<String> {
+    if !root.is_host() {
+        Some("the root is not / (a test root)".to_string())
+    } else {
+        systemd::running(root).err()
+    }
+}
+
 /// Reads live state for every candidate; a unit whose state cannot be
 /// read is skipped with that error.
-fn decide<'p, Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &'p Plan) -> Vec<(&'p UnitPlan, Decision)> {
+/// Also says whether the unit's file changed on disk since systemd loaded
+/// it (`NeedDaemonReload`).
+fn decide<'p, Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &'p Plan) -> Vec<(&'p UnitPlan, Decision, bool)> {
     plan.restarts()
-        .map(|u| {
-            let d = match refine::gather(q, root, u) {
-                Ok(facts) => refine::refine(&u.unit, &facts),
-                Err(e) => Decision::Skip(Skip::Unreadable(format!("{e:#}"))),
-            };
-            (u, d)
+        .map(|u| match refine::gather(q, root, u, &plan.protected) {
+            Ok(facts) => {
+                let reload = facts.info.as_ref().is_some_and(|i| i.need_daemon_reload);
+                (u, refine::refine(&u.unit, &facts), reload)
+            }
+            Err(e) => (u, Decision::Skip(Skip::Unreadable(format!("{e:#}"))), false),
         })
         .collect()
 }
@@ -133,7 +141,7 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
             log::info!("PID 1: runs stale code; would not re-execute it (re-exec is turned off)");
         }
     }
-    for (u, d) in decide(q, root, plan) {
+    for (u, d, _) in decide(q, root, plan) {
         match d {
             Decision::Restart => {
                 log::info!("{}: would restart ({})", u.unit, u.reason);
@@ -181,6 +189,17 @@ impl Tally {
             Kind::Clean | Kind::Skipped => log::Level::Info,
         };
         self.record_logged(level, unit, unit, kind, result, detail);
+    }
+
+    /// Records a step that is not a unit's restart (the daemon-reload
+    /// before them), already logged; it counts as neither done nor failed.
+    fn record_note(&mut self, what: &str, result: &'static str, detail: String) {
+        self.results.push(UnitResult {
+            detail,
+            outcome: "note",
+            result,
+            unit: what.to_string(),
+        });
     }
 
     /// Logs one result as `SHOWN: DETAIL` at `level` and records it for `unit`.
@@ -251,21 +270,21 @@ pub fn execute<M: ServiceManager + ?Sized>(
         return Ok(tally.ran());
     }
     let mut units = Vec::new();
-    for (u, d) in decide(mgr, root, plan) {
+    let mut changed_on_disk = Vec::new();
+    for (u, d, reload) in decide(mgr, root, plan) {
         match d {
             Decision::Restart => {
                 log::info!("{}: restarting ({})", u.unit, u.reason);
                 units.push(u.unit.clone());
-            }
-            Decision::Skip(s) => {
-                let kind = if s.is_error() { Kind::Failed } else { Kind::Skipped };
-                if s.leaves_stale_code() {
-                    tally.left_stale += 1;
+                if reload {
+                    changed_on_disk.push(u.unit.clone());
                 }
-                let detail = format!("not restarting: {s}");
-                tally.record_logged(skip_level(&s), &u.unit, &u.unit, kind, s.code(), detail);
             }
+            Decision::Skip(s) => record_skip(&mut tally, &u.unit, &s),
         }
+    }
+    if !changed_on_disk.is_empty() {
+        reload_first(mgr, &changed_on_disk, &mut tally);
     }
     let mut took = Duration::ZERO;
     if !units.is_empty() {
@@ -287,6 +306,37 @@ pub fn execute<M: ServiceManager + ?Sized>(
         took.as_secs_f64()
     );
     Ok(tally.ran())
+}
+
+/// Records a unit that live state says not to restart.
+fn record_skip(tally: &mut Tally, unit: &str, s: &Skip) {
+    let kind = if s.is_error() { Kind::Failed } else { Kind::Skipped };
+    if s.leaves_stale_code() {
+        tally.left_stale += 1;
+    }
+    let detail = format!("not restarting: {s}");
+    tally.record_logged(skip_level(s), unit, unit, kind, s.code(), detail);
+}
+
+/// The upgrade rewrote these units' files and nothing ran daemon-reload
+/// (packages built without debhelper, hand-made ones): restarted now,
+/// they would run their old definition. So systemd reloads once, before
+/// any restart; recorded as `daemon-reload` in the results.
+fn reload_first<M: ServiceManager + ?Sized>(mgr: &M, units: &[String], tally: &mut Tally) {
+    let which = units.join(", ");
+    log::info!("unit files changed on disk ({which}): reloading systemd's configuration first");
+    match mgr.reload() {
+        Ok(()) => tally.record_note(
+            "daemon-reload",
+            "reloaded",
+            format!("reloaded systemd's unit files before restarting {which}, whose files changed on disk"),
+        ),
+        Err(e) => {
+            let detail = format!("{e:#}; {which} restart on the definition systemd has loaded");
+            log::warn!("daemon-reload: {detail}");
+            tally.record_note("daemon-reload", "reload-failed", detail);
+        }
+    }
 }
 
 /// Re-executes PID 1 and checks it; `false` if systemd did not come back.
@@ -452,6 +502,32 @@ mod tests {
             candidate("gone.service", &[50]),
         ]);
         (d, root, fake, plan)
+    }
+
+    #[test]
+    fn unit_files_changed_on_disk_are_reloaded_once_before_the_restarts() {
+        let (_d, root) = verify::tests::fixture(&[20, 30], &[]);
+        let mut a = running_service(20);
+        a.need_daemon_reload = true;
+        let b = running_service(30);
+        let fake = Fake::with_units([("a.service", a), ("b.service", b)]);
+        fake.script([Event::removed("a.service", "done"), Event::removed("b.service", "done")]);
+        let plan = plan_of(vec![candidate("a.service", &[20]), candidate("b.service", &[30])]);
+        let ran = execute(&fake, &root, &plan, None, &Settings::default()).unwrap();
+        let calls = fake.calls();
+        let reload = calls.iter().position(|c| *c == Call::Reload).expect("reloaded");
+        assert_eq!(calls.iter().filter(|c| **c == Call::Reload).count(), 1, "{calls:?}");
+        let first_restart = calls
+            .iter()
+            .position(|c| matches!(c, Call::EnqueueRestart(_)))
+            .expect("restarted");
+        assert!(reload < first_restart, "{calls:?}");
+        let note = ran
+            .results
+            .iter()
+            .find(|r| r.unit == "daemon-reload")
+            .expect("in the results");
+        assert_eq!((note.outcome, note.result), ("note", "reloaded"));
     }
 
     #[test]

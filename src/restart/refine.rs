@@ -17,6 +17,9 @@ pub struct Facts {
     pub accept_socket: Option<String>,
     /// The planned stale pids that still exist.
     pub alive_stale: Vec<u32>,
+    /// Units that must not be restarted under any rule: those holding this
+    /// tool or the package manager that called it.
+    pub protected: Vec<String>,
 }
 
 /// Why a candidate is not restarted after all.
@@ -25,13 +28,27 @@ pub enum Skip {
     NotLoaded,
     NotAService,
     OneshotExited,
-    NotRunning { active: String, sub: String },
+    NotRunning {
+        active: String,
+        sub: String,
+    },
     NoLongerStale,
     RefusesManualStop,
     CannotStart,
     CannotStop,
-    PerConnection { socket: String },
-    Leftovers { kill_mode: String, pids: Vec<u32> },
+    PerConnection {
+        socket: String,
+    },
+    Leftovers {
+        kill_mode: String,
+        pids: Vec<u32>,
+    },
+    /// Restarting it would restart or stop `dependant` too, which must not
+    /// be restarted (`why`).
+    Propagates {
+        dependant: String,
+        why: String,
+    },
     Unreadable(String),
 }
 
@@ -49,6 +66,7 @@ impl Skip {
             Skip::CannotStop => "cannot-stop",
             Skip::PerConnection { .. } => "per-connection-instance",
             Skip::Leftovers { .. } => "leftover-processes",
+            Skip::Propagates { .. } => "would-restart-protected",
             Skip::Unreadable(_) => "unreadable",
         }
     }
@@ -72,6 +90,7 @@ impl Skip {
                 | Skip::CannotStop
                 | Skip::PerConnection { .. }
                 | Skip::Leftovers { .. }
+                | Skip::Propagates { .. }
         )
     }
 }
@@ -104,6 +123,10 @@ impl fmt::Display for Skip {
                 f,
                 "leftover processes need attention: pid {} would survive a restart (KillMode={kill_mode})",
                 pid_list(pids)
+            ),
+            Skip::Propagates { dependant, why } => write!(
+                f,
+                "a restart would also restart or stop {dependant} (PartOf=, BindsTo= or Requires=), which {why}"
             ),
             Skip::Unreadable(e) => write!(f, "could not read its state: {e}"),
         }
@@ -159,7 +182,28 @@ fn skip_reason(unit: &str, facts: &Facts) -> Option<Skip> {
     if let Some(socket) = &facts.accept_socket {
         return Some(Skip::PerConnection { socket: socket.clone() });
     }
+    if let Some(s) = propagation(info, &facts.protected) {
+        return Some(s);
+    }
     leftovers(info, &facts.alive_stale)
+}
+
+/// systemd carries a restart over to the units that are `PartOf=`,
+/// `BindsTo=` or `Requires=` the restarted one; one of those that must
+/// never be restarted (a never-tier unit such as dbus or a getty, or the
+/// unit running this tool or the package manager) forbids the restart.
+fn propagation(info: &UnitInfo, protected: &[String]) -> Option<Skip> {
+    info.dependants.iter().find_map(|d| {
+        let why = match crate::core::tiers::tier_of(d) {
+            Some(crate::core::tiers::Tier::Never(why)) => format!("is never restarted automatically ({why})"),
+            _ if protected.contains(d) => "runs this tool or the package manager that called it".to_string(),
+            _ => return None,
+        };
+        Some(Skip::Propagates {
+            dependant: d.clone(),
+            why,
+        })
+    })
 }
 
 /// With `KillMode=process` systemd kills only the main process on stop,
@@ -203,7 +247,7 @@ fn sockets_of(unit: &str, info: &UnitInfo) -> Vec<String> {
 }
 
 /// Reads the facts for one candidate: read-only calls only.
-pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan) -> Result<Facts> {
+pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan, protected: &[String]) -> Result<Facts> {
     let info = q.unit(&u.unit)?;
     let mut accept_socket = None;
     if let Some(info) = &info {
@@ -226,6 +270,7 @@ pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan) -> Res
         info,
         accept_socket,
         alive_stale,
+        protected: protected.to_vec(),
     })
 }
 
@@ -239,6 +284,7 @@ mod tests {
             info: Some(info),
             accept_socket: None,
             alive_stale: stale.to_vec(),
+            protected: Vec::new(),
         }
     }
 
@@ -247,6 +293,28 @@ mod tests {
             Decision::Restart => "restart",
             Decision::Skip(s) => s.code(),
         }
+    }
+
+    #[test]
+    fn a_restart_that_would_reach_a_protected_unit_is_skipped() {
+        let mut info = running_service(10);
+        info.dependants = vec!["web.target".into(), "dbus.service".into()];
+        let mut f = facts(info.clone(), &[10]);
+        assert_eq!(code("x.service", &f), "would-restart-protected");
+        let Decision::Skip(s) = refine("x.service", &f) else {
+            panic!("restarted")
+        };
+        assert!(s.to_string().contains("dbus.service"), "{s}");
+        assert!(s.leaves_stale_code());
+
+        info.dependants = vec!["apt-daily-upgrade.service".into()];
+        f = facts(info.clone(), &[10]);
+        assert_eq!(code("x.service", &f), "restart", "not protected here");
+        f.protected = vec!["apt-daily-upgrade.service".into()];
+        assert_eq!(code("x.service", &f), "would-restart-protected");
+
+        info.dependants = vec!["web.target".into(), "worker.service".into()];
+        assert_eq!(code("x.service", &facts(info, &[10])), "restart");
     }
 
     #[test]
@@ -341,7 +409,7 @@ mod tests {
             reason: crate::core::plan::Reason::AllUnits,
             processes: vec![p(10), p(11)],
         };
-        let f = gather(&fake, &root, &u).unwrap();
+        let f = gather(&fake, &root, &u, &[]).unwrap();
         assert_eq!(f.accept_socket.as_deref(), Some("acc.socket"));
         assert_eq!(f.alive_stale, vec![10]);
         assert!(!fake.calls().contains(&Call::SocketAccepts("x.target".into())));
@@ -350,7 +418,7 @@ mod tests {
         info.triggered_by.clear();
         let mut fake = Fake::with_units([("x@1.service", info)]);
         fake.accepting_sockets = vec!["x.socket".into()];
-        let f = gather(&fake, &root, &u).unwrap();
+        let f = gather(&fake, &root, &u, &[]).unwrap();
         assert_eq!(f.accept_socket.as_deref(), Some("x.socket"));
         assert!(fake.calls().iter().all(|c| !c.mutates()));
     }

@@ -82,9 +82,11 @@ fn try_unit<Q: UnitQuery + ?Sized>(
 pub fn stale_among(root: &SysRoot, pids: &[u32], owner: &Owner, scanner: &mut Scanner) -> Result<Vec<StaleProcess>> {
     let mut out = Vec::new();
     for &pid in pids {
-        let Some(files) = scanner.process(root, pid)? else {
+        let Some(mut files) = scanner.process(root, pid)? else {
             continue;
         };
+        // Files users control never made the restart; they cannot fail it.
+        files.retain(|f| !f.user);
         if files.is_empty() {
             continue;
         }

@@ -4,6 +4,7 @@
 //! links (read and written).
 
 pub mod cgroup;
+pub mod interp;
 pub mod kernel;
 pub mod maps;
 pub mod policy;

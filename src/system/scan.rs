@@ -5,9 +5,11 @@
 //! its paths are looked up. Verdicts are shared across processes through
 //! [`Resolver`].
 
+use crate::core::model::Via;
 pub use crate::core::model::{Scan, Scope, StaleFile, StaleProcess};
 use crate::core::unit_name::Owner;
 use crate::system::cgroup;
+use crate::system::interp;
 use crate::system::maps;
 use crate::system::procfs;
 use crate::system::procmap;
@@ -54,6 +56,11 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         }
         Scope::Everything => cgroup::all_pids(root)?,
     };
+    // Open files are read for the processes a restart could act on.
+    let in_units: std::collections::HashSet<u32> = match scope {
+        Scope::SystemUnits => Default::default(),
+        Scope::Everything => members.iter().map(|m| m.pid).collect(),
+    };
     let mut owners = cgroup::Owners::new(root, layout, members.into_iter().map(|m| (m.pid, m.owner)).collect());
     let mut small = Vec::new();
     let mut out = Scan {
@@ -64,7 +71,8 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         ..Scan::default()
     };
     for pid in pids {
-        let files = match scanner.process(root, pid) {
+        let in_scope = scope == Scope::SystemUnits || pid == 1 || in_units.contains(&pid);
+        let files = match scanner.process_in(root, pid, in_scope) {
             Ok(Some(files)) => files,
             Ok(None) => continue,
             Err(e) => {
@@ -128,6 +136,8 @@ pub struct Scanner {
     seen: Vec<(u64, u64)>,
     /// Our own mount namespace, once read.
     our_namespace: Option<Option<u64>>,
+    /// Open files, scripts and modules (`interp`).
+    pub interp: interp::Interp,
 }
 
 /// The view of every process in our own mount namespace.
@@ -140,6 +150,9 @@ struct Judge<'a> {
     files: Vec<StaleFile>,
     view: ViewKey,
     root_dir: &'a std::path::Path,
+    /// Device and inode of the lowest executable mapping: the executable's
+    /// text, which the kernel maps below the libraries.
+    first_exec: Option<(u64, u64)>,
 }
 
 impl Judge<'_> {
@@ -154,7 +167,7 @@ impl Judge<'_> {
         };
         self.seen.push((dev, ino));
         if let Some((why, path)) = verdict {
-            self.files.push(StaleFile { path, why, exe: false });
+            self.files.push(StaleFile::new(path, why, Via::Map));
         }
         true
     }
@@ -169,7 +182,7 @@ impl Judge<'_> {
         }
         self.seen.push((m.dev, m.ino));
         if let Some((why, path)) = self.resolver.check(self.view, self.root_dir, m.path, m.dev, m.ino) {
-            self.files.push(StaleFile { path, why, exe: false });
+            self.files.push(StaleFile::new(path, why, Via::Map));
         }
     }
 }
@@ -201,9 +214,19 @@ impl Scanner {
         ((theirs.unwrap_or(0) | 1, mount, inode), root_dir)
     }
 
-    /// The stale files of one process; `Ok(None)` when it has exited;
-    /// `Err` for permission problems. Kernel threads map nothing.
+    /// The stale files of one process, every signal included; `Ok(None)`
+    /// when it has exited; `Err` for permission problems. Kernel threads
+    /// map nothing.
     pub fn process(&mut self, root: &SysRoot, pid: u32) -> Result<Option<Vec<StaleFile>>> {
+        self.process_in(root, pid, true)
+    }
+
+    /// Like [`Scanner::process`]; `in_scope` adds the open files, whose
+    /// directory read every process would pay for, so only processes a
+    /// restart could act on do. Interpreter scripts and their modules are
+    /// checked for every process; only interpreters pay more than a
+    /// `readlink` of `exe` for them.
+    pub fn process_in(&mut self, root: &SysRoot, pid: u32, in_scope: bool) -> Result<Option<Vec<StaleFile>>> {
         let maps_path = root.proc_pid(pid, "maps");
         let fail = |e: std::io::Error| anyhow::Error::new(e).context(format!("failed to read {}", maps_path.display()));
         let mut file = match std::fs::File::open(&maps_path) {
@@ -219,6 +242,7 @@ impl Scanner {
             files: Vec::new(),
             view,
             root_dir: &root_dir,
+            first_exec: None,
         };
         let try_query = self.method == Method::Auto && !self.data_files && self.kernel_query != Some(false);
         let mut queried = false;
@@ -240,12 +264,27 @@ impl Scanner {
                 Err(e) => return Err(fail(e)),
             };
             for m in maps::mappings(&self.buf[..n], !self.data_files) {
+                if m.executable && m.ino != 0 && judge.first_exec.is_none() {
+                    judge.first_exec = Some((m.dev, m.ino));
+                }
                 judge.consider(m);
             }
         }
+        let first_exec = judge.first_exec;
         let mut files = judge.files;
         if !files.is_empty() {
             mark_exe(root, pid, &mut files);
+        }
+        let seen = interp::Seen {
+            view,
+            root_dir: &root_dir,
+            in_scope,
+            first_exec,
+        };
+        self.interp
+            .add_findings(&mut self.resolver, root, pid, &seen, &mut files);
+        for f in &mut files {
+            f.user = crate::core::places::user_controlled(&f.path);
         }
         files.sort();
         Ok(Some(files))
@@ -257,6 +296,9 @@ impl Scanner {
 fn query_vmas(file: &std::fs::File, name: &mut Vec<u8>, judge: &mut Judge) -> std::io::Result<()> {
     let mut q = procmap::VmaQuery::new(file);
     while let Some(vma) = q.next_vma()? {
+        if vma.ino != 0 && judge.first_exec.is_none() {
+            judge.first_exec = Some((vma.dev, vma.ino));
+        }
         if vma.ino == 0 || judge.consider_known(vma.dev, vma.ino) {
             continue;
         }
@@ -282,6 +324,6 @@ fn mark_exe(root: &SysRoot, pid: u32, files: &mut [StaleFile]) {
     };
     let exe = maps::strip_marker(exe.as_os_str().as_bytes());
     for f in files.iter_mut() {
-        f.exe = f.path.as_bytes() == exe;
+        f.exe = f.via == Via::Map && f.path.as_bytes() == exe;
     }
 }

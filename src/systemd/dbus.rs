@@ -8,7 +8,7 @@
 //! Interfaces: org.freedesktop.systemd1(5). Properties are read uncached,
 //! one `Get` each, so no `PropertiesChanged` match rules are installed.
 
-use super::{Enqueued, JobRemoved, ServiceManager, UnitInfo, UnitQuery};
+use super::{Enqueued, JobRemoved, Marking, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::{anyhow, bail, Context, Result};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
@@ -40,7 +40,9 @@ trait Manager {
     fn try_restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     fn subscribe(&self) -> zbus::Result<()>;
     fn reexecute(&self) -> zbus::Result<()>;
+    fn reload(&self) -> zbus::Result<()>;
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    fn set_unit_properties(&self, name: &str, runtime: bool, properties: &[(&str, Value<'_>)]) -> zbus::Result<()>;
     fn start_transient_unit(
         &self,
         name: &str,
@@ -70,6 +72,16 @@ trait Unit {
     fn can_stop(&self) -> zbus::Result<bool>;
     #[zbus(property, name = "TriggeredBy")]
     fn triggered_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "ConsistsOf")]
+    fn consists_of(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "BoundBy")]
+    fn bound_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "RequiredBy")]
+    fn required_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "NeedDaemonReload")]
+    fn need_daemon_reload(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "Markers")]
+    fn markers(&self) -> zbus::Result<Vec<String>>;
 }
 
 #[zbus::proxy(
@@ -106,6 +118,23 @@ fn error_name(e: &zbus::Error) -> Option<String> {
         zbus::Error::FDO(f) => Some(f.name().to_string()),
         _ => None,
     }
+}
+
+/// Whether a failed `SetUnitProperties` means this systemd has no
+/// `Markers` at all. systemd answers an unknown property with
+/// `PropertyReadOnly` ("Cannot set property %s, or unknown property.",
+/// `bus_unit_set_properties` in src/core/dbus-unit.c); `InvalidArgs` and
+/// `UnknownProperty` are what other bus peers and older versions use for
+/// the same.
+fn markers_unsupported(name: Option<&str>) -> bool {
+    matches!(
+        name,
+        Some(
+            "org.freedesktop.DBus.Error.PropertyReadOnly"
+                | "org.freedesktop.DBus.Error.InvalidArgs"
+                | "org.freedesktop.DBus.Error.UnknownProperty"
+        )
+    )
 }
 
 /// systemd on the system bus.
@@ -164,8 +193,20 @@ impl Dbus {
             can_start: unit.can_start()?,
             can_stop: unit.can_stop()?,
             triggered_by: unit.triggered_by()?,
+            need_daemon_reload: unit.need_daemon_reload()?,
+            // systemd < 248 has no such property; no markers then, and
+            // the unit's other facts still count.
+            markers: unit.markers().unwrap_or_default(),
             ..UnitInfo::default()
         };
+        for d in [unit.consists_of()?, unit.bound_by()?, unit.required_by()?]
+            .into_iter()
+            .flatten()
+        {
+            if !info.dependants.contains(&d) {
+                info.dependants.push(d);
+            }
+        }
         if name.ends_with(".service") {
             let svc = ServiceProxy::builder(&self.conn)
                 .path(path)?
@@ -288,6 +329,12 @@ impl ServiceManager for Dbus {
         }
     }
 
+    fn reload(&self) -> Result<()> {
+        self.manager()?
+            .reload()
+            .context("failed to reload systemd's unit files (Manager.Reload)")
+    }
+
     fn reexecute(&self, deadline: Instant) -> Result<()> {
         let dbus = DBusProxy::new(&self.conn)?;
         let before = dbus.get_name_owner(SYSTEMD.try_into()?).ok().map(|o| o.to_string());
@@ -302,6 +349,15 @@ impl ServiceManager for Dbus {
             }
         }
         self.wait_for_systemd(before, deadline)
+    }
+
+    fn set_markers(&self, unit: &str, changes: &[String]) -> Result<Marking> {
+        let props = [("Markers", Value::from(changes.to_vec()))];
+        match self.manager()?.set_unit_properties(unit, true, &props) {
+            Ok(()) => Ok(Marking::Set),
+            Err(e) if markers_unsupported(error_name(&e).as_deref()) => Ok(Marking::Unsupported(e.to_string())),
+            Err(e) => Err(e).with_context(|| format!("failed to set Markers of {unit}")),
+        }
     }
 
     fn start_transient_service(&self, name: &str, argv: &[String], description: &str) -> Result<()> {

@@ -2,7 +2,7 @@
 //! data, `JobRemoved` signals come from a script, and every call is
 //! recorded so a test can assert what was (not) asked of systemd.
 
-use super::{Enqueued, JobRemoved, ServiceManager, UnitInfo, UnitQuery};
+use super::{Enqueued, JobRemoved, Marking, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::{bail, Result};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -13,11 +13,13 @@ use std::time::Instant;
 pub enum Call {
     Unit(String),
     SocketAccepts(String),
+    Reload,
     Subscribe,
     EnqueueRestart(String),
     NextJobRemoved,
     Reexecute,
     StartTransient { name: String, argv: Vec<String> },
+    SetMarkers { unit: String, changes: Vec<String> },
 }
 
 impl Call {
@@ -26,7 +28,12 @@ impl Call {
     pub fn mutates(&self) -> bool {
         matches!(
             self,
-            Call::Subscribe | Call::EnqueueRestart(_) | Call::Reexecute | Call::StartTransient { .. }
+            Call::Subscribe
+                | Call::EnqueueRestart(_)
+                | Call::Reload
+                | Call::Reexecute
+                | Call::StartTransient { .. }
+                | Call::SetMarkers { .. }
         )
     }
 }
@@ -64,11 +71,16 @@ pub struct Fake {
     pub fail_enqueue: Vec<String>,
     /// Whether `reexecute` fails.
     pub reexec_fails: bool,
+    /// A systemd older than 248: setting `Markers` is refused as an
+    /// unknown property.
+    pub no_markers: bool,
     pub events: RefCell<VecDeque<Event>>,
     calls: RefCell<Vec<Call>>,
     jobs: RefCell<HashMap<String, String>>,
     next_job: Cell<u32>,
     subscribed: Cell<bool>,
+    /// Markers set through `set_markers`, on top of each unit's own.
+    markers: RefCell<HashMap<String, Vec<String>>>,
     disconnected: Cell<bool>,
     started: RefCell<Vec<(String, Vec<String>)>>,
 }
@@ -108,8 +120,29 @@ impl Fake {
         self.started.borrow().clone()
     }
 
+    /// Every `set_markers` call, as (unit, changes), in order.
+    pub fn marker_calls(&self) -> Vec<(String, Vec<String>)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::SetMarkers { unit, changes } => Some((unit, changes)),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn record(&self, c: Call) {
         self.calls.borrow_mut().push(c);
+    }
+}
+
+impl Fake {
+    /// The unit's markers now: its own, changed by `set_markers` calls.
+    pub fn markers_of(&self, unit: &str) -> Vec<String> {
+        if let Some(m) = self.markers.borrow().get(unit) {
+            return m.clone();
+        }
+        self.units.get(unit).map(|u| u.markers.clone()).unwrap_or_default()
     }
 }
 
@@ -130,7 +163,10 @@ pub fn running_service(pid: u32) -> UnitInfo {
 impl UnitQuery for Fake {
     fn unit(&self, name: &str) -> Result<Option<UnitInfo>> {
         self.record(Call::Unit(name.into()));
-        Ok(self.units.get(name).cloned())
+        Ok(self.units.get(name).cloned().map(|mut u| {
+            u.markers = self.markers_of(name);
+            u
+        }))
     }
 
     fn socket_accepts(&self, socket: &str) -> Result<bool> {
@@ -198,12 +234,47 @@ impl ServiceManager for Fake {
         }
     }
 
+    fn reload(&self) -> Result<()> {
+        self.record(Call::Reload);
+        Ok(())
+    }
+
     fn reexecute(&self, _deadline: Instant) -> Result<()> {
         self.record(Call::Reexecute);
         if self.reexec_fails {
             bail!("fake: systemd did not come back on the bus after re-executing");
         }
         Ok(())
+    }
+
+    fn set_markers(&self, unit: &str, changes: &[String]) -> Result<Marking> {
+        self.record(Call::SetMarkers {
+            unit: unit.into(),
+            changes: changes.to_vec(),
+        });
+        if self.no_markers {
+            return Ok(Marking::Unsupported(
+                "Cannot set property Markers, or unknown property.".into(),
+            ));
+        }
+        if !self.units.contains_key(unit) {
+            bail!("fake: unit {unit} not loaded");
+        }
+        // Like systemd: `+m` adds, `-m` removes, the rest stay.
+        let mut now = self.markers_of(unit);
+        for c in changes {
+            let (add, m) = match c.split_at_checked(1) {
+                Some(("+", m)) => (true, m),
+                Some(("-", m)) => (false, m),
+                _ => bail!("fake: marker change {c:?} without + or -"),
+            };
+            now.retain(|x| x != m);
+            if add {
+                now.push(m.to_string());
+            }
+        }
+        self.markers.borrow_mut().insert(unit.into(), now);
+        Ok(Marking::Set)
     }
 
     fn start_transient_service(&self, name: &str, argv: &[String], _description: &str) -> Result<()> {

@@ -34,9 +34,30 @@ pub struct UnitInfo {
     pub main_pid: u32,
     /// `ControlGroup`, e.g. `/system.slice/foo.service`; empty when none.
     pub control_group: String,
+    /// Units a restart of this one restarts or stops too: those `PartOf=`
+    /// it (`ConsistsOf`), `BindsTo=` it (`BoundBy`) or `Requires=` it
+    /// (`RequiredBy`).
+    pub dependants: Vec<String>,
+    /// `NeedDaemonReload`: its unit file changed on disk since systemd
+    /// loaded it, so a restart now would run the old definition.
+    pub need_daemon_reload: bool,
+    /// `Markers` (systemd ≥ 248), e.g. `needs-restart`: set by a deferred
+    /// run, restarted by `systemctl reload-or-restart --marked` or
+    /// `restart-stale --marked`. Empty on an older systemd.
+    pub markers: Vec<String>,
 }
 
+/// The marker a deferred run sets: systemd's own, which `systemctl
+/// reload-or-restart --marked` acts on (org.freedesktop.systemd1(5),
+/// `Markers`).
+pub const NEEDS_RESTART: &str = "needs-restart";
+
 impl UnitInfo {
+    /// Whether a deferred run (or anyone else) marked it `needs-restart`.
+    pub fn marked(&self) -> bool {
+        self.markers.iter().any(|m| m == NEEDS_RESTART)
+    }
+
     /// `active (running)`: the only state in which a restart is wanted.
     pub fn running(&self) -> bool {
         self.active_state == "active" && self.sub_state == "running"
@@ -61,6 +82,15 @@ pub enum Enqueued {
     /// systemd refused, e.g. `RefuseManualStop=yes` ("may be requested by
     /// dependency only"). A skip, not a crash.
     Refused(String),
+}
+
+/// The answer to setting a unit's `Markers`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Marking {
+    Set,
+    /// This systemd has no `Markers` (older than 248): nothing can be
+    /// marked on this host; the reason as systemd said it.
+    Unsupported(String),
 }
 
 /// Read-only questions to the service manager: all a dry run may ask.
@@ -88,9 +118,19 @@ pub trait ServiceManager: UnitQuery {
     /// `Err` when the bus connection is gone.
     fn next_job_removed(&self, deadline: Instant) -> Result<Option<JobRemoved>>;
 
+    /// `Manager.Reload` (what `systemctl daemon-reload` does); returns once
+    /// systemd has reloaded its unit files.
+    fn reload(&self) -> Result<()>;
+
     /// `Manager.Reexecute`, then waits until systemd answers on the bus
     /// again, at most until `deadline`.
     fn reexecute(&self, deadline: Instant) -> Result<()>;
+
+    /// `Manager.SetUnitProperties(unit, runtime=true, [("Markers", changes)])`:
+    /// each change is `+marker` (add) or `-marker` (remove); systemd
+    /// parses the prefixes itself and keeps the other markers. Runtime
+    /// only: markers are live state, gone at reboot.
+    fn set_markers(&self, unit: &str, changes: &[String]) -> Result<Marking>;
 
     /// Runs `argv` as a transient `Type=oneshot` service `name`
     /// (`Manager.StartTransientUnit`), without waiting for it. A no-op

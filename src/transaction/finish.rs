@@ -21,7 +21,7 @@ use super::host;
 use super::spool;
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
-use crate::run::{self, Mode, Options};
+use crate::run::{self, Marks, Mode, Options};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
@@ -44,6 +44,10 @@ pub trait Adapter {
     fn ready(&self, _root: &SysRoot) -> bool {
         true
     }
+    /// How the log names the switch that turned automatic restarts off.
+    fn restarts_off(&self) -> String {
+        "for this transaction".to_string()
+    }
     /// Reads the taken records and derives what changed; `None` when the
     /// transaction changed nothing that could matter.
     fn prepare(&self, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>>;
@@ -54,7 +58,9 @@ pub trait Adapter {
 pub struct Prepared {
     pub changed: ChangedSet,
     /// False when any hook run of the batch had automatic restarts off:
-    /// then the report is logged and nothing is restarted.
+    /// then nothing is restarted, the report is logged, and each unit a
+    /// restart run would restart is marked `needs-restart` for a later
+    /// window (docs/deferred.md).
     pub auto_restart: bool,
     /// Units the package manager runs in: skipped as running this tool.
     pub protect: Vec<String>,
@@ -162,26 +168,28 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
             return Outcome::Error;
         }
     };
-    let mode = if prepared.auto_restart {
-        Mode::Restart
-    } else {
-        log::info!("automatic restarts are off for this transaction: reporting only");
-        Mode::DryRun
-    };
+    let deferred = !prepared.auto_restart;
+    if deferred {
+        log::info!(
+            "automatic restarts are off {}: marking the units to restart later",
+            adapter.restarts_off()
+        );
+    }
     let opts = Options {
         changed: Some(prepared.changed),
         protect: prepared.protect,
         // The textfile, and /run/reboot-required when a reboot is needed.
         hook: true,
+        marks: if deferred { Marks::Set } else { Marks::Ignore },
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
             ..crate::restart::Settings::default()
         },
         ..Options::default()
     };
-    match run::execute(root, &opts, mode, verbose) {
-        // In report mode, pending restarts are the expected outcome.
-        Ok(Outcome::Pending) if mode == Mode::DryRun => Outcome::Done,
+    match run::execute(root, &opts, Mode::Restart, verbose) {
+        // Deferred, pending restarts are the expected outcome.
+        Ok(Outcome::Pending) if deferred => Outcome::Done,
         Ok(o) => o,
         Err(e) => {
             log::error!("{e:#}");

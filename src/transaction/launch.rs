@@ -45,6 +45,12 @@ pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Res
     block
         .facts
         .extend(caller_units(root).into_iter().map(super::record::Fact::Protect));
+    // Read here, in the package manager's environment: the finish step
+    // runs in a unit of its own and never sees it.
+    if host::deferred() {
+        log::info!("{} is set: the restarts are deferred", host::DEFER_ENV);
+        block.facts.push(super::record::Fact::AutoRestart(false));
+    }
     spool::append(&dir, &block.render())?;
     log::debug!(
         "recorded {} packages and {} files in {}",

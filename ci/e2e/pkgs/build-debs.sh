@@ -20,6 +20,23 @@
 #   demo-slow       one binary linked to libdemo, five units demo-slow1..5
 #                   with ExecStartPre=/bin/sleep 1 (each start takes ~1 s)
 #
+# Interpreted daemons (Architecture: all; not in lib.sh's E2E_DEMO_PKGS,
+# since they need python3, which the rootfs lacks: 27-apt-interpreted.sh
+# installs them):
+#   demo-pyhelper   Python module /usr/lib/python3/dist-packages/demopyhelper.py
+#   demo-py         /usr/lib/demo-py/pyd.py, imports demopyhelper
+#                                                            demo-pyd.service
+#   demo-pyother    /usr/lib/demo-pyother/pyo.py, standard library only
+#                                                            demo-pyother.service
+#   demo-plhelper   Perl module /usr/share/perl5/DemoPl/Helper.pm
+#   demo-pl         /usr/lib/demo-pl/pld.pl, `use DemoPl::Helper;`
+#                                                            demo-pld.service
+#   demo-sh         /usr/lib/demo-sh/shd.sh, a `while sleep` loop run by
+#                   /bin/sh                                  demo-shd.service
+# Every file of these differs between 1.0 and 2.0 (a version string in it).
+# The Python units set PYTHONDONTWRITEBYTECODE=1, so that no unpackaged
+# __pycache__ appears next to the packaged modules.
+#
 # No maintainer scripts at all: nothing enables, starts or restarts units on
 # install or upgrade (the tests do that), so any restart seen in a test was
 # done by restart-stale.
@@ -51,7 +68,7 @@ control() {
     {
         echo "Package: $pkg"
         echo "Version: $ver"
-        echo "Architecture: $arch"
+        echo "Architecture: ${pkg_arch:-$arch}"
         echo "Maintainer: restart-stale e2e <e2e@localhost>"
         echo "Section: misc"
         echo "Priority: optional"
@@ -79,6 +96,31 @@ unit() {
         echo "WantedBy=multi-user.target"
     } >"$dir$unitdir/$name"
     chmod 0644 "$dir$unitdir/$name"
+}
+
+# iunit DIR NAME DESCRIPTION EXECSTART [ENVIRONMENT]: the unit of an
+# interpreted daemon.
+iunit() {
+    local dir=$1 name=$2 desc=$3 start=$4 env=${5:-}
+    mkdir -p "$dir$unitdir"
+    {
+        echo "[Unit]"
+        echo "Description=$desc"
+        echo
+        echo "[Service]"
+        echo "Type=simple"
+        [[ -n $env ]] && echo "Environment=$env"
+        echo "ExecStart=$start"
+        echo
+        echo "[Install]"
+        echo "WantedBy=multi-user.target"
+    } >"$dir$unitdir/$name"
+    chmod 0644 "$dir$unitdir/$name"
+}
+
+# text DIR PATH MODE: write stdin to DIR/PATH with MODE.
+text() {
+    install -D -m "$3" /dev/stdin "$1$2"
 }
 
 # bin DIR FILE: install the built FILE as DIR/usr/bin/FILE.
@@ -143,6 +185,103 @@ for ver in 1.0 2.0; do
             "/usr/bin/demo-slow demo-slow$i" "/bin/sleep 1"
     done
     control "$p" demo-slow "$ver" "libdemo1 (>= 1.0)" "demo daemons that take 1 s to start"
+
+    # --- interpreted daemons (Architecture: all)
+    pkg_arch=all
+
+    p=$(stage demo-pyhelper "$ver")
+    text "$p" /usr/lib/python3/dist-packages/demopyhelper.py 0644 <<PY
+"""restart-stale e2e demo module, version $ver."""
+VERSION = "$ver"
+
+
+def tick():
+    return VERSION
+PY
+    control "$p" demo-pyhelper "$ver" "python3" "demo Python module demopyhelper"
+
+    p=$(stage demo-py "$ver")
+    text "$p" /usr/lib/demo-py/pyd.py 0644 <<PY
+# restart-stale e2e demo Python daemon, version $ver.
+import time
+
+import demopyhelper
+
+while True:
+    demopyhelper.tick()
+    time.sleep(1)
+PY
+    iunit "$p" demo-pyd.service "restart-stale e2e demo (Python, imports demopyhelper)" \
+        "/usr/bin/python3 /usr/lib/demo-py/pyd.py" PYTHONDONTWRITEBYTECODE=1
+    control "$p" demo-py "$ver" "python3, demo-pyhelper (>= 1.0)" \
+        "demo Python daemon importing demopyhelper"
+
+    p=$(stage demo-pyother "$ver")
+    text "$p" /usr/lib/demo-pyother/pyo.py 0644 <<PY
+# restart-stale e2e demo Python daemon, version $ver: standard library only.
+import os
+import time
+
+while True:
+    os.getpid()
+    time.sleep(1)
+PY
+    iunit "$p" demo-pyother.service "restart-stale e2e demo (Python, no demo module)" \
+        "/usr/bin/python3 /usr/lib/demo-pyother/pyo.py" PYTHONDONTWRITEBYTECODE=1
+    control "$p" demo-pyother "$ver" "python3" "demo Python daemon importing no demo module"
+
+    p=$(stage demo-plhelper "$ver")
+    text "$p" /usr/share/perl5/DemoPl/Helper.pm 0644 <<PL
+# restart-stale e2e demo Perl module, version $ver.
+package DemoPl::Helper;
+use strict;
+use warnings;
+
+our \$VERSION = '$ver';
+
+sub tick { return \$VERSION; }
+
+1;
+PL
+    control "$p" demo-plhelper "$ver" "perl-base" "demo Perl module DemoPl::Helper"
+
+    p=$(stage demo-pl "$ver")
+    text "$p" /usr/lib/demo-pl/pld.pl 0644 <<PL
+# restart-stale e2e demo Perl daemon, version $ver.
+use strict;
+use warnings;
+use DemoPl::Helper;
+
+while (1) {
+    DemoPl::Helper::tick();
+    sleep 1;
+}
+PL
+    iunit "$p" demo-pld.service "restart-stale e2e demo (Perl, uses DemoPl::Helper)" \
+        "/usr/bin/perl /usr/lib/demo-pl/pld.pl"
+    control "$p" demo-pl "$ver" "perl-base, demo-plhelper (>= 1.0)" \
+        "demo Perl daemon using DemoPl::Helper"
+
+    p=$(stage demo-sh "$ver")
+    text "$p" /usr/lib/demo-sh/shd.sh 0755 <<SH
+#!/bin/sh
+# restart-stale e2e demo shell daemon, version $ver.
+version=$ver
+# On SIGTERM finish the running sleep first, then exit: the main process
+# must not die before its child. In cgroup v1 a container's systemd learns
+# that a unit's cgroup emptied only when the main process exits (there is
+# no release agent in the container), so a sleep forked just after the
+# stop's kill pass and outliving sh most likely held each stop for the 90 s
+# TimeoutStopSec (seen in e2e 27 [v1]: both stops of one run took 90 s).
+trap 'exit 0' TERM
+while sleep 1; do
+    : "\$version"
+done
+SH
+    iunit "$p" demo-shd.service "restart-stale e2e demo (shell script loop)" \
+        "/bin/sh /usr/lib/demo-sh/shd.sh"
+    control "$p" demo-sh "$ver" "" "demo shell-script daemon"
+    unset pkg_arch
 
     for p in "$work/stage/$ver"/*; do
         dpkg-deb --root-owner-group -Zgzip --build "$p" "$out/$ver/" >/dev/null

@@ -30,8 +30,8 @@ t() {
     done
     assert_contains "$(e2e_maps "$m" "${pid[demo-allowed.service]}")" "libdemo.so.1 (deleted)" \
         "maps of demo-allowed (not restarted)"
-    assert_line "$log" 'automatic restarts are off \(RestartStale::Auto-Restart "false"\): reporting only' "finish journal"
-    assert_line "$log" 'demo-allowed\.service: would restart \(allowed by admin' "finish journal"
+    assert_line "$log" 'automatic restarts are off \(RestartStale::Auto-Restart "false"\): marking the units to restart later' "finish journal"
+    assert_line "$log" 'demo-allowed\.service: not restarting now \(deferred\)' "finish journal"
     assert_line "$log" 'demo-denied\.service +skip +\(denied by admin' "finish journal"
     assert_no_line "$log" ': restarting |restarted in ' "finish journal"
     assert_line "$log" "systemd\\[1\\]: $E2E_FINISH_UNIT: Deactivated successfully" "finish journal"

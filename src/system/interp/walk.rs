@@ -1,0 +1,356 @@
+//! The bounded, static walk from a script through the modules it loads.
+//!
+//! Starting at the script (or `python -m`'s module), each Python or Perl
+//! file read is scanned for imports, each import resolved on the search
+//! path, and each module found is read in turn, breadth first. Only
+//! regular files are read, each at most [`MAX_FILE`] bytes; the walk stops
+//! at [`MAX_DEPTH`] levels and [`MAX_FILES`] files; a module that is not
+//! found is skipped (a builtin, a C extension, a name computed at run
+//! time); a file already seen is not read again, so import cycles end.
+//! Nothing found is ever executed.
+
+use super::clock::{self, Nanos};
+use super::cmdline::Lang;
+use super::perl::{self, Load};
+use super::python;
+use super::search::{absolute, parent};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Larger source files are still checked themselves but not read.
+pub const MAX_FILE: u64 = 1 << 20;
+/// How many import levels are followed from the script.
+pub const MAX_DEPTH: usize = 32;
+/// How many files one walk may check.
+pub const MAX_FILES: usize = 2000;
+
+/// A file the process loaded (or would have: the walk cannot know which
+/// branch of a `try` ran).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The module name as the importer wrote it (`pydhelper`,
+    /// `Foo::Bar`, `x.pl`); empty for the script.
+    pub module: Arc<str>,
+    /// The path in the process's view.
+    pub path: Arc<str>,
+    pub ctime: Nanos,
+    /// The script the interpreter runs.
+    pub script: bool,
+}
+
+/// Where a walk starts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Entry {
+    /// An absolute script path in the process's view.
+    Script(String),
+    /// A Python module name (`-m`).
+    Module(String),
+}
+
+/// What the walk reads and where it looks.
+pub struct Walk<'a> {
+    /// The process's root, as we reach it (`/proc/PID/root`).
+    pub root: &'a Path,
+    pub lang: Lang,
+    /// The module path, script directory first.
+    pub search: Vec<String>,
+    /// The process's working directory, in its view.
+    pub cwd: String,
+    /// Modules loaded before the script (`perl -M`).
+    pub preload: Vec<String>,
+}
+
+#[derive(Clone)]
+enum Hit {
+    File(String, Nanos),
+    Package { dir: String, init: String, ctime: Nanos },
+    Namespace(Vec<String>),
+}
+
+struct State<'a> {
+    walk: Walk<'a>,
+    script_dir: String,
+    found: Vec<Loaded>,
+    seen: HashSet<String>,
+    queue: VecDeque<(String, usize)>,
+    /// Lookups already made: a standard library imports `os` and `sys`
+    /// hundreds of times, and a builtin such as `sys` is missed in every
+    /// directory each time.
+    lookups: HashMap<(Vec<String>, String), Option<Hit>>,
+    perl_lookups: HashMap<(Vec<String>, String), Option<Found>>,
+}
+
+/// A file found on a search path, with its change time.
+type Found = (String, Nanos);
+
+/// Walks from `entry`; the files found, the script (when found) first.
+pub fn walk(mut w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
+    // Most distributions lack most of the listed directories.
+    let root = w.root;
+    w.search
+        .retain(|d| std::fs::metadata(root.join(d.trim_start_matches('/'))).is_ok_and(|m| m.is_dir()));
+    let script_dir = match entry {
+        Entry::Script(s) => parent(s),
+        Entry::Module(_) => w.cwd.clone(),
+    };
+    let mut st = State {
+        walk: w,
+        script_dir,
+        found: Vec::new(),
+        seen: HashSet::new(),
+        queue: VecDeque::new(),
+        lookups: HashMap::new(),
+        perl_lookups: HashMap::new(),
+    };
+    match entry {
+        Entry::Script(path) => {
+            if let Some(ctime) = st.file_ctime(path) {
+                st.add("", path, ctime, 0);
+                if let Some(s) = st.found.first_mut() {
+                    s.script = true;
+                }
+            }
+        }
+        Entry::Module(name) => st.python_main(name),
+    }
+    for name in std::mem::take(&mut st.walk.preload) {
+        st.perl_load(Load::Module(name), 0);
+    }
+    while let Some((path, depth)) = st.queue.pop_front() {
+        if st.found.len() >= MAX_FILES {
+            break;
+        }
+        st.scan_file(&path, depth);
+    }
+    st.found
+}
+
+impl State<'_> {
+    fn host(&self, path: &str) -> PathBuf {
+        self.walk.root.join(path.trim_start_matches('/'))
+    }
+
+    fn file_ctime(&self, path: &str) -> Option<Nanos> {
+        let m = std::fs::metadata(self.host(path)).ok()?;
+        m.is_file().then(|| clock::ctime(&m))
+    }
+
+    fn is_dir(&self, path: &str) -> bool {
+        std::fs::metadata(self.host(path)).is_ok_and(|m| m.is_dir())
+    }
+
+    /// Records a file; queues it for reading if it is new and the walk
+    /// may go deeper.
+    fn add(&mut self, module: &str, path: &str, ctime: Nanos, depth: usize) {
+        if self.found.len() >= MAX_FILES || !self.seen.insert(path.to_string()) {
+            return;
+        }
+        self.found.push(Loaded {
+            module: Arc::from(module),
+            path: Arc::from(path),
+            ctime,
+            script: false,
+        });
+        if depth < MAX_DEPTH && matches!(self.walk.lang, Lang::Python | Lang::Perl) {
+            self.queue.push_back((path.to_string(), depth + 1));
+        }
+    }
+
+    /// Reads a regular file of at most [`MAX_FILE`] bytes. Opened
+    /// non-blocking, and checked after opening, so a FIFO or device put
+    /// where a module was expected can neither block nor feed the walk.
+    fn read(&self, path: &str) -> Option<Vec<u8>> {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(self.host(path))
+            .ok()?;
+        let m = file.metadata().ok()?;
+        if !m.is_file() || m.len() > MAX_FILE {
+            return None;
+        }
+        let mut data = Vec::with_capacity(m.len() as usize);
+        file.take(MAX_FILE).read_to_end(&mut data).ok()?;
+        Some(data)
+    }
+
+    fn scan_file(&mut self, path: &str, depth: usize) {
+        let Some(src) = self.read(path) else { return };
+        match self.walk.lang {
+            Lang::Python => {
+                for imp in python::imports(&src) {
+                    self.python_import(path, &imp, depth);
+                }
+            }
+            Lang::Perl => {
+                for load in perl::loads(&src) {
+                    self.perl_load(load, depth);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn find(&mut self, dirs: &[String], part: &str) -> Option<Hit> {
+        let key = (dirs.to_vec(), part.to_string());
+        if let Some(hit) = self.lookups.get(&key) {
+            return hit.clone();
+        }
+        let hit = self.find_uncached(dirs, part);
+        self.lookups.insert(key, hit.clone());
+        hit
+    }
+
+    fn find_uncached(&self, dirs: &[String], part: &str) -> Option<Hit> {
+        let mut namespace = Vec::new();
+        for d in dirs {
+            let dir = format!("{d}/{part}");
+            let init = format!("{dir}/__init__.py");
+            if let Some(ctime) = self.file_ctime(&init) {
+                return Some(Hit::Package { dir, init, ctime });
+            }
+            let file = format!("{dir}.py");
+            if let Some(ctime) = self.file_ctime(&file) {
+                return Some(Hit::File(file, ctime));
+            }
+            if self.is_dir(&dir) {
+                namespace.push(dir);
+            }
+        }
+        (!namespace.is_empty()).then_some(Hit::Namespace(namespace))
+    }
+
+    /// Resolves a dotted module starting in `dirs`, adding every package
+    /// `__init__.py` on the way and the module's file. Returns the
+    /// directories of the final package (empty for a plain module), where
+    /// `from … import name` may find submodules; `None` if not found.
+    /// `dots` is the relative import's leading dots, kept in the names.
+    fn python_module(&mut self, dots: &str, dotted: &str, mut dirs: Vec<String>, depth: usize) -> Option<Vec<String>> {
+        let mut name = dots.to_string();
+        for part in dotted.split('.').filter(|p| !p.is_empty()) {
+            if name.len() > dots.len() {
+                name.push('.');
+            }
+            name.push_str(part);
+            match self.find(&dirs, part)? {
+                Hit::File(f, ctime) => {
+                    self.add(&name, &f, ctime, depth);
+                    dirs = Vec::new();
+                }
+                Hit::Package { dir, init, ctime } => {
+                    self.add(&name, &init, ctime, depth);
+                    dirs = vec![dir];
+                }
+                Hit::Namespace(ns) => dirs = ns,
+            }
+        }
+        Some(dirs)
+    }
+
+    fn python_import(&mut self, importer: &str, imp: &python::Import, depth: usize) {
+        let dirs = if imp.level == 0 {
+            self.walk.search.clone()
+        } else {
+            let mut base = parent(importer);
+            for _ in 1..imp.level {
+                base = parent(&base);
+            }
+            vec![base]
+        };
+        let dots = ".".repeat(imp.level);
+        let Some(pkg) = self.python_module(&dots, &imp.module, dirs, depth) else {
+            return;
+        };
+        if pkg.is_empty() {
+            return;
+        }
+        for n in &imp.names {
+            // `from pkg import name`: a submodule, or just an attribute.
+            let full = if imp.module.is_empty() {
+                format!("{dots}{n}")
+            } else {
+                format!("{dots}{}.{n}", imp.module)
+            };
+            let _ = self.python_module_named(&full, n, pkg.clone(), depth);
+        }
+    }
+
+    /// Like [`Self::python_module`] for one part, recorded under `full`.
+    fn python_module_named(&mut self, full: &str, part: &str, dirs: Vec<String>, depth: usize) -> Option<()> {
+        match self.find(&dirs, part)? {
+            Hit::File(f, ctime) => self.add(full, &f, ctime, depth),
+            Hit::Package { init, ctime, .. } => self.add(full, &init, ctime, depth),
+            Hit::Namespace(_) => {}
+        }
+        Some(())
+    }
+
+    /// `python -m name`: the module's file (a package's `__main__.py`) is
+    /// the script.
+    fn python_main(&mut self, name: &str) {
+        let search = self.walk.search.clone();
+        let Some(dirs) = self.python_module("", name, search, 0) else {
+            return;
+        };
+        if !dirs.is_empty() {
+            let _ = self.python_module_named(&format!("{name}.__main__"), "__main__", dirs, 0);
+        }
+        if let Some(last) = self.found.last_mut() {
+            last.script = true;
+        }
+    }
+
+    fn perl_load(&mut self, load: Load, depth: usize) {
+        match load {
+            Load::Module(name) => {
+                let file = perl::module_file(&name);
+                self.perl_find(&name, &file, depth);
+            }
+            Load::File(f) if f.starts_with('/') || f.starts_with("./") || f.starts_with("../") => {
+                let path = absolute(&self.walk.cwd, &f);
+                if let Some(ctime) = self.file_ctime(&path) {
+                    self.add(&f, &path, ctime, depth);
+                }
+            }
+            Load::File(f) => self.perl_find(&f, &f, depth),
+            Load::Lib(dirs) => {
+                for d in dirs.iter().rev() {
+                    let d = d
+                        .replace("${FindBin::Bin}", "$FindBin::Bin")
+                        .replace("${FindBin::RealBin}", "$FindBin::Bin")
+                        .replace("$FindBin::RealBin", "$FindBin::Bin")
+                        .replace("$FindBin::Bin", &self.script_dir);
+                    if d.contains('$') || d.is_empty() {
+                        continue;
+                    }
+                    let d = absolute(&self.walk.cwd, &d);
+                    if !self.walk.search.contains(&d) {
+                        self.walk.search.insert(0, d);
+                    }
+                }
+            }
+        }
+    }
+
+    fn perl_find(&mut self, name: &str, file: &str, depth: usize) {
+        // Every module says `use strict`: look each name up once per @INC.
+        let key = (self.walk.search.clone(), file.to_string());
+        let hit = match self.perl_lookups.get(&key) {
+            Some(hit) => hit.clone(),
+            None => {
+                let hit = self.walk.search.iter().find_map(|d| {
+                    let path = format!("{d}/{file}");
+                    self.file_ctime(&path).map(|c| (path, c))
+                });
+                self.perl_lookups.insert(key, hit.clone());
+                hit
+            }
+        };
+        if let Some((path, ctime)) = hit {
+            self.add(name, &path, ctime, depth);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+package Perld::Util;
+use parent -norequire, "Perld::Base";
+1;
