@@ -13,6 +13,7 @@ use restart_stale::history::stamp::Stamp;
 use restart_stale::history::{apt_history, dpkg_log};
 use restart_stale::pkgdb::{rpm, swupd};
 use restart_stale::system::cgroup::{self, Layout};
+use restart_stale::system::interp::{cmdline, perl, python};
 use restart_stale::system::maps;
 use restart_stale::transaction::process::parse_stat;
 use restart_stale::transaction::record::{Block, Fact, Record};
@@ -374,5 +375,39 @@ pub fn version(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// Python sources (the interpreter scanner): every import it reports
+/// names a module or, for `from . import x`, at least one name.
+pub fn python_imports(data: &[u8]) {
+    for i in python::imports(data) {
+        assert!(!i.module.is_empty() || i.level > 0, "{i:?}");
+    }
+}
+
+/// Perl sources: every module a load names maps to a file name.
+pub fn perl_loads(data: &[u8]) {
+    for l in perl::loads(data) {
+        if let perl::Load::Module(m) = l {
+            let _ = perl::module_file(&m);
+        }
+    }
+}
+
+/// `/proc/PID/cmdline` of an interpreter, read for every language, and
+/// the executable name of its first word.
+pub fn interp_cmdline(data: &[u8]) {
+    let argv = cmdline::words(data);
+    if let Some(exe) = argv.first() {
+        let _ = cmdline::interpreter(exe);
+    }
+    for lang in [
+        cmdline::Lang::Python,
+        cmdline::Lang::Perl,
+        cmdline::Lang::Ruby,
+        cmdline::Lang::Shell,
+    ] {
+        let _ = cmdline::parse(lang, &argv);
     }
 }
