@@ -2,25 +2,10 @@
 //! with random damage (bytes flipped, cut, repeated) and random strings
 //! of the formats' own tokens go through every parser.
 
+use crate::util::rng::Rng;
 use restart_stale::history::{apt_history, dpkg_log, files};
 use restart_stale::pkgdb::swupd;
 use std::path::PathBuf;
-
-/// A small deterministic generator (xorshift64*), so failures repeat.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn sample(rel: &str) -> Vec<u8> {
     let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

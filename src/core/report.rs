@@ -292,6 +292,21 @@ mod tests {
     use crate::core::unit_name::Owner;
     use std::sync::Arc;
 
+    /// The context of a plain `status` run that scanned one process.
+    fn status_context() -> Context<'static> {
+        Context {
+            mode: "status",
+            layout: None,
+            changed_files: None,
+            processes_scanned: 1,
+            problems: &[],
+            warnings: &[],
+            restarts: None,
+            reboot: None,
+            marked: None,
+        }
+    }
+
     #[test]
     fn text_cannot_be_forged_by_process_names_or_paths() {
         use crate::core::model::{StaleFile, Via};
@@ -320,17 +335,7 @@ mod tests {
             }],
             ..Plan::default()
         };
-        let ctx = Context {
-            mode: "status",
-            layout: None,
-            changed_files: None,
-            processes_scanned: 1,
-            problems: &[],
-            warnings: &[],
-            restarts: None,
-            reboot: None,
-            marked: None,
-        };
+        let ctx = status_context();
         let out = text(&plan, &ctx, true);
         assert!(!out.contains('\u{1b}'), "{out}");
         assert!(!out.lines().any(|l| l.starts_with("fake.service")), "{out}");
@@ -358,17 +363,7 @@ mod tests {
             }],
             ..Plan::default()
         };
-        let ctx = Context {
-            mode: "status",
-            layout: None,
-            changed_files: None,
-            processes_scanned: 1,
-            problems: &[],
-            warnings: &[],
-            restarts: None,
-            reboot: None,
-            marked: None,
-        };
+        let ctx = status_context();
         let mut out = Vec::new();
         write_json(&mut out, &plan, &ctx).unwrap();
         let text = String::from_utf8(out).unwrap();

@@ -5,6 +5,7 @@
 
 pub mod fixture;
 pub mod live;
+pub mod rng;
 pub mod rpm;
 
 use std::path::{Path, PathBuf};

@@ -9,7 +9,13 @@
 //! of the seeds, with no coverage feedback, for a fixed time. A panic
 //! saves the input under `fuzz/artifacts/TARGET/` and exits 1.
 
+// The generator the robustness tests use, shared as a file: the fuzz
+// crate is a package of its own.
+#[path = "../../../tests/util/rng.rs"]
+mod rng;
+
 use restart_stale_fuzz::{find, names, Target};
+use rng::Rng;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -129,22 +135,6 @@ fn dictionary(corpus: &[Vec<u8>]) -> Vec<Vec<u8>> {
         words.push(sep.to_vec());
     }
     words
-}
-
-/// xorshift64*: reproducible from its seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 const MAX_LEN: usize = 1 << 16;
