@@ -17,12 +17,17 @@ fn tree(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 fn found(root: &Path, lang: Lang, script: &str, search: &[&str]) -> Vec<(String, String)> {
+    found_with_core(root, lang, script, search, &[])
+}
+
+fn found_with_core(root: &Path, lang: Lang, script: &str, search: &[&str], core: &[&str]) -> Vec<(String, String)> {
     let w = Walk {
         root,
         lang,
         search: search.iter().map(|s| s.to_string()).collect(),
         cwd: "/".into(),
         preload: Vec::new(),
+        core: core.iter().map(|s| s.to_string()).collect(),
     };
     walk::walk(w, &Entry::Script(script.into()))
         .into_iter()
@@ -118,6 +123,56 @@ fn python_try_except_both_branches_and_missing_modules() {
             ("fast", "/usr/lib/python3.11/fast.py"),
             ("slow", "/usr/lib/python3.11/slow.py"),
         ])
+    );
+}
+
+/// The interpreter's own library is checked where the script loads it,
+/// but not read: its imports stay within it (docs/benchmarks.md). A
+/// package directory below it on the path (`site-packages`) is read.
+#[test]
+fn core_modules_are_checked_but_not_followed() {
+    let t = tree(&[
+        (
+            "/app/main.py",
+            "import json
+import vendored
+",
+        ),
+        (
+            "/usr/lib/python3.11/json/__init__.py",
+            "from .decoder import x
+",
+        ),
+        ("/usr/lib/python3.11/json/decoder.py", ""),
+        (
+            "/usr/lib/python3.11/site-packages/vendored.py",
+            "import helper
+",
+        ),
+        ("/usr/lib/python3.11/site-packages/helper.py", ""),
+    ]);
+    let search = ["/app", "/usr/lib/python3.11", "/usr/lib/python3.11/site-packages"];
+    let want_core = pairs(&[
+        ("", "/app/main.py"),
+        ("json", "/usr/lib/python3.11/json/__init__.py"),
+        ("vendored", "/usr/lib/python3.11/site-packages/vendored.py"),
+        ("helper", "/usr/lib/python3.11/site-packages/helper.py"),
+    ]);
+    assert_eq!(
+        found_with_core(
+            t.path(),
+            Lang::Python,
+            "/app/main.py",
+            &search,
+            &["/usr/lib/python3.11"]
+        ),
+        want_core
+    );
+    // Without the core mark the same tree is followed all the way.
+    let all = found(t.path(), Lang::Python, "/app/main.py", &search);
+    assert!(
+        all.contains(&(".decoder".into(), "/usr/lib/python3.11/json/decoder.py".into())),
+        "{all:?}"
     );
 }
 

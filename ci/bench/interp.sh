@@ -12,8 +12,11 @@
 # (it is not installed for you: it runs the interpreters it inspects).
 #
 # Settings (environment): BENCH_P (200), BENCH_M (30), BENCH_R (5),
-# BENCH_REPS (7), BENCH_DIR (/var/lib/restart-stale-bench-interp: not
-# under /tmp, /run or /home, where files are report-only or ignored),
+# BENCH_REPS (7), BENCH_DIR (/opt/restart-stale-bench-interp: not under
+# /tmp, /run or /home, where restart-stale's files are report-only or
+# ignored, nor under /var, whose scripts needrestart's default
+# blacklist_interp never reads, which would compare against a needrestart
+# that did not look),
 # BENCH_SAVE (a directory to keep the tools' last outputs in).
 set -euo pipefail
 
@@ -23,7 +26,7 @@ p=${BENCH_P:-200}
 m=${BENCH_M:-30}
 r=${BENCH_R:-5}
 reps=${BENCH_REPS:-7}
-dir=${BENCH_DIR:-/var/lib/restart-stale-bench-interp}
+dir=${BENCH_DIR:-/opt/restart-stale-bench-interp}
 rs=${BENCH_RS:-$repo/target/release/restart-stale}
 
 die() { echo "interp.sh: $*" >&2; exit 1; }
@@ -31,7 +34,7 @@ say() { echo "== $*" >&2; }
 
 [[ $(id -u) == 0 ]] || die "run as root"
 [[ -x /usr/bin/python3 && -x /usr/bin/perl ]] || die "needs /usr/bin/python3 and /usr/bin/perl"
-case $dir in /tmp/* | /run/* | /var/tmp/* | /home/* | /srv/*) die "BENCH_DIR must not be where users control files" ;; esac
+case $dir in /tmp/* | /run/* | /var/* | /home/* | /srv/*) die "BENCH_DIR must not be where users control files, nor under /var (see above)" ;; esac
 
 pids=()
 cleanup() {
@@ -99,8 +102,12 @@ start() { # CMD... : a process group that prints "ready" once all are forked
     exec 3<&-
 }
 say "starting $p python3 and $p perl processes, $m modules each"
-start /usr/bin/python3 -B "$dir/py/main.py" "$p"
-start /usr/bin/perl "$dir/pl/main.pl" "$p"
+# PYTHONPATH and PERL5LIB name the modules' directories, as a service's
+# Environment= would: needrestart asks the interpreter for sys.path from an
+# empty directory, so without them it would never find the script's own
+# modules and the two tools would not be looking at the same files.
+start env PYTHONPATH="$dir/py" /usr/bin/python3 -B "$dir/py/main.py" "$p"
+start env PERL5LIB="$dir/pl" /usr/bin/perl "$dir/pl/main.pl" "$p"
 sleep 2 # a change must be clearly after the processes started
 
 tools=(rs)
@@ -144,6 +151,19 @@ done
 timed stale
 [[ -z ${BENCH_SAVE:-} ]] || { mkdir -p "$BENCH_SAVE" && cp "$dir"/out/*.fresh "$dir"/out/*.stale "$BENCH_SAVE"/; }
 say "stale: restart-stale reports $(stale_procs stale) stale processes (want $((2 * p)))"
+if [[ " ${tools[*]} " == *" needrestart "* ]]; then
+    # needrestart's batch output names services and sessions, and this
+    # load runs in neither: its verbose log names each process it finds.
+    needrestart -v -b -r l >/dev/null 2>"$dir/out/needrestart.verbose" || true
+    python3 -c 'import json, re, sys
+doc = json.loads(next(l for l in open(sys.argv[1]) if l.startswith("{")))
+procs = doc["outside"] + [p for u in doc["units"] for p in u["processes"]]
+rs = {p["pid"] for p in procs if any(f["path"].startswith(sys.argv[3]) for f in p["files"])}
+nr = {int(m) for m in re.findall(r"#(\d+) uses obsolete script file", open(sys.argv[2]).read())}
+print(f"== stale: needrestart -v finds {len(nr)}; restart-stale {len(rs)}; "
+      f"found by both {len(rs & nr)}, only restart-stale {len(rs - nr)}, only needrestart {len(nr - rs)}",
+      file=sys.stderr)' "$dir/out/rs.stale" "$dir/out/needrestart.verbose" "$dir/"
+fi
 python3 -c 'import statistics, sys
 runs = {}
 for line in open(sys.argv[1]):

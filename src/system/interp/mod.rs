@@ -59,16 +59,26 @@ struct WalkKey {
     search: Vec<String>,
     cwd: String,
     preload: Vec<String>,
+    core: Vec<String>,
+}
+
+/// One walk's files, and the newest change time among them: a worker
+/// that started after it (every process of a fresh host) needs no look
+/// at each file.
+#[derive(Default)]
+struct Walked {
+    loaded: Vec<Loaded>,
+    newest: Option<clock::Nanos>,
 }
 
 /// Reusable state of the interpreted-code signals for one scan.
 #[derive(Default)]
 pub struct Interp {
     boot: Option<Option<i64>>,
-    walks: HashMap<WalkKey, Arc<Vec<Loaded>>>,
+    walks: HashMap<WalkKey, Arc<Walked>>,
     /// The distribution's module path per root and interpreter: listing
     /// `/usr/lib` once, not once per worker.
-    fixed: HashMap<((u64, u64), Interpreter, String), Vec<String>>,
+    fixed: HashMap<((u64, u64), Interpreter, String), search::Fixed>,
     /// Script paths with their links resolved, per root.
     links: HashMap<((u64, u64), String), String>,
     /// Whether the executable known by its first mapping runs scripts.
@@ -106,14 +116,19 @@ impl Interp {
         };
         let exe = interp.1;
         let interp = interp.0;
-        let loaded = self.loaded(root, pid, interp, &exe);
-        if loaded.is_empty() {
+        let walked = self.loaded(root, pid, interp, &exe);
+        let Some(newest) = walked.newest else {
             return;
-        }
+        };
         let Some(start) = self.boot_time(root).and_then(|b| clock::process_start(root, pid, b)) else {
             return;
         };
-        for l in loaded.iter() {
+        // Only an open file needs its `via` told; nothing else can come of
+        // files that all changed before the process started.
+        if !clock::changed_after(newest, start) && !files.iter().any(|f| f.via == Via::Fd) {
+            return;
+        }
+        for l in walked.loaded.iter() {
             let via = if l.script {
                 Via::Script
             } else {
@@ -157,7 +172,7 @@ impl Interp {
 
     /// The script and modules of an interpreter process, walked once per
     /// distinct [`WalkKey`].
-    fn loaded(&mut self, root: &SysRoot, pid: u32, interp: Interpreter, exe: &str) -> Arc<Vec<Loaded>> {
+    fn loaded(&mut self, root: &SysRoot, pid: u32, interp: Interpreter, exe: &str) -> Arc<Walked> {
         let Ok(argv) = std::fs::read(root.proc_pid(pid, "cmdline")) else {
             return Arc::default();
         };
@@ -191,10 +206,10 @@ impl Interp {
             .or_insert_with(|| match interp.lang {
                 Lang::Python => search::python(&proc_root, &interp, exe),
                 Lang::Perl => search::perl(&proc_root, &interp.version),
-                _ => Vec::new(),
+                _ => search::Fixed::default(),
             })
             .clone();
-        let search = search_path(root, pid, interp.lang, &entry, &cwd, &inv.include, fixed);
+        let search = search_path(root, pid, interp.lang, &entry, &cwd, &inv.include, fixed.dirs);
         let key = WalkKey {
             root: identity,
             interp,
@@ -202,6 +217,7 @@ impl Interp {
             search,
             cwd,
             preload: inv.preload,
+            core: fixed.core,
         };
         if let Some(hit) = self.walks.get(&key) {
             return hit.clone();
@@ -217,8 +233,11 @@ impl Interp {
             } else {
                 Vec::new()
             },
+            core: key.core.clone(),
         };
-        let found = Arc::new(walk::walk(w, &key.entry));
+        let loaded = walk::walk(w, &key.entry);
+        let newest = loaded.iter().map(|l| l.ctime).max();
+        let found = Arc::new(Walked { loaded, newest });
         self.walks.insert(key, found.clone());
         found
     }

@@ -133,22 +133,41 @@ fn version_key(v: &str) -> Vec<u32> {
     v.split('.').map(|p| p.parse().unwrap_or(0)).collect()
 }
 
+/// An interpreter's fixed module path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Fixed {
+    /// In search order.
+    pub dirs: Vec<String>,
+    /// Those of `dirs` that hold the interpreter's own library (Python's
+    /// standard library, Debian's `perl-base`). Their files ship with the
+    /// interpreter's executable, or in binary packages that depend on its
+    /// exact version: a new copy of any of them comes with a new
+    /// executable (or `libpython`), which the mapping signal sees. So the walk checks the modules a script
+    /// loads from there, but does not follow their own imports, which are
+    /// most of a walk's cost (docs/benchmarks.md). Fedora's
+    /// `/usr/share/perl5`, where core modules are packaged one by one, is
+    /// not among them; nor is any `site-packages`/`dist-packages`.
+    pub core: Vec<String>,
+}
+
 /// Python's module path after the script's directory and PYTHONPATH.
 /// `exe` is the interpreter's path in the process's view: an interpreter
 /// outside `/usr` (`/opt/python/bin/python3.12`, a pyenv build) has its
 /// own `lib/python3.X` next to its `bin`.
-pub fn python(root: &Path, interp: &Interpreter, exe: &str) -> Vec<String> {
+pub fn python(root: &Path, interp: &Interpreter, exe: &str) -> Fixed {
     let version = if interp.version.contains('.') {
         interp.version.clone()
     } else {
         match versions_in(root, "/usr/lib", "python3.").first() {
             Some(minor) => format!("3.{minor}"),
-            None => return Vec::new(),
+            None => return Fixed::default(),
         }
     };
     let prefix = parent(&parent(exe));
     let mut dirs = Vec::new();
+    let mut core = Vec::new();
     if prefix != "/usr" && prefix != "/" {
+        core.push(format!("{prefix}/lib/python{version}"));
         dirs.push(format!("{prefix}/lib/python{version}"));
         dirs.push(format!("{prefix}/lib/python{version}/site-packages"));
     }
@@ -166,14 +185,17 @@ pub fn python(root: &Path, interp: &Interpreter, exe: &str) -> Vec<String> {
     ] {
         dirs.push(d.replace("{v}", &version));
     }
-    dirs
+    for d in ["/usr/lib/python{v}", "/usr/lib64/python{v}"] {
+        core.push(d.replace("{v}", &version));
+    }
+    Fixed { dirs, core }
 }
 
 /// Perl's `@INC` as Debian and Fedora build it. Debian's directories
 /// carry the version (`/usr/share/perl/5.36`); it is taken from the
 /// interpreter's name when it has one (`perl5.36.0`), otherwise from the
 /// directories that exist.
-pub fn perl(root: &Path, name_version: &str) -> Vec<String> {
+pub fn perl(root: &Path, name_version: &str) -> Fixed {
     let listed = versions_in(root, "/usr/share/perl", "5.");
     let (minor, patch) = if name_version.matches('.').count() == 2 {
         let minor = name_version.rsplit_once('.').map(|(m, _)| m.to_string());
@@ -190,6 +212,7 @@ pub fn perl(root: &Path, name_version: &str) -> Vec<String> {
         (minor, patch)
     };
     let mut dirs = vec!["/etc/perl".to_string()];
+    let mut core = Vec::new();
     let arches = arch_dirs(root);
     if let (Some(v), Some(patch)) = (&minor, &patch) {
         for a in &arches {
@@ -201,6 +224,9 @@ pub fn perl(root: &Path, name_version: &str) -> Vec<String> {
         }
         dirs.push("/usr/share/perl5".to_string());
         for a in &arches {
+            // Only perl-base is in lockstep with /usr/bin/perl (it ships
+            // it); perl-modules-5.NN may be upgraded on its own.
+            core.push(format!("/usr/lib/{a}/perl-base"));
             dirs.push(format!("/usr/lib/{a}/perl-base"));
             dirs.push(format!("/usr/lib/{a}/perl/{v}"));
         }
@@ -219,7 +245,7 @@ pub fn perl(root: &Path, name_version: &str) -> Vec<String> {
             dirs.push(d.to_string());
         }
     }
-    dirs
+    Fixed { dirs, core }
 }
 
 /// Debian's multiarch triplets that have a `perl-base` directory.
@@ -303,6 +329,8 @@ mod tests {
             version: "3.11".into(),
         };
         let d = python(root.path(), &i, "/usr/bin/python3.11");
+        assert_eq!(d.core, ["/usr/lib/python3.11", "/usr/lib64/python3.11"]);
+        let d = d.dirs;
         assert_eq!(
             &d[..4],
             [
@@ -313,7 +341,9 @@ mod tests {
             ]
         );
         let d = python(root.path(), &i, "/opt/py/bin/python3.11");
-        assert_eq!(d[0], "/opt/py/lib/python3.11");
+        assert_eq!(d.dirs[0], "/opt/py/lib/python3.11");
+        assert_eq!(d.core[0], "/opt/py/lib/python3.11");
+        assert_eq!(d.dirs[1], "/opt/py/lib/python3.11/site-packages");
         // No minor version in the name: taken from the directories.
         std::fs::create_dir_all(root.path().join("usr/lib/python3.9")).unwrap();
         std::fs::create_dir_all(root.path().join("usr/lib/python3.12")).unwrap();
@@ -321,7 +351,10 @@ mod tests {
             version: "3".into(),
             ..i
         };
-        assert_eq!(python(root.path(), &bare, "/usr/bin/python3")[0], "/usr/lib/python3.12");
+        assert_eq!(
+            python(root.path(), &bare, "/usr/bin/python3").dirs[0],
+            "/usr/lib/python3.12"
+        );
     }
 
     #[test]
@@ -335,7 +368,9 @@ mod tests {
             std::fs::create_dir_all(root.path().join(d)).unwrap();
         }
         let inc = perl(root.path(), "");
-        assert_eq!(perl(root.path(), "5.36.0")[..want_len()], inc[..want_len()]);
+        assert_eq!(inc.core, ["/usr/lib/x86_64-linux-gnu/perl-base"]);
+        let inc = inc.dirs;
+        assert_eq!(perl(root.path(), "5.36.0").dirs[..want_len()], inc[..want_len()]);
         let want = [
             "/etc/perl",
             "/usr/local/lib/x86_64-linux-gnu/perl/5.36.0",

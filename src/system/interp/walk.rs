@@ -61,6 +61,9 @@ pub struct Walk<'a> {
     pub cwd: String,
     /// Modules loaded before the script (`perl -M`).
     pub preload: Vec<String>,
+    /// Directories of `search` whose modules are checked but not read
+    /// ([`super::search::Fixed::core`]).
+    pub core: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -154,9 +157,21 @@ impl State<'_> {
             ctime,
             script: false,
         });
-        if depth < MAX_DEPTH && matches!(self.walk.lang, Lang::Python | Lang::Perl) {
+        if depth < MAX_DEPTH && matches!(self.walk.lang, Lang::Python | Lang::Perl) && !self.in_core(path) {
             self.queue.push_back((path.to_string(), depth + 1));
         }
+    }
+
+    /// Whether `path` was found in a core directory: the longest search
+    /// directory holding it is one (`/usr/lib/python3.11` is core, its
+    /// `site-packages` below it is not).
+    fn in_core(&self, path: &str) -> bool {
+        self.walk
+            .search
+            .iter()
+            .filter(|d| path.strip_prefix(d.as_str()).is_some_and(|rest| rest.starts_with('/')))
+            .max_by_key(|d| d.len())
+            .is_some_and(|d| self.walk.core.contains(d))
     }
 
     /// Reads a regular file of at most [`MAX_FILE`] bytes. Opened
