@@ -148,15 +148,32 @@ fn finish_acts_once_on_the_recorded_files() {
 /// never reaches the bus, so nothing is marked here and it still exits 0.
 #[test]
 fn defer_in_pacmans_environment_defers_the_restarts() {
+    deferred_run(|_, cmd| {
+        cmd.env("RESTART_STALE_DEFER", "1");
+    });
+}
+
+/// The lasting form of the same: `auto-restart = false` in
+/// /etc/restart-stale.conf, which every hook reads.
+#[test]
+fn defer_in_restart_stale_conf_defers_the_restarts() {
+    deferred_run(|root, _| {
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(
+            root.join("etc/restart-stale.conf"),
+            "# nights only\nauto-restart = false\n",
+        )
+        .unwrap();
+    });
+}
+
+fn deferred_run(set_up: impl FnOnce(&Path, &mut assert_cmd::Command)) {
     let tmp = case_root("05-changed-merged-usr");
     let root = tmp.path();
     allow(root, &["a.service", "b.service", "c.service"]);
-    let out = bin(root)
-        .arg("pacman-hook")
-        .env("RESTART_STALE_DEFER", "1")
-        .write_stdin(TARGETS)
-        .output()
-        .unwrap();
+    let mut cmd = bin(root);
+    set_up(root, &mut cmd);
+    let out = cmd.arg("pacman-hook").write_stdin(TARGETS).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     assert!(
         pending(root).lines().any(|l| l == "auto-restart false"),

@@ -56,8 +56,13 @@ pub fn run(root: &SysRoot) -> Result<()> {
 pub fn build_block(root: &SysRoot, input: &HookInput, time: u64, pid: u32) -> Block {
     let mut block = Block::new(time, pid);
     block.command = input.config_value("CommandLine::AsString").map(str::to_string);
-    // RESTART_STALE_DEFER=1 apt-get upgrade: deferred, whatever apt.conf says.
-    block.auto_restart = auto_restart(input) && !host::deferred();
+    // RESTART_STALE_DEFER=1 apt-get upgrade, or hooks.conf: deferred,
+    // whatever apt.conf says.
+    let deferred = host::deferred(root);
+    if let Some(why) = &deferred {
+        log::info!("{why}: the restarts are deferred");
+    }
+    block.auto_restart = auto_restart(input) && deferred.is_none();
     block.reexec = reexec(input);
     block.actions = input.actions.clone();
     block.errors = input.errors.iter().map(ToString::to_string).collect();

@@ -62,6 +62,11 @@ clr\-service\-restart's directories, honoured with lower precedence: the first o
 decides. Directories not owned by root or writable by group or others, and
 links not owned by root, are ignored with a warning.
 .TP
+\fI/etc/restart\-stale.conf\fR
+Settings every package manager's hooks read, lines \fBkey = value\fR.
+\fBauto\-restart = false\fR defers the restarts (see deferred.md); it is
+the lasting switch for pacman, zypper and dnf 5.
+.TP
 \fI/etc/apt/apt.conf.d/50restart\-stale\fR
 The apt hooks. \fBRestartStale::Auto\-Restart "false";\fR in another apt.conf.d file
 defers the restarts (the units are marked for \fBrestart\-stale \-\-marked\fR,

@@ -13,16 +13,108 @@ pub fn suspended() -> Option<String> {
 }
 
 /// Set to a non-empty value other than `0` to defer this transaction's
-/// restarts (mark the units for a maintenance window, docs/deferred.md):
-/// the switch for pacman, zypper and dnf 5, which have no setting of
-/// their own for it; apt and dnf 4 honour it too.
+/// restarts (mark the units for a maintenance window, docs/deferred.md),
+/// for one run of any package manager.
 pub const DEFER_ENV: &str = "RESTART_STALE_DEFER";
 
-/// Whether the hook's caller asked to defer the restarts.
-pub fn deferred() -> bool {
-    std::env::var(DEFER_ENV).is_ok_and(|v| !v.is_empty() && v != "0")
+/// The lasting setting for every package manager's hooks, for the
+/// managers that have no configuration of their own for it (pacman,
+/// zypper, dnf 5); apt and dnf 4 honour it too. Lines `key = value`,
+/// `#` comments. Not in `/etc/restart-stale/`, which holds only policy
+/// links.
+pub const HOOKS_CONF: &str = "/etc/restart-stale.conf";
+
+/// Why this transaction's restarts are deferred, if they are: the
+/// caller's environment, or [`HOOKS_CONF`].
+pub fn deferred(root: &SysRoot) -> Option<String> {
+    if let Ok(v) = std::env::var(DEFER_ENV) {
+        if !v.is_empty() && v != "0" {
+            return Some(format!("{DEFER_ENV}={v} is set"));
+        }
+    }
+    hooks_conf_defers(root)
 }
+
+/// `auto-restart = false` in [`HOOKS_CONF`] defers. A file or value that
+/// cannot be read defers too, with a warning: the admin meant something,
+/// and marking instead of restarting is the side that can be undone.
+fn hooks_conf_defers(root: &SysRoot) -> Option<String> {
+    let path = root.path(HOOKS_CONF);
+    let text = match std::fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            log::warn!("cannot read {HOOKS_CONF}: {e}; restarts are deferred");
+            return Some(format!("{HOOKS_CONF} cannot be read"));
+        }
+    };
+    let text = String::from_utf8_lossy(&text);
+    let mut defer = None;
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            log::warn!("{HOOKS_CONF}:{}: not `key = value`, ignored", n + 1);
+            continue;
+        };
+        match key.trim() {
+            "auto-restart" => match super::record::parse_bool(value) {
+                Some(true) => defer = None,
+                Some(false) => defer = Some(format!("{HOOKS_CONF} says auto-restart = false")),
+                None => {
+                    log::warn!(
+                        "{HOOKS_CONF}:{}: auto-restart {:?} is not a boolean; restarts are deferred",
+                        n + 1,
+                        value.trim()
+                    );
+                    defer = Some(format!("{HOOKS_CONF}:{} is not a boolean", n + 1));
+                }
+            },
+            other => log::warn!("{HOOKS_CONF}:{}: unknown setting {other:?}, ignored", n + 1),
+        }
+    }
+    defer
+}
+
+use crate::system::sysroot::SysRoot;
 
 /// Kept here for the hooks' callers; the check itself lives with the
 /// systemd boundary, where the restart step uses it too.
 pub use crate::systemd::running as systemd_running;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(text: Option<&str>) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(dir.path());
+        if let Some(t) = text {
+            std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+            std::fs::write(root.path(HOOKS_CONF), t).unwrap();
+        }
+        hooks_conf_defers(&root)
+    }
+
+    #[test]
+    fn hooks_conf_defers_only_when_it_says_so_or_cannot_be_read() {
+        assert_eq!(conf(None), None);
+        assert_eq!(conf(Some("# nothing\n\n")), None);
+        assert_eq!(conf(Some("auto-restart = true\n")), None);
+        assert_eq!(
+            conf(Some("# window at night\nauto-restart = false\n")).as_deref(),
+            Some("/etc/restart-stale.conf says auto-restart = false")
+        );
+        assert_eq!(
+            conf(Some("auto-restart=maybe\n")).as_deref(),
+            Some("/etc/restart-stale.conf:1 is not a boolean")
+        );
+        // The last line that sets it wins; junk lines are ignored.
+        assert_eq!(
+            conf(Some("auto-restart = no\nfoo\nbar = 1\nauto-restart = yes\n")),
+            None
+        );
+    }
+}

@@ -47,8 +47,8 @@ pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Res
         .extend(caller_units(root).into_iter().map(super::record::Fact::Protect));
     // Read here, in the package manager's environment: the finish step
     // runs in a unit of its own and never sees it.
-    if host::deferred() {
-        log::info!("{} is set: the restarts are deferred", host::DEFER_ENV);
+    if let Some(why) = host::deferred(root) {
+        log::info!("{why}: the restarts are deferred");
         block.facts.push(super::record::Fact::AutoRestart(false));
     }
     spool::append(&dir, &block.render())?;
