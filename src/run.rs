@@ -210,7 +210,10 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         restarts: None,
         reboot: None,
         marked: marked.as_deref(),
+        sessions: None,
     };
+    let groups = crate::system::users::session_groups(root, &p.plan.outside);
+    ctx.sessions = Some(&groups);
     let kernel = kernel::assess(&crate::system::kernel::facts(root));
     let reboot = reboot::assess(&p.plan, kernel, reexec(args, &p.policy));
     ctx.reboot = Some(&reboot);
@@ -223,7 +226,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     // sees the plan first; a restart run's JSON waits for the results.
     let json_after = args.json && mode == Mode::Restart;
     if args.batch {
-        write_batch(root, &p.plan, &reboot)?;
+        write_batch(&p.plan, &reboot, &groups)?;
     } else if show && !json_after {
         write_report(&p.plan, &ctx, args.json, verbose)?;
     }
@@ -262,10 +265,9 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     })
 }
 
-fn write_batch(root: &SysRoot, plan: &Plan, reboot: &Reboot) -> Result<()> {
-    let names = crate::system::textfile::user_names(root);
+fn write_batch(plan: &Plan, reboot: &Reboot, groups: &[crate::core::sessions::Group]) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    batch::write(&mut out, plan, reboot, &names)?;
+    batch::write(&mut out, plan, reboot, groups)?;
     out.flush()?;
     Ok(())
 }

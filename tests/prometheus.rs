@@ -1,7 +1,8 @@
 //! The Prometheus textfile, read back with a real exposition-format
 //! parser (the `prometheus-parse` crate): every line must parse, every
 //! metric must have HELP and TYPE, and the values must say what the fake
-//! root holds (golden case 09: Debian, 6.1.0-27 running, -28 installed).
+//! root holds (golden case 09: Debian, 6.1.0-27 running, -28 installed;
+//! case 15: sessions).
 
 use crate::util::bin;
 use crate::util::fixture::case_root;
@@ -124,4 +125,23 @@ fn a_textfile_that_cannot_be_written_is_only_a_warning() {
         stderr.contains("failed to write") && stderr.contains("x.prom"),
         "{stderr}"
     );
+}
+
+/// Sessions are counted, never labelled by user or session (the series
+/// would grow with every login): golden case 15 has five sessions and user
+/// managers of three users, and two stale processes in containers.
+#[test]
+fn stale_sessions_are_counted_without_user_labels() {
+    let root = case_root("15-sessions");
+    let out = bin(root.path())
+        .args(["status", "--textfile", "/s.prom"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = fs::read_to_string(root.path().join("s.prom")).unwrap();
+    let m = parse_strictly(&text);
+    assert_eq!(value(&m, "restart_stale_session_processes", &[]), 8.0);
+    assert_eq!(value(&m, "restart_stale_stale_sessions", &[]), 5.0);
+    assert_eq!(value(&m, "restart_stale_stale_session_users", &[]), 3.0);
+    assert!(!text.contains("alice") && !text.contains("user=\""), "{text}");
 }

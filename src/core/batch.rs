@@ -4,54 +4,15 @@
 
 use crate::core::plan::Plan;
 use crate::core::reboot::Reboot;
-use std::collections::{BTreeMap, BTreeSet};
+use crate::core::sessions::Group;
 use std::io::{self, Write};
-
-/// A logind session, or a user's service manager, that a stale process
-/// outside the system units belongs to: (uid, what needrestart calls it).
-pub type Session = (u32, String);
-
-/// The session of a cgroup path, in needrestart's words: `session #N` for
-/// `user-UID.slice/session-N.scope`, `user service` for a unit of the
-/// user's manager, `user manager` for the manager itself. `None` outside
-/// user.slice (a container's `machine.slice`, a stray cgroup).
-pub fn session_of(cgroup: &str) -> Option<Session> {
-    let parts: Vec<&str> = cgroup.split('/').filter(|p| !p.is_empty()).collect();
-    let uid_at = parts
-        .iter()
-        .position(|p| p.strip_prefix("user-").and_then(|r| r.strip_suffix(".slice")).is_some())?;
-    let uid: u32 = parts[uid_at]
-        .strip_prefix("user-")?
-        .strip_suffix(".slice")?
-        .parse()
-        .ok()?;
-    let next = parts.get(uid_at + 1)?;
-    if let Some(n) = next.strip_prefix("session-").and_then(|r| r.strip_suffix(".scope")) {
-        return Some((uid, format!("session #{n}")));
-    }
-    if next.starts_with("user@") && next.ends_with(".service") {
-        // The manager's own process sits in init.scope; anything in a
-        // unit below it is one of the user's services.
-        let what = match parts.last() {
-            Some(last) if last.ends_with(".service") && parts.len() > uid_at + 2 => "user service",
-            _ => "user manager",
-        };
-        return Some((uid, what.to_string()));
-    }
-    None
-}
-
-/// Every session with a stale process, once.
-pub fn sessions(plan: &Plan) -> BTreeSet<Session> {
-    plan.outside.iter().filter_map(|o| session_of(&o.cgroup)).collect()
-}
 
 /// Writes the batch lines: version, kernel (KEXP only when an image was
 /// found, as needrestart does), one SVC line per system unit running
 /// stale code whatever its decision (and `init.scope` for a stale PID 1),
-/// one SESS line per user and session.
-/// `names` maps uids to user names; an unknown uid is printed as a number.
-pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, names: &BTreeMap<u32, String>) -> io::Result<()> {
+/// one SESS line per user and session (`groups`, from
+/// [`crate::core::sessions::group`], in their order).
+pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, groups: &[Group]) -> io::Result<()> {
     writeln!(w, "NEEDRESTART-VER: {}", env!("CARGO_PKG_VERSION"))?;
     let k = &reboot.kernel;
     // needrestart reads the release from uname(2); with /proc unreadable
@@ -77,13 +38,8 @@ pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, names: &BTreeMap<
     for u in units {
         writeln!(w, "NEEDRESTART-SVC: {u}")?;
     }
-    let mut lines: Vec<(String, String)> = sessions(plan)
-        .into_iter()
-        .map(|(uid, s)| (names.get(&uid).cloned().unwrap_or_else(|| uid.to_string()), s))
-        .collect();
-    lines.sort();
-    for (user, s) in lines {
-        writeln!(w, "NEEDRESTART-SESS: {user} @ {s}")?;
+    for g in groups.iter().filter(|g| g.is_session()) {
+        writeln!(w, "NEEDRESTART-SESS: {} @ {}", g.who(), g.label())?;
     }
     Ok(())
 }
@@ -95,7 +51,9 @@ mod tests {
     use crate::core::model::{StaleFile, StaleProcess, Staleness, Via};
     use crate::core::plan::{Action, OutsideProcess, Reason, UnitPlan};
     use crate::core::reboot;
+    use crate::core::sessions;
     use crate::core::unit_name::Owner;
+    use std::collections::BTreeMap;
 
     fn stale(pid: u32) -> StaleProcess {
         StaleProcess {
@@ -127,33 +85,6 @@ mod tests {
     }
 
     #[test]
-    fn session_names_follow_needrestart() {
-        let cases = [
-            (
-                "/user.slice/user-1000.slice/session-3.scope",
-                Some((1000, "session #3")),
-            ),
-            ("user.slice/user-0.slice/session-c1.scope", Some((0, "session #c1"))),
-            (
-                "/user.slice/user-1000.slice/user@1000.service/init.scope",
-                Some((1000, "user manager")),
-            ),
-            (
-                "/user.slice/user-1000.slice/user@1000.service/app.slice/pipewire.service",
-                Some((1000, "user service")),
-            ),
-            ("/machine.slice/machine-web.scope/payload", None),
-            ("/user.slice/user-x.slice/session-1.scope", None),
-            ("/user.slice", None),
-            ("", None),
-        ];
-        for (cg, want) in cases {
-            let got = session_of(cg);
-            assert_eq!(got.as_ref().map(|(u, s)| (*u, s.as_str())), want, "{cg}");
-        }
-    }
-
-    #[test]
     fn batch_lines() {
         let plan = Plan {
             units: vec![
@@ -168,6 +99,7 @@ mod tests {
                 outside("/user.slice/user-1000.slice/session-7.scope", 10),
                 outside("/user.slice/user-1001.slice/session-2.scope", 11),
                 outside("/user.slice/user-0.slice/user@0.service/init.scope", 12),
+                outside("/machine.slice/machine-web.scope/payload", 13),
             ],
             protected: Vec::new(),
         };
@@ -183,8 +115,9 @@ mod tests {
         });
         let r = reboot::assess(&plan, kernel, true);
         let names = BTreeMap::from([(0, "root".to_string()), (1000, "alice".to_string())]);
+        let groups = sessions::group(&plan.outside, &BTreeMap::from([(13, 0)]), &names);
         let mut out = Vec::new();
-        write(&mut out, &plan, &r, &names).unwrap();
+        write(&mut out, &plan, &r, &groups).unwrap();
         let want = format!(
             "NEEDRESTART-VER: {}\n\
 NEEDRESTART-KCUR: 6.1.0-27-amd64\n\
@@ -206,7 +139,7 @@ NEEDRESTART-SESS: root @ user manager\n",
     fn unknown_kernel_has_no_kexp() {
         let r = reboot::assess(&Plan::default(), kernel::assess(&Facts::default()), true);
         let mut out = Vec::new();
-        write(&mut out, &Plan::default(), &r, &BTreeMap::new()).unwrap();
+        write(&mut out, &Plan::default(), &r, &[]).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with("NEEDRESTART-KCUR: \nNEEDRESTART-KSTA: 0\n"), "{text}");
     }

@@ -12,6 +12,7 @@ pub mod policy;
 pub mod prom;
 pub mod reboot;
 pub mod report;
+pub mod sessions;
 pub mod tiers;
 pub mod unit_name;
 pub mod version;

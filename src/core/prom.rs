@@ -146,6 +146,22 @@ fn findings(out: &mut String, f: &Findings) {
         "Stale processes outside system units (user sessions, user managers, containers).",
     );
     let _ = writeln!(out, "restart_stale_session_processes {}", f.plan.outside.len());
+    // Counts, not a series per user or session: logind numbers sessions
+    // without end and a login server has as many users as accounts, so
+    // such labels would grow the series without bound (docs/prometheus.md).
+    let (sessions, users) = crate::core::sessions::counts(&f.plan.outside);
+    header(
+        out,
+        "restart_stale_stale_sessions",
+        "Logind sessions and user managers running stale code (needrestart's NEEDRESTART-SESS lines).",
+    );
+    let _ = writeln!(out, "restart_stale_stale_sessions {sessions}");
+    header(
+        out,
+        "restart_stale_stale_session_users",
+        "Users owning a session or user manager that runs stale code.",
+    );
+    let _ = writeln!(out, "restart_stale_stale_session_users {users}");
     header(
         out,
         "restart_stale_reboot_required",

@@ -11,7 +11,9 @@
 
 use crate::core::model::{Layout, StaleFile, StaleProcess, Staleness, UnitResult, Via};
 use crate::core::plan::{Action, OutsideProcess, Plan};
+use crate::core::sessions::{self, Group};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::io::{self, Write};
 
 pub const SCHEMA: &str = "restart-stale/1";
@@ -31,6 +33,10 @@ pub struct Context<'a> {
     /// Units marked `needs-restart` for a later restart (docs/deferred.md);
     /// `None` when the marks were not read.
     pub marked: Option<&'a [String]>,
+    /// The outside processes by user and session
+    /// ([`crate::core::sessions::group`]); `None` groups them by their
+    /// cgroups alone, without names.
+    pub sessions: Option<&'a [Group]>,
 }
 
 /// Process names, paths, module names and cgroups come from whoever runs
@@ -113,9 +119,36 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
         writeln!(w, "{:width$}  {:7}  (PID 1 runs stale code)", "init.scope", "reexec")?;
         write_process_line(w, init, t)?;
     }
-    if !plan.outside.is_empty() {
-        writeln!(w, "stale, outside system units:")?;
-        for o in &plan.outside {
+    write_outside(w, plan, ctx, t)?;
+    if shown.is_empty() && plan.init.is_none() && plan.outside.is_empty() {
+        writeln!(w, "nothing stale")?;
+    }
+    if let Some(r) = ctx.reboot {
+        crate::core::reboot::write_text(w, r)?;
+    }
+    Ok(())
+}
+
+/// The groups the caller read, or else the outside processes grouped by
+/// their cgroups alone (uids from user slices, no names).
+fn session_groups<'a>(plan: &Plan, ctx: &Context<'a>) -> Cow<'a, [Group]> {
+    match ctx.sessions {
+        Some(g) => Cow::Borrowed(g),
+        None => Cow::Owned(sessions::group(&plan.outside, &Default::default(), &Default::default())),
+    }
+}
+
+/// The stale processes outside the system units, under one heading per
+/// user and session (`alice @ session #3`), as needrestart lists them.
+fn write_outside(w: &mut impl Write, plan: &Plan, ctx: &Context, t: bool) -> io::Result<()> {
+    if plan.outside.is_empty() {
+        return Ok(());
+    }
+    let groups = session_groups(plan, ctx);
+    writeln!(w, "stale, outside system units, by user and session:")?;
+    for g in groups.iter() {
+        writeln!(w, "  {}", clean(&g.heading()))?;
+        for o in g.members.iter().filter_map(|&i| plan.outside.get(i)) {
             let cg = if o.cgroup.is_empty() { "?" } else { &o.cgroup };
             w.write_all(b"    ")?;
             write_who(w, &o.process)?;
@@ -123,12 +156,6 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
             write_files(w, &o.process, t)?;
             w.write_all(b"\n")?;
         }
-    }
-    if shown.is_empty() && plan.init.is_none() && plan.outside.is_empty() {
-        writeln!(w, "nothing stale")?;
-    }
-    if let Some(r) = ctx.reboot {
-        crate::core::reboot::write_text(w, r)?;
     }
     Ok(())
 }
@@ -245,6 +272,7 @@ struct Document<'a> {
     reboot: Option<&'a crate::core::reboot::Reboot>,
     restarts: Option<&'a [UnitResult]>,
     schema: &'static str,
+    sessions: &'a [Group],
     units: Vec<UnitDoc<'a>>,
     warnings: &'a [String],
 }
@@ -255,6 +283,7 @@ struct Document<'a> {
 /// report (docs/benchmarks.md). `jq .` makes it readable.
 pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<()> {
     let t = ctx.changed_files.is_some();
+    let groups = session_groups(plan, ctx);
     let units = plan
         .units
         .iter()
@@ -278,6 +307,7 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         reboot: ctx.reboot,
         restarts: ctx.restarts,
         schema: SCHEMA,
+        sessions: &groups,
         units,
         warnings: ctx.warnings,
     };
@@ -304,6 +334,7 @@ mod tests {
             restarts: None,
             reboot: None,
             marked: None,
+            sessions: None,
         }
     }
 
@@ -384,6 +415,7 @@ mod tests {
             "reboot",
             "restarts",
             "schema",
+            "sessions",
             "units",
             "warnings",
         ];

@@ -508,6 +508,7 @@ mod tests {
             restarts: None,
             reboot: None,
             marked: Some(&marks),
+            sessions: None,
         };
         let text = report::text(&plan, &ctx, false);
         let a = text.find("a.service").unwrap();

@@ -1,7 +1,7 @@
 //! Readers of the running system, each on an injectable root
 //! ([`sysroot::SysRoot`]): /proc (maps, PROCMAP_QUERY, fds), the cgroup
 //! tree, the staleness rule's lookups, the process scan, and the policy
-//! links (read and written).
+//! links (read and written), and who runs the processes outside them.
 
 pub mod cgroup;
 pub mod interp;
@@ -14,3 +14,4 @@ pub mod scan;
 pub mod staleness;
 pub mod sysroot;
 pub mod textfile;
+pub mod users;

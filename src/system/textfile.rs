@@ -1,11 +1,10 @@
 //! Files other programs read from us, each written atomically inside the
 //! root: the Prometheus textfile (node_exporter must never scrape half a
 //! file), and Debian's `/run/reboot-required` flag with its package list.
-//! Also the user names the batch output prints, from /etc/passwd.
 
 use crate::system::sysroot::SysRoot;
 use anyhow::{Context, Result};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -93,25 +92,6 @@ pub fn flag_reboot(root: &SysRoot, packages: &BTreeSet<String>) -> Result<()> {
     write_atomic(&list, text.as_bytes())
 }
 
-/// uid → user name from the root's /etc/passwd; an unreadable file gives
-/// an empty map (the batch output then prints numbers).
-pub fn user_names(root: &SysRoot) -> BTreeMap<u32, String> {
-    let Ok(text) = std::fs::read_to_string(root.path("/etc/passwd")) else {
-        return BTreeMap::new();
-    };
-    let mut names = BTreeMap::new();
-    for line in text.lines() {
-        let mut f = line.split(':');
-        if let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next()) {
-            if let Ok(uid) = uid.parse::<u32>() {
-                // The first entry wins, as getpwuid(3) finds it.
-                names.entry(uid).or_insert_with(|| name.to_string());
-            }
-        }
-    }
-    names
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,18 +137,5 @@ mod tests {
             fs::read_to_string(root.path(REBOOT_REQUIRED_PKGS)).unwrap(),
             "linux-image-6.1.0-28-amd64\ndbus\n"
         );
-    }
-
-    #[test]
-    fn user_names_first_entry_wins() {
-        let (_t, root) = SysRoot::scratch();
-        fs::create_dir_all(root.path("/etc")).unwrap();
-        fs::write(
-            root.path("/etc/passwd"),
-            "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/:/bin/sh\nbad\nalice:x:1000:1000::/h:/bin/sh\n",
-        )
-        .unwrap();
-        let n = user_names(&root);
-        assert_eq!((n[&0].as_str(), n[&1000].as_str(), n.len()), ("root", "alice", 2));
     }
 }
