@@ -11,7 +11,10 @@
 # restart. needrestart comes from Debian's archive, restart-stale from
 # $RESTART_STALE_DEB; every apt-get runs with stdin closed, without
 # DEBIAN_FRONTEND and no terminal, in a unit that systemd kills after
-# APT_MAX s, so a prompt that waited would fail the run.
+# APT_MAX s, so a prompt that waited would fail the run. (Without a
+# terminal needrestart's default 'i' falls back to 'l' by itself, hence
+# the admin's 'a'. Its dialog with a terminal is not run here: list mode,
+# which A proves, never reaches it.)
 #
 #   A. drop-in in place: apt-get upgrade (libdemo1 1.0 -> 2.0) exits 0;
 #      needrestart ran and only listed (its "Services to be restarted:"
