@@ -244,6 +244,10 @@ fn finish_waits_for_apt_then_reports_once_when_auto_restart_is_off() {
     let tmp = case_root();
     let root = tmp.path();
     pre_install_with_restarts_off(root);
+    assert!(
+        root.join(RECORD).join("auto-restart-off").exists(),
+        "no mark for the needrestart drop-in"
+    );
     // dpkg ran: the removed package's list is gone.
     fs::remove_file(root.join("var/lib/dpkg/info/other.list")).unwrap();
 

@@ -12,7 +12,7 @@ use super::{AUTO_RESTART_KEY, REEXEC_KEY};
 use crate::pkgdb::dpkg;
 use crate::system::sysroot::SysRoot;
 use crate::transaction::{host, spool};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 
 /// apt's whole configuration is a few hundred kB; anything near this is
@@ -42,6 +42,9 @@ pub fn run(root: &SysRoot) -> Result<()> {
     block.protect = crate::transaction::launch::caller_units(root);
     let dir = root.path(record::DIR);
     spool::append(&dir, &block.render())?;
+    if let Err(e) = note_auto_restart(root, block.auto_restart) {
+        log::warn!("{e:#}");
+    }
     log::debug!(
         "recorded {} actions and {} list entries in {}",
         block.actions.len(),
@@ -49,6 +52,28 @@ pub fn run(root: &SysRoot) -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// Exists while apt's last transaction had automatic restarts off. The
+/// needrestart drop-in that the .deb ships (docs/needrestart.md) keeps
+/// needrestart to listing unless this file exists: needrestart's apt hook
+/// runs after ours in the same dpkg run, and can only learn apt's setting,
+/// `-o` included, from us without running anything.
+pub const AUTO_RESTART_OFF: &str = "/run/restart-stale/apt/auto-restart-off";
+
+/// Creates or removes [`AUTO_RESTART_OFF`] for this dpkg run.
+fn note_auto_restart(root: &SysRoot, on: bool) -> Result<()> {
+    let path = root.path(AUTO_RESTART_OFF);
+    if on {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(e).with_context(|| format!("failed to remove {}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    let why = "automatic restarts are off for this apt transaction; needrestart acts as configured\n";
+    std::fs::write(&path, why).with_context(|| format!("failed to write {}", path.display()))
 }
 
 /// The record block for one hook run: the parsed input plus the file
@@ -167,6 +192,21 @@ garbage\n";
         assert!(auto_restart(&parse("VERSION 3\n\n")));
         assert!(auto_restart(&parse("VERSION 3\nrestartstale::auto-restart=true\n\n")));
         assert!(!auto_restart(&parse("VERSION 3\nRestartStale::Auto-Restart=maybe\n\n")));
+    }
+
+    #[test]
+    fn the_needrestart_mark_follows_auto_restart() {
+        let (_tmp, root) = SysRoot::scratch();
+        let mark = root.path(AUTO_RESTART_OFF);
+        fs::create_dir_all(mark.parent().unwrap()).unwrap();
+        note_auto_restart(&root, true).unwrap();
+        assert!(!mark.exists());
+        note_auto_restart(&root, false).unwrap();
+        assert!(mark.exists());
+        note_auto_restart(&root, false).unwrap();
+        assert!(mark.exists());
+        note_auto_restart(&root, true).unwrap();
+        assert!(!mark.exists());
     }
 
     #[test]

@@ -75,6 +75,13 @@ environment does the same for one run; \fBRestartStale::Reexec "false";\fR
 keeps systemd (PID 1) from being re\-executed; \fBRESTART_STALE_SUSPEND=1\fR
 in apt's environment skips the hooks for one run.
 .TP
+\fI/etc/needrestart/conf.d/restart\-stale.conf\fR
+Keeps needrestart's own apt hook to listing while the apt hook restarts, so
+a service is restarted once and apt never stops at needrestart's dialog;
+needrestart acts as configured while \fBRestartStale::Auto\-Restart\fR is off
+(the hook then leaves \fI/run/restart\-stale/apt/auto\-restart\-off\fR). See
+needrestart.md.
+.TP
 \fI/var/lib/prometheus/node\-exporter/restart\-stale.prom\fR
 The Prometheus textfile (status, restart and hook runs), when that directory
 exists; \fB\-\-textfile\fR names another path.

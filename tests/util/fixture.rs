@@ -85,7 +85,9 @@ pub fn record_files(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .map(|d| d.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
-    v.retain(|p| !p.ends_with("finish.lock") && !p.ends_with("closing"));
+    // Not records: the finish lock, finish's last-look flag, and the
+    // needrestart drop-in's mark (docs/needrestart.md).
+    v.retain(|p| !p.ends_with("finish.lock") && !p.ends_with("closing") && !p.ends_with("auto-restart-off"));
     v.sort();
     v
 }
