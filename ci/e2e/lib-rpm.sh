@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # rpm and dnf in the e2e test bed, for tests/*-dnf.sh. Source after lib.sh.
 #
-# Debian's dnf, rpm and createrepo-c run inside the bookworm container. Its
+# Debian's dnf, rpm and createrepo-c run inside the container (bookworm or
+# trixie: the packages of the container's release, $E2E_SUITE). Its
 # apt sees only the local file repo (/srv/repo, see _e2e_prepare_rootfs), so
 # their .debs come through e2e_archive_install (lib.sh): downloaded on the
 # host, cached in $E2E_CACHE_DIR/rpm-tools-KEY/, published into
@@ -9,10 +10,12 @@
 # rpmbuild from the demo .debs' payloads; restart-stale's own rpm with
 # packaging/rpm/build-rpm.sh from $RESTART_STALE_DEB's binary.
 #
-# Facts of the Debian dnf (4.14) the helpers rely on: it needs
-# --releasever=12 (no system-release package) and --refresh (metadata stays
-# cached otherwise); its plugin directory is
-# /usr/lib/python3/dist-packages/dnf-plugins/; rpms need AutoReqProv: no.
+# Facts of the Debian dnf (4.14 on bookworm, 4.23 on trixie: both pass
+# 90-dnf.sh) the helpers rely on: it needs a --releasever (no
+# system-release package; the local repo does not use it, so 12 does on
+# either release) and --refresh (metadata stays cached otherwise); its
+# plugin directory is /usr/lib/python3/dist-packages/dnf-plugins/; rpms
+# need AutoReqProv: no.
 
 E2E_RPM_TOOLS=(dnf rpm createrepo-c python3-rpm)
 # The demo packages built as rpms (same names as the .debs).

@@ -2,7 +2,8 @@
 # Real-systemd end-to-end test bed for restart-stale.
 #
 # Source this file from a bash script that runs as root with
-# `set -euo pipefail`. It boots Debian bookworm containers with
+# `set -euo pipefail`. It boots Debian containers (the release in
+# E2E_SUITE: bookworm, trixie or sid, see "releases" below) with
 # systemd-nspawn (systemd as PID 1 inside, cgroup v2 or legacy v1), installs
 # demo packages into them from a local flat apt repository and runs commands
 # inside them with nsenter.
@@ -24,6 +25,13 @@ E2E_REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 : "${E2E_CACHE_DIR:=$E2E_DIR/.cache}"
 : "${E2E_WORK_DIR:=/var/tmp/restart-stale-e2e}"
 : "${E2E_RUN_DIR:=/run/restart-stale-e2e}"
+# E2E_SUITE is the release the current rootfs and machine are of; run.sh
+# sets it per release. A caller that sets only E2E_SUITE asks for that
+# release alone (what E2E_SUITE meant before E2E_RELEASES existed).
+if [[ -z ${E2E_RELEASES:-} && -n ${E2E_SUITE:-} ]]; then
+    E2E_RELEASES=$E2E_SUITE
+fi
+: "${E2E_RELEASES:=bookworm trixie sid}"
 : "${E2E_SUITE:=bookworm}"
 : "${E2E_MIRROR:=http://deb.debian.org/debian}"
 # The packages debootstrap adds to minbase. The rootfs cache is keyed by a
@@ -31,7 +39,7 @@ E2E_REPO_ROOT=$(cd "$E2E_DIR/../.." && pwd)
 : "${E2E_INCLUDE:=systemd,systemd-sysv,dbus,apt}"
 : "${E2E_BOOT_TIMEOUT:=90}"
 : "${E2E_SHUTDOWN_TIMEOUT:=30}"
-export E2E_REPO_ROOT E2E_CACHE_DIR E2E_WORK_DIR E2E_RUN_DIR
+export E2E_REPO_ROOT E2E_CACHE_DIR E2E_WORK_DIR E2E_RUN_DIR E2E_SUITE
 
 # What the demo packages provide (see pkgs/build-debs.sh).
 E2E_DEMO_PKGS=(libdemo1 demo-allowed demo-denied demo-unrelated demo-otherdel demo-slow)
@@ -116,9 +124,9 @@ assert_no_line() {
 # numbers for humans, never assertions; run.sh repeats them at the end (it
 # exports E2E_MEASURE_FILE) so they are easy to find in a long log.
 e2e_measure() {
-    e2e_log "measure: $* [${E2E_MODE:-?}]"
+    e2e_log "measure: $* [$E2E_SUITE ${E2E_MODE:-?}]"
     if [[ -n ${E2E_MEASURE_FILE:-} ]]; then
-        printf '%s: %s [%s]\n' "$(basename "$0")" "$*" "${E2E_MODE:-?}" >>"$E2E_MEASURE_FILE"
+        printf '%s: %s [%s %s]\n' "$(basename "$0")" "$*" "$E2E_SUITE" "${E2E_MODE:-?}" >>"$E2E_MEASURE_FILE"
     fi
 }
 
@@ -246,7 +254,7 @@ _e2e_build_rootfs_tarball() {
     rm -rf --one-file-system "$tmp" "$log"
 }
 
-# e2e_rootfs DIR: fill DIR with a fresh bookworm root filesystem.
+# e2e_rootfs DIR: fill DIR with a fresh root filesystem of $E2E_SUITE.
 # Builds the cached tarball with debootstrap first if there is none.
 e2e_rootfs() {
     local dir=$1 tarball
@@ -654,11 +662,18 @@ e2e_repo_index() {
 # Debian packages a test needs beyond the rootfs (dnf and rpm for
 # 90-dnf.sh, unattended-upgrades for 26-unattended-upgrades.sh). The
 # container's apt sees only the local repo, so the .debs come from
-# Debian's archive through the host's apt, resolved against the rootfs'
+# Debian's archive through apt on the host, resolved against the rootfs'
 # dpkg status (only what the rootfs lacks), cached in
 # $E2E_CACHE_DIR/SET-KEY/ and published in the container under
-# /srv/repo/SET/. The key covers the rootfs tarball (name, size, time: a
-# rebuilt rootfs may hold other versions) and the package list.
+# /srv/repo/SET/. The key covers the rootfs tarball (its name holds the
+# release; its size and time: a rebuilt rootfs may hold other versions)
+# and the package list.
+#
+# The host's apt runs with a private state per release,
+# $E2E_CACHE_DIR/apt-RELEASE/: its own sources.list (E2E_MIRROR, RELEASE,
+# main, signed by the keyring of that release's rootfs), its own lists, no
+# preferences; so the .debs are the container's release's whatever the
+# host runs (the host's own lists are bookworm's, or whatever it is).
 
 _e2e_archive_dir() {
     local set=$1 key tarball
@@ -669,18 +684,71 @@ _e2e_archive_dir() {
     echo "$E2E_CACHE_DIR/$set-$key"
 }
 
+# _e2e_archive_apt STATEDIR LOG ARGS...: the host's apt-get on the private
+# state of one release (see above), its output appended to LOG.
+_e2e_archive_apt() {
+    local st=$1 log=$2
+    shift 2
+    apt-get -q -y -o Dir::Etc::sourcelist="$st/sources.list" \
+        -o Dir::Etc::sourceparts="$st/empty" -o Dir::Etc::preferences="$st/empty/none" \
+        -o Dir::Etc::preferencesparts="$st/empty" -o Dir::State::lists="$st/lists" \
+        -o Dir::State::extended_states="$st/extended_states" \
+        -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= \
+        -o Acquire::Languages=none -o Debug::NoLocking=1 "$@" >>"$log" 2>&1
+}
+
+# _e2e_archive_state [refresh]: make $E2E_SUITE's private apt state (lists
+# fetched once, or again with "refresh": e2e_archive_debs does that when a
+# download fails) and print its directory. The state has its own lock, as
+# the sets of one release share it.
+_e2e_archive_state() {
+    local st=$E2E_CACHE_DIR/apt-$E2E_SUITE tarball lockfd update=${1:-}
+    tarball=$(_e2e_rootfs_tarball)
+    exec {lockfd}>"$st.lock"
+    flock "$lockfd"
+    if [[ ! -f $st/fetched ]]; then
+        rm -rf "$st"
+        mkdir -p "$st/lists/partial" "$st/empty" "$st/key"
+        # trixie's .gpg is a symlink to .pgp, which bookworm's apt does not
+        # take as a keyring name: copy the keys into keyring.gpg.
+        tar -xf "$tarball" -C "$st/key" --wildcards './usr/share/keyrings/debian-archive-keyring.*' ||
+            fail "no debian-archive-keyring in $tarball"
+        cp -L "$st/key/usr/share/keyrings/debian-archive-keyring.gpg" "$st/keyring.gpg" ||
+            cp -L "$st/key/usr/share/keyrings/debian-archive-keyring.pgp" "$st/keyring.gpg" ||
+            fail "no debian-archive-keyring.gpg or .pgp in $tarball"
+        printf 'deb [signed-by=%s] %s %s main\n' "$st/keyring.gpg" "$E2E_MIRROR" "$E2E_SUITE" \
+            >"$st/sources.list"
+        update=1
+    fi
+    if [[ -n $update ]]; then
+        : >"$st/apt.log"
+        if ! _e2e_archive_apt "$st" "$st/apt.log" update; then
+            tail -n 20 "$st/apt.log" >&2
+            fail "apt-get update of $E2E_SUITE's lists failed (log above)"
+        fi
+        # Its presence says the lists were fetched once.
+        : >"$st/fetched"
+        e2e_log "fetched $E2E_SUITE's package lists into $st"
+    fi
+    flock -u "$lockfd"
+    exec {lockfd}>&-
+    echo "$st"
+}
+
+# _e2e_archive_download TMP STATEDIR PKG...: download into TMP/archives;
+# apt's output in TMP/apt.log.
 _e2e_archive_download() {
-    local tmp=$1
-    shift
-    apt-get -q -y -o Dir::State::status="$tmp/var/lib/dpkg/status" \
-        -o Dir::Cache::archives="$tmp/archives" -o Debug::NoLocking=1 \
-        -o APT::Install-Recommends=0 install --download-only "$@" >"$tmp/apt.log" 2>&1
+    local tmp=$1 st=$2
+    shift 2
+    _e2e_archive_apt "$st" "$tmp/apt.log" -o Dir::State::status="$tmp/var/lib/dpkg/status" \
+        -o Dir::Cache::archives="$tmp/archives" \
+        -o APT::Install-Recommends=0 install --download-only "$@"
 }
 
 # e2e_archive_debs SET PKG...: download PKGs and the dependencies the
 # rootfs lacks, once; prints the cache directory.
 e2e_archive_debs() {
-    local set=$1 dir tmp lockfd
+    local set=$1 dir tmp lockfd st
     shift
     dir=$(_e2e_archive_dir "$set" "$@")
     mkdir -p "$E2E_CACHE_DIR"
@@ -690,22 +758,26 @@ e2e_archive_debs() {
         [[ -s $(_e2e_rootfs_tarball) ]] || fail "e2e_archive_debs: no rootfs tarball yet"
         tmp=$(mktemp -d "$E2E_WORK_DIR/$set.XXXXXX")
         E2E_OWNED_DIRS+=("$tmp")
-        tar -xf "$(_e2e_rootfs_tarball)" -C "$tmp" ./var/lib/dpkg/status
+        tar -xf "$(_e2e_rootfs_tarball)" -C "$tmp" ./var/lib/dpkg/status || fail "no dpkg status in the rootfs"
         mkdir -p "$tmp/archives/partial"
-        if ! _e2e_archive_download "$tmp" "$@"; then
-            e2e_log "download failed; refreshing the host's package lists and retrying"
-            apt-get update -q >/dev/null
-            _e2e_archive_download "$tmp" "$@" || {
+        # $(...) does not inherit set -e, and this function itself runs in
+        # one (e2e_archive_install): every failure is checked explicitly.
+        st=$(_e2e_archive_state) || fail "no apt state for $E2E_SUITE"
+        if ! _e2e_archive_download "$tmp" "$st" "$@"; then
+            e2e_log "download failed; refreshing $E2E_SUITE's package lists and retrying"
+            tail -n 5 "$tmp/apt.log" >&2
+            st=$(_e2e_archive_state refresh) || fail "could not refresh $E2E_SUITE's package lists"
+            _e2e_archive_download "$tmp" "$st" "$@" || {
                 tail -n 20 "$tmp/apt.log" >&2
-                fail "could not download $* and their dependencies"
+                fail "could not download $* and their dependencies from $E2E_SUITE"
             }
         fi
         rm -rf "$dir"
         mkdir -p "$dir"
-        mv "$tmp"/archives/*.deb "$dir/"
-        (cd "$dir" && ls ./*.deb >debs.list)
+        mv "$tmp"/archives/*.deb "$dir/" || fail "apt downloaded no .deb for $*"
+        (cd "$dir" && ls ./*.deb >debs.list) || fail "could not list $dir"
         rm -rf "$tmp"
-        e2e_log "cached $(wc -l <"$dir/debs.list") .debs for $* in $dir"
+        e2e_log "cached $(wc -l <"$dir/debs.list") .debs of $E2E_SUITE for $* in $dir"
     fi
     flock -u "$lockfd"
     exec {lockfd}>&-
@@ -819,22 +891,111 @@ e2e_apt_setup() {
 
 # ---------------------------------------------------------------- tests
 
+# ---------------------------------------------------------------- releases
+
+# The Debian releases the bed boots, and the cgroup modes each boots in.
+# bookworm (systemd 252) in v2 and legacy v1. trixie's systemd 257 still
+# boots in v1 inside nspawn (it marks itself tainted "cgroupsv1"), but
+# upstream has deprecated v1, trixie's default is v2, and a second trixie
+# pass would cost ~10 minutes of CI: v1 stays covered on bookworm, trixie
+# and sid run v2. E2E_MODES_RELEASE (e.g. E2E_MODES_trixie="v2 v1")
+# replaces a release's modes for a local run. E2E_RELEASES (default: all
+# three) and E2E_MODES (default: each release's own) narrow what a run
+# boots; a mode a release does not list is never booted for it.
+E2E_ALL_RELEASES=(bookworm trixie sid)
+# A script without a "# e2e: releases" header runs on these. sid only for
+# the scripts that name it: the archive changes daily under it.
+E2E_DEFAULT_RELEASES="bookworm trixie"
+
+# e2e_release_modes RELEASE: the cgroup modes RELEASE is booted in.
+e2e_release_modes() {
+    local override=E2E_MODES_$1
+    if [[ $1 =~ ^[a-z]+$ && -n ${!override:-} ]]; then
+        echo "${!override}"
+        return
+    fi
+    case $1 in
+        bookworm) echo "v2 v1" ;;
+        trixie | sid) echo v2 ;;
+        *) fail "unknown release '$1' (known: ${E2E_ALL_RELEASES[*]})" ;;
+    esac
+}
+
+# e2e_modes RELEASE: the modes to boot RELEASE in for this run: its own
+# (e2e_release_modes), narrowed by E2E_MODES if set.
+e2e_modes() {
+    local m out=()
+    for m in $(e2e_release_modes "$1"); do
+        [[ -z ${E2E_MODES:-} || " $E2E_MODES " == *" $m "* ]] && out+=("$m")
+    done
+    echo "${out[*]}"
+}
+
+# e2e_check_releases: fail on an unknown release in E2E_RELEASES. Call it
+# plainly (not in $(...) or `if`), before iterating over E2E_RELEASES.
+e2e_check_releases() {
+    local r
+    for r in $E2E_RELEASES; do
+        e2e_release_modes "$r" >/dev/null
+    done
+}
+
+# _e2e_header SCRIPT KEY: the words of SCRIPT's first "# e2e: KEY ..." line.
+_e2e_header() {
+    sed -n "s/^# e2e: $2 //p" "$1" | head -n 1
+}
+
+# e2e_script_releases SCRIPT: the releases SCRIPT runs on: the words of its
+# header line "# e2e: releases bookworm trixie", else E2E_DEFAULT_RELEASES.
+# An unknown codename there fails (a typo must not silently drop a test).
+e2e_script_releases() {
+    local rels r
+    rels=$(_e2e_header "$1" releases)
+    for r in $rels; do
+        [[ " ${E2E_ALL_RELEASES[*]} " == *" $r "* ]] ||
+            fail "$(basename "$1"): unknown release '$r' in '# e2e: releases' (known: ${E2E_ALL_RELEASES[*]})"
+    done
+    echo "${rels:-$E2E_DEFAULT_RELEASES}"
+}
+
+# e2e_check_headers SCRIPT: fail on an unknown release or mode in SCRIPT's
+# headers. Call it plainly: the other helpers run inside $(...) or `if`,
+# where a failure cannot end the script.
+e2e_check_headers() {
+    e2e_script_releases "$1" >/dev/null
+    e2e_runs_in "$1" v2 || true
+}
+
+# e2e_runs_on SCRIPT RELEASE: true if SCRIPT runs on RELEASE.
+e2e_runs_on() {
+    local rels
+    rels=$(e2e_script_releases "$1")
+    [[ " $rels " == *" $2 "* ]]
+}
+
 # e2e_runs_in SCRIPT MODE: true if SCRIPT runs in cgroup MODE. A script
 # that gains nothing from one mode names the modes it runs in with a header
 # line "# e2e: modes v2" (words after "modes"); without one it runs in all.
-# run.sh reports a script left out this way as "not run", not as a skip.
+# Both headers combine: a script runs on each of its releases in those of
+# the release's modes that it names. run.sh reports a script left out
+# either way as "not run", not as a skip.
 e2e_runs_in() {
-    local script=$1 mode=$2 modes
-    modes=$(sed -n 's/^# e2e: modes //p' "$script" | head -n 1)
+    local script=$1 mode=$2 modes m
+    modes=$(_e2e_header "$script" modes)
+    for m in $modes; do
+        [[ $m == v2 || $m == v1 ]] ||
+            fail "$(basename "$script"): unknown mode '$m' in '# e2e: modes' (v2 or v1)"
+    done
     [[ -z $modes || " $modes " == *" $mode "* ]]
 }
 
 # e2e_test_main FUNC: the body of every test script. FUNC is called with
 # the machine name. Under run.sh (E2E_MACHINE set) it uses the shared,
 # already booted machine, once. Standalone it boots its own machine for each
-# mode in E2E_MODES (default "v2 v1"), so every test can be run by hand.
+# release in E2E_RELEASES that the script runs on and each of that
+# release's modes (e2e_modes), so every test can be run by hand.
 e2e_test_main() {
-    local fn=$1 mode name dir t0 ran=0
+    local fn=$1 release mode name dir t0 ran=0
     if [[ -n ${E2E_MACHINE:-} ]]; then
         e2e_require_root
         e2e_build_debs
@@ -844,25 +1005,34 @@ e2e_test_main() {
     e2e_init
     e2e_host_deps
     t0=$(e2e_now_ms)
+    e2e_check_releases
+    e2e_check_headers "$0"
     e2e_step "build demo debs" e2e_build_debs
-    for mode in ${E2E_MODES:-v2 v1}; do
-        if ! e2e_runs_in "$0" "$mode"; then
-            e2e_log "not run in $mode: $(basename "$0") says '$(grep -m 1 '^# e2e: modes ' "$0")'"
+    for release in $E2E_RELEASES; do
+        if ! e2e_runs_on "$0" "$release"; then
+            e2e_log "not run on $release: $(basename "$0") runs on '$(e2e_script_releases "$0")'"
             continue
         fi
-        name=rse2e-$mode-$$
-        dir=$E2E_WORK_DIR/$name
-        e2e_step "rootfs ($mode)" e2e_rootfs "$dir"
-        e2e_step "boot ($mode)" e2e_boot "$name" "$dir" "$mode"
-        export E2E_MODE=$mode
-        e2e_step "test $(basename "$0") ($mode)" "$fn" "$name"
-        e2e_step "shutdown ($mode)" e2e_shutdown "$name"
-        rm -rf --one-file-system "$dir"
-        ran=$((ran + 1))
+        export E2E_SUITE=$release
+        for mode in $(e2e_modes "$release"); do
+            if ! e2e_runs_in "$0" "$mode"; then
+                e2e_log "not run in $mode: $(basename "$0") says '# e2e: modes $(_e2e_header "$0" modes)'"
+                continue
+            fi
+            name=rse2e-$release-$mode-$$
+            dir=$E2E_WORK_DIR/$name
+            export E2E_MODE=$mode
+            e2e_step "rootfs ($release $mode)" e2e_rootfs "$dir"
+            e2e_step "boot ($release $mode)" e2e_boot "$name" "$dir" "$mode"
+            e2e_step "test $(basename "$0") ($release $mode)" "$fn" "$name"
+            e2e_step "shutdown ($release $mode)" e2e_shutdown "$name"
+            rm -rf --one-file-system "$dir"
+            ran=$((ran + 1))
+        done
     done
     e2e_log "total $(($(e2e_now_ms) - t0)) ms"
     if ((ran == 0)); then
-        e2e_log "SKIP: $(basename "$0") runs in none of the modes asked for (E2E_MODES='${E2E_MODES:-v2 v1}')"
+        e2e_log "SKIP: $(basename "$0") runs in none of the releases and modes asked for (E2E_RELEASES='$E2E_RELEASES', E2E_MODES='${E2E_MODES:-}')"
         exit 77
     fi
 }

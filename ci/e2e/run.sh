@@ -5,15 +5,23 @@
 #   ci/e2e/run.sh [TEST.sh...]
 #
 # Runs every test script (default: smoke.sh, then tests/*.sh in name order)
-# once per cgroup mode in E2E_MODES (default "v2 v1"). Per mode one booted
-# container is shared by the tests, in order, because a boot plus a fresh
-# rootfs costs ~2-3 s; it is replaced by a fresh one
+# on each Debian release in E2E_RELEASES (default "bookworm trixie sid"),
+# once per cgroup mode of that release (bookworm: v2 and v1; trixie and
+# sid: v2; see e2e_release_modes in lib.sh), narrowed by E2E_MODES if set.
+# While a test runs, E2E_SUITE holds the release's codename. A script runs
+# on the releases of its header line "# e2e: releases bookworm trixie"
+# (codenames); without one on bookworm and trixie, so sid boots only for
+# the scripts that name it. Per release and mode one booted container is
+# shared by the tests, in order, because a boot plus a fresh rootfs costs
+# ~2-3 s; it is replaced by a fresh one
 #   - before a test whose script contains a line "# e2e: fresh-machine"
 #     (for tests that change the system in ways a later test would notice),
 #   - after a test that failed (the next test must not inherit its mess).
 # A script with a line "# e2e: modes v2" runs only in the modes named there
-# (for slow tests that the other mode would add nothing to); in the others
-# it is reported as "not run", which is neither a pass nor a skip.
+# (for slow tests that the other mode would add nothing to). A release or
+# mode a script leaves out is reported as "not run", which is neither a
+# pass nor a skip. Each release's root filesystem is debootstrapped once
+# into E2E_CACHE_DIR (a few minutes) and cached there, keyed by release.
 #
 # Test script contract (see tests/README.md): bash, sources lib.sh, ends with
 # `e2e_test_main FUNC`; gets the machine in E2E_MACHINE and the mode in
@@ -24,9 +32,10 @@
 # run.sh builds it first with packaging/build-deb.sh (installing cargo-deb
 # if it is missing) and exports it, so no test skips for want of it.
 #
-# Prints one line per test and mode, then a summary: wall time per test,
-# the tests' measurements ("[e2e] measure: ..."), "e2e: N passed, N failed,
-# N skipped". Exits non-zero if any test failed, and also if any test
+# Prints one line per test, release and mode, then a summary: wall time per
+# test, the tests' measurements ("[e2e] measure: ..."), per release
+# "e2e[RELEASE]: N passed, N failed, N skipped", and over all of them
+# "e2e: N passed, N failed, N skipped" (CI greps this line). Exits non-zero if any test failed, and also if any test
 # skipped: a skip in CI would look green while proving nothing. For a local
 # run where skips are expected, set E2E_ALLOW_SKIP=1.
 set -euo pipefail
@@ -36,6 +45,7 @@ set -euo pipefail
 : "${E2E_TEST_TIMEOUT:=300}"
 
 e2e_init
+e2e_check_releases
 e2e_host_deps
 t_start=$(e2e_now_ms)
 
@@ -46,6 +56,9 @@ else
     tests=("$E2E_DIR/smoke.sh" "$E2E_DIR"/tests/*.sh)
     shopt -u nullglob
 fi
+for t in "${tests[@]}"; do
+    e2e_check_headers "$t"
+done
 
 # build_tool_deb: build restart-stale's .deb from this checkout and set
 # RESTART_STALE_DEB. Under sudo, build as the invoking user (a login shell,
@@ -92,6 +105,7 @@ passed=0
 failed=0
 skipped=0
 notrun=0
+declare -A rel_passed=() rel_failed=() rel_skipped=() rel_notrun=()
 failures=()
 skips=()
 times=()
@@ -99,65 +113,78 @@ machine=
 rootfs=
 seq=0
 
-# fresh_machine MODE: shut down the current machine (if any), boot a new one.
+# fresh_machine RELEASE MODE: shut down the current machine (if any), boot
+# a new one of RELEASE in cgroup MODE.
 fresh_machine() {
-    local mode=$1
+    local release=$1 mode=$2
     if [[ -n $machine ]]; then
         e2e_step "shutdown $machine" e2e_shutdown "$machine"
         rm -rf --one-file-system "$rootfs"
     fi
     seq=$((seq + 1))
-    machine=rse2e-$mode-$$-$seq
+    machine=rse2e-$release-$mode-$$-$seq
     rootfs=$E2E_WORK_DIR/$machine
     e2e_step "rootfs $machine" e2e_rootfs "$rootfs"
     e2e_step "boot $machine" e2e_boot "$machine" "$rootfs" "$mode"
 }
 
-for mode in ${E2E_MODES:-v2 v1}; do
-    machine=
-    fresh=1
-    for t in "${tests[@]}"; do
-        label="$(basename "$t") [$mode]"
-        if ! e2e_runs_in "$t" "$mode"; then
-            notrun=$((notrun + 1))
-            e2e_log "==== NOT RUN $label: the script says '$(grep -m 1 '^# e2e: modes ' "$t")'"
-            continue
+for release in $E2E_RELEASES; do
+    export E2E_SUITE=$release
+    rel_passed[$release]=0 rel_failed[$release]=0 rel_skipped[$release]=0 rel_notrun[$release]=0
+    for mode in $(e2e_modes "$release"); do
+        machine=
+        fresh=1
+        left_out=()
+        for t in "${tests[@]}"; do
+            label="$(basename "$t") [$release $mode]"
+            if ! e2e_runs_on "$t" "$release" || ! e2e_runs_in "$t" "$mode"; then
+                notrun=$((notrun + 1))
+                rel_notrun[$release]=$((rel_notrun[$release] + 1))
+                left_out+=("$(basename "$t")")
+                continue
+            fi
+            if ((fresh)) || grep -q '^# e2e: fresh-machine' "$t"; then
+                fresh_machine "$release" "$mode"
+            fi
+            fresh=0
+            e2e_log "==== $label on $machine"
+            t0=$(e2e_now_ms)
+            rc=0
+            E2E_MACHINE=$machine E2E_MODE=$mode \
+                timeout --kill-after=10 "$E2E_TEST_TIMEOUT" bash "$t" || rc=$?
+            ms=$(($(e2e_now_ms) - t0))
+            times+=("$(printf '%8d ms  %s' "$ms" "$label")")
+            case $rc in
+                0)
+                    passed=$((passed + 1))
+                    rel_passed[$release]=$((rel_passed[$release] + 1))
+                    e2e_log "==== PASS $label ($ms ms)"
+                    ;;
+                77)
+                    skipped=$((skipped + 1))
+                    rel_skipped[$release]=$((rel_skipped[$release] + 1))
+                    skips+=("$label")
+                    e2e_log "==== SKIP $label ($ms ms)"
+                    ;;
+                *)
+                    failed=$((failed + 1))
+                    rel_failed[$release]=$((rel_failed[$release] + 1))
+                    failures+=("$label")
+                    ((rc == 124)) && e2e_log "$label timed out after ${E2E_TEST_TIMEOUT}s"
+                    e2e_log "==== FAIL $label (exit $rc, $ms ms)"
+                    e2e_debug_dump "$machine"
+                    fresh=1
+                    ;;
+            esac
+        done
+        if ((${#left_out[@]})); then
+            e2e_log "==== NOT RUN on $release $mode (their '# e2e: releases/modes' headers leave it out): ${left_out[*]}"
         fi
-        if ((fresh)) || grep -q '^# e2e: fresh-machine' "$t"; then
-            fresh_machine "$mode"
+        if [[ -n $machine ]]; then
+            e2e_step "shutdown $machine" e2e_shutdown "$machine"
+            rm -rf --one-file-system "$rootfs"
         fi
-        fresh=0
-        e2e_log "==== $label on $machine"
-        t0=$(e2e_now_ms)
-        rc=0
-        E2E_MACHINE=$machine E2E_MODE=$mode \
-            timeout --kill-after=10 "$E2E_TEST_TIMEOUT" bash "$t" || rc=$?
-        ms=$(($(e2e_now_ms) - t0))
-        times+=("$(printf '%8d ms  %s' "$ms" "$label")")
-        case $rc in
-            0)
-                passed=$((passed + 1))
-                e2e_log "==== PASS $label ($ms ms)"
-                ;;
-            77)
-                skipped=$((skipped + 1))
-                skips+=("$label")
-                e2e_log "==== SKIP $label ($ms ms)"
-                ;;
-            *)
-                failed=$((failed + 1))
-                failures+=("$label")
-                ((rc == 124)) && e2e_log "$label timed out after ${E2E_TEST_TIMEOUT}s"
-                e2e_log "==== FAIL $label (exit $rc, $ms ms)"
-                e2e_debug_dump "$machine"
-                fresh=1
-                ;;
-        esac
     done
-    if [[ -n $machine ]]; then
-        e2e_step "shutdown $machine" e2e_shutdown "$machine"
-        rm -rf --one-file-system "$rootfs"
-    fi
 done
 
 e2e_log "wall time per test:"
@@ -173,8 +200,14 @@ done
 for f in "${skips[@]}"; do
     e2e_log "skipped: $f"
 done
+for release in $E2E_RELEASES; do
+    line="e2e[$release]: ${rel_passed[$release]} passed, ${rel_failed[$release]} failed, ${rel_skipped[$release]} skipped"
+    ((rel_notrun[$release] == 0)) || line+=", ${rel_notrun[$release]} not run"
+    line+=" (modes: $(e2e_modes "$release"))"
+    echo "$line"
+done
 summary="e2e: $passed passed, $failed failed, $skipped skipped"
-((notrun == 0)) || summary+=", $notrun not run (modes their scripts leave out)"
+((notrun == 0)) || summary+=", $notrun not run (releases or modes their scripts leave out)"
 echo "$summary"
 ((failed == 0)) || exit 1
 if ((skipped)) && [[ ${E2E_ALLOW_SKIP:-0} != 1 ]]; then

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Deferred restarts (docs/deferred.md, issue 15 part 1) on a real systemd
-# (bookworm: 252, which has Markers=). With `RestartStale::Auto-Restart
-# "false"`, `apt-get upgrade` of libdemo1 restarts nothing and marks
-# demo-allowed needs-restart; the denied, not-allowed and never-tier units
-# (dbus, logind) stay unmarked. `status` shows the mark. Then the window's
-# `restart-stale --marked` restarts demo-allowed, which is clean after it
-# and has lost its mark, and leaves everything else as it was.
+# (bookworm: 252, trixie: 257; Markers= exists since 248). With
+# `RestartStale::Auto-Restart "false"`, `apt-get upgrade` of libdemo1
+# restarts nothing and marks demo-allowed needs-restart; the denied,
+# not-allowed and never-tier units (dbus, logind) stay unmarked. `status`
+# shows the mark. Then the window's `restart-stale --marked` restarts
+# demo-allowed, which is clean after it and has lost its mark, and leaves
+# everything else as it was.
 set -euo pipefail
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
