@@ -56,7 +56,7 @@ struct Corpus {
 fn scan_cases() {
     run_corpus(&Corpus {
         dir: "tests/cases",
-        at_least: 14,
+        at_least: 17,
         argv0: "restart-stale",
         root: scan_root,
         render: |out, _| format!("{}{}", readable_stdout(&out.stdout), exit(out)),
