@@ -16,51 +16,49 @@ set -euo pipefail
 
 DELEG=demo-deleg.service
 
-# What the delegated service runs: the sub-cgroups are its own business
-# (Delegate=yes), so it makes them itself, then sleeps.
-# shellcheck disable=SC2016 # expanded by the container's shell
-DELEG_SCRIPT='#!/bin/sh
+# install_scripts NAME: the delegated service's program and the test's
+# cleanup, as files in NAME. The sub-cgroups are the service's own business
+# (Delegate=yes), so it makes them itself, then sleeps. The chain is made
+# and removed by relative names with perl (perl-base is Essential): the
+# shell's cd goes by absolute paths, which stop working at PATH_MAX.
+install_scripts() {
+    e2e_in "$1" sh -c 'cat >/usr/local/lib/demo-deleg.sh && chmod 755 /usr/local/lib/demo-deleg.sh' <<'EOF'
+#!/bin/sh
 set -e
 if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
     base=/sys/fs/cgroup
-    cg=$(sed -n "s/^0:://p" /proc/self/cgroup)
+    cg=$(sed -n 's/^0:://p' /proc/self/cgroup)
     mkdir "$base$cg/thr-root" "$base$cg/thr-root/thr"
     echo threaded >"$base$cg/thr-root/thr/cgroup.type"
 else
     base=/sys/fs/cgroup/systemd
-    cg=$(sed -n "s/^[0-9]*:name=systemd://p" /proc/self/cgroup)
+    cg=$(sed -n 's/^[0-9]*:name=systemd://p' /proc/self/cgroup)
 fi
-cd "$base$cg"
-name=$(printf "%0200d" 0)
-for i in $(seq 25); do
-    mkdir "$name"
-    cd "$name"
-done
+perl -e 'chdir $ARGV[0] or die "$ARGV[0]: $!\n"; my $n = "0" x 200;
+    for (1 .. 25) { mkdir $n or die "mkdir: $!\n"; chdir $n or die "chdir: $!\n" }' "$base$cg"
 echo ready >/run/demo-deleg.ready
 exec sleep infinity
-'
-
-# Removes the long chain deepest first (rmdir by relative name: the
-# absolute paths are too long for any tool), and the threaded pair.
-# shellcheck disable=SC2016 # expanded by the container's shell
-CLEANUP_SCRIPT='#!/bin/sh
+EOF
+    e2e_in "$1" sh -c 'cat >/usr/local/lib/demo-deleg-cleanup.sh && chmod 755 /usr/local/lib/demo-deleg-cleanup.sh' <<'EOF'
+#!/bin/sh
+# Removes the long chain deepest first, and the threaded pair.
 cg=$(systemctl show -p ControlGroup --value demo-deleg.service)
 [ -n "$cg" ] || exit 0
 base=/sys/fs/cgroup
 [ -f $base/cgroup.controllers ] || base=/sys/fs/cgroup/systemd
-cd "$base$cg" || exit 0
-name=$(printf "%0200d" 0)
-n=0
-while [ -d "$name" ]; do cd "$name"; n=$((n + 1)); done
-while [ $n -gt 0 ]; do cd ..; rmdir "$name"; n=$((n - 1)); done
-rmdir thr-root/thr thr-root 2>/dev/null || true
-'
+perl -e 'chdir $ARGV[0] or exit 0; my $n = "0" x 200; my $d = 0;
+    while (-d $n) { chdir $n or die "chdir: $!\n"; $d++ }
+    while ($d-- > 0) { chdir ".." or die "chdir: $!\n"; rmdir $n or die "rmdir: $!\n" }' "$base$cg"
+rmdir "$base$cg/thr-root/thr" "$base$cg/thr-root" 2>/dev/null || true
+EOF
+}
 
 cleanup_deleg() {
     local m=$1
-    e2e_in "$m" sh -c "$CLEANUP_SCRIPT"
+    e2e_in "$m" /usr/local/lib/demo-deleg-cleanup.sh
     e2e_in "$m" systemctl stop "$DELEG" 2>/dev/null || true
-    e2e_in "$m" rm -f "/etc/systemd/system/$DELEG" /usr/local/lib/demo-deleg.sh /run/demo-deleg.ready
+    e2e_in "$m" rm -f "/etc/systemd/system/$DELEG" /usr/local/lib/demo-deleg.sh \
+        /usr/local/lib/demo-deleg-cleanup.sh /run/demo-deleg.ready
     e2e_in "$m" systemctl daemon-reload
 }
 
@@ -69,7 +67,7 @@ t() {
     local -A pid
 
     e2e_apt_setup "$m" pid
-    e2e_in "$m" sh -c "cat >/usr/local/lib/demo-deleg.sh && chmod 755 /usr/local/lib/demo-deleg.sh" <<<"$DELEG_SCRIPT"
+    install_scripts "$m"
     e2e_in "$m" sh -c "cat >/etc/systemd/system/$DELEG" <<EOF
 [Unit]
 Description=restart-stale e2e: a service with a delegated cgroup subtree
