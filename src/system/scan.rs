@@ -217,6 +217,20 @@ impl Scanner {
         ((theirs.unwrap_or(0) | 1, mount, inode), root_dir)
     }
 
+    /// Flags the files that the process's root holds a copy of its own at
+    /// (a jail, a container): the host's transaction names the host's
+    /// files, which are not these even where the paths are equal.
+    fn mark_other_root(&mut self, root: &SysRoot, view: ViewKey, root_dir: &std::path::Path, files: &mut [StaleFile]) {
+        let theirs = SysRoot::new(root_dir);
+        for f in files.iter_mut() {
+            let same = *self
+                .host_files
+                .entry((view, f.path.clone()))
+                .or_insert_with(|| staleness::same_as_host(root, &theirs, &f.path));
+            f.other_root = !same;
+        }
+    }
+
     /// The stale files of one process, every signal included; `Ok(None)`
     /// when it has exited; `Err` for permission problems. Kernel threads
     /// map nothing.
@@ -294,22 +308,6 @@ impl Scanner {
         }
         files.sort();
         Ok(Some(files))
-    }
-}
-
-impl Scanner {
-    /// Flags the files that the process's root holds a copy of its own at
-    /// (a jail, a container): the host's transaction names the host's
-    /// files, which are not these even where the paths are equal.
-    fn mark_other_root(&mut self, root: &SysRoot, view: ViewKey, root_dir: &std::path::Path, files: &mut [StaleFile]) {
-        let theirs = SysRoot::new(root_dir);
-        for f in files.iter_mut() {
-            let same = *self
-                .host_files
-                .entry((view, f.path.clone()))
-                .or_insert_with(|| staleness::same_as_host(root, &theirs, &f.path));
-            f.other_root = !same;
-        }
     }
 }
 
