@@ -88,6 +88,10 @@ pub struct StaleFile {
     /// soname stem (a library whose name carries its version, replaced by
     /// another version), when the old version's file list is unknown.
     pub sibling: Option<Arc<str>>,
+    /// The process lives in another mount namespace, and its root holds
+    /// another file at this path than the host does (a chroot jail's or a
+    /// container's own copy): a transaction on the host did not change it.
+    pub other_root: bool,
 }
 
 impl StaleFile {
@@ -99,6 +103,7 @@ impl StaleFile {
             via,
             user: false,
             sibling: None,
+            other_root: false,
         }
     }
 

@@ -26,6 +26,10 @@ pub enum Action {
 pub enum Reason {
     NotStale,
     NotAffected,
+    /// Stale files at paths the transaction changed, but the process's
+    /// root holds other files there (a jail's or a container's own copy);
+    /// names the first such path.
+    OtherRoot(String),
     NeverTier(&'static str),
     RunsThisTool,
     DeniedByAdmin(String),
@@ -44,6 +48,7 @@ impl Reason {
         match self {
             Reason::NotStale => "not-stale",
             Reason::NotAffected => "not-affected",
+            Reason::OtherRoot(_) => "other-root",
             Reason::NeverTier(_) => "never-tier",
             Reason::RunsThisTool => "runs-this-tool",
             Reason::DeniedByAdmin(_) => "denied-by-admin",
@@ -62,6 +67,7 @@ impl fmt::Display for Reason {
         match self {
             Reason::NotStale => write!(f, "nothing stale"),
             Reason::NotAffected => write!(f, "stale files are not part of the transaction"),
+            Reason::OtherRoot(p) => write!(f, "not affected: {p}: path differs from the host's in its root"),
             Reason::NeverTier(why) => write!(f, "never restarted automatically: {why}"),
             Reason::RunsThisTool => {
                 write!(f, "runs this tool or the package manager that called it")
@@ -130,6 +136,10 @@ pub struct Options<'a> {
 fn affected(mut p: StaleProcess, changed: Option<&ChangedSet>) -> Option<StaleProcess> {
     if let Some(set) = changed {
         p.files.retain_mut(|f| {
+            // The transaction changed the host's files, not a jail's copy.
+            if f.other_root {
+                return false;
+            }
             if set.contains(&f.path) {
                 return true;
             }
@@ -143,6 +153,17 @@ fn affected(mut p: StaleProcess, changed: Option<&ChangedSet>) -> Option<StalePr
         });
     }
     (!p.files.is_empty()).then_some(p)
+}
+
+/// The first path of the transaction that a process holds only as its
+/// root's own copy, to say why its unit was left alone.
+fn in_other_root(procs: &[StaleProcess], changed: Option<&ChangedSet>) -> Option<String> {
+    let set = changed?;
+    procs
+        .iter()
+        .flat_map(|p| &p.files)
+        .find(|f| f.other_root && set.contains(&f.path))
+        .map(|f| f.path.to_string())
 }
 
 fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
@@ -189,9 +210,14 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
     }
     for (unit, procs) in by_unit {
         let stale = !procs.is_empty();
+        let jailed = in_other_root(&procs, opts.changed);
         let processes: Vec<_> = procs.into_iter().filter_map(|p| affected(p, opts.changed)).collect();
         let (action, reason) = if processes.is_empty() {
-            let r = if stale { Reason::NotAffected } else { Reason::NotStale };
+            let r = match jailed {
+                Some(path) => Reason::OtherRoot(path),
+                None if stale => Reason::NotAffected,
+                None => Reason::NotStale,
+            };
             (Action::Skip, r)
         } else if processes.iter().flat_map(|p| &p.files).all(|f| f.user) {
             // A user able to put files there could otherwise restart the unit at will.
@@ -307,6 +333,42 @@ mod tests {
         assert!(p.units[0].processes.is_empty());
         assert_eq!(p.outside.len(), 1);
         assert!(p.init.is_none());
+    }
+
+    #[test]
+    fn a_jails_own_copy_counts_for_status_not_for_a_transaction() {
+        let lib = "/usr/lib/libdemo.so.1";
+        let scan_with_jail = || {
+            let mut scan = scan_of(&["host.service", "jail.service"]);
+            let mut jailed = proc_in(Owner::Unit("jail.service".into()), 9, &[lib]);
+            jailed.files[0].other_root = true;
+            scan.stale.retain(|p| p.owner != Owner::Unit("jail.service".into()));
+            scan.stale.push(jailed);
+            scan
+        };
+        let policy = Policy::default();
+        let set: ChangedSet = [lib].into_iter().collect();
+        let plan_of = |changed| {
+            let opts = Options {
+                policy: &policy,
+                changed,
+                all: true,
+                self_units: &[],
+            };
+            plan(&mut scan_with_jail(), &opts)
+        };
+        let p = plan_of(Some(&set));
+        assert_eq!(p.units[0].action, Action::Restart, "the host's process counts");
+        assert_eq!(p.units[1].action, Action::Skip);
+        assert_eq!(p.units[1].reason, Reason::OtherRoot(lib.into()));
+        assert_eq!(p.units[1].reason.code(), "other-root");
+        assert!(p.units[1]
+            .reason
+            .to_string()
+            .contains("path differs from the host's in its root"));
+        let p = plan_of(None);
+        assert_eq!(p.units[1].action, Action::Restart, "status reports it as stale");
+        assert_eq!(p.units[1].processes.len(), 1);
     }
 
     #[test]

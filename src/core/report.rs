@@ -10,7 +10,7 @@
 //! come out sorted, as the schema promises.
 
 use crate::core::model::{Layout, StaleFile, StaleProcess, Staleness, UnitResult, Via};
-use crate::core::plan::{Action, OutsideProcess, Plan};
+use crate::core::plan::{Action, OutsideProcess, Plan, Reason};
 use crate::core::sessions::{self, Group};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -48,16 +48,21 @@ fn write_who(w: &mut impl Write, p: &StaleProcess) -> io::Result<()> {
     write!(w, "pid {} ({})", p.pid, clean(&p.comm))
 }
 
+/// The note on a file that the process's root holds as its own copy.
+const OTHER_ROOT: &str = "its root's own copy, not the host's";
+
 /// `in_transaction`: the report is of a transaction, so every file shown
 /// is part of it.
 fn write_files(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io::Result<()> {
     for (i, f) in p.files.iter().enumerate() {
         let sep = if i == 0 { "" } else { ", " };
         let user = if f.user { "report only: users control it" } else { "" };
+        let other = if f.other_root { OTHER_ROOT } else { "" };
         if let Some(reason) = f.reason_text(in_transaction) {
             write!(w, "{sep}{}", clean(&reason))?;
-            if f.user {
-                write!(w, " [{user}]")?;
+            let notes: Vec<&str> = [user, other].into_iter().filter(|n| !n.is_empty()).collect();
+            if !notes.is_empty() {
+                write!(w, " [{}]", notes.join(", "))?;
             }
             continue;
         }
@@ -68,7 +73,12 @@ fn write_files(w: &mut impl Write, p: &StaleProcess, in_transaction: bool) -> io
         };
         let exe = if f.exe { ", exe" } else { "" };
         let user = if f.user { format!(", {user}") } else { String::new() };
-        write!(w, "{sep}{} [{why}{exe}{user}]", clean(&f.path))?;
+        let other = if f.other_root {
+            format!(", {other}")
+        } else {
+            String::new()
+        };
+        write!(w, "{sep}{} [{why}{exe}{user}{other}]", clean(&f.path))?;
     }
     Ok(())
 }
@@ -87,7 +97,9 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
     let shown: Vec<_> = plan
         .units
         .iter()
-        .filter(|u| verbose || !u.processes.is_empty())
+        // A jail's unit left alone by a transaction has no processes in
+        // the plan, but a reader must learn why its stale code stays.
+        .filter(|u| verbose || !u.processes.is_empty() || matches!(u.reason, Reason::OtherRoot(_)))
         .collect();
     let width = shown.iter().map(|u| u.unit.len()).max().unwrap_or(0);
     let t = ctx.changed_files.is_some();
@@ -174,6 +186,8 @@ struct FileDoc<'a> {
     exe: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     module: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    other_root: bool,
     path: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
@@ -196,6 +210,7 @@ impl Serialize for FilesDoc<'_> {
                 Via::Import(m) => Some(m),
                 _ => None,
             },
+            other_root: f.other_root,
             path: &f.path,
             reason: f.reason_text(self.1),
             report_only: f.user,

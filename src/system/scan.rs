@@ -138,6 +138,9 @@ pub struct Scanner {
     our_namespace: Option<Option<u64>>,
     /// Open files, scripts and modules (`interp`).
     pub interp: interp::Interp,
+    /// Whether a path in another view is the host's file
+    /// ([`staleness::same_as_host`]), per view and path.
+    host_files: std::collections::HashMap<(ViewKey, std::sync::Arc<str>), bool>,
 }
 
 /// The view of every process in our own mount namespace.
@@ -214,6 +217,20 @@ impl Scanner {
         ((theirs.unwrap_or(0) | 1, mount, inode), root_dir)
     }
 
+    /// Flags the files that the process's root holds a copy of its own at
+    /// (a jail, a container): the host's transaction names the host's
+    /// files, which are not these even where the paths are equal.
+    fn mark_other_root(&mut self, root: &SysRoot, view: ViewKey, root_dir: &std::path::Path, files: &mut [StaleFile]) {
+        let theirs = SysRoot::new(root_dir);
+        for f in files.iter_mut() {
+            let same = *self
+                .host_files
+                .entry((view, f.path.clone()))
+                .or_insert_with(|| staleness::same_as_host(root, &theirs, &f.path));
+            f.other_root = !same;
+        }
+    }
+
     /// The stale files of one process, every signal included; `Ok(None)`
     /// when it has exited; `Err` for permission problems. Kernel threads
     /// map nothing.
@@ -285,6 +302,9 @@ impl Scanner {
             .add_findings(&mut self.resolver, root, pid, &seen, &mut files);
         for f in &mut files {
             f.user = crate::core::places::user_controlled(&f.path);
+        }
+        if view != OUR_VIEW && !files.is_empty() {
+            self.mark_other_root(root, view, &root_dir, &mut files);
         }
         files.sort();
         Ok(Some(files))

@@ -7,6 +7,7 @@
 
 pub use crate::core::model::Staleness;
 use crate::system::maps::{strip_marker, DELETED_MARKER};
+use crate::system::sysroot::SysRoot;
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -68,6 +69,25 @@ fn on_disk(path: &Path) -> OnDisk {
         },
         Err(_) => OnDisk::Missing,
     }
+}
+
+/// Whether `path` names the same file in the root `theirs` (a process's
+/// `/proc/PID/root`, in another mount namespace) as in the host's root
+/// `host`: a transaction changed the host's files, and a jail or a
+/// container may hold its own copy under the same name. The same file is
+/// the same device and inode at the path now, or, for a file the
+/// transaction removed, the same directory holding the name (a unit with
+/// `ProtectSystem=` or `PrivateTmp=` sees the host's /usr through a bind
+/// mount, which keeps device and inode). Each root's links are followed
+/// inside it, so an absolute link in a jail does not lead to the host.
+pub fn same_as_host(host: &SysRoot, theirs: &SysRoot, path: &str) -> bool {
+    let at = |r: &SysRoot, p: &Path| r.resolve(p).map(|p| on_disk(&r.path(p)));
+    let same = |p: &Path| match (at(host, p), at(theirs, p)) {
+        (Some(a @ OnDisk::Present { .. }), Some(b)) => a == b,
+        _ => false,
+    };
+    let path = Path::new(path);
+    same(path) || path.parent().is_some_and(same)
 }
 
 /// Identifies a filesystem view: processes that print and resolve paths
@@ -211,6 +231,33 @@ mod tests {
             assert!(ignored(p.as_bytes()), "{p}");
         }
         assert!(!ignored(b"/usr/lib/libc.so.6"));
+    }
+
+    #[test]
+    fn a_jail_copy_is_not_the_hosts_file() {
+        use std::os::unix::fs::symlink;
+        let (_h, host) = SysRoot::scratch();
+        let lib = "/usr/lib/x86_64-linux-gnu/libdemo.so.1";
+        std::fs::create_dir_all(host.path("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::write(host.path(lib), b"host").unwrap();
+        // A bind mount of the host's /usr keeps device and inode: the
+        // same tree seen through another path.
+        assert!(same_as_host(&host, &host, lib));
+        // A jail with its own copy, also reached through an absolute link
+        // (followed inside the jail).
+        let jail = SysRoot::new(host.path("srv/jail"));
+        std::fs::create_dir_all(jail.path("usr/lib/x86_64-linux-gnu")).unwrap();
+        std::fs::write(jail.path(lib), b"jail").unwrap();
+        assert!(!same_as_host(&host, &jail, lib));
+        symlink("/usr/lib/x86_64-linux-gnu", jail.path("lib64")).unwrap();
+        assert!(!same_as_host(&host, &jail, "/lib64/libdemo.so.1"));
+        // Removed by the transaction: the same directory decides.
+        std::fs::remove_file(host.path(lib)).unwrap();
+        assert!(same_as_host(&host, &host, lib));
+        std::fs::remove_file(jail.path(lib)).unwrap();
+        assert!(!same_as_host(&host, &jail, lib));
+        // Nothing there in either root is no evidence of sameness.
+        assert!(!same_as_host(&host, &jail, "/opt/none/x.so"));
     }
 
     #[test]

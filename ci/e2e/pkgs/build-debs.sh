@@ -19,6 +19,10 @@
 #                   in the package), no libdemo    demo-otherdel.service
 #   demo-slow       one binary linked to libdemo, five units demo-slow1..5
 #                   with ExecStartPre=/bin/sleep 1 (each start takes ~1 s)
+#   demo-env        daemon linked to libdemo       demo-env.service, whose
+#                   Environment=DEMO_ENV=<version> changes with the version
+#                   (not in lib.sh's E2E_DEMO_PKGS: only
+#                   44-hardening-unit-file.sh installs it)
 #
 # Interpreted daemons (Architecture: all; not in lib.sh's E2E_DEMO_PKGS,
 # since they need python3, which the rootfs lacks: 27-apt-interpreted.sh
@@ -137,7 +141,7 @@ for ver in 1.0 2.0; do
     gcc "${cflags[@]}" -fPIC -shared -Wl,-soname,libdemo.so.1 \
         -DDEMO_VERSION=\"$ver\" -o "$b/libdemo.so.1" "$src/libdemo.c"
     ln -sfn libdemo.so.1 "$b/libdemo.so" # link-time name only; not shipped
-    for d in demo-allowed demo-denied demo-slow; do
+    for d in demo-allowed demo-denied demo-slow demo-env; do
         gcc "${cflags[@]}" -DDAEMON_NAME=\""$d"\" "$vdef" -o "$b/$d" \
             "$src/daemon.c" -L"$b" -ldemo
     done
@@ -161,6 +165,13 @@ for ver in 1.0 2.0; do
         unit "$p" "$d.service" "restart-stale e2e demo ($d)" "/usr/bin/$d"
         control "$p" "$d" "$ver" "libdemo1 (>= 1.0)" "demo daemon using libdemo ($d)"
     done
+
+    # --- demo-env: its unit file differs between the versions
+    p=$(stage demo-env "$ver")
+    bin "$p" demo-env
+    iunit "$p" demo-env.service "restart-stale e2e demo (environment per version)" \
+        /usr/bin/demo-env "DEMO_ENV=$ver"
+    control "$p" demo-env "$ver" "libdemo1 (>= 1.0)" "demo daemon whose unit file changes"
 
     # --- demo-unrelated: no libdemo
     p=$(stage demo-unrelated "$ver")
