@@ -515,8 +515,9 @@ e2e_wait_apt_finish() {
             state=unreachable
         jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$E2E_FINISH_UNIT" 2>/dev/null) ||
             jobs=unreachable
-        left=$(e2e_in "$name" find /run/restart-stale/apt -maxdepth 1 \
-            \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
+        # The spool, and its fallback on /var for when /run fails.
+        left=$(e2e_in "$name" find /run/restart-stale/apt /var/lib/restart-stale/spool/apt \
+            -maxdepth 1 \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
         if [[ $state != active && $state != activating && $state != deactivating &&
             -z $jobs && -z $left ]]; then
             return 0

@@ -73,8 +73,9 @@ pub fn system_members(root: &SysRoot, layout: Layout) -> Members {
 
 /// Collects the members of `dir` and every cgroup below it. An unreadable
 /// cgroup ends the walk of its own subtree only, as a problem: EACCES,
-/// ENAMETOOLONG, ENODEV while a unit stops, a `cgroup.procs` that is not
-/// a file. A threaded cgroup (EOPNOTSUPP) ends it quietly ([`threaded`]).
+/// ENAMETOOLONG, a `cgroup.procs` that is not a file. A threaded cgroup
+/// (EOPNOTSUPP) ends it quietly ([`threaded`]), and so does one that was
+/// removed while we read it ([`vanished`]).
 fn walk(base: &Path, dir: &Path, found: &mut Members) {
     let rel = format!("/{}", dir.strip_prefix(base).unwrap_or(dir).display());
     let owner = owner_of_cgroup(&rel);
@@ -125,9 +126,22 @@ fn threaded(e: &anyhow::Error) -> bool {
 fn read_procs(path: &PathBuf) -> Result<Vec<u32>> {
     match std::fs::read_to_string(path) {
         Ok(s) => Ok(s.lines().filter_map(|l| l.trim().parse().ok()).collect()),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) if vanished(&e, path) => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("failed to read {}", path.display())),
     }
+}
+
+/// Whether reading the cgroup file `path` failed because its cgroup is
+/// gone (a unit stopped while we walked): nothing to see, no problem.
+/// Besides ENOENT, kernfs answers ENODEV for a file whose cgroup was
+/// removed after we opened it (`kernfs_get_active` failing in
+/// fs/kernfs/file.c); seen on v1 when a transient unit ends mid-scan.
+/// ENODEV counts only once the cgroup's directory is gone too.
+fn vanished(e: &std::io::Error, path: &Path) -> bool {
+    if e.kind() == ErrorKind::NotFound {
+        return true;
+    }
+    e.raw_os_error() == Some(libc::ENODEV) && path.parent().is_some_and(|dir| !dir.exists())
 }
 
 /// The pids (tgids) in the cgroup `path` (as systemd's `ControlGroup`
@@ -365,6 +379,22 @@ mod tests {
         for other in [libc::EACCES, libc::ENODEV, libc::ENAMETOOLONG, libc::EISDIR] {
             assert!(!threaded(&err(other)), "{other}");
         }
+    }
+
+    #[test]
+    fn enodev_of_a_removed_cgroup_means_vanished_not_a_problem() {
+        let (_d, r) = SysRoot::scratch();
+        let here = r.path("sys/fs/cgroup/system.slice/here.service");
+        std::fs::create_dir_all(&here).unwrap();
+        let gone = r.path("sys/fs/cgroup/system.slice/gone.service");
+        let enodev = std::io::Error::from_raw_os_error(libc::ENODEV);
+        assert!(vanished(&enodev, &gone.join("cgroup.procs")));
+        // The cgroup still exists: ENODEV is then a real problem.
+        assert!(!vanished(&enodev, &here.join("cgroup.procs")));
+        let enoent = std::io::Error::from_raw_os_error(libc::ENOENT);
+        assert!(vanished(&enoent, &here.join("cgroup.procs")));
+        let eacces = std::io::Error::from_raw_os_error(libc::EACCES);
+        assert!(!vanished(&eacces, &gone.join("cgroup.procs")));
     }
 
     #[test]

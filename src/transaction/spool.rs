@@ -8,6 +8,12 @@
 //! writer that finds `pending` renamed under it reopens it. A taken file
 //! is removed only once acted on; one that is left behind is taken again
 //! by the next run, oldest first.
+//!
+//! A hook whose record `/run` cannot take (mounted read-only, full) writes
+//! it to the same name under [`FALLBACK`] on /var instead, and every look
+//! at the spool (waiting, taking) covers both: the transaction is acted on
+//! once the finish step can run. A record that waits there over a reboot
+//! is harmless: the finish restarts only what still runs replaced files.
 
 use anyhow::{Context, Result};
 use std::fs::{self, File, OpenOptions};
@@ -60,8 +66,48 @@ fn still_named(file: &File, path: &Path) -> Result<bool> {
     }
 }
 
-/// Appends `text` to `dir/pending` in one write, under the lock.
+/// Where a spool's records go when its directory under /run cannot take
+/// them, relative to the same root.
+pub const FALLBACK: &str = "var/lib/restart-stale/spool";
+
+/// The fallback of the spool `dir`, which is `<root>/run/restart-stale/<name>`
+/// for every package manager: `<root>/var/lib/restart-stale/spool/<name>`.
+/// `None` for a directory of another shape (a test's bare temporary one).
+pub fn fallback(dir: &Path) -> Option<PathBuf> {
+    let name = dir.file_name()?;
+    let ours = dir.parent()?;
+    let run = ours.parent()?;
+    if ours.file_name()? != "restart-stale" || run.file_name()? != "run" {
+        return None;
+    }
+    Some(run.parent()?.join(FALLBACK).join(name))
+}
+
+/// The spool directory and its fallback, if it has one.
+fn both(dir: &Path) -> Vec<PathBuf> {
+    std::iter::once(dir.to_path_buf()).chain(fallback(dir)).collect()
+}
+
+/// Appends `text` to `dir/pending` in one write, under the lock; to the
+/// fallback's `pending` when `dir` cannot take it (read-only, full).
 pub fn append(dir: &Path, text: &str) -> Result<()> {
+    let err = match append_in(dir, text) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
+    };
+    let Some(alt) = fallback(dir) else {
+        return Err(err);
+    };
+    match append_in(&alt, text) {
+        Ok(()) => {
+            log::warn!("{err:#}; recorded in {} instead", alt.display());
+            Ok(())
+        }
+        Err(e) => Err(err.context(format!("and in {} neither: {e:#}", alt.display()))),
+    }
+}
+
+fn append_in(dir: &Path, text: &str) -> Result<()> {
     ensure_dir(dir)?;
     let path = dir.join(PENDING);
     for _ in 0..100 {
@@ -73,8 +119,13 @@ pub fn append(dir: &Path, text: &str) -> Result<()> {
             .with_context(|| format!("failed to open {}", path.display()))?;
         lock(&file, &path)?;
         if still_named(&file, &path)? {
-            file.write_all(text.as_bytes())
-                .with_context(|| format!("failed to write {}", path.display()))?;
+            let len = file.metadata()?.len();
+            if let Err(e) = file.write_all(text.as_bytes()) {
+                // All or nothing: a partial block (a full disk) would run
+                // into the `begin` line of the next writer's block.
+                let _ = file.set_len(len);
+                return Err(e).with_context(|| format!("failed to write {}", path.display()));
+            }
             return Ok(());
         }
         // finish renamed it while we waited for the lock: start a new one.
@@ -82,11 +133,23 @@ pub fn append(dir: &Path, text: &str) -> Result<()> {
     anyhow::bail!("{} keeps being renamed; giving up", path.display())
 }
 
-/// Takes every record that is waiting: leftovers from a `finish` that did
-/// not complete, then `pending`, renamed so that new runs start afresh.
-/// Returns the taken files, oldest first; the caller removes them once
-/// acted upon.
+/// Takes every record that is waiting, in `dir` and its fallback:
+/// leftovers from a `finish` that did not complete, then `pending`, renamed
+/// so that new runs start afresh. Returns the taken files, oldest first;
+/// the caller removes them once acted upon.
 pub fn take(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut taken = Vec::new();
+    // The fallback first: its records were written while /run failed,
+    // before those that /run took again since.
+    for d in both(dir).iter().rev() {
+        taken.extend(take_in(d)?);
+    }
+    // Taken names start with the time they were taken.
+    taken.sort_by(|a, b| a.file_name().cmp(&b.file_name()));
+    Ok(taken)
+}
+
+fn take_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut taken = leftovers(dir)?;
     let path = dir.join(PENDING);
     for _ in 0..100 {
@@ -108,9 +171,14 @@ pub fn take(dir: &Path) -> Result<Vec<PathBuf>> {
     anyhow::bail!("{} keeps being renamed; giving up", path.display())
 }
 
-/// Is anything waiting to be taken?
+/// Is anything waiting to be taken, in `dir` or its fallback?
 pub fn any_waiting(dir: &Path) -> Result<bool> {
-    Ok(dir.join(PENDING).exists() || !leftovers(dir)?.is_empty())
+    for d in both(dir) {
+        if d.join(PENDING).exists() || !leftovers(&d)?.is_empty() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn taken_name() -> String {
@@ -168,7 +236,7 @@ pub fn remove(files: &[PathBuf]) {
 /// Is a record waiting that no finish has taken yet? (Leftovers of a
 /// failed run wait for the next run, not for another round.)
 pub fn any_fresh(dir: &Path) -> Result<bool> {
-    Ok(dir.join(PENDING).exists())
+    Ok(both(dir).iter().any(|d| d.join(PENDING).exists()))
 }
 
 /// Keeps taken files whose run failed, so the next run tries again; a file
@@ -284,6 +352,44 @@ mod tests {
         assert!(try_lock(&dir).unwrap().is_none());
         drop(held);
         assert!(try_lock(&dir).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_record_that_run_cannot_take_goes_to_the_fallback_and_is_taken_from_there() {
+        let (_tmp, root) = crate::system::sysroot::SysRoot::scratch();
+        let dir = root.path("/run/restart-stale/apt");
+        let alt = root.path("/var/lib/restart-stale/spool/apt");
+        assert_eq!(fallback(&dir), Some(alt.clone()));
+        // /run cannot take it: here the spool's name is held by a file.
+        fs::create_dir_all(dir.parent().unwrap()).unwrap();
+        fs::write(&dir, "").unwrap();
+        append(&dir, "begin 1 1\nend\n").unwrap();
+        assert_eq!(fs::read_to_string(alt.join(PENDING)).unwrap(), "begin 1 1\nend\n");
+        // /run is back: the next run sees the record, with the ones there.
+        fs::remove_file(&dir).unwrap();
+        append(&dir, "begin 2 2\nend\n").unwrap();
+        assert!(any_waiting(&dir).unwrap() && any_fresh(&dir).unwrap());
+        let files = take(&dir).unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+        let text: String = files.iter().map(|f| fs::read_to_string(f).unwrap()).collect();
+        assert_eq!(text, "begin 1 1\nend\nbegin 2 2\nend\n");
+        // A failed run keeps a fallback file where it is, for the next run.
+        keep_for_retry(&files, 3);
+        assert!(any_waiting(&dir).unwrap() && !any_fresh(&dir).unwrap());
+        let files = take(&dir).unwrap();
+        assert_eq!(files.len(), 2, "{files:?}");
+        remove(&files);
+        assert!(!any_waiting(&dir).unwrap());
+    }
+
+    #[test]
+    fn only_spools_under_run_restart_stale_have_a_fallback() {
+        assert_eq!(fallback(Path::new("/tmp/x/apt")), None);
+        assert_eq!(fallback(Path::new("apt")), None);
+        assert_eq!(
+            fallback(Path::new("/run/restart-stale/dnf")),
+            Some(PathBuf::from("/var/lib/restart-stale/spool/dnf"))
+        );
     }
 
     #[test]
