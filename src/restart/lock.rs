@@ -66,9 +66,15 @@ pub fn acquire(root: &SysRoot, wait: Duration) -> Result<Lock> {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    file.set_len(0)?;
-    file.rewind()?;
-    writeln!(file, "{}", std::process::id()).with_context(|| format!("failed to write {}", path.display()))?;
+    // The pid only names the holder in another instance's message: a full
+    // or read-only /run must not stop the restarts the flock now guards.
+    let named = file
+        .set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| writeln!(file, "{}", std::process::id()));
+    if let Err(e) = named {
+        log::warn!("cannot write our pid into {}: {e}; going on without it", path.display());
+    }
     Ok(Lock { _file: file })
 }
 
@@ -98,5 +104,17 @@ mod tests {
         );
         drop(first);
         acquire(&root, Duration::ZERO).unwrap();
+    }
+
+    /// A full /run (here /dev/full, which takes the flock but no byte)
+    /// still gives the lock: the pid is only for messages.
+    #[test]
+    fn a_lock_file_that_takes_no_pid_still_locks() {
+        let d = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(d.path());
+        let path = root.path(LOCK_PATH);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink("/dev/full", &path).unwrap();
+        let _held = acquire(&root, Duration::ZERO).unwrap();
     }
 }

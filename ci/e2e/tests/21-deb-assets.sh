@@ -52,5 +52,13 @@ t() {
 
     assert_line "$(e2e_in "$m" cat "$APT_CONF")" '^DPkg::Post-Invoke ' "$APT_CONF"
     assert_line "$(e2e_in "$m" restart-stale --version)" '^restart-stale [0-9]' "restart-stale --version"
+
+    # Purge removes the state it wrote at run time (postrm), and nothing
+    # of it is left to surprise a later install.
+    e2e_in "$m" mkdir -p /var/lib/restart-stale/spool/apt /run/restart-stale/apt
+    e2e_in "$m" touch /var/lib/restart-stale/spool/apt/pending
+    e2e_in "$m" dpkg --purge restart-stale >/dev/null
+    assert_eq "gone gone" "$(e2e_in "$m" sh -c 'for d in /var/lib/restart-stale /run/restart-stale; do [ -e $d ] && echo left || echo gone; done' | xargs)" "state after purge"
+    e2e_require_tool "$m"
 }
 e2e_test_main t
