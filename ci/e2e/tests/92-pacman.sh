@@ -17,7 +17,8 @@
 #   - /usr/bin/restart-stale moved away: `pacman -U` of libdemo1 1.0 exits
 #     0 and nothing is restarted.
 #   - dbus-daemon stopped (SIGSTOP): `pacman -U` of libdemo1 2.0 exits 0;
-#     the hook says it gave up.
+#     the hook says it gave up, after recording the transaction; the
+#     finish of the next transaction (the clean-up removal) takes it.
 # Every pacman run is killed after $E2E_PACMAN_BOUND s (a hook blocking
 # pacman fails the test); its wall time is a measurement.
 #
@@ -188,9 +189,13 @@ HOOK
     e2e_measure "pacman -U libdemo1 2.0 with dbus-daemon stopped: $ms ms"
     assert_contains "$out" "gave up after" "pacman's output"
     assert_line "$(e2e_in "$m" pacman -Q libdemo1)" '^libdemo1 2\.0-1$' "pacman -Q libdemo1 with the bus stopped"
+    assert_contains "$(e2e_in "$m" cat /run/restart-stale/pacman/pending)" "/libdemo.so.1" \
+        "the record the hook wrote before giving up"
 
     # Leave no demo package behind for a later test.
     e2e_in "$m" systemctl stop "${UNITS[@]}"
+    # Its finish also takes the record left pending above (the wait
+    # checks that none is left).
     e2e_pacman "$m" -R "${E2E_PACMAN_DEMO[@]}" >/dev/null 2>&1
     e2e_wait_pacman_finish "$m"
 }
