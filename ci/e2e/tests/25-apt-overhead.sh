@@ -9,6 +9,9 @@
 # after a 2 s quiet period on the dpkg lock; its own run time (from the
 # record being taken to the unit finishing) is logged too. Asserted: every
 # transaction succeeds, and each hooked one is acted on with nothing stale.
+# A measurement: bookworm's v2 and v1 give the figures; trixie would
+# only add another 34 s of numbers.
+# e2e: releases bookworm
 set -euo pipefail
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"

@@ -22,6 +22,9 @@
 #   - the finish unit exits 0: 3 restarted and verified clean.
 # Both cgroup modes: the restart and the unit's processes are found through
 # the cgroup tree, which differs between v2 and v1.
+# Not on cgroup v1: the interpreted-code signals read /proc files that no
+# cgroup mode changes; finding a process's unit in v1 is 20's and 22's.
+# e2e: modes v2
 set -euo pipefail
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
