@@ -9,7 +9,7 @@
 use crate::util::bin;
 use crate::util::fixture::{self, allow, case_root, record_files, FakeRoot};
 use crate::util::rpm::{installed, rpm_stand_in};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -107,53 +107,113 @@ fn outbound(letter: &str) -> bool {
     matches!(letter, "E" | "O")
 }
 
-fn substitute(arg: &str, pkg: Option<(&str, &str)>) -> String {
+/// libdnf5's substitution; `None` for a variable that is not set, where
+/// libdnf5 logs "Unknown variable" and does not run the line.
+fn substitute(arg: &str, pkg: Option<(&str, &str)>, tmp: &BTreeMap<String, String>) -> Option<String> {
     let mut s = arg.replace("${pid}", &DNF_PID.to_string());
     if let Some((action, nevra)) = pkg {
         s = s.replace("${pkg.action}", action).replace("${pkg.full_nevra}", nevra);
     }
+    while let Some(start) = s.find("${tmp.") {
+        let end = start + s[start..].find('}').expect("unterminated variable");
+        let value = tmp.get(&s[start + 6..end])?;
+        s.replace_range(start..=end, value);
+    }
     assert!(!s.contains("${"), "variable this test does not know: {s}");
-    s
+    Some(s)
 }
 
-/// Runs one callback's actions like libdnf5 and returns the commands run.
-fn callback(bed: &Bed, name: &str, transaction: &[(&str, &str)]) -> Vec<Vec<String>> {
-    let mut seen = BTreeSet::new();
-    let mut ran = Vec::new();
-    for a in actions_file().iter().filter(|a| a.callback == name) {
-        let pkgs: Vec<Option<(&str, &str)>> = if a.filter.is_empty() {
-            vec![None]
-        } else {
-            assert_eq!(a.filter, "*");
-            transaction
-                .iter()
-                .filter(|(l, _)| match a.direction.as_str() {
-                    "in" => inbound(l),
-                    "out" => outbound(l),
-                    _ => true,
-                })
-                .map(|&(l, n)| Some((l, n)))
-                .collect()
-        };
-        for p in pkgs {
-            let argv: Vec<String> = a.args.iter().map(|x| substitute(x, p)).collect();
-            if !seen.insert(argv.clone()) {
-                continue;
-            }
-            assert_eq!(argv[0], "/usr/bin/restart-stale");
-            let out = bin(bed.root.path())
-                .env("RESTART_STALE_RPM", &bed.rpm)
-                .args(&argv[1..])
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            assert_eq!(out.status.code(), Some(0), "{argv:?}: {stderr}");
-            // The plugin parses our stdout as tmp./conf./var. assignments.
-            assert!(out.stdout.is_empty(), "{argv:?} wrote to stdout: {out:?}");
-            ran.push(argv);
+/// How the simulated libdnf5 finds /usr/bin/restart-stale.
+#[derive(Clone, Copy, PartialEq)]
+enum Binary {
+    Works,
+    /// Missing, failing or hanging (then killed by the line's `timeout`):
+    /// for the plugin, all the same: no output, an error logged.
+    Broken,
+}
+
+/// The plugin's state across callbacks: its `tmp.` variables.
+#[derive(Default)]
+struct Plugin {
+    tmp: BTreeMap<String, String>,
+}
+
+impl Plugin {
+    /// The plugin reads a command's stdout as `tmp.`/`conf.`/`var.` lines;
+    /// ours may only touch the gate.
+    fn read_output(&mut self, argv: &[String], stdout: &str) {
+        for line in stdout.lines() {
+            let name = line
+                .strip_prefix("tmp.")
+                .unwrap_or_else(|| panic!("{argv:?} printed {line:?}"));
+            match name.split_once('=') {
+                Some((n, v)) => self.tmp.insert(n.to_string(), v.to_string()),
+                None => self.tmp.remove(name),
+            };
         }
     }
-    ran
+
+    /// Runs one callback's actions like libdnf5 and returns the commands
+    /// run (restart-stale's without the `timeout` in front).
+    fn callback(&mut self, bed: &Bed, name: &str, transaction: &[(&str, &str)], binary: Binary) -> Vec<Vec<String>> {
+        let mut seen = BTreeSet::new();
+        let mut ran = Vec::new();
+        for a in actions_file().iter().filter(|a| a.callback == name) {
+            let pkgs: Vec<Option<(&str, &str)>> = if a.filter.is_empty() {
+                vec![None]
+            } else {
+                assert_eq!(a.filter, "*");
+                transaction
+                    .iter()
+                    .filter(|(l, _)| match a.direction.as_str() {
+                        "in" => inbound(l),
+                        "out" => outbound(l),
+                        _ => true,
+                    })
+                    .map(|&(l, n)| Some((l, n)))
+                    .collect()
+            };
+            // libdnf5 substitutes a line's packages before it runs them.
+            let argvs: Option<Vec<Vec<String>>> = pkgs
+                .iter()
+                .map(|&p| a.args.iter().map(|x| substitute(x, p, &self.tmp)).collect())
+                .collect();
+            for argv in argvs.unwrap_or_default() {
+                if !seen.insert(argv.clone()) {
+                    continue;
+                }
+                if argv[0] == "/usr/bin/echo" {
+                    self.read_output(&argv, &format!("{}\n", argv[1..].join(" ")));
+                    ran.push(argv);
+                    continue;
+                }
+                // The plugin waits for a command without a limit.
+                assert_eq!(argv[..2], ["/usr/bin/timeout", "-k"], "{argv:?}");
+                assert!(
+                    argv[2].parse::<u32>().is_ok() && argv[3].parse::<u32>().is_ok(),
+                    "{argv:?}"
+                );
+                let argv = argv[4..].to_vec();
+                assert_eq!(argv[0], "/usr/bin/restart-stale");
+                if binary == Binary::Works {
+                    let out = bin(bed.root.path())
+                        .env("RESTART_STALE_RPM", &bed.rpm)
+                        .args(&argv[1..])
+                        .output()
+                        .unwrap();
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    assert_eq!(out.status.code(), Some(0), "{argv:?}: {stderr}");
+                    let stdout = String::from_utf8_lossy(&out.stdout);
+                    if argv[1..3] != ["dnf5-hook", "begin"] {
+                        assert!(stdout.is_empty(), "{argv:?} wrote to stdout: {out:?}");
+                    }
+                    self.read_output(&argv, &stdout);
+                }
+                ran.push(argv);
+            }
+        }
+        ran
+    }
 }
 
 fn pending(root: &Path) -> String {
@@ -164,11 +224,13 @@ fn pending(root: &Path) -> String {
 fn a_transaction_is_recorded_with_both_sides_file_lists() {
     let bed = bed();
     let r = bed.root.path();
-    let pre = callback(&bed, "pre_transaction", TRANSACTION);
-    assert_eq!(pre.len(), TRANSACTION.len() + 1, "{pre:?}");
+    let mut dnf5 = Plugin::default();
+    let pre = dnf5.callback(&bed, "pre_transaction", TRANSACTION, Binary::Works);
+    // The gate's reset and begin, one per package, pre-transaction.
+    assert_eq!(pre.len(), TRANSACTION.len() + 3, "{pre:?}");
     assert_eq!(pending(r), "", "nothing is recorded before the transaction ran");
     run_rpm_transaction(r);
-    let post = callback(&bed, "post_transaction", TRANSACTION);
+    let post = dnf5.callback(&bed, "post_transaction", TRANSACTION, Binary::Works);
     assert_eq!(post.len(), 1, "{post:?}");
 
     let calls = fs::read_to_string(r.join("rpm-calls")).unwrap();
@@ -207,9 +269,10 @@ fn finish_waits_for_dnf_then_acts_on_the_lists() {
     let bed = bed();
     let r = bed.root.path().to_path_buf();
     allow(&r, &["a.service", "b.service", "c.service"]);
-    callback(&bed, "pre_transaction", TRANSACTION);
+    let mut dnf5 = Plugin::default();
+    dnf5.callback(&bed, "pre_transaction", TRANSACTION, Binary::Works);
     run_rpm_transaction(&r);
-    callback(&bed, "post_transaction", TRANSACTION);
+    dnf5.callback(&bed, "post_transaction", TRANSACTION, Binary::Works);
 
     // dnf is still printing its summary; it exits a moment later.
     let stat = r.join(format!("proc/{DNF_PID}"));
@@ -258,9 +321,10 @@ fn a_failed_transaction_is_recorded_by_the_next_one() {
     )
     .unwrap();
     let only_fresh = [("I", "fresh-0:3-1.noarch")];
-    callback(&bed, "pre_transaction", &only_fresh);
+    let mut dnf5 = Plugin::default();
+    dnf5.callback(&bed, "pre_transaction", &only_fresh, Binary::Works);
     installed(r, "fresh-3-1.noarch", &["/usr/share/fresh/data"]);
-    callback(&bed, "post_transaction", &only_fresh);
+    dnf5.callback(&bed, "post_transaction", &only_fresh, Binary::Works);
     let rec = pending(r);
     assert_eq!(rec.matches("begin ").count(), 2, "{rec}");
     let first = rec.split("end\n").next().unwrap();
@@ -288,6 +352,8 @@ fn bad_arguments_are_named_and_dnf_still_gets_0() {
         (&["package", "0", "U", "foo-0:1-1.x86_64"], "argument PID: \"0\""),
         (&["post-transaction", "-1"], "argument PID: \"-1\""),
         (&["pre-transaction"], "expected 1 argument(s) (PID), got 0"),
+        (&["begin"], "expected 1 argument(s) (PID), got 0"),
+        (&["begin", "${pid}"], "argument PID: \"${pid}\""),
     ] {
         let out = bin(r).arg("dnf5-hook").args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{args:?}");
@@ -298,7 +364,7 @@ fn bad_arguments_are_named_and_dnf_still_gets_0() {
     assert!(record_files(&r.join(DIR)).is_empty());
     // An unreadable rpmdb is reported and the transaction still recorded.
     let staged = [("U", "libdemo-0:2.0-1.x86_64")];
-    callback(&bed, "pre_transaction", &staged);
+    Plugin::default().callback(&bed, "pre_transaction", &staged, Binary::Works);
     let out = bin(r)
         .env("RESTART_STALE_RPM", "/nonexistent/rpm")
         .args(["dnf5-hook", "post-transaction", "4000"])
@@ -312,6 +378,35 @@ fn bad_arguments_are_named_and_dnf_still_gets_0() {
         "{}",
         pending(r)
     );
+}
+
+/// A binary that does not answer `begin` (missing, failing, or hanging and
+/// killed by the line's timeout) leaves the gate unset: libdnf5 runs no
+/// other line of ours, so dnf5 pays for one bounded call, not one per
+/// package. A gate left from an earlier transaction of the same plugin
+/// (dnf5daemon) is reset first; a working binary opens it again.
+#[test]
+fn a_broken_binary_costs_one_call_per_transaction() {
+    let bed = bed();
+    let r = bed.root.path();
+    let begin = |ran: &[Vec<String>]| ran.iter().filter(|a| a.get(2).is_some_and(|s| s == "begin")).count();
+    let mut dnf5 = Plugin::default();
+    for round in 0..2 {
+        let pre = dnf5.callback(&bed, "pre_transaction", TRANSACTION, Binary::Broken);
+        let post = dnf5.callback(&bed, "post_transaction", TRANSACTION, Binary::Broken);
+        assert_eq!(pre.len(), 2, "round {round}: the reset and begin only: {pre:?}");
+        assert_eq!(begin(&pre), 1, "{pre:?}");
+        assert!(post.is_empty(), "round {round}: {post:?}");
+        assert_eq!(pending(r), "");
+        // A working transaction in between sets the gate.
+        let pre = dnf5.callback(&bed, "pre_transaction", &[("I", "fresh-0:3-1.noarch")], Binary::Works);
+        assert_eq!(pre.len(), 4, "{pre:?}");
+        installed(r, "fresh-3-1.noarch", &["/usr/share/fresh/data"]);
+        let post = dnf5.callback(&bed, "post_transaction", &[("I", "fresh-0:3-1.noarch")], Binary::Works);
+        assert_eq!(post.len(), 1, "{post:?}");
+        assert!(pending(r).contains("package in fresh-0:3-1.noarch"), "{}", pending(r));
+        fs::remove_file(r.join(DIR).join("pending")).unwrap();
+    }
 }
 
 /// An rpm that never answers (a locked or damaged rpmdb) is killed once

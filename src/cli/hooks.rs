@@ -33,6 +33,12 @@ pub enum DnfStep {
 /// usage error.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Dnf5Step {
+    /// First in each transaction: print `tmp.restart_stale_pid=PID` for the
+    /// actions plugin, which then runs the other steps. PID.
+    Begin {
+        #[arg(allow_hyphen_values = true, trailing_var_arg = true)]
+        args: Vec<String>,
+    },
     /// One package of the transaction: PID ACTION NEVRA
     /// (`${pid} ${pkg.action} ${pkg.full_nevra}`).
     Package {

@@ -5,7 +5,9 @@
 //! lists and no list of packages in one call: a command that names a
 //! package variable runs once per package, and identical command lines
 //! run once per transaction. Lines run in file order, each for all its
-//! packages before the next line. So the actions file has three lines:
+//! packages before the next line. So the actions file has, after the gate
+//! (`begin`, [`super::dnf5_begin`]), three lines; each passes the gate's
+//! `${tmp.restart_stale_pid}`, shown here as `${pid}`:
 //!
 //! 1. `pre_transaction:*:::… package ${pid} ${pkg.action} ${pkg.full_nevra}`
 //!    runs once per package, before rpm changes anything; each call
@@ -19,7 +21,7 @@
 //!    file becomes a record block and `restart-stale-dnf.service` starts.
 //!
 //! The plugin reads our standard output as `tmp.`/`conf.`/`var.`
-//! assignments, so nothing here prints to it. A staging file whose dnf
+//! assignments, so nothing here prints to it (only `begin` does). A staging file whose dnf
 //! died before `post-transaction` (a failed transaction) is recorded by
 //! the next one, since rpm may have changed files before it failed.
 

@@ -5,8 +5,9 @@
 //!   which hands the whole transaction over in one file:
 //!   `dnf-hook transaction FILE` ([`dnf4`]).
 //! - dnf 5's actions plugin runs commands from
-//!   `/etc/dnf/libdnf5-plugins/actions.d/restart-stale.actions`: once per
-//!   package before the transaction, then once before and once after it
+//!   `/etc/dnf/libdnf5-plugins/actions.d/restart-stale.actions`: a first
+//!   `dnf5-hook begin` that opens the gate for the others, once per package
+//!   before the transaction, then once before and once after it
 //!   (`dnf5-hook …`, [`dnf5`]). It gives no file lists, so we ask rpm.
 //!
 //! `dnf-hook finish` is the unit's command.
@@ -17,7 +18,15 @@ pub mod dnf5;
 use crate::exit::Outcome;
 use crate::system::sysroot::SysRoot;
 use crate::transaction::{self, family::Family};
-use anyhow::Result;
+use anyhow::{Context, Result};
+use std::io::Write;
+
+/// The actions plugin's variable (`${tmp.…}`) that `dnf5-hook begin`
+/// sets; the later lines of the actions file pass it where they would pass
+/// `${pid}`. A line naming an unset variable is not run by libdnf5, so a
+/// binary that is missing, fails or hangs in `begin` (killed by the file's
+/// `timeout`) costs dnf5 that one bounded call, not one per package.
+pub const DNF5_GATE: &str = "restart_stale_pid";
 
 /// Checks that `args` are exactly the arguments `names`.
 fn exactly<'a, const N: usize>(args: &'a [String], names: [&str; N]) -> Result<[&'a str; N]> {
@@ -49,6 +58,19 @@ pub fn transaction(root: &SysRoot, file: &std::path::Path, verbose: u8) -> Outco
 pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
     transaction::finish::unit_step("dnf-hook finish", || {
         transaction::finish::run(root, &Family::Dnf, verbose)
+    })
+}
+
+/// `dnf5-hook begin PID`, first in each transaction: tells the actions
+/// plugin, on stdout, `tmp.restart_stale_pid=PID` ([`DNF5_GATE`]).
+pub fn dnf5_begin(args: &[String]) -> Outcome {
+    transaction::guard("dnf5-hook begin", || {
+        let [pid] = exactly(args, ["PID"])?;
+        let pid = pid_arg(pid)?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "tmp.{DNF5_GATE}={pid}")
+            .and_then(|()| out.flush())
+            .context("writing to the actions plugin (stdout)")
     })
 }
 
