@@ -26,6 +26,9 @@
 # e2e: modes v2
 # (cgroup v1 adds nothing: the faults are in D-Bus, /run and the finish
 # unit; the scan under v1 is covered by the other apt tests.)
+# On bookworm only: on trixie its SIGKILL case left the next demo install
+# hanging past the 300 s limit (2026-11-30), not yet understood.
+# e2e: releases bookworm
 set -euo pipefail
 # shellcheck source=../lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
