@@ -9,7 +9,7 @@ use crate::system::sysroot::SysRoot;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::Read;
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -64,10 +64,22 @@ impl FileLister for RpmCommand {
 /// or killed: [`RpmCommand`] with another program and limit, for tests
 /// that stand in for rpm.
 pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String], limit: Duration) -> Result<Listing> {
+    list_in(program, root, None, nevras, limit)
+}
+
+/// [`list_with`] in the rpmdb at `dbpath` under the root (`--dbpath`), or
+/// in rpm's own `%_dbpath` for `None`.
+fn list_in(
+    program: &Path,
+    root: &SysRoot,
+    dbpath: Option<&Path>,
+    nevras: &[String],
+    limit: Duration,
+) -> Result<Listing> {
     let deadline = Instant::now() + limit;
     let mut all = Listing::default();
     for batch in nevras.chunks(BATCH) {
-        let l = run_rpm(program, root, batch, deadline)?;
+        let l = run_rpm(program, root, dbpath, batch, deadline)?;
         all.files.extend(l.files);
         all.not_installed.extend(l.not_installed);
         all.unexpected.extend(l.unexpected);
@@ -75,14 +87,22 @@ pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String], limit: Durat
     Ok(all)
 }
 
-fn run_rpm(program: &Path, root: &SysRoot, nevras: &[String], deadline: Instant) -> Result<Listing> {
+fn run_rpm(
+    program: &Path,
+    root: &SysRoot,
+    dbpath: Option<&Path>,
+    nevras: &[String],
+    deadline: Instant,
+) -> Result<Listing> {
     if let Some(bad) = nevras.iter().find(|n| !safe_argument(n)) {
         bail!("refusing to pass {bad:?} to rpm: not a package name");
     }
-    let child = Command::new(program)
-        .arg("-ql")
-        .arg("--root")
-        .arg(root.root())
+    let mut cmd = Command::new(program);
+    cmd.arg("-ql").arg("--root").arg(root.root());
+    if let Some(db) = dbpath {
+        cmd.arg("--dbpath").arg(db);
+    }
+    let child = cmd
         .args(nevras)
         .env("LC_ALL", "C")
         .stdin(Stdio::null())
@@ -212,23 +232,42 @@ pub const RPM_LIMIT_ENV: &str = "RESTART_STALE_RPM_LIMIT_MS";
 
 /// The system's rpm as the hooks run it, or in a test root the stand-in.
 pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
+    lister_in(root, None)
+}
+
+/// [`lister`] in the rpmdb at `dbpath` under the root, for a package
+/// manager that chose its database itself (libzypp, see
+/// [`crate::zypper`]); `None` is rpm's own `%_dbpath`.
+pub fn lister_in(root: &SysRoot, dbpath: Option<PathBuf>) -> Box<dyn FileLister> {
     match std::env::var_os(RPM_ENV) {
         Some(p) if !root.is_host() => {
             let limit = std::env::var(RPM_LIMIT_ENV)
                 .ok()
                 .and_then(|ms| ms.parse().ok())
-                .map_or(RPM_LIMIT, std::time::Duration::from_millis);
-            Box::new(StandIn(std::path::PathBuf::from(p), limit))
+                .map_or(RPM_LIMIT, Duration::from_millis);
+            Box::new(Rpm {
+                program: PathBuf::from(p),
+                limit,
+                dbpath,
+            })
         }
-        _ => Box::new(RpmCommand::HOOK),
+        _ => Box::new(Rpm {
+            program: PathBuf::from(RPM),
+            limit: RPM_LIMIT,
+            dbpath,
+        }),
     }
 }
 
-struct StandIn(std::path::PathBuf, std::time::Duration);
+struct Rpm {
+    program: PathBuf,
+    limit: Duration,
+    dbpath: Option<PathBuf>,
+}
 
-impl FileLister for StandIn {
+impl FileLister for Rpm {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
-        list_with(&self.0, root, nevras, self.1)
+        list_in(&self.program, root, self.dbpath.as_deref(), nevras, self.limit)
     }
 }
 

@@ -32,7 +32,9 @@ use crate::transaction::record::{Block, Direction, Fact, Source};
 use crate::transaction::{self, launch};
 use anyhow::{Context, Result};
 use serde::Deserialize;
+use std::fs;
 use std::io::{BufRead, Write};
+use std::path::PathBuf;
 
 /// One step of libzypp's `TransactionStepList`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -75,6 +77,19 @@ impl Solvable {
 struct StepList {
     #[serde(rename = "TransactionStepList", default)]
     steps: Vec<Step>,
+}
+
+/// The rpmdb libzypp uses (`librpmDb::suggestedDbPath`, libzypp 17):
+/// `/var/lib/rpm` if it is a directory, else `/usr/lib/sysimage/rpm` if
+/// that is one (symlinks do not count), else rpm's own `%_dbpath` (`None`).
+/// It hands that path to rpm, so ours must too: Debian's rpm keeps its
+/// `%_dbpath` in `~/.rpmdb`, and there a plain `rpm -ql` finds nothing
+/// zypper installed.
+pub fn zypp_dbpath(root: &SysRoot) -> Option<PathBuf> {
+    ["/var/lib/rpm", "/usr/lib/sysimage/rpm"]
+        .into_iter()
+        .find(|p| fs::symlink_metadata(root.path(p)).is_ok_and(|m| m.is_dir()))
+        .map(PathBuf::from)
 }
 
 /// The steps in a `COMMITBEGIN`/`COMMITEND` body.
@@ -166,7 +181,7 @@ pub fn commit_end(
 /// Runs the plugin conversation on `input`/`output` until libzypp
 /// disconnects or closes our stdin.
 pub fn converse(root: &SysRoot, input: &mut impl BufRead, output: &mut impl Write, verbose: u8) -> Result<()> {
-    let lister = rpm::lister(root);
+    let lister = rpm::lister_in(root, zypp_dbpath(root));
     let skip = launch::not_here(root);
     if let Some(why) = &skip {
         log::info!("{why}: not recording zypper's commit");
@@ -307,6 +322,63 @@ mod tests {
             ]
         );
         assert_eq!(b.source(), Some(Source::Zypper));
+    }
+
+    /// What Debian's libzypp 17.25.7 (zypper 1.14.42) sent a commit plugin
+    /// for `zypper update` of two packages, byte for byte (captured by
+    /// ci/e2e/tests/94-zypper.sh): no `content-length`, each body a
+    /// NUL-ended JSON object over several lines.
+    const LIBZYPP_17_25: &[u8] = include_bytes!("../../tests/zypper/libzypp-17.25.7-update.frames");
+
+    #[test]
+    fn reads_what_libzypp_17_25_sends() {
+        let mut r = LIBZYPP_17_25;
+        let mut frames = Vec::new();
+        while let Some(f) = frame::read(&mut r).unwrap() {
+            frames.push(f);
+        }
+        let commands: Vec<&str> = frames.iter().map(|f| f.command.as_str()).collect();
+        assert_eq!(
+            commands,
+            ["PLUGINBEGIN", "COMMITBEGIN", "COMMITEND", "PLUGINEND", "_DISCONNECT"]
+        );
+        assert!(frames.iter().all(|f| f.headers.is_empty()));
+        let begin = steps(&frames[1].body).unwrap();
+        let end = steps(&frames[2].body).unwrap();
+        let names: Vec<String> = end.iter().map(|s| s.solvable.nevra()).collect();
+        assert_eq!(names, ["libdemo1-2.0-1.x86_64", "demo-allowed-2.0-1.x86_64"]);
+        assert!(begin
+            .iter()
+            .all(|s| s.kind.as_deref() == Some("+") && s.stage.is_none()));
+        assert!(end
+            .iter()
+            .all(|s| s.kind.as_deref() == Some("+") && s.stage.as_deref() == Some("ok")));
+
+        let (_tmp, root) = SysRoot::scratch();
+        let mut out = Vec::new();
+        converse(&root, &mut &LIBZYPP_17_25[..], &mut out, 0).unwrap();
+        let mut r = &out[..];
+        let mut answers = Vec::new();
+        while let Some(f) = frame::read(&mut r).unwrap() {
+            answers.push(f.command);
+        }
+        assert_eq!(answers, ["ACK"; 5]);
+    }
+
+    #[test]
+    fn the_rpmdb_is_the_one_libzypp_picks() {
+        let (_tmp, root) = SysRoot::scratch();
+        assert_eq!(zypp_dbpath(&root), None);
+        fs::create_dir_all(root.path("/usr/lib/sysimage/rpm")).unwrap();
+        assert_eq!(zypp_dbpath(&root), Some(PathBuf::from("/usr/lib/sysimage/rpm")));
+        // openSUSE: /var/lib/rpm is a link to the sysimage one, not chosen.
+        fs::create_dir_all(root.path("/var/lib")).unwrap();
+        std::os::unix::fs::symlink("../../usr/lib/sysimage/rpm", root.path("/var/lib/rpm")).unwrap();
+        assert_eq!(zypp_dbpath(&root), Some(PathBuf::from("/usr/lib/sysimage/rpm")));
+        // Debian: rpm ships an empty /var/lib/rpm, which libzypp prefers.
+        fs::remove_file(root.path("/var/lib/rpm")).unwrap();
+        fs::create_dir(root.path("/var/lib/rpm")).unwrap();
+        assert_eq!(zypp_dbpath(&root), Some(PathBuf::from("/var/lib/rpm")));
     }
 
     #[test]

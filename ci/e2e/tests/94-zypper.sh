@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# A real zypper commit (Debian's zypper and libzypp) runs restart-stale's
+# commit plugin: the plugin answers every frame, records the commit at
+# COMMITEND and starts restart-stale-zypper.service, which restarts the
+# allowed, affected unit exactly once, after zypper exited; zypper still
+# succeeds when the plugin cannot run restart-stale.
+#
+# restart-stale comes from $RESTART_STALE_DEB, which ships the plugin in
+# /usr/lib/zypp/plugins/commit/ (Debian packages zypper). Debian's zypper,
+# rpm and createrepo-c are installed from the archive (lib-zypper.sh); the
+# demo rpms and their rpm-md repo are lib-rpm.sh's, as in 90-dnf.sh. zypper
+# knows only that repo. libdemo1 and demo-allowed go 1.0 → 2.0 with
+# `zypper update`: demo-allowed (allowed, maps libdemo) must restart;
+# demo-denied (denied, maps libdemo) and demo-unrelated (allowed, does not
+# map libdemo) must not. The update runs with ZYPP_PLUGIN_DEBUG, so libzypp
+# logs the frames it sent and the answers it read: the test checks that
+# exchange and prints it (the source of tests/fixtures/zypper/).
+#
+# cgroup v1 adds nothing here: the manager adapter and the finish step do
+# not look at cgroups, and 10/20 cover the restart itself in both modes.
+# e2e: modes v2
+# e2e: fresh-machine
+set -euo pipefail
+# shellcheck source=../lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+# shellcheck source=../lib-rpm.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib-rpm.sh"
+# shellcheck source=../lib-zypper.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../lib-zypper.sh"
+
+UNITS=(demo-allowed.service demo-denied.service demo-unrelated.service)
+PLUGIN=/usr/lib/zypp/plugins/commit/restart-stale
+FINISH=restart-stale-zypper.service
+MARKS=/run/e2e-zypper.marks
+CAPTURE=/var/tmp/e2e-zypper.frames
+CAPTURE_PLUGIN=/usr/lib/zypp/plugins/commit/zz-e2e-capture
+
+# wait_finish M CURSOR: waits (up to 60 s) until restart-stale-zypper.service
+# has run since CURSOR (journald has its end: the journal lags behind the
+# unit's state) and is gone: not running, no job queued, no record waiting.
+wait_finish() {
+    local m=$1 cursor=$2 i state jobs left
+    for ((i = 0; i < 600; i++)); do
+        if ! grep -qE "systemd\[1\]: (Finished|Failed to start) $FINISH" <<<"$(e2e_journal "$m" "$cursor")"; then
+            sleep 0.1
+            continue
+        fi
+        state=$(e2e_in "$m" systemctl show -p ActiveState --value "$FINISH")
+        jobs=$(e2e_in "$m" systemctl list-jobs --no-legend "$FINISH")
+        left=$(e2e_in "$m" find /run/restart-stale/zypper -maxdepth 1 \
+            \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
+        [[ ($state == inactive || $state == failed) && -z $jobs && -z $left ]] && return 0
+        sleep 0.1
+    done
+    fail "$FINISH did not run, or is still '${state:-?}' after 60 s (jobs '${jobs:-}', record '${left:-}')"
+}
+
+# The journal since a cursor is read whole and filtered here: journalctl
+# 252 with --after-cursor and a match (-u, -t) drops the first matching
+# entry (it skips one entry after the seek, assuming it is the cursor's).
+
+# finish_journal M CURSOR: the lines restart-stale logged since CURSOR (the
+# plugin logs to libzypp, so these are the finish step's), once its last
+# line ("summary: ...") is in (up to 10 s: the journal lags behind).
+finish_journal() {
+    local m=$1 cursor=$2 i log
+    for ((i = 0; i < 100; i++)); do
+        log=$(e2e_journal "$m" "$cursor" | grep -E ' restart-stale\[[0-9]+\]: ' || true)
+        [[ $log == *"summary: "* ]] && break
+        sleep 0.1
+    done
+    printf '%s\n' "$log"
+}
+
+# us TIMESTAMP: seconds.microseconds -> integer microseconds.
+us() {
+    local s=${1%.*} f=${1#*.}
+    echo $((s * 1000000 + 10#$f))
+}
+
+# zypper_marked M ARGS...: e2e_zypper, then note when zypper exited in $MARKS.
+zypper_marked() {
+    local m=$1 rc=0
+    shift
+    e2e_zypper "$m" "$@" || rc=$?
+    e2e_in "$m" sh -c "date +%s.%6N >>$MARKS"
+    return "$rc"
+}
+
+t() {
+    local m=$1 u out journal alog frames n t_restart t_end cursor rootfs
+    local -A pid
+
+    e2e_demo_reset "$m"
+    e2e_step "install restart-stale (.deb)" e2e_require_tool "$m"
+    assert_line "$(e2e_in "$m" dpkg -L restart-stale)" "^${PLUGIN//./\\.}\$" "dpkg -L restart-stale"
+    assert_eq "-rwxr-xr-x root root" "$(e2e_in "$m" stat -c '%A %U %G' "$PLUGIN")" "mode of $PLUGIN"
+    e2e_step "install zypper, rpm, createrepo-c" e2e_zypper_tools "$m"
+    # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
+    e2e_log "versions: $(e2e_in "$m" dpkg-query -W -f='${Package} ${Version}, ' zypper 'libzypp[0-9]*' rpm)"
+    e2e_step "build demo rpms" e2e_rpm_demo_build "$m"
+
+    e2e_rpm_publish "$m" v1
+    cursor=$(e2e_journal_cursor "$m")
+    out=$(e2e_step "zypper install (1.0)" e2e_zypper "$m" install "${E2E_RPM_DEMO[@]}" 2>&1) ||
+        fail "zypper install failed: $out"
+    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    e2e_step "wait for $FINISH (install)" wait_finish "$m" "$cursor"
+    e2e_in "$m" systemctl daemon-reload
+    e2e_in "$m" systemctl start "${UNITS[@]}"
+    e2e_wait_active "$m" "${UNITS[@]}"
+    e2e_policy "$m" demo-allowed.service allow
+    e2e_policy "$m" demo-denied.service deny
+    e2e_policy "$m" demo-unrelated.service allow
+    for u in "${UNITS[@]}"; do
+        pid[$u]=$(e2e_unit_pid "$m" "$u")
+    done
+
+    e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
+    e2e_in "$m" rm -f "$MARKS" "$E2E_ZYPPER_LOG" "$CAPTURE" "$CAPTURE.out"
+    # A second plugin copies the bytes libzypp sends (the source of
+    # tests/zypper/); it answers through a suspended restart-stale, which
+    # records nothing, so only the packaged plugin acts.
+    e2e_in "$m" sh -c "cat >$CAPTURE_PLUGIN && chmod 755 $CAPTURE_PLUGIN" <<EOF
+#!/bin/sh
+tee $CAPTURE | RESTART_STALE_SUSPEND=1 /usr/bin/restart-stale zypper-hook | tee $CAPTURE.out
+EOF
+    cursor=$(e2e_journal_cursor "$m")
+    out=$(E2E_ZYPPER_ENV=ZYPP_PLUGIN_DEBUG=1 e2e_step "zypper update (2.0)" zypper_marked "$m" update 2>&1) ||
+        fail "zypper update failed: $out"
+    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    # What libzypp sent (>) and read (<): the plugin's side of the exchange.
+    frames=$(e2e_zypper_frames "$m")
+    printf '%s\n' "$frames" | sed 's/^/[e2e]   frames | /' >&2
+    # Two plugins (ours and the capturing one) get every frame.
+    for f in PLUGINBEGIN COMMITBEGIN COMMITEND PLUGINEND _DISCONNECT; do
+        assert_eq 2 "$(grep -cE "^> $f\$" <<<"$frames" || true)" "$f frames libzypp sent"
+    done
+    assert_eq 10 "$(grep -cE '^< ACK$' <<<"$frames" || true)" "ACKs libzypp read"
+    assert_no_line "$frames" '^< (ERROR|_ENOMETHOD)' "answers libzypp read"
+    # COMMITEND's body (one JSON member a line): the 2 steps done, twice.
+    assert_eq 4 "$(grep -cE '^> "stage": "ok",$' <<<"$frames" || true)" "steps done in COMMITEND"
+    rootfs=$(_e2e_state "$m" rootfs)
+    assert_eq 5 "$(tr -d '\000' <"$rootfs$CAPTURE.out" | grep -c '^ACK$' || true)" \
+        "ACKs of the capturing plugin"
+    e2e_in "$m" rm "$CAPTURE_PLUGIN"
+    if [[ -n ${E2E_ZYPPER_CAPTURE:-} ]]; then
+        cp "$rootfs$CAPTURE" "$E2E_ZYPPER_CAPTURE"
+        e2e_log "the frames libzypp sent are in $E2E_ZYPPER_CAPTURE"
+    fi
+    assert_eq "2.0 2.0" "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION} ' libdemo1 demo-allowed | sed 's/ $//')" \
+        "installed libdemo1 and demo-allowed"
+    e2e_step "wait for $FINISH" wait_finish "$m" "$cursor"
+
+    n=$(e2e_journal "$m" "$cursor" | grep -cE "systemd\\[1\\]: Starting $FINISH" || true)
+    assert_eq 1 "$n" "starts of $FINISH"
+    journal=$(finish_journal "$m" "$cursor")
+    printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
+    assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 .*→ 2\.0-1' "finish's summary"
+    n=$(grep -c 'demo-allowed\.service: restarting' <<<"$journal" || true)
+    assert_eq 1 "$n" "restarts of demo-allowed by restart-stale"
+    alog=$(e2e_journal "$m" "$cursor" | grep -E 'systemd\[1\]: .*demo-allowed\.service|demo-allowed\[[0-9]+\]: ' || true)
+    n=$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$alog" || true)
+    assert_eq 1 "$n" "starts of demo-allowed"
+    assert_line "$alog" 'demo-allowed 2\.0 started$' "demo-allowed journal (daemon 2.0)"
+    assert_line "$alog" 'using libdemo 2\.0$' "demo-allowed journal (libdemo 2.0)"
+    assert_ne "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed"
+    assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of the new demo-allowed"
+    assert_eq "${pid[demo-denied.service]}" "$(e2e_unit_pid "$m" demo-denied.service)" "MainPID of demo-denied (denied)"
+    assert_contains "$(e2e_maps "$m" "${pid[demo-denied.service]}")" "libdemo.so.1 (deleted)" "maps of demo-denied"
+    assert_eq "${pid[demo-unrelated.service]}" "$(e2e_unit_pid "$m" demo-unrelated.service)" "MainPID of demo-unrelated (unaffected)"
+    t_restart=$(us "$(grep -E -m 1 'demo-allowed\.service: restarting' <<<"$journal" | cut -d' ' -f1)")
+    t_end=$(us "$(e2e_in "$m" tail -n 1 "$MARKS")")
+    ((t_restart > t_end)) || fail "restart ($t_restart) before zypper exited ($t_end)"
+    e2e_log "ok: restart at $t_restart us, after zypper exited ($t_end)"
+    e2e_measure "zypper-hook finish acted $(((t_restart - t_end) / 1000)) ms after zypper exited"
+
+    # The plugin cannot run the binary: zypper must still succeed.
+    pid[demo-allowed.service]=$(e2e_unit_pid "$m" demo-allowed.service)
+    e2e_rpm_publish "$m" v2 libdemo1 demo-allowed demo-denied
+    e2e_in "$m" mv /usr/bin/restart-stale /usr/bin/restart-stale.away
+    out=$(e2e_step "zypper update without the binary" e2e_zypper "$m" update 2>&1) || {
+        e2e_in "$m" mv /usr/bin/restart-stale.away /usr/bin/restart-stale
+        fail "zypper failed when the plugin could not run restart-stale: $out"
+    }
+    e2e_in "$m" mv /usr/bin/restart-stale.away /usr/bin/restart-stale
+    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    assert_eq 2.0 "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION}' demo-denied)" "demo-denied after the update"
+    assert_eq "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed (nothing ran)"
+    assert_eq "${pid[demo-denied.service]}" "$(e2e_unit_pid "$m" demo-denied.service)" "MainPID of demo-denied (nothing ran)"
+
+    e2e_in "$m" systemctl stop "${UNITS[@]}"
+}
+e2e_test_main t
