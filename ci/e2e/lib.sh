@@ -349,16 +349,26 @@ e2e_boot() {
     mkdir -p "$run"
     printf '%s\n' "$dir" >"$run/rootfs"
     printf '%s\n' "$mode" >"$run/mode"
-    _e2e_cgroup_snapshot >"$run/cgroups.before"
     # debootstrap copied the host's /etc/hostname; name the machine after
     # NAME so journal lines and prompts say which container they come from.
     printf '%s\n' "$name" >"$dir/etc/hostname"
     t0=$(e2e_now_ms)
     # --keep-unit/--register=no: host PID 1 is not systemd, there is no
     # machined or scope to create. --console=read-only keeps the boot
-    # messages in console.log without needing a tty.
-    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=$unified systemd-nspawn -q -D "$dir" -b \
-        --register=no --keep-unit -M "$name" --console=read-only \
+    # messages in console.log without needing a tty. --private-network:
+    # a loopback of its own, so that machines booted side by side (run.sh's
+    # lanes) never fight over a port; no test needs the host's network.
+    # nspawn puts the container in "payload" below the cgroup it starts
+    # in: two machines started from the same cgroup would share it. So
+    # each starts from a cgroup of its own (_e2e_machine_cgroups), which
+    # lets run.sh boot machines side by side (its lanes).
+    _e2e_machine_cgroups "$name" >"$run/cgroups.own"
+    # shellcheck disable=SC2016 # expanded by the inner bash
+    SYSTEMD_NSPAWN_UNIFIED_HIERARCHY=$unified bash -c '
+        while read -r cg; do echo "$$" >"$cg/cgroup.procs" || exit 1; done <"$1"
+        shift
+        exec systemd-nspawn "$@"' e2e-nspawn "$run/cgroups.own" -q -D "$dir" -b \
+        --register=no --keep-unit -M "$name" --console=read-only --private-network \
         </dev/null >"$run/console.log" 2>&1 &
     nspawn=$!
     printf '%s\n' "$nspawn" >"$run/nspawn.pid"
@@ -568,7 +578,7 @@ e2e_shutdown() {
     fi
     # Reap it if it is our child; harmless otherwise.
     [[ -n $nspawn ]] && wait "$nspawn" 2>/dev/null
-    _e2e_rm_cgroups "$run/cgroups.before"
+    _e2e_rm_cgroups "$run/cgroups.own"
     rm -rf "$run"
     for i in "${!E2E_OWNED_MACHINES[@]}"; do
         m=${E2E_OWNED_MACHINES[$i]}
@@ -578,24 +588,35 @@ e2e_shutdown() {
     return 0
 }
 
-# All cgroup directories of the host (every hierarchy), one per line.
-_e2e_cgroup_snapshot() {
-    find /sys/fs/cgroup -mindepth 1 -type d 2>/dev/null | sort
+# _e2e_machine_cgroups NAME: make NAME's own cgroup in each hierarchy that
+# nspawn uses (the unified one, and the named "systemd" one of a hybrid or
+# legacy host), print their paths.
+_e2e_machine_cgroups() {
+    local name=$1 h
+    for h in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/systemd; do
+        # Only a mounted hierarchy has cgroup.procs at its top.
+        [[ -f $h/cgroup.procs ]] || continue
+        mkdir -p "$h/rse2e-$name"
+        echo "$h/rse2e-$name"
+    done
 }
 
 # nspawn leaves "payload" and "supervisor" cgroups (and in them whatever the
 # container's systemd created) behind in the host hierarchies when the host
-# is not systemd. Remove, deepest first, the directories inside such
-# subtrees that did not exist before boot. Only those: the host's own
-# tooling creates and removes other cgroups all the time, which are not ours.
-# rmdir refuses anything still populated, so this cannot kill anything.
+# is not systemd. They are all inside the machine's own cgroups (OWN, the
+# file _e2e_machine_cgroups' paths went to): remove those subtrees, deepest
+# first, and nothing else, since a machine of another lane may be booting
+# beside it. rmdir refuses anything still populated, so this cannot kill
+# anything.
 _e2e_rm_cgroups() {
-    local before=$1 d
-    [[ -f $before ]] || return 0
-    _e2e_cgroup_snapshot | comm -13 "$before" - |
-        { grep -E '/(payload|supervisor)(/|$)' || true; } | sort -r | while read -r d; do
-        rmdir "$d" 2>/dev/null || e2e_log "could not remove cgroup $d"
-    done
+    local own=$1 cg d
+    [[ -f $own ]] || return 0
+    while read -r cg; do
+        [[ -d $cg ]] || continue
+        find "$cg" -depth -type d | while read -r d; do
+            rmdir "$d" 2>/dev/null || e2e_log "could not remove cgroup $d"
+        done
+    done <"$own"
 }
 
 # ---------------------------------------------------------------- packages

@@ -39,6 +39,17 @@
 # skipped: a skip in CI would look green while proving nothing. For a local
 # run where skips are expected, set E2E_ALLOW_SKIP=1.
 set -euo pipefail
+# Lanes: without E2E_RELEASES (or E2E_SUITE) from the caller, the releases
+# run in two lanes side by side, "bookworm" and "trixie sid", each a child
+# run.sh with its own machines and log, printed in turn when both are done
+# (E2E_LANES: lanes separated by commas; "none" for one lane). The tests
+# spend most of their time waiting on their containers, so two lanes on a
+# 2-core machine take little more than the longer one alone.
+if [[ -z ${E2E_LANE:-} && -z ${E2E_RELEASES:-} && -z ${E2E_SUITE:-} ]]; then
+    : "${E2E_LANES:=bookworm,trixie sid}"
+else
+    E2E_LANES=none
+fi
 # shellcheck source=lib.sh
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -100,6 +111,54 @@ export RESTART_STALE_DEB
 measure_dir=$(mktemp -d "$E2E_WORK_DIR/measure.XXXXXX")
 E2E_OWNED_DIRS+=("$measure_dir") # removed by the EXIT trap
 export E2E_MEASURE_FILE=$measure_dir/lines
+
+# run_lanes: run.sh once per lane, side by side, with the debs built above;
+# then their logs in turn, their tallies, and one summary. Exit status 1 if
+# a lane failed.
+run_lanes() {
+    local -a lanes=() pids=()
+    local dir i rc=0 line p f s n a b c d
+    IFS=',' read -r -a lanes <<<"$E2E_LANES"
+    dir=$(mktemp -d "$E2E_WORK_DIR/lanes.XXXXXX")
+    E2E_OWNED_DIRS+=("$dir")
+    for i in "${!lanes[@]}"; do
+        E2E_LANE=$((i + 1)) E2E_RELEASES=${lanes[$i]} "$0" "${tests[@]}" >"$dir/$i.log" 2>&1 &
+        pids[i]=$!
+        e2e_log "lane $((i + 1)): ${lanes[$i]} (log in $dir/$i.log until it ends)"
+    done
+    # A killed run.sh takes its lanes with it. (The pids are fixed now;
+    # st is the trap's own variable; set +e, or a lane that is already
+    # gone would end the trap before the cleanup.)
+    # shellcheck disable=SC2064,SC2154
+    trap "st=\$?; set +e; kill ${pids[*]} 2>/dev/null; (exit \$st); e2e_cleanup" EXIT
+    for i in "${!lanes[@]}"; do
+        wait "${pids[$i]}" || rc=1
+    done
+    p=0 f=0 s=0 n=0
+    for i in "${!lanes[@]}"; do
+        e2e_log "==================== lane $((i + 1)): ${lanes[$i]}"
+        cat "$dir/$i.log"
+        line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed, [0-9]+ skipped' "$dir/$i.log" | tail -n 1) || {
+            e2e_log "lane $((i + 1)) printed no summary line"
+            rc=1
+            continue
+        }
+        read -r a b c d < <(sed -E 's/^e2e: ([0-9]+) passed, ([0-9]+) failed, ([0-9]+) skipped(, ([0-9]+) not run)?.*/\1 \2 \3 \5/' <<<"$line")
+        p=$((p + a)) f=$((f + b)) s=$((s + c)) n=$((n + ${d:-0}))
+    done
+    e2e_log "lanes: total $(($(e2e_now_ms) - t_start)) ms"
+    for i in "${!lanes[@]}"; do
+        grep -E '^e2e\[' "$dir/$i.log" || true
+    done
+    line="e2e: $p passed, $f failed, $s skipped"
+    ((n == 0)) || line+=", $n not run (releases or modes their scripts leave out)"
+    echo "$line"
+    return "$rc"
+}
+if [[ $E2E_LANES != none ]]; then
+    run_lanes
+    exit $?
+fi
 
 passed=0
 failed=0
