@@ -913,6 +913,27 @@ e2e_apt_setup() {
     done
 }
 
+# e2e_start_demo_units NAME PIDS UNIT...: the start the tests of the other
+# package managers share (90, 92-94), whose demo packages install units
+# without starting them: daemon-reload, start the UNITs and wait until they
+# run, allow demo-allowed and demo-unrelated, deny demo-denied, and fill
+# the associative array named PIDS (`local -A`) with each UNIT's MainPID.
+e2e_start_demo_units() {
+    local name=$1 u
+    local -n e2e_start_pids=$2
+    shift 2
+    e2e_in "$name" systemctl daemon-reload
+    e2e_in "$name" systemctl start "$@"
+    e2e_wait_active "$name" "$@"
+    e2e_policy "$name" demo-allowed.service allow
+    e2e_policy "$name" demo-denied.service deny
+    e2e_policy "$name" demo-unrelated.service allow
+    for u in "$@"; do
+        # shellcheck disable=SC2034,SC2004 # the caller's associative array
+        e2e_start_pids[$u]=$(e2e_unit_pid "$name" "$u")
+    done
+}
+
 # ---------------------------------------------------------------- tests
 
 # ---------------------------------------------------------------- releases

@@ -34,7 +34,7 @@ wait_finish() {
 }
 
 t() {
-    local m=$1 u out journal
+    local m=$1 out journal
     local -A pid
 
     e2e_demo_reset "$m"
@@ -58,16 +58,8 @@ t() {
 
     e2e_rpm_publish "$m" v1
     e2e_step "dnf install (1.0)" e2e_dnf "$m" install "${E2E_RPM_DEMO[@]}" >/dev/null
-    e2e_in "$m" systemctl daemon-reload
     wait_finish "$m"
-    e2e_in "$m" systemctl start "${UNITS[@]}"
-    e2e_wait_active "$m" "${UNITS[@]}"
-    e2e_policy "$m" demo-allowed.service allow
-    e2e_policy "$m" demo-denied.service deny
-    e2e_policy "$m" demo-unrelated.service allow
-    for u in "${UNITS[@]}"; do
-        pid[$u]=$(e2e_unit_pid "$m" "$u")
-    done
+    e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
     out=$(e2e_step "dnf upgrade (2.0)" e2e_dnf "$m" upgrade 2>&1)

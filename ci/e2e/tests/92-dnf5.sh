@@ -91,7 +91,7 @@ gate_closed() {
 }
 
 t() {
-    local m=$1 u log alog n t0 t_end t_restart cursor dlog
+    local m=$1 log alog n t0 t_end t_restart cursor dlog
     local -A pid
 
     e2e_demo_reset "$m"
@@ -109,16 +109,8 @@ t() {
     e2e_rpm_publish "$m" v1
     dnf5 "$m" install install "${E2E_RPM_DEMO[@]}"
     ((rc == 0)) || fail "dnf5 install exited $rc"
-    e2e_in "$m" systemctl daemon-reload
     wait_finish "$m"
-    e2e_in "$m" systemctl start "${UNITS[@]}"
-    e2e_wait_active "$m" "${UNITS[@]}"
-    e2e_policy "$m" demo-allowed.service allow
-    e2e_policy "$m" demo-denied.service deny
-    e2e_policy "$m" demo-unrelated.service allow
-    for u in "${UNITS[@]}"; do
-        pid[$u]=$(e2e_unit_pid "$m" "$u")
-    done
+    e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     # The upgrade through the hook.
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed

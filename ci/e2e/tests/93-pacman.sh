@@ -59,7 +59,7 @@ timed_pacman() {
 }
 
 t() {
-    local m=$1 u out log alog n cursor t_restart t_late version old new t0 ms rc
+    local m=$1 out log alog n cursor t_restart t_late version old new t0 ms rc
     local -A pid
 
     e2e_demo_reset "$m"
@@ -77,15 +77,7 @@ t() {
     timed_pacman "$m" "-Syy (install 1.0)" -Syy "${E2E_PACMAN_DEMO[@]}"
     assert_contains "$out" "Noting services that run replaced code (restart-stale)" "pacman's output"
     e2e_wait_pacman_finish "$m"
-    e2e_in "$m" systemctl daemon-reload
-    e2e_in "$m" systemctl start "${UNITS[@]}"
-    e2e_wait_active "$m" "${UNITS[@]}"
-    e2e_policy "$m" demo-allowed.service allow
-    e2e_policy "$m" demo-denied.service deny
-    e2e_policy "$m" demo-unrelated.service allow
-    for u in "${UNITS[@]}"; do
-        pid[$u]=$(e2e_unit_pid "$m" "$u")
-    done
+    e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     # An admin's hook that pacman runs after ours (hooks run in file name
     # order) and that keeps pacman busy for 2 s: a restart before it ended

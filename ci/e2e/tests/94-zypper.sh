@@ -88,7 +88,7 @@ zypper_marked() {
 }
 
 t() {
-    local m=$1 u out journal alog frames n t_restart t_end cursor rootfs
+    local m=$1 out journal alog frames n t_restart t_end cursor rootfs
     local -A pid
 
     e2e_demo_reset "$m"
@@ -106,15 +106,7 @@ t() {
         fail "zypper install failed: $out"
     printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
     e2e_step "wait for $FINISH (install)" wait_finish "$m" "$cursor"
-    e2e_in "$m" systemctl daemon-reload
-    e2e_in "$m" systemctl start "${UNITS[@]}"
-    e2e_wait_active "$m" "${UNITS[@]}"
-    e2e_policy "$m" demo-allowed.service allow
-    e2e_policy "$m" demo-denied.service deny
-    e2e_policy "$m" demo-unrelated.service allow
-    for u in "${UNITS[@]}"; do
-        pid[$u]=$(e2e_unit_pid "$m" "$u")
-    done
+    e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
     e2e_in "$m" rm -f "$MARKS" "$E2E_ZYPPER_LOG" "$CAPTURE" "$CAPTURE.out"
