@@ -31,7 +31,6 @@ set -euo pipefail
 UNITS=(demo-allowed.service demo-denied.service demo-unrelated.service)
 PLUGIN=/usr/lib/zypp/plugins/commit/restart-stale
 FINISH=restart-stale-zypper.service
-MARKS=/run/e2e-zypper.marks
 CAPTURE=/var/tmp/e2e-zypper.frames
 CAPTURE_PLUGIN=/usr/lib/zypp/plugins/commit/zz-e2e-capture
 
@@ -78,15 +77,6 @@ us() {
     echo $((s * 1000000 + 10#$f))
 }
 
-# zypper_marked M ARGS...: e2e_zypper, then note when zypper exited in $MARKS.
-zypper_marked() {
-    local m=$1 rc=0
-    shift
-    e2e_zypper "$m" "$@" || rc=$?
-    e2e_in "$m" sh -c "date +%s.%6N >>$MARKS"
-    return "$rc"
-}
-
 t() {
     local m=$1 out journal alog frames n t_restart t_end cursor rootfs
     local -A pid
@@ -109,16 +99,17 @@ t() {
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
-    e2e_in "$m" rm -f "$MARKS" "$E2E_ZYPPER_LOG" "$CAPTURE" "$CAPTURE.out"
+    e2e_in "$m" rm -f "$E2E_ZYPPER_LOG" "$CAPTURE" "$CAPTURE.out" "$CAPTURE.end"
     # A second plugin copies the bytes libzypp sends (the source of
     # tests/zypper/); it answers through a suspended restart-stale, which
     # records nothing, so only the packaged plugin acts.
     e2e_in "$m" sh -c "cat >$CAPTURE_PLUGIN && chmod 755 $CAPTURE_PLUGIN" <<EOF
 #!/bin/sh
 tee $CAPTURE | RESTART_STALE_SUSPEND=1 /usr/bin/restart-stale zypper-hook | tee $CAPTURE.out
+date +%s.%6N >$CAPTURE.end
 EOF
     cursor=$(e2e_journal_cursor "$m")
-    out=$(E2E_ZYPPER_ENV=ZYPP_PLUGIN_DEBUG=1 e2e_step "zypper update (2.0)" zypper_marked "$m" update 2>&1) ||
+    out=$(E2E_ZYPPER_ENV=ZYPP_PLUGIN_DEBUG=1 e2e_step "zypper update (2.0)" e2e_zypper "$m" update 2>&1) ||
         fail "zypper update failed: $out"
     printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
     # What libzypp sent (>) and read (<): the plugin's side of the exchange.
@@ -162,10 +153,14 @@ EOF
     assert_contains "$(e2e_maps "$m" "${pid[demo-denied.service]}")" "libdemo.so.1 (deleted)" "maps of demo-denied"
     assert_eq "${pid[demo-unrelated.service]}" "$(e2e_unit_pid "$m" demo-unrelated.service)" "MainPID of demo-unrelated (unaffected)"
     t_restart=$(us "$(grep -E -m 1 'demo-allowed\.service: restarting' <<<"$journal" | cut -d' ' -f1)")
-    t_end=$(us "$(e2e_in "$m" tail -n 1 "$MARKS")")
-    ((t_restart > t_end)) || fail "restart ($t_restart) before zypper exited ($t_end)"
-    e2e_log "ok: restart at $t_restart us, after zypper exited ($t_end)"
-    e2e_measure "zypper-hook finish acted $(((t_restart - t_end) / 1000)) ms after zypper exited"
+    # The end of the transaction: libzypp closed its plugins' input (the
+    # capturing plugin notes when). A mark taken after zypper's unit ended
+    # would come too late: the finish acts once zypper's process has
+    # exited, before systemd has even reaped it.
+    t_end=$(us "$(e2e_in "$m" cat "$CAPTURE.end")")
+    ((t_restart > t_end)) || fail "restart ($t_restart) before libzypp let its plugins go ($t_end)"
+    e2e_log "ok: restart at $t_restart us, after libzypp let its plugins go ($t_end)"
+    e2e_measure "zypper-hook finish acted $(((t_restart - t_end) / 1000)) ms after libzypp let its plugins go"
 
     # The plugin cannot run the binary: zypper must still succeed.
     pid[demo-allowed.service]=$(e2e_unit_pid "$m" demo-allowed.service)
