@@ -99,14 +99,13 @@ t() {
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
-    e2e_in "$m" rm -f "$E2E_ZYPPER_LOG" "$CAPTURE" "$CAPTURE.out" "$CAPTURE.end"
+    e2e_in "$m" rm -f "$E2E_ZYPPER_LOG" "$CAPTURE" "$CAPTURE.out"
     # A second plugin copies the bytes libzypp sends (the source of
     # tests/zypper/); it answers through a suspended restart-stale, which
     # records nothing, so only the packaged plugin acts.
     e2e_in "$m" sh -c "cat >$CAPTURE_PLUGIN && chmod 755 $CAPTURE_PLUGIN" <<EOF
 #!/bin/sh
 tee $CAPTURE | RESTART_STALE_SUSPEND=1 /usr/bin/restart-stale zypper-hook | tee $CAPTURE.out
-date +%s.%6N >$CAPTURE.end
 EOF
     cursor=$(e2e_journal_cursor "$m")
     out=$(E2E_ZYPPER_ENV=ZYPP_PLUGIN_DEBUG=1 e2e_step "zypper update (2.0)" e2e_zypper "$m" update 2>&1) ||
@@ -153,11 +152,13 @@ EOF
     assert_contains "$(e2e_maps "$m" "${pid[demo-denied.service]}")" "libdemo.so.1 (deleted)" "maps of demo-denied"
     assert_eq "${pid[demo-unrelated.service]}" "$(e2e_unit_pid "$m" demo-unrelated.service)" "MainPID of demo-unrelated (unaffected)"
     t_restart=$(us "$(grep -E -m 1 'demo-allowed\.service: restarting' <<<"$journal" | cut -d' ' -f1)")
-    # The end of the transaction: libzypp closed its plugins' input (the
-    # capturing plugin notes when). A mark taken after zypper's unit ended
-    # would come too late: the finish acts once zypper's process has
-    # exited, before systemd has even reaped it.
-    t_end=$(us "$(e2e_in "$m" cat "$CAPTURE.end")")
+    # The end of the transaction: the capturing plugin's last answer, to
+    # libzypp's _DISCONNECT, written the moment that frame came (the time
+    # its output file was last written; libzypp may kill a plugin after
+    # that, so the plugin cannot note the time itself). A mark taken
+    # after zypper's unit ended would come too late: the finish acts once
+    # zypper's process has exited, before systemd has even reaped it.
+    t_end=$(us "$(e2e_in "$m" stat -c %.6Y "$CAPTURE.out")")
     ((t_restart > t_end)) || fail "restart ($t_restart) before libzypp let its plugins go ($t_end)"
     e2e_log "ok: restart at $t_restart us, after libzypp let its plugins go ($t_end)"
     e2e_measure "zypper-hook finish acted $(((t_restart - t_end) / 1000)) ms after libzypp let its plugins go"
