@@ -493,19 +493,42 @@ e2e_unit_procs() {
     e2e_in "$name" cat "$base$cg/cgroup.procs"
 }
 
-# e2e_journal_cursor NAME: the cursor of NAME's newest journal entry; pass
-# it to e2e_journal to see only what was logged after this point.
+# e2e_journal_cursor NAME: a cursor for e2e_journal, to see only what is
+# logged inside NAME after this point. It is the cursor of a marker entry
+# (tag e2e-cursor) that this logs first and waits for.
+#
+# Why a marker: journalctl before systemd 255 drops the first entry that
+# matches a filter (-u, -t, FIELD=) after --after-cursor, whichever entry the
+# cursor names (systemd issue #30288; bookworm has 252), so e2e_journal reads
+# from the cursor inclusively, with --cursor. The cursor's own entry then
+# must not match any filter a test uses, which a marker of our own ensures;
+# the newest entry at the time could be, say, a line of the finish unit
+# from the previous transaction.
 e2e_journal_cursor() {
-    e2e_in "$1" journalctl -q -n 0 --show-cursor | sed -n 's/^-- cursor: //p'
+    local name=$1 mark out i
+    mark="mark-$(date +%s%N)-$$-$RANDOM"
+    e2e_in "$name" logger -t e2e-cursor -- "$mark"
+    for ((i = 0; i < 100; i++)); do
+        out=$(e2e_in "$name" journalctl -q --no-pager -t e2e-cursor -n 1 -o cat --show-cursor)
+        if [[ $out == "$mark"$'\n'"-- cursor: "* ]]; then
+            sed -n 's/^-- cursor: //p' <<<"$out"
+            return 0
+        fi
+        sleep 0.1
+    done
+    echo "[e2e] e2e_journal_cursor: marker $mark did not reach $name's journal in 10 s" >&2
+    return 1
 }
 
 # e2e_journal NAME CURSOR [JOURNALCTL-ARGS...]: journal entries after
-# CURSOR, in short-unix format (seconds with microseconds), e.g.
-# `e2e_journal m "$c" -u restart-stale-apt.service`.
+# CURSOR (from e2e_journal_cursor), in short-unix format (seconds with
+# microseconds), e.g. `e2e_journal m "$c" -u restart-stale-apt.service`.
+# Markers of e2e_journal_cursor are left out.
 e2e_journal() {
     local name=$1 cursor=$2
     shift 2
-    e2e_in "$name" journalctl -q --no-pager -o short-unix --after-cursor="$cursor" "$@"
+    e2e_in "$name" journalctl -q --no-pager -o short-unix --cursor="$cursor" "$@" |
+        sed -E '/ e2e-cursor(\[[0-9]+\])?: mark-[0-9]+-[0-9]+-[0-9]+$/d'
 }
 
 # ---------------------------------------------------------------- the tool

@@ -110,7 +110,8 @@ HOOK
     # Everything restart-stale and PID 1 logged about it since the upgrade
     # began, from the whole journal: in some runs `journalctl -u` missed
     # one of the unit's lines (once "Starting", once the first line of
-    # restart-stale), though plain journalctl had it.
+    # restart-stale), though plain journalctl had it: journalctl 252's
+    # --after-cursor bug, which e2e_journal_cursor now avoids.
     log=$(e2e_journal "$m" "$cursor" | grep -E "restart-stale\[[0-9]+\]: |systemd\[1\]: .*$FINISH" || true)
     printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
     n=$(grep -cE "systemd\\[1\\]: $FINISH: Deactivated successfully" <<<"$log" || true)

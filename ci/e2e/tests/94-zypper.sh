@@ -54,9 +54,9 @@ wait_finish() {
     fail "$FINISH did not run, or is still '${state:-?}' after 60 s (jobs '${jobs:-}', record '${left:-}')"
 }
 
-# The journal since a cursor is read whole and filtered here: journalctl
-# 252 with --after-cursor and a match (-u, -t) drops the first matching
-# entry (it skips one entry after the seek, assuming it is the cursor's).
+# The journal since a cursor is read whole and filtered here. (It was the
+# workaround for journalctl 252 dropping the first entry a match selects
+# after --after-cursor; e2e_journal_cursor now avoids that for every test.)
 
 # finish_journal M CURSOR: the lines restart-stale logged since CURSOR (the
 # plugin logs to libzypp, so these are the finish step's), once its last
