@@ -3,6 +3,7 @@
 # restart-stale.actions, restarts exactly the allowed, affected unit, once
 # and after dnf5 is done; and dnf5 still exits 0, in bounded time, when the
 # hook cannot do its work: binary missing, D-Bus stopped, binary hanging.
+# The transaction made while D-Bus was stopped is acted on by the next one.
 #
 # Only sid has dnf5 (5.4 with the actions plugin in libdnf5-2), hence the
 # releases line. The subject is the package manager's hook, which does not
@@ -68,6 +69,27 @@ wait_finish() {
     fail "restart-stale-dnf.service is still '$state' after 60 s"
 }
 
+# spooled NAME: how many dnf records wait in the spool (pending, or taken
+# by a finish that has not ended).
+# (The fallback spool on /var need not exist, and find fails then.)
+spooled() {
+    { e2e_in "$1" find /run/restart-stale/dnf /var/lib/restart-stale/spool/dnf -maxdepth 1 \
+        \( -name pending -o -name 'taken.*' \) 2>/dev/null || true; } | wc -l
+}
+
+# Waits (up to 60 s) until restart-stale-dnf.service is gone and no record
+# waits: unlike wait_finish, this also covers a finish still queued.
+wait_spool_empty() {
+    local m=$1 i state left
+    for ((i = 0; i < 600; i++)); do
+        state=$(e2e_in "$m" systemctl show -p ActiveState --value restart-stale-dnf.service)
+        left=$(spooled "$m")
+        [[ ($state == inactive || $state == failed) && $left == 0 ]] && return 0
+        sleep 0.1
+    done
+    fail "restart-stale-dnf.service is '$state' with $left records waiting after 60 s"
+}
+
 # failure_case NAME TAG WHAT VERSION ARGS...: dnf5 ARGS must exit 0 with the
 # hook broken as WHAT says, and leave libdemo1 at VERSION. Sets $dlog to
 # what dnf5 logged about the actions plugin meanwhile (dnf5.log).
@@ -91,7 +113,7 @@ gate_closed() {
 }
 
 t() {
-    local m=$1 log alog n t0 t_end t_restart cursor dlog
+    local m=$1 log alog n t0 t_end t_restart cursor dlog before
     local -A pid
 
     e2e_demo_reset "$m"
@@ -189,6 +211,24 @@ t() {
     e2e_in "$m" systemctl start dbus.socket dbus.service
     e2e_in "$m" systemctl try-restart systemd-logind.service
     wait_finish "$m"
+
+    # ... and that transaction is not lost: its record waits in the spool,
+    # and the next transaction's finish acts on both.
+    assert_eq 1 "$(spooled "$m")" "records waiting after the D-Bus case"
+    before=$(e2e_unit_pid "$m" demo-allowed.service)
+    cursor=$(e2e_journal_cursor "$m")
+    dnf5 "$m" next upgrade libdemo1
+    ((rc == 0)) || fail "dnf5 upgrade after the D-Bus case exited $rc"
+    e2e_step "wait for restart-stale-dnf.service and an empty spool" wait_spool_empty "$m"
+    log=$(e2e_journal "$m" "$cursor" -u restart-stale-dnf.service)
+    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
+    n=$(grep -cE 'systemd\[1\]: Starting restart-stale-dnf\.service' <<<"$log" || true)
+    assert_eq 1 "$n" "starts of restart-stale-dnf.service after the D-Bus case"
+    n=$(grep -c 'dnf5 transaction' <<<"$log" || true)
+    assert_eq 2 "$n" "dnf5 transactions acted on after the D-Bus case (the one recorded then, and the next)"
+    assert_line "$log" 'dnf5 transaction[^:]*: .*libdemo1\.x86_64 2\.0-1 → 1\.0-1' "finish's summary of the D-Bus case's downgrade"
+    assert_ne "$before" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed after the D-Bus case"
+    assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of demo-allowed after the D-Bus case"
 
     # Leave no rpm behind.
     e2e_in "$m" systemctl stop "${UNITS[@]}"
