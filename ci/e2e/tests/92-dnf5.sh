@@ -90,6 +90,16 @@ wait_spool_empty() {
     fail "restart-stale-dnf.service is '$state' with $left records waiting after 60 s"
 }
 
+# finish_log NAME CURSOR: sets $log to restart-stale-dnf.service's journal
+# since CURSOR (and shows it), $starts to the unit's starts in it and
+# $acted to the dnf5 transactions it acted on.
+finish_log() {
+    log=$(e2e_journal "$1" "$2" -u restart-stale-dnf.service)
+    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
+    starts=$(grep -cE 'systemd\[1\]: Starting restart-stale-dnf\.service' <<<"$log" || true)
+    acted=$(grep -c 'dnf5 transaction' <<<"$log" || true)
+}
+
 # failure_case NAME TAG WHAT VERSION ARGS...: dnf5 ARGS must exit 0 with the
 # hook broken as WHAT says, and leave libdemo1 at VERSION. Sets $dlog to
 # what dnf5 logged about the actions plugin meanwhile (dnf5.log).
@@ -113,7 +123,7 @@ gate_closed() {
 }
 
 t() {
-    local m=$1 log alog n t0 t_end t_restart cursor dlog before
+    local m=$1 log alog n t0 t_end t_restart cursor dlog before starts acted
     local -A pid
 
     e2e_demo_reset "$m"
@@ -145,12 +155,9 @@ t() {
     e2e_step "wait for restart-stale-dnf.service" wait_finish "$m"
     assert_eq 2.0 "$(e2e_in "$m" rpm -q --qf '%{VERSION}' libdemo1)" "installed libdemo1"
 
-    log=$(e2e_journal "$m" "$cursor" -u restart-stale-dnf.service)
-    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
-    n=$(grep -cE 'systemd\[1\]: Starting restart-stale-dnf\.service' <<<"$log" || true)
-    assert_eq 1 "$n" "starts of restart-stale-dnf.service"
-    n=$(grep -c 'dnf5 transaction' <<<"$log" || true)
-    assert_eq 1 "$n" "dnf5 transactions acted on"
+    finish_log "$m" "$cursor"
+    assert_eq 1 "$starts" "starts of restart-stale-dnf.service"
+    assert_eq 1 "$acted" "dnf5 transactions acted on"
     assert_line "$log" 'dnf5 transaction[^:]*: .*libdemo1\.x86_64 1\.0-1 → 2\.0-1' "finish's summary"
     n=$(grep -c 'demo-allowed\.service: restarting' <<<"$log" || true)
     assert_eq 1 "$n" "restarts of demo-allowed by restart-stale"
@@ -220,12 +227,9 @@ t() {
     dnf5 "$m" next upgrade libdemo1
     ((rc == 0)) || fail "dnf5 upgrade after the D-Bus case exited $rc"
     e2e_step "wait for restart-stale-dnf.service and an empty spool" wait_spool_empty "$m"
-    log=$(e2e_journal "$m" "$cursor" -u restart-stale-dnf.service)
-    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
-    n=$(grep -cE 'systemd\[1\]: Starting restart-stale-dnf\.service' <<<"$log" || true)
-    assert_eq 1 "$n" "starts of restart-stale-dnf.service after the D-Bus case"
-    n=$(grep -c 'dnf5 transaction' <<<"$log" || true)
-    assert_eq 2 "$n" "dnf5 transactions acted on after the D-Bus case (the one recorded then, and the next)"
+    finish_log "$m" "$cursor"
+    assert_eq 1 "$starts" "starts of restart-stale-dnf.service after the D-Bus case"
+    assert_eq 2 "$acted" "dnf5 transactions acted on after the D-Bus case (the one recorded then, and the next)"
     assert_line "$log" 'dnf5 transaction[^:]*: .*libdemo1\.x86_64 2\.0-1 → 1\.0-1' "finish's summary of the D-Bus case's downgrade"
     assert_ne "$before" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed after the D-Bus case"
     assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of demo-allowed after the D-Bus case"
