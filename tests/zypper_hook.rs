@@ -5,7 +5,7 @@
 
 use crate::util::bin_path;
 use crate::util::fixture::{self, allow, case_root, record_files};
-use crate::util::rpm::{installed, rpm_stand_in};
+use crate::util::rpm::{installed, installed_as, rpm_stand_in};
 use restart_stale::zypper::frame;
 use std::fs;
 use std::io::{BufReader, Write};
@@ -45,6 +45,8 @@ fn a_commit_is_recorded_and_acted_on_after_zypper_exits() {
         ],
     );
     installed(r, "other-1-1.x86_64", &["/usr/sbin/other"]);
+    // ... and the version the update replaces.
+    installed_as(r, "libdemo.x86_64", &["libdemo-0:1.0-1.x86_64"]);
     let (_rpm_dir, rpm) = rpm_stand_in();
 
     let mut plugin = Command::new(bin_path())
@@ -80,6 +82,7 @@ fn a_commit_is_recorded_and_acted_on_after_zypper_exits() {
     let rec = fs::read_to_string(r.join(DIR).join("pending")).unwrap();
     for line in [
         "source zypper",
+        "package out libdemo-0:1.0-1.x86_64",
         "package in libdemo-2.0-1.x86_64",
         "package out other-1-1.x86_64",
         "file /lib/x86_64-linux-gnu/libdemo.so.1.0",
@@ -96,7 +99,10 @@ fn a_commit_is_recorded_and_acted_on_after_zypper_exits() {
         Some(3),
         "a test root never restarts: {stdout}\n{stderr}"
     );
-    assert!(stderr.contains("zypper transaction: "), "{stderr}");
+    assert!(
+        stderr.contains("zypper transaction: libdemo.x86_64 1.0-1 → 2.0-1, other.x86_64 1-1 → (removed)"),
+        "{stderr}"
+    );
     fixture::assert_case05_acted_on(&stdout);
     assert!(record_files(&r.join(DIR)).is_empty());
 }

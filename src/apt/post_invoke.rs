@@ -51,9 +51,7 @@ pub fn run(root: &SysRoot, verbose: u8) -> Result<()> {
             // The bound every hook's D-Bus calls have: the record is on
             // disk, and the next transaction starts the unit if PID 1 is
             // wedged now.
-            let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(
-                crate::transaction::launch::HOOK_DBUS_TIMEOUT,
-            )?;
+            let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(crate::transaction::launch::HOOK_DBUS_TIMEOUT)?;
             launch(&mgr, root, verbose)?;
         }
     }

@@ -1,5 +1,5 @@
-//! File lists of installed rpm packages, from the rpmdb through the
-//! system's own `rpm -ql` (the rpmdb format is rpm's business).
+//! File lists and versions of installed rpm packages, from the rpmdb
+//! through the system's own `rpm -q` (the rpmdb format is rpm's business).
 //!
 //! Only `/usr/bin/rpm` is ever run, with package names taken from the
 //! package manager's history database, each checked to be a plain NEVRA
@@ -29,7 +29,11 @@ pub const RPM_LIMIT: Duration = Duration::from_secs(15);
 /// What the rpmdb said about a batch of packages.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Listing {
+    /// Their files ([`FileLister::list`]).
     pub files: Vec<String>,
+    /// The packages themselves, `name-epoch:version-release.arch`
+    /// ([`FileLister::installed`]).
+    pub packages: Vec<String>,
     /// Packages rpm reports as not installed (removed since).
     pub not_installed: Vec<String>,
     /// Output lines that were neither.
@@ -40,6 +44,38 @@ pub struct Listing {
 pub trait FileLister {
     /// The files of the installed packages `nevras` under `root`.
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing>;
+
+    /// Which packages are installed under `root` by the names `queries`
+    /// (NEVRAs, or `name.arch`): [`Listing::packages`], and the queries
+    /// that name none in [`Listing::not_installed`].
+    fn installed(&self, root: &SysRoot, queries: &[String]) -> Result<Listing>;
+}
+
+/// How rpm is asked: for the files of packages, or for the packages.
+#[derive(Debug, Clone, Copy)]
+enum Query {
+    Files,
+    Packages,
+}
+
+/// One line per package, the epoch always there: a package without one
+/// says `0:`, which [`split_nevra`] leaves out again.
+const PACKAGE_FORMAT: &str = r"%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n";
+
+impl Query {
+    fn args(self) -> &'static [&'static str] {
+        match self {
+            Query::Files => &["-ql"],
+            Query::Packages => &["-q", "--qf", PACKAGE_FORMAT],
+        }
+    }
+
+    fn parse(self, stdout: &str) -> Listing {
+        match self {
+            Query::Files => parse_ql(stdout),
+            Query::Packages => parse_packages(stdout),
+        }
+    }
 }
 
 /// `rpm -ql --root ROOT NEVRA...`, all batches of one listing within the
@@ -58,29 +94,35 @@ impl FileLister for RpmCommand {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
         list_with(Path::new(RPM), root, nevras, self.0)
     }
+
+    fn installed(&self, root: &SysRoot, queries: &[String]) -> Result<Listing> {
+        query_in(Path::new(RPM), root, None, Query::Packages, queries, self.0)
+    }
 }
 
 /// `PROGRAM -ql --root ROOT NEVRA...` in batches, all done within `limit`
 /// or killed: [`RpmCommand`] with another program and limit, for tests
 /// that stand in for rpm.
 pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String], limit: Duration) -> Result<Listing> {
-    list_in(program, root, None, nevras, limit)
+    query_in(program, root, None, Query::Files, nevras, limit)
 }
 
-/// [`list_with`] in the rpmdb at `dbpath` under the root (`--dbpath`), or
-/// in rpm's own `%_dbpath` for `None`.
-fn list_in(
+/// `query` for `nevras` in batches, in the rpmdb at `dbpath` under the
+/// root (`--dbpath`), or in rpm's own `%_dbpath` for `None`.
+fn query_in(
     program: &Path,
     root: &SysRoot,
     dbpath: Option<&Path>,
+    query: Query,
     nevras: &[String],
     limit: Duration,
 ) -> Result<Listing> {
     let deadline = Instant::now() + limit;
     let mut all = Listing::default();
     for batch in nevras.chunks(BATCH) {
-        let l = run_rpm(program, root, dbpath, batch, deadline)?;
+        let l = run_rpm(program, root, dbpath, query, batch, deadline)?;
         all.files.extend(l.files);
+        all.packages.extend(l.packages);
         all.not_installed.extend(l.not_installed);
         all.unexpected.extend(l.unexpected);
     }
@@ -91,6 +133,7 @@ fn run_rpm(
     program: &Path,
     root: &SysRoot,
     dbpath: Option<&Path>,
+    query: Query,
     nevras: &[String],
     deadline: Instant,
 ) -> Result<Listing> {
@@ -98,7 +141,7 @@ fn run_rpm(
         bail!("refusing to pass {bad:?} to rpm: not a package name");
     }
     let mut cmd = Command::new(program);
-    cmd.arg("-ql").arg("--root").arg(root.root());
+    cmd.args(query.args()).arg("--root").arg(root.root());
     if let Some(db) = dbpath {
         cmd.arg("--dbpath").arg(db);
     }
@@ -112,14 +155,16 @@ fn run_rpm(
         // started too (and nothing keeps our pipes open).
         .process_group(0)
         .spawn()
-        .with_context(|| format!("failed to run {} to list package files", program.display()))?;
-    let out = wait_until(child, deadline).with_context(|| format!("{} -ql", program.display()))?;
-    let listing = parse_ql(&String::from_utf8_lossy(&out.stdout));
+        .with_context(|| format!("failed to run {} to query the rpmdb", program.display()))?;
+    let how = query.args()[0];
+    let out = wait_until(child, deadline).with_context(|| format!("{} {how}", program.display()))?;
+    let listing = query.parse(&String::from_utf8_lossy(&out.stdout));
     // rpm's exit status counts the packages not found; anything else
     // without any output is a failure (no rpmdb, unreadable rpmdb).
-    if !out.status.success() && listing.files.is_empty() && listing.not_installed.is_empty() {
+    let answered = !listing.files.is_empty() || !listing.packages.is_empty() || !listing.not_installed.is_empty();
+    if !out.status.success() && !answered {
         bail!(
-            "{} -ql failed ({}): {}",
+            "{} {how} failed ({}): {}",
             program.display(),
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
@@ -189,16 +234,39 @@ pub fn parse_ql(stdout: &str) -> Listing {
     for line in stdout.lines() {
         if line.starts_with('/') {
             l.files.push(line.to_string());
-        } else if let Some(p) = line
-            .strip_prefix("package ")
-            .and_then(|r| r.strip_suffix(" is not installed"))
-        {
-            l.not_installed.push(p.to_string());
-        } else if line != "(contains no files)" && !line.trim().is_empty() {
+        } else if !not_installed(line, &mut l) && line != "(contains no files)" && !line.trim().is_empty() {
             l.unexpected.push(line.to_string());
         }
     }
     l
+}
+
+/// The output of `rpm -q --qf PACKAGE_FORMAT`: a NEVRA per line, and
+/// `package X is not installed`.
+pub fn parse_packages(stdout: &str) -> Listing {
+    let mut l = Listing::default();
+    for line in stdout.lines() {
+        if split_nevra(line).is_some() && safe_argument(line) {
+            l.packages.push(line.to_string());
+        } else if !not_installed(line, &mut l) && !line.trim().is_empty() {
+            l.unexpected.push(line.to_string());
+        }
+    }
+    l
+}
+
+/// Notes `package X is not installed` in `l`; false for any other line.
+fn not_installed(line: &str, l: &mut Listing) -> bool {
+    match line
+        .strip_prefix("package ")
+        .and_then(|r| r.strip_suffix(" is not installed"))
+    {
+        Some(p) => {
+            l.not_installed.push(p.to_string());
+            true
+        }
+        None => false,
+    }
 }
 
 /// `name-version-release.arch`: rpm's query form. The epoch is left out;
@@ -267,7 +335,25 @@ struct Rpm {
 
 impl FileLister for Rpm {
     fn list(&self, root: &SysRoot, nevras: &[String]) -> Result<Listing> {
-        list_in(&self.program, root, self.dbpath.as_deref(), nevras, self.limit)
+        query_in(
+            &self.program,
+            root,
+            self.dbpath.as_deref(),
+            Query::Files,
+            nevras,
+            self.limit,
+        )
+    }
+
+    fn installed(&self, root: &SysRoot, queries: &[String]) -> Result<Listing> {
+        query_in(
+            &self.program,
+            root,
+            self.dbpath.as_deref(),
+            Query::Packages,
+            queries,
+            self.limit,
+        )
     }
 }
 
@@ -302,6 +388,31 @@ mod tests {
         assert_eq!(l.files, ["/usr/lib64/libfoo.so.1", "/usr/share/doc/foo"]);
         assert_eq!(l.not_installed, ["bar-1.0-1.x86_64"]);
         assert_eq!(l.unexpected, ["error: odd"]);
+    }
+
+    #[test]
+    fn parses_the_installed_packages() {
+        let out = "libdemo1-0:1.0-1.x86_64\nkernel-default-0:6.4-2.x86_64\nkernel-default-0:6.5-1.x86_64\n\
+                   gone-1:1-1.noarch\npackage fresh.x86_64 is not installed\n\
+                   gpg-pubkey-0:abc-def.(none)\n\n";
+        let l = parse_packages(out);
+        assert_eq!(
+            l.packages,
+            [
+                "libdemo1-0:1.0-1.x86_64",
+                "kernel-default-0:6.4-2.x86_64",
+                "kernel-default-0:6.5-1.x86_64",
+                "gone-1:1-1.noarch"
+            ]
+        );
+        assert_eq!(l.not_installed, ["fresh.x86_64"]);
+        // Not a package name we would pass on (and never one we ask for).
+        assert_eq!(l.unexpected, ["gpg-pubkey-0:abc-def.(none)"]);
+        assert!(l.files.is_empty());
+        assert_eq!(
+            split_nevra(&l.packages[0]),
+            Some(("libdemo1", "1.0-1".to_string(), "x86_64"))
+        );
     }
 
     #[test]

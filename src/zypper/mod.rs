@@ -105,6 +105,9 @@ pub struct Commit {
     /// Files of the installed packages the commit replaces or removes,
     /// listed before rpm ran.
     pub old_files: Vec<String>,
+    /// The installed packages an install replaces, by `name.arch`: an
+    /// update's old version, which libzypp's steps do not carry.
+    pub replaced: Vec<(String, String)>,
     pub errors: Vec<String>,
 }
 
@@ -133,6 +136,29 @@ pub fn commit_begin(root: &SysRoot, steps: &[Step], lister: &dyn FileLister) -> 
         }
         Err(e) => c.errors.push(format!("{e:#}")),
     }
+    let installs: Vec<String> = steps
+        .iter()
+        .filter(|s| s.kind.as_deref() == Some("+"))
+        .map(|s| format!("{}.{}", s.solvable.n, s.solvable.a))
+        .collect();
+    if !installs.is_empty() {
+        match lister.installed(root, &installs) {
+            Ok(l) => {
+                c.replaced = l
+                    .packages
+                    .into_iter()
+                    .filter_map(|p| {
+                        let (name, _, arch) = rpm::split_nevra(&p)?;
+                        let key = format!("{name}.{arch}");
+                        Some((key, p))
+                    })
+                    .collect();
+                c.errors
+                    .extend(l.unexpected.into_iter().map(|u| format!("rpm -q: {u}")));
+            }
+            Err(e) => c.errors.push(format!("{e:#}")),
+        }
+    }
     c
 }
 
@@ -151,7 +177,20 @@ pub fn commit_end(
     let mut incoming = Vec::new();
     for s in &done {
         match s.kind.as_deref() {
-            Some("+") | Some("M") => {
+            Some("+") => {
+                // Only a done install took its old version out.
+                let key = format!("{}.{}", s.solvable.n, s.solvable.a);
+                facts.extend(
+                    begun
+                        .replaced
+                        .iter()
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, old)| Fact::Package(Direction::Out, old.clone())),
+                );
+                facts.push(Fact::Package(Direction::In, s.solvable.nevra()));
+                incoming.push(s.solvable.query());
+            }
+            Some("M") => {
                 facts.push(Fact::Package(Direction::In, s.solvable.nevra()));
                 incoming.push(s.solvable.query());
             }
@@ -264,7 +303,9 @@ mod tests {
     use crate::pkgdb::rpm::Listing;
     use std::cell::RefCell;
 
-    /// Answers from a table of installed packages, as `rpm -ql` would.
+    /// Answers from a table of installed packages, as `rpm -ql` would
+    /// (by the exact query), and as `rpm -q` would for `name.arch` (the
+    /// entries that are whole NEVRAs).
     struct Table(Vec<(&'static str, &'static [&'static str])>, RefCell<Vec<Vec<String>>>);
 
     impl FileLister for Table {
@@ -276,6 +317,25 @@ mod tests {
                     Some((_, files)) => l.files.extend(files.iter().map(|f| f.to_string())),
                     None => l.not_installed.push(name.clone()),
                 }
+            }
+            Ok(l)
+        }
+
+        fn installed(&self, _root: &SysRoot, q: &[String]) -> Result<Listing> {
+            self.1.borrow_mut().push(q.to_vec());
+            let mut l = Listing::default();
+            for query in q {
+                let found: Vec<String> = self
+                    .0
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .filter(|n| rpm::split_nevra(n).is_some_and(|(name, _, arch)| format!("{name}.{arch}") == *query))
+                    .map(String::from)
+                    .collect();
+                if found.is_empty() {
+                    l.not_installed.push(query.clone());
+                }
+                l.packages.extend(found);
             }
             Ok(l)
         }
@@ -293,13 +353,16 @@ mod tests {
         let before = Table(
             vec![
                 ("libdemo1.x86_64", &["/usr/lib64/libdemo.so.1.0"]),
+                ("libdemo1-0:1.0-1.x86_64", &[]),
                 ("gone-1-1.noarch", &["/usr/bin/gone"]),
             ],
             RefCell::default(),
         );
         let begun = commit_begin(&root, &steps(BEGIN.as_bytes()).unwrap(), &before);
         assert_eq!(before.1.borrow()[0], ["libdemo1.x86_64", "gone-1-1.noarch"]);
+        assert_eq!(before.1.borrow()[1], ["libdemo1.x86_64"]);
         assert_eq!(begun.old_files, ["/usr/lib64/libdemo.so.1.0", "/usr/bin/gone"]);
+        assert!(begun.errors.is_empty(), "{:?}", begun.errors);
 
         let end = BEGIN
             .replace(r#""type":"+","#, r#""type":"+","stage":"ok","#)
@@ -310,8 +373,16 @@ mod tests {
         );
         let b = commit_end(&root, &steps(end.as_bytes()).unwrap(), begun, None, &after);
         let packages: Vec<_> = b.packages().map(|(d, n)| format!("{} {n}", d.word())).collect();
-        // The kernel's step was not done (no stage): not counted.
-        assert_eq!(packages, ["in libdemo1-2.0-1.x86_64", "out gone-1:1-1.noarch"]);
+        // The update's old side comes from the rpmdb before the commit;
+        // the kernel's step was not done (no stage): not counted.
+        assert_eq!(
+            packages,
+            [
+                "out libdemo1-0:1.0-1.x86_64",
+                "in libdemo1-2.0-1.x86_64",
+                "out gone-1:1-1.noarch"
+            ]
+        );
         let files: Vec<_> = b.files().collect();
         assert_eq!(
             files,
@@ -322,6 +393,46 @@ mod tests {
             ]
         );
         assert_eq!(b.source(), Some(Source::Zypper));
+        let rec = crate::transaction::record::Record {
+            blocks: vec![b],
+            problems: vec![],
+        };
+        assert_eq!(
+            crate::transaction::family::summary(&rec),
+            "zypper transaction: gone.noarch 1:1-1 → (removed), libdemo1.x86_64 1.0-1 → 2.0-1"
+        );
+    }
+
+    /// An install that failed left its old version in place: it is not
+    /// recorded as gone, and a fresh install has no old side at all.
+    #[test]
+    fn only_a_done_install_takes_its_old_version_out() {
+        let (_tmp, root) = SysRoot::scratch();
+        let begin = r#"{"TransactionStepList":[
+            {"type":"+","solvable":{"n":"libdemo1","v":"2.0","r":"1","a":"x86_64"}},
+            {"type":"+","solvable":{"n":"fresh","v":"3","r":"1","a":"noarch"}}]}"#;
+        let before = Table(vec![("libdemo1-0:1.0-1.x86_64", &[])], RefCell::default());
+        let begun = commit_begin(&root, &steps(begin.as_bytes()).unwrap(), &before);
+        assert_eq!(
+            begun.replaced,
+            [("libdemo1.x86_64".to_string(), "libdemo1-0:1.0-1.x86_64".to_string())]
+        );
+        let end = begin
+            .replacen(r#""type":"+","#, r#""type":"+","stage":"err","#, 1)
+            .replacen(
+                r#""type":"+","solvable":{"n":"fresh""#,
+                r#""type":"+","stage":"ok","solvable":{"n":"fresh""#,
+                1,
+            );
+        let b = commit_end(
+            &root,
+            &steps(end.as_bytes()).unwrap(),
+            begun,
+            None,
+            &Table(vec![], RefCell::default()),
+        );
+        let packages: Vec<_> = b.packages().map(|(d, n)| format!("{} {n}", d.word())).collect();
+        assert_eq!(packages, ["in fresh-3-1.noarch"]);
     }
 
     /// What Debian's libzypp 17.25.7 (zypper 1.14.42) sent a commit plugin

@@ -1,20 +1,27 @@
-//! A stand-in for `rpm -ql --root ROOT NEVRA...` (`RESTART_STALE_RPM`,
-//! honoured in test roots only): it lists `ROOT/rpmdb/<NAME>`, where NAME
-//! is whatever the query names (a NEVRA, or `name.arch`), and logs each
-//! call to `ROOT/rpm-calls`.
+//! A stand-in for `rpm -ql --root ROOT NEVRA...` and `rpm -q --qf FORMAT
+//! --root ROOT NAME...` (`RESTART_STALE_RPM`, honoured in test roots only):
+//! it lists `ROOT/rpmdb/<NAME>` (files) or `ROOT/rpmdb-packages/<NAME>`
+//! (packages), where NAME is whatever the query names (a NEVRA, or
+//! `name.arch`), and logs each call to `ROOT/rpm-calls`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 const RPM: &str = r#"#!/bin/sh
-# Stand-in for `rpm -ql --root ROOT NEVRA...`: lists ROOT/rpmdb/NEVRA.
-[ "$1" = -ql ] && [ "$2" = --root ] || { echo "unexpected: $*" >&2; exit 2; }
-root=$3; shift 3
+# Stand-in for `rpm -ql --root ROOT NEVRA...` (lists ROOT/rpmdb/NEVRA) and
+# `rpm -q --qf FORMAT --root ROOT NAME...` (lists ROOT/rpmdb-packages/NAME).
+if [ "$1" = -ql ] && [ "$2" = --root ]; then
+    root=$3; db=rpmdb; shift 3
+elif [ "$1" = -q ] && [ "$2" = --qf ] && [ "$4" = --root ]; then
+    root=$5; db=rpmdb-packages; shift 5
+else
+    echo "unexpected: $*" >&2; exit 2
+fi
 echo "$*" >>"$root/rpm-calls"
 missing=0
 for n in "$@"; do
-    if [ -f "$root/rpmdb/$n" ]; then cat "$root/rpmdb/$n"
+    if [ -f "$root/$db/$n" ]; then cat "$root/$db/$n"
     else echo "package $n is not installed"; missing=$((missing + 1)); fi
 done
 exit $missing
@@ -36,4 +43,11 @@ pub fn installed(root: &Path, nevra: &str, files: &[&str]) {
     fs::create_dir_all(root.join("rpmdb")).unwrap();
     let text: String = files.iter().map(|f| format!("{f}\n")).collect();
     fs::write(root.join("rpmdb").join(nevra), text).unwrap();
+}
+
+/// Makes `rpm -q` answer `query` (such as `name.arch`) with `nevras`.
+pub fn installed_as(root: &Path, query: &str, nevras: &[&str]) {
+    fs::create_dir_all(root.join("rpmdb-packages")).unwrap();
+    let text: String = nevras.iter().map(|n| format!("{n}\n")).collect();
+    fs::write(root.join("rpmdb-packages").join(query), text).unwrap();
 }

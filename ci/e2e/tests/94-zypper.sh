@@ -138,7 +138,7 @@ EOF
     assert_eq 1 "$n" "starts of $FINISH"
     journal=$(finish_journal "$m" "$cursor")
     printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
-    assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 .*→ 2\.0-1' "finish's summary"
+    assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 1\.0-1 → 2\.0-1' "finish's summary (the old version from the rpmdb before the commit)"
     n=$(grep -c 'demo-allowed\.service: restarting' <<<"$journal" || true)
     assert_eq 1 "$n" "restarts of demo-allowed by restart-stale"
     alog=$(e2e_journal "$m" "$cursor" | grep -E 'systemd\[1\]: .*demo-allowed\.service|demo-allowed\[[0-9]+\]: ' || true)
