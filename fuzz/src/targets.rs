@@ -348,6 +348,14 @@ pub fn rpm_ql(data: &[u8]) {
     let text = text(data);
     let l = rpm::parse_ql(&text);
     assert!(l.files.iter().all(|f| f.starts_with('/')), "{l:?}");
+    // The same text as `rpm -q --qf` output: a package is a NEVRA we
+    // would pass to rpm ourselves (zypper records it as the old side).
+    let p = rpm::parse_packages(&text);
+    for n in &p.packages {
+        assert!(rpm::split_nevra(n).is_some() && rpm::safe_argument(n), "{n:?}");
+    }
+    let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
+    assert_eq!(p.packages.len() + p.not_installed.len() + p.unexpected.len(), lines, "{p:?}");
     for line in text.lines() {
         if let Some((name, evr, arch)) = rpm::split_nevra(line) {
             assert!(!name.is_empty() && !evr.is_empty() && !arch.is_empty(), "{line:?}");
