@@ -207,11 +207,14 @@ pub fn post_transaction(root: &SysRoot, pid: u32, lister: &dyn FileLister, verbo
         if i + 1 < n {
             crate::transaction::spool::append(&root.path(Family::Dnf.dir()), &block.render())?;
         } else {
-            launch::commit(root, Family::Dnf, &block, verbose)?;
+            launch::record(root, Family::Dnf, &block)?;
         }
         fs::remove_file(&path).with_context(|| format!("failed to remove {}", path.display()))?;
     }
-    Ok(())
+    // Only now: if the unit cannot be started (D-Bus down), the records
+    // wait for the next transaction, and the staging files must be gone,
+    // or that transaction would record them a second time as orphans.
+    launch::start_finish(root, Family::Dnf, verbose)
 }
 
 /// Staging files of other dnf processes that no longer run.

@@ -40,6 +40,15 @@ pub fn caller_units(root: &SysRoot) -> Vec<String> {
 /// Records `block`, with the units of the package manager that called us,
 /// and starts the finish unit.
 pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Result<()> {
+    record(root, family, block)?;
+    start_finish(root, family, verbose)
+}
+
+/// The first half of [`commit`]: `block` into the family's spool, with
+/// the units of the package manager that called us. For a hook that has
+/// its own clean-up to do once the record is safe, whether or not the
+/// finish unit can be started then.
+pub fn record(root: &SysRoot, family: Family, block: &Block) -> Result<()> {
     let dir = root.path(family.dir());
     let mut block = block.clone();
     block
@@ -58,6 +67,12 @@ pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Res
         block.files().count(),
         dir.display()
     );
+    Ok(())
+}
+
+/// The second half of [`commit`]: starts the family's finish unit over
+/// D-Bus (with the hooks' timeout), except in a test root.
+pub fn start_finish(root: &SysRoot, family: Family, verbose: u8) -> Result<()> {
     if !root.is_host() {
         // As in restart::run: a test root never reaches the bus.
         log::info!("{} not started: the root is not / (a test root)", family.unit());

@@ -92,7 +92,7 @@ wait_spool_empty() {
 
 # finish_log NAME CURSOR: sets $log to restart-stale-dnf.service's journal
 # since CURSOR (and shows it), $starts to the unit's starts in it and
-# $acted to the dnf5 transactions it acted on.
+# $acted to its summary lines of what it acted on (one per finish run).
 finish_log() {
     log=$(e2e_journal "$1" "$2" -u restart-stale-dnf.service)
     printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
@@ -220,17 +220,26 @@ t() {
     wait_finish "$m"
 
     # ... and that transaction is not lost: its record waits in the spool,
-    # and the next transaction's finish acts on both.
+    # its staging file is gone (or the next hook would record it again as
+    # a dnf that ended without finishing), and the next transaction's
+    # finish acts on both.
     assert_eq 1 "$(spooled "$m")" "records waiting after the D-Bus case"
+    assert_contains "$(e2e_in "$m" cat /run/restart-stale/dnf/pending)" "package in libdemo1-1.0-1.x86_64" "the record of the D-Bus case"
+    assert_eq "" "$(e2e_in "$m" find /run/restart-stale/dnf -name 'dnf5.*.staging')" "staging files after the D-Bus case"
     before=$(e2e_unit_pid "$m" demo-allowed.service)
     cursor=$(e2e_journal_cursor "$m")
     dnf5 "$m" next upgrade libdemo1
     ((rc == 0)) || fail "dnf5 upgrade after the D-Bus case exited $rc"
+    assert_not_contains "$dout" "ended without finishing" "dnf5's output after the D-Bus case"
     e2e_step "wait for restart-stale-dnf.service and an empty spool" wait_spool_empty "$m"
     finish_log "$m" "$cursor"
     assert_eq 1 "$starts" "starts of restart-stale-dnf.service after the D-Bus case"
-    assert_eq 2 "$acted" "dnf5 transactions acted on after the D-Bus case (the one recorded then, and the next)"
-    assert_line "$log" 'dnf5 transaction[^:]*: .*libdemo1\.x86_64 2\.0-1 → 1\.0-1' "finish's summary of the D-Bus case's downgrade"
+    # One summary line per finish, from each package's first version to
+    # its last: 2.0-1 → 1.0-1 (the D-Bus case) and 1.0-1 → 2.0-1 (this
+    # one) show as 2.0-1 → 2.0-1 only if the finish took both records.
+    assert_eq 1 "$acted" "finish summaries after the D-Bus case"
+    assert_line "$log" 'dnf5 transaction[^:]*: .*libdemo1\.x86_64 2\.0-1 → 2\.0-1' "finish's summary of both transactions"
+    assert_no_line "$log" 'warning' "finish journal after the D-Bus case"
     assert_ne "$before" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed after the D-Bus case"
     assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of demo-allowed after the D-Bus case"
 
