@@ -224,7 +224,7 @@ t() {
     # a dnf that ended without finishing), and the next transaction's
     # finish acts on both.
     assert_eq 1 "$(spooled "$m")" "records waiting after the D-Bus case"
-    assert_contains "$(e2e_in "$m" cat /run/restart-stale/dnf/pending)" "package in libdemo1-1.0-1.x86_64" "the record of the D-Bus case"
+    assert_contains "$(e2e_in "$m" cat /run/restart-stale/dnf/pending)" "package in libdemo1-0:1.0-1.x86_64" "the record of the D-Bus case"
     assert_eq "" "$(e2e_in "$m" find /run/restart-stale/dnf -name 'dnf5.*.staging')" "staging files after the D-Bus case"
     before=$(e2e_unit_pid "$m" demo-allowed.service)
     cursor=$(e2e_journal_cursor "$m")
