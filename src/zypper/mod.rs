@@ -67,6 +67,12 @@ impl Solvable {
         }
     }
 
+    /// `name.arch`: what `rpm -q` takes for whatever version is installed
+    /// under this name, and how an update's old side is matched to it.
+    fn name_arch(&self) -> String {
+        format!("{}.{}", self.n, self.a)
+    }
+
     /// What `rpm -q` takes for exactly this package (no epoch).
     fn query(&self) -> String {
         rpm::nevra(&self.n, &self.v, &self.r, &self.a)
@@ -117,7 +123,7 @@ pub fn commit_begin(root: &SysRoot, steps: &[Step], lister: &dyn FileLister) -> 
     let queries: Vec<String> = steps
         .iter()
         .filter_map(|s| match s.kind.as_deref() {
-            Some("+") => Some(format!("{}.{}", s.solvable.n, s.solvable.a)),
+            Some("+") => Some(s.solvable.name_arch()),
             Some("-") => Some(s.solvable.query()),
             // A multiversion install (a kernel) keeps the old version.
             _ => None,
@@ -139,7 +145,7 @@ pub fn commit_begin(root: &SysRoot, steps: &[Step], lister: &dyn FileLister) -> 
     let installs: Vec<String> = steps
         .iter()
         .filter(|s| s.kind.as_deref() == Some("+"))
-        .map(|s| format!("{}.{}", s.solvable.n, s.solvable.a))
+        .map(|s| s.solvable.name_arch())
         .collect();
     if !installs.is_empty() {
         match lister.installed(root, &installs) {
@@ -179,7 +185,7 @@ pub fn commit_end(
         match s.kind.as_deref() {
             Some("+") => {
                 // Only a done install took its old version out.
-                let key = format!("{}.{}", s.solvable.n, s.solvable.a);
+                let key = s.solvable.name_arch();
                 facts.extend(
                     begun
                         .replaced
