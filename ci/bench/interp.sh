@@ -121,11 +121,11 @@ tool_cmd() {
 raw=$dir/out/raw
 : >"$raw"
 timed() { # PHASE
-    local i t us rc cpu
+    local i t us cpu
     for ((i = 1; i <= reps; i++)); do
         for t in "${tools[@]}"; do
             # shellcheck disable=SC2046 # tool_cmd returns words on purpose
-            read -r us rc cpu < <("$dir/bin/measure" "$dir/out/$t.$1" $(tool_cmd "$t"))
+            read -r us _ cpu < <("$dir/bin/measure" "$dir/out/$t.$1" $(tool_cmd "$t"))
             echo "$1 $t $us $cpu" >>"$raw"
         done
     done

@@ -992,11 +992,11 @@ e2e_release_modes() {
 # e2e_modes RELEASE: the modes to boot RELEASE in for this run: its own
 # (e2e_release_modes), narrowed by E2E_MODES if set.
 e2e_modes() {
-    local m out=()
+    local m modes=()
     for m in $(e2e_release_modes "$1"); do
-        [[ -z ${E2E_MODES:-} || " $E2E_MODES " == *" $m "* ]] && out+=("$m")
+        [[ -z ${E2E_MODES:-} || " $E2E_MODES " == *" $m "* ]] && modes+=("$m")
     done
-    echo "${out[*]}"
+    echo "${modes[*]}"
 }
 
 # e2e_check_releases: fail on an unknown release in E2E_RELEASES. Call it

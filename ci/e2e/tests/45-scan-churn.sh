@@ -107,7 +107,7 @@ t() {
     first=$(e2e_run "$m" restart-stale status --json 2>/dev/null) || rc=$?
     assert_eq 3 "$rc" "exit status of a quiet status scan"
     for u in "${pids[@]}"; do
-        assert_line "$first" "\"pid\":$u[,}]" "quiet status report"
+        assert_line "$first" "\"pid\":${u}[,}]" "quiet status report"
     done
 
     write_scan_loop "$m" <<'EOF'
