@@ -7,9 +7,10 @@
 //! directory is there when the checkout is (a first clone often lands in
 //! /tmp), so the directory is picked at run time: the first of
 //! `RESTART_STALE_TEST_SCRATCH`, cargo's target tmpdir and `$HOME` that
-//! is writable and outside those paths. ci/test runs the tests as nobody
-//! (no home) with a world-writable target/tmp; where none of them serves,
-//! the tests that need a victim say "skipped".
+//! is writable and outside those paths. Where none of them serves, the
+//! tests that need a victim say "skipped". ci/test runs the tests as
+//! nobody (no home) with a scratch directory of its own, and fails on
+//! any skip.
 
 use restart_stale::system::staleness;
 use std::os::unix::ffi::OsStrExt;
