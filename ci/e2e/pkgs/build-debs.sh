@@ -171,6 +171,13 @@ for ver in 1.0 2.0; do
     bin "$p" demo-env
     iunit "$p" demo-env.service "restart-stale e2e demo (environment per version)" \
         /usr/bin/demo-env "DEMO_ENV=$ver"
+    # systemd notices a changed unit file by its mtime alone (to the
+    # microsecond), and dpkg installs the second the .deb holds: built in
+    # the same second, 1.0's and 2.0's files would look the same to it and
+    # NeedDaemonReload would stay "no" (e2e 44 failed so once). Real
+    # packages differ there (SOURCE_DATE_EPOCH is the changelog's date), so
+    # each version gets a date of its own: 1.0 on January 1, 2.0 on Feb 1.
+    touch -d "2026-0${ver%%.*}-01 00:00:00 UTC" "$p$unitdir/demo-env.service"
     control "$p" demo-env "$ver" "libdemo1 (>= 1.0)" "demo daemon whose unit file changes"
 
     # --- demo-unrelated: no libdemo
