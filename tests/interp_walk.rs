@@ -30,6 +30,7 @@ fn found_with_core(root: &Path, lang: Lang, script: &str, search: &[&str], core:
         core: core.iter().map(|s| s.to_string()).collect(),
     };
     walk::walk(w, &Entry::Script(script.into()))
+        .loaded
         .into_iter()
         .map(|l| (l.module.to_string(), l.path.to_string()))
         .collect()

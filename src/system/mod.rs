@@ -10,6 +10,7 @@ pub mod maps;
 pub mod policy;
 pub mod procfs;
 pub mod procmap;
+pub mod safe_open;
 pub mod scan;
 pub mod staleness;
 pub mod sysroot;

@@ -25,6 +25,7 @@ pub mod walk;
 use crate::core::model::StaleFile;
 use crate::system::maps::strip_marker;
 use crate::system::procfs;
+use crate::system::safe_open::Jail;
 use crate::system::staleness::{Resolver, Staleness, ViewKey};
 use crate::system::sysroot::SysRoot;
 use cmdline::{Interpreter, Lang, Target};
@@ -182,13 +183,17 @@ impl Interp {
         };
         let proc_root = root.proc_pid(pid, "root");
         let identity = procfs::root_identity(&proc_root);
+        // Every path below is the process's or a user's to choose.
+        let Ok(jail) = Jail::open(&proc_root) else {
+            return Arc::default();
+        };
         let entry = match &inv.target {
             Target::Script(s) => match std::str::from_utf8(s).map(|s| search::absolute(&cwd, s)) {
                 Ok(s) if !search::pseudo(&s) => {
                     let s = self
                         .links
                         .entry((identity, s))
-                        .or_insert_with_key(|(_, s)| search::resolve_links(&proc_root, s))
+                        .or_insert_with_key(|(_, s)| search::resolve_links(&jail, s))
                         .clone();
                     if search::pseudo(&s) {
                         return Arc::default();
@@ -204,8 +209,8 @@ impl Interp {
             .fixed
             .entry((identity, interp.clone(), exe.to_string()))
             .or_insert_with(|| match interp.lang {
-                Lang::Python => search::python(&proc_root, &interp, exe),
-                Lang::Perl => search::perl(&proc_root, &interp.version),
+                Lang::Python => search::python(&jail, &interp, exe),
+                Lang::Perl => search::perl(&jail, &interp.version),
                 _ => search::Fixed::default(),
             })
             .clone();
@@ -235,7 +240,13 @@ impl Interp {
             },
             core: key.core.clone(),
         };
-        let loaded = walk::walk(w, &key.entry);
+        let outcome = walk::walk_in(w, jail, &key.entry);
+        if let Some(why) = &outcome.cut {
+            // What was found still counts; the rest of this script's
+            // imports go unchecked, and the admin is told why.
+            log::warn!("pid {pid}: walk of its {:?} imports cut short: {why}", key.interp.lang);
+        }
+        let loaded = outcome.loaded;
         let newest = loaded.iter().map(|l| l.ctime).max();
         let found = Arc::new(Walked { loaded, newest });
         self.walks.insert(key, found.clone());

@@ -2,12 +2,13 @@
 //! distribution's fixed layout, never from running the interpreter.
 //!
 //! Every path here is in the inspected process's view (its root); the
-//! walker reads them under `/proc/PID/root`. Directories that do not
+//! walker reads them under `/proc/PID/root`, through the process's
+//! [`Jail`], never by a path of ours. Directories that do not
 //! exist cost one failed `stat` each, so the lists name the Debian and
 //! Fedora layouts side by side.
 
 use super::cmdline::Interpreter;
-use std::path::Path;
+use crate::system::safe_open::Jail;
 
 /// Normalises an absolute path lexically: `.` and empty parts dropped,
 /// `..` taken back (never above `/`). Paths from a process's command line
@@ -53,7 +54,7 @@ pub fn absolute(dir: &str, rel: &str) -> String {
 /// from the link target's directory. Links are read, never followed by
 /// the kernel, so an absolute target stays inside `root`. Gives up after
 /// 40 links, like the kernel.
-pub fn resolve_links(root: &Path, path: &str) -> String {
+pub fn resolve_links(root: &Jail, path: &str) -> String {
     let mut todo: Vec<String> = normalize(path)
         .split('/')
         .rev()
@@ -64,8 +65,7 @@ pub fn resolve_links(root: &Path, path: &str) -> String {
     let mut hops = 0;
     while let Some(part) = todo.pop() {
         let candidate = format!("{done}/{part}");
-        let target = std::fs::read_link(root.join(candidate.trim_start_matches('/')));
-        let Ok(target) = target else {
+        let Some(target) = root.read_link(&candidate) else {
             done = candidate;
             continue;
         };
@@ -112,14 +112,12 @@ pub fn parent(path: &str) -> String {
 /// The versions found as subdirectories of `dir` (under the process's
 /// `root`) whose names start with `prefix` and continue with a digit,
 /// highest first: `python3.11` under `/usr/lib` gives `3.11`.
-fn versions_in(root: &Path, dir: &str, prefix: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(root.join(dir.trim_start_matches('/'))) else {
-        return Vec::new();
-    };
-    let mut found: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
+fn versions_in(root: &Jail, dir: &str, prefix: &str) -> Vec<String> {
+    let mut found: Vec<String> = root
+        .list(dir)
+        .into_iter()
+        .filter_map(|name| {
+            let name = name.into_string().ok()?;
             let v = name.strip_prefix(prefix)?;
             (v.starts_with(|c: char| c.is_ascii_digit()) && v.chars().all(|c| c.is_ascii_digit() || c == '.'))
                 .then(|| v.to_string())
@@ -154,7 +152,7 @@ pub struct Fixed {
 /// `exe` is the interpreter's path in the process's view: an interpreter
 /// outside `/usr` (`/opt/python/bin/python3.12`, a pyenv build) has its
 /// own `lib/python3.X` next to its `bin`.
-pub fn python(root: &Path, interp: &Interpreter, exe: &str) -> Fixed {
+pub fn python(root: &Jail, interp: &Interpreter, exe: &str) -> Fixed {
     let version = if interp.version.contains('.') {
         interp.version.clone()
     } else {
@@ -195,7 +193,7 @@ pub fn python(root: &Path, interp: &Interpreter, exe: &str) -> Fixed {
 /// carry the version (`/usr/share/perl/5.36`); it is taken from the
 /// interpreter's name when it has one (`perl5.36.0`), otherwise from the
 /// directories that exist.
-pub fn perl(root: &Path, name_version: &str) -> Fixed {
+pub fn perl(root: &Jail, name_version: &str) -> Fixed {
     let listed = versions_in(root, "/usr/share/perl", "5.");
     let (minor, patch) = if name_version.matches('.').count() == 2 {
         let minor = name_version.rsplit_once('.').map(|(m, _)| m.to_string());
@@ -249,14 +247,12 @@ pub fn perl(root: &Path, name_version: &str) -> Fixed {
 }
 
 /// Debian's multiarch triplets that have a `perl-base` directory.
-fn arch_dirs(root: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(root.join("usr/lib")) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| n.contains("-linux-") && root.join("usr/lib").join(n).join("perl-base").is_dir())
+fn arch_dirs(root: &Jail) -> Vec<String> {
+    let mut v: Vec<String> = root
+        .list("/usr/lib")
+        .into_iter()
+        .filter_map(|n| n.into_string().ok())
+        .filter(|n| n.contains("-linux-") && root.is_dir(&format!("/usr/lib/{n}/perl-base")))
         .collect();
     v.sort();
     v
@@ -314,11 +310,20 @@ mod tests {
         std::os::unix::fs::symlink("../share/x/x.py", r.join("usr/bin/y")).unwrap();
         std::os::unix::fs::symlink("loop", r.join("usr/bin/loop")).unwrap();
         std::os::unix::fs::symlink("/../../../etc", r.join("usr/bin/escape")).unwrap();
-        assert_eq!(resolve_links(r, "/usr/bin/x"), "/usr/share/x/x.py");
-        assert_eq!(resolve_links(r, "/usr/bin/y"), "/usr/share/x/x.py");
-        assert_eq!(resolve_links(r, "/usr/bin/./z"), "/usr/bin/z");
-        assert_eq!(resolve_links(r, "/usr/bin/loop"), "/usr/bin/loop");
-        assert_eq!(resolve_links(r, "/usr/bin/escape/passwd"), "/etc/passwd");
+        assert_eq!(
+            resolve_links(&Jail::open(r).unwrap(), "/usr/bin/x"),
+            "/usr/share/x/x.py"
+        );
+        assert_eq!(
+            resolve_links(&Jail::open(r).unwrap(), "/usr/bin/y"),
+            "/usr/share/x/x.py"
+        );
+        assert_eq!(resolve_links(&Jail::open(r).unwrap(), "/usr/bin/./z"), "/usr/bin/z");
+        assert_eq!(resolve_links(&Jail::open(r).unwrap(), "/usr/bin/loop"), "/usr/bin/loop");
+        assert_eq!(
+            resolve_links(&Jail::open(r).unwrap(), "/usr/bin/escape/passwd"),
+            "/etc/passwd"
+        );
     }
 
     #[test]
@@ -328,7 +333,7 @@ mod tests {
             lang: super::super::cmdline::Lang::Python,
             version: "3.11".into(),
         };
-        let d = python(root.path(), &i, "/usr/bin/python3.11");
+        let d = python(&Jail::open(root.path()).unwrap(), &i, "/usr/bin/python3.11");
         assert_eq!(d.core, ["/usr/lib/python3.11", "/usr/lib64/python3.11"]);
         let d = d.dirs;
         assert_eq!(
@@ -340,7 +345,7 @@ mod tests {
                 "/usr/lib/python3/dist-packages"
             ]
         );
-        let d = python(root.path(), &i, "/opt/py/bin/python3.11");
+        let d = python(&Jail::open(root.path()).unwrap(), &i, "/opt/py/bin/python3.11");
         assert_eq!(d.dirs[0], "/opt/py/lib/python3.11");
         assert_eq!(d.core[0], "/opt/py/lib/python3.11");
         assert_eq!(d.dirs[1], "/opt/py/lib/python3.11/site-packages");
@@ -352,7 +357,7 @@ mod tests {
             ..i
         };
         assert_eq!(
-            python(root.path(), &bare, "/usr/bin/python3").dirs[0],
+            python(&Jail::open(root.path()).unwrap(), &bare, "/usr/bin/python3").dirs[0],
             "/usr/lib/python3.12"
         );
     }
@@ -367,10 +372,13 @@ mod tests {
         ] {
             std::fs::create_dir_all(root.path().join(d)).unwrap();
         }
-        let inc = perl(root.path(), "");
+        let inc = perl(&Jail::open(root.path()).unwrap(), "");
         assert_eq!(inc.core, ["/usr/lib/x86_64-linux-gnu/perl-base"]);
         let inc = inc.dirs;
-        assert_eq!(perl(root.path(), "5.36.0").dirs[..want_len()], inc[..want_len()]);
+        assert_eq!(
+            perl(&Jail::open(root.path()).unwrap(), "5.36.0").dirs[..want_len()],
+            inc[..want_len()]
+        );
         let want = [
             "/etc/perl",
             "/usr/local/lib/x86_64-linux-gnu/perl/5.36.0",

@@ -2,22 +2,29 @@
 //!
 //! Starting at the script (or `python -m`'s module), each Python or Perl
 //! file read is scanned for imports, each import resolved on the search
-//! path, and each module found is read in turn, breadth first. Only
-//! regular files are read, each at most [`MAX_FILE`] bytes; the walk stops
-//! at [`MAX_DEPTH`] levels and [`MAX_FILES`] files; a module that is not
-//! found is skipped (a builtin, a C extension, a name computed at run
-//! time); a file already seen is not read again, so import cycles end.
-//! Nothing found is ever executed.
+//! path, and each module found is read in turn, breadth first. Every path
+//! comes from the process or a user, so every look at one goes through
+//! [`Jail`]: resolved inside the process's root, regular files only, never
+//! a link of a user's, a device, a FIFO or a pseudo-file. Each file is
+//! read at most [`MAX_FILE`] bytes; a module that is not found is skipped
+//! (a builtin, a C extension, a name computed at run time); a file already
+//! seen is not read again, so import cycles end. Nothing found is ever
+//! executed.
+//!
+//! The work is bounded by what the walk does, not by what the process
+//! makes large: [`MAX_DEPTH`] levels, [`MAX_FILES`] files, [`MAX_SEARCH`]
+//! search directories, [`MAX_PROBES`] lookups and [`MAX_BYTES`] read. A
+//! walk that reaches a bound stops there and says so ([`Outcome::cut`]),
+//! so a hostile script costs a few milliseconds, not minutes.
 
-use super::clock::{self, Nanos};
+use super::clock::Nanos;
 use super::cmdline::Lang;
 use super::perl::{self, Load};
 use super::python;
 use super::search::{absolute, parent};
+use crate::system::safe_open::Jail;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::Read;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Larger source files are still checked themselves but not read.
@@ -26,6 +33,16 @@ pub const MAX_FILE: u64 = 1 << 20;
 pub const MAX_DEPTH: usize = 32;
 /// How many files one walk may check.
 pub const MAX_FILES: usize = 2000;
+/// How many directories the module path may hold (`-I`, `PYTHONPATH`,
+/// `use lib` and the distribution's own together). Real services use a
+/// dozen; a script of thousands of `use lib` lines made every lookup
+/// probe thousands of directories.
+pub const MAX_SEARCH: usize = 64;
+/// How many paths one walk may look up. A large Python application with
+/// its site-packages takes about a tenth of it.
+pub const MAX_PROBES: usize = 32_768;
+/// How many bytes one walk may read, all files together.
+pub const MAX_BYTES: u64 = 16 << 20;
 
 /// A file the process loaded (or would have: the walk cannot know which
 /// branch of a `try` ran).
@@ -73,41 +90,83 @@ enum Hit {
     Namespace(Vec<String>),
 }
 
+/// What a walk found, and why it stopped early if it did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// The files found, the script (when found) first.
+    pub loaded: Vec<Loaded>,
+    /// The bound reached (`64 search paths`), if one was.
+    pub cut: Option<String>,
+}
+
+/// Which directories a lookup searched: the module path as it was at a
+/// given change (`use lib` changes it), or a package's own directories.
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum Dirs {
+    Search(u32),
+    These(Vec<String>),
+}
+
 struct State<'a> {
     walk: Walk<'a>,
+    jail: Jail,
     script_dir: String,
     found: Vec<Loaded>,
     seen: HashSet<String>,
     queue: VecDeque<(String, usize)>,
+    /// The directories of `walk.search`, for `use lib`'s duplicate test.
+    in_search: HashSet<String>,
+    /// Bumped whenever `walk.search` changes: lookups cached under an
+    /// older value are not reused, and no key copies the whole path.
+    search_gen: u32,
     /// Lookups already made: a standard library imports `os` and `sys`
     /// hundreds of times, and a builtin such as `sys` is missed in every
     /// directory each time.
-    lookups: HashMap<(Vec<String>, String), Option<Hit>>,
-    perl_lookups: HashMap<(Vec<String>, String), Option<Found>>,
+    lookups: HashMap<(Dirs, String), Option<Hit>>,
+    perl_lookups: HashMap<(u32, String), Option<Found>>,
+    probes: usize,
+    bytes: u64,
+    cut: Option<String>,
 }
 
 /// A file found on a search path, with its change time.
 type Found = (String, Nanos);
 
-/// Walks from `entry`; the files found, the script (when found) first.
-pub fn walk(mut w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
+/// Walks from `entry`.
+pub fn walk(w: Walk<'_>, entry: &Entry) -> Outcome {
+    let Ok(jail) = Jail::open(w.root) else {
+        return Outcome::default();
+    };
+    walk_in(w, jail, entry)
+}
+
+/// [`walk`] through a jail of the caller's (tests force its fallback).
+pub fn walk_in(mut w: Walk<'_>, jail: Jail, entry: &Entry) -> Outcome {
     // Most distributions lack most of the listed directories.
-    let root = w.root;
-    w.search
-        .retain(|d| std::fs::metadata(root.join(d.trim_start_matches('/'))).is_ok_and(|m| m.is_dir()));
+    w.search.retain(|d| jail.is_dir(d));
     let script_dir = match entry {
         Entry::Script(s) => parent(s),
         Entry::Module(_) => w.cwd.clone(),
     };
     let mut st = State {
+        in_search: w.search.iter().cloned().collect(),
         walk: w,
+        jail,
         script_dir,
         found: Vec::new(),
         seen: HashSet::new(),
         queue: VecDeque::new(),
+        search_gen: 0,
         lookups: HashMap::new(),
         perl_lookups: HashMap::new(),
+        probes: 0,
+        bytes: 0,
+        cut: None,
     };
+    if st.walk.search.len() > MAX_SEARCH {
+        st.walk.search.truncate(MAX_SEARCH);
+        st.cut_short(format!("{MAX_SEARCH} search paths"));
+    }
     match entry {
         Entry::Script(path) => {
             if let Some(ctime) = st.file_ctime(path) {
@@ -124,25 +183,44 @@ pub fn walk(mut w: Walk<'_>, entry: &Entry) -> Vec<Loaded> {
     }
     while let Some((path, depth)) = st.queue.pop_front() {
         if st.found.len() >= MAX_FILES {
+            st.cut_short(format!("{MAX_FILES} files"));
+            break;
+        }
+        if st.cut.is_some() {
             break;
         }
         st.scan_file(&path, depth);
     }
-    st.found
+    Outcome {
+        loaded: st.found,
+        cut: st.cut,
+    }
 }
 
 impl State<'_> {
-    fn host(&self, path: &str) -> PathBuf {
-        self.walk.root.join(path.trim_start_matches('/'))
+    fn cut_short(&mut self, why: String) {
+        self.cut.get_or_insert(why);
     }
 
-    fn file_ctime(&self, path: &str) -> Option<Nanos> {
-        let m = std::fs::metadata(self.host(path)).ok()?;
-        m.is_file().then(|| clock::ctime(&m))
+    /// Counts one lookup; `false` once the walk has made its share.
+    fn probe(&mut self) -> bool {
+        if self.probes >= MAX_PROBES {
+            self.cut_short(format!("{MAX_PROBES} lookups"));
+            return false;
+        }
+        self.probes += 1;
+        true
     }
 
-    fn is_dir(&self, path: &str) -> bool {
-        std::fs::metadata(self.host(path)).is_ok_and(|m| m.is_dir())
+    fn file_ctime(&mut self, path: &str) -> Option<Nanos> {
+        if !self.probe() {
+            return None;
+        }
+        self.jail.file(path).map(|f| f.ctime)
+    }
+
+    fn is_dir(&mut self, path: &str) -> bool {
+        self.probe() && self.jail.is_dir(path)
     }
 
     /// Records a file; queues it for reading if it is new and the walk
@@ -174,22 +252,24 @@ impl State<'_> {
             .is_some_and(|d| self.walk.core.contains(d))
     }
 
-    /// Reads a regular file of at most [`MAX_FILE`] bytes. Opened
-    /// non-blocking, and checked after opening, so a FIFO or device put
-    /// where a module was expected can neither block nor feed the walk.
-    fn read(&self, path: &str) -> Option<Vec<u8>> {
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(self.host(path))
-            .ok()?;
-        let m = file.metadata().ok()?;
-        if !m.is_file() || m.len() > MAX_FILE {
-            return None;
+    /// Reads a regular file of at most [`MAX_FILE`] bytes, within the
+    /// walk's [`MAX_BYTES`]; the jail refuses anything else.
+    fn read(&mut self, path: &str) -> Option<Vec<u8>> {
+        let left = MAX_BYTES - self.bytes;
+        let data = self.jail.read(path, MAX_FILE.min(left));
+        match &data {
+            Some(d) => self.bytes += d.len() as u64,
+            None if left < MAX_FILE
+                && self
+                    .jail
+                    .file(path)
+                    .is_some_and(|f| f.size > left && f.size <= MAX_FILE) =>
+            {
+                self.cut_short(format!("{} MiB read", MAX_BYTES >> 20));
+            }
+            None => {}
         }
-        let mut data = Vec::with_capacity(m.len() as usize);
-        file.take(MAX_FILE).read_to_end(&mut data).ok()?;
-        Some(data)
+        data
     }
 
     fn scan_file(&mut self, path: &str, depth: usize) {
@@ -210,16 +290,24 @@ impl State<'_> {
     }
 
     fn find(&mut self, dirs: &[String], part: &str) -> Option<Hit> {
-        let key = (dirs.to_vec(), part.to_string());
+        let which = if dirs == self.walk.search.as_slice() {
+            Dirs::Search(self.search_gen)
+        } else {
+            Dirs::These(dirs.to_vec())
+        };
+        let key = (which, part.to_string());
         if let Some(hit) = self.lookups.get(&key) {
             return hit.clone();
         }
         let hit = self.find_uncached(dirs, part);
-        self.lookups.insert(key, hit.clone());
+        // A lookup the bounds stopped is not an answer to keep.
+        if self.cut.is_none() {
+            self.lookups.insert(key, hit.clone());
+        }
         hit
     }
 
-    fn find_uncached(&self, dirs: &[String], part: &str) -> Option<Hit> {
+    fn find_uncached(&mut self, dirs: &[String], part: &str) -> Option<Hit> {
         let mut namespace = Vec::new();
         for d in dirs {
             let dir = format!("{d}/{part}");
@@ -342,9 +430,17 @@ impl State<'_> {
                         continue;
                     }
                     let d = absolute(&self.walk.cwd, &d);
-                    if !self.walk.search.contains(&d) {
-                        self.walk.search.insert(0, d);
+                    if self.in_search.contains(&d) || !self.is_dir(&d) {
+                        continue;
                     }
+                    if self.walk.search.len() >= MAX_SEARCH {
+                        self.cut_short(format!("{MAX_SEARCH} search paths"));
+                        return;
+                    }
+                    // Perl unshifts onto @INC; the path is short (bounded above).
+                    self.walk.search.insert(0, d.clone());
+                    self.in_search.insert(d);
+                    self.search_gen += 1;
                 }
             }
         }
@@ -352,15 +448,21 @@ impl State<'_> {
 
     fn perl_find(&mut self, name: &str, file: &str, depth: usize) {
         // Every module says `use strict`: look each name up once per @INC.
-        let key = (self.walk.search.clone(), file.to_string());
+        let key = (self.search_gen, file.to_string());
         let hit = match self.perl_lookups.get(&key) {
             Some(hit) => hit.clone(),
             None => {
-                let hit = self.walk.search.iter().find_map(|d| {
-                    let path = format!("{d}/{file}");
-                    self.file_ctime(&path).map(|c| (path, c))
-                });
-                self.perl_lookups.insert(key, hit.clone());
+                let mut hit = None;
+                for i in 0..self.walk.search.len() {
+                    let path = format!("{}/{file}", self.walk.search[i]);
+                    if let Some(c) = self.file_ctime(&path) {
+                        hit = Some((path, c));
+                        break;
+                    }
+                }
+                if self.cut.is_none() {
+                    self.perl_lookups.insert(key, hit.clone());
+                }
                 hit
             }
         };
