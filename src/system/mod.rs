@@ -4,6 +4,7 @@
 //! links (read and written), and who runs the processes outside them.
 
 pub mod cgroup;
+pub mod dedup;
 pub mod interp;
 pub mod kernel;
 pub mod maps;

@@ -9,6 +9,7 @@ use crate::core::model::Via;
 pub use crate::core::model::{Scan, Scope, StaleFile, StaleProcess};
 use crate::core::unit_name::Owner;
 use crate::system::cgroup;
+use crate::system::dedup::SeenSet;
 use crate::system::interp;
 use crate::system::maps;
 use crate::system::procfs;
@@ -133,7 +134,7 @@ pub struct Scanner {
     pub kernel_query: Option<bool>,
     buf: Vec<u8>,
     name: Vec<u8>,
-    seen: Vec<(u64, u64)>,
+    seen: SeenSet<(u64, u64)>,
     /// Our own mount namespace, once read.
     our_namespace: Option<Option<u64>>,
     /// Open files, scripts and modules (`interp`).
@@ -149,7 +150,7 @@ const OUR_VIEW: ViewKey = (0, 0, 0);
 /// Per-process context for judging mappings.
 struct Judge<'a> {
     resolver: &'a mut Resolver,
-    seen: &'a mut Vec<(u64, u64)>,
+    seen: &'a mut SeenSet<(u64, u64)>,
     files: Vec<StaleFile>,
     view: ViewKey,
     root_dir: &'a std::path::Path,
@@ -168,7 +169,7 @@ impl Judge<'_> {
         let Some(verdict) = self.resolver.known(self.view, dev, ino) else {
             return false;
         };
-        self.seen.push((dev, ino));
+        self.seen.insert((dev, ino));
         if let Some((why, path)) = verdict {
             self.files.push(StaleFile::new(path, why, Via::Map));
         }
@@ -183,7 +184,7 @@ impl Judge<'_> {
             self.resolver.remember_fresh(self.view, m.path, m.dev, m.ino);
             return;
         }
-        self.seen.push((m.dev, m.ino));
+        self.seen.insert((m.dev, m.ino));
         if let Some((why, path)) = self.resolver.check(self.view, self.root_dir, m.path, m.dev, m.ino) {
             self.files.push(StaleFile::new(path, why, Via::Map));
         }

@@ -8,6 +8,7 @@
 //! `/proc/PID/fd/N` link, which the kernel follows to the open file itself.
 //! The file is never opened.
 
+use crate::system::dedup::SeenSet;
 use crate::system::staleness::{self, Resolver, Stale, ViewKey};
 use crate::system::sysroot::SysRoot;
 use std::os::unix::ffi::OsStrExt;
@@ -39,6 +40,7 @@ pub fn stale_open_files(
         return Vec::new();
     };
     let mut out: Vec<Stale> = Vec::new();
+    let mut seen: SeenSet<Stale> = SeenSet::default();
     for e in entries.flatten() {
         let fd = e.path();
         let Ok(link) = std::fs::read_link(&fd) else { continue };
@@ -52,7 +54,7 @@ pub fn stale_open_files(
             continue;
         }
         if let Some(v) = resolver.check(view, root_dir, link, m.dev(), m.ino()) {
-            if !out.contains(&v) {
+            if seen.insert(v.clone()) {
                 out.push(v);
             }
         }

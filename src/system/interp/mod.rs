@@ -23,6 +23,7 @@ pub mod search;
 pub mod walk;
 
 use crate::core::model::StaleFile;
+use crate::system::dedup::SeenSet;
 use crate::system::maps::strip_marker;
 use crate::system::procfs;
 use crate::system::safe_open::Jail;
@@ -105,9 +106,13 @@ impl Interp {
         seen: &Seen,
         files: &mut Vec<StaleFile>,
     ) {
+        let mut paths: SeenSet<Arc<str>> = SeenSet::default();
+        for f in files.iter() {
+            paths.insert(f.path.clone());
+        }
         if seen.in_scope {
             for (why, path) in fds::stale_open_files(resolver, root, pid, seen.view, seen.root_dir) {
-                if !files.iter().any(|f| f.path == path) {
+                if paths.insert(path.clone()) {
                     files.push(StaleFile::new(path, why, Via::Fd));
                 }
             }
@@ -137,11 +142,13 @@ impl Interp {
             };
             // The interpreter holds it open (bash its script): the open
             // file's inode already told; say what the file is.
-            if let Some(f) = files.iter_mut().find(|f| f.path == l.path && f.via == Via::Fd) {
-                f.via = via;
+            if paths.contains(&l.path) {
+                if let Some(f) = files.iter_mut().find(|f| f.path == l.path && f.via == Via::Fd) {
+                    f.via = via;
+                }
                 continue;
             }
-            if clock::changed_after(l.ctime, start) && !files.iter().any(|f| f.path == l.path) {
+            if clock::changed_after(l.ctime, start) && paths.insert(l.path.clone()) {
                 files.push(StaleFile::new(l.path.clone(), Staleness::Changed, via));
             }
         }
