@@ -32,6 +32,7 @@ mod clr_service_restart;
 mod dnf5_hook;
 mod dnf_hook;
 mod golden;
+mod hostile_user;
 mod interp_walk;
 mod live_interp;
 mod live_processes;
