@@ -101,7 +101,7 @@ mod tests {
                 outside("/user.slice/user-0.slice/user@0.service/init.scope", 12),
                 outside("/machine.slice/machine-web.scope/payload", 13),
             ],
-            protected: Vec::new(),
+            gate: Default::default(),
         };
         let kernel = kernel::assess(&Facts {
             running: Some("6.1.0-27-amd64".into()),

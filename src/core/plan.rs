@@ -109,9 +109,32 @@ pub struct Plan {
     /// PID 1, when it runs stale code (needs a re-exec, not a restart).
     pub init: Option<StaleProcess>,
     pub outside: Vec<OutsideProcess>,
+    /// The rule every unit was judged by, kept for the units a restart
+    /// would carry over to, which only live state names.
+    pub gate: Gate,
+}
+
+/// The rule that says whether a unit may be restarted at all, apart from
+/// whether it is stale: tiers, policy links, `-a`, and the units holding
+/// this tool. A plan keeps it because systemd restarts more than the
+/// planned units: a restart spreads to the units `PartOf=`, `BindsTo=` or
+/// `Requires=` it, and each of those must pass the same rule.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Gate {
+    pub policy: Policy,
+    /// `-a`: units without a policy link may be restarted too.
+    pub all: bool,
     /// Units holding this tool or the package manager that called it:
     /// never restarted, not even as a side effect of another restart.
-    pub protected: Vec<String>,
+    pub self_units: Vec<String>,
+}
+
+impl Gate {
+    /// Whether `unit` may be restarted, and why: the decision [`plan`]
+    /// makes for a stale unit.
+    pub fn decide(&self, unit: &str) -> (Action, Reason) {
+        decide(unit, &self.policy, self.all, &self.self_units)
+    }
 }
 
 impl Plan {
@@ -166,23 +189,23 @@ fn in_other_root(procs: &[StaleProcess], changed: Option<&ChangedSet>) -> Option
         .map(|f| f.path.to_string())
 }
 
-fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
+fn decide(unit: &str, policy: &Policy, all: bool, self_units: &[String]) -> (Action, Reason) {
     use Action::*;
     let tier = tier_of(unit);
     if let Some(Tier::Never(why)) = tier {
         return (Skip, Reason::NeverTier(why));
     }
-    if opts.self_units.iter().any(|u| u == unit) {
+    if self_units.iter().any(|u| u == unit) {
         return (Skip, Reason::RunsThisTool);
     }
-    let verdict = opts.policy.verdict(unit);
+    let verdict = policy.verdict(unit);
     let shown = |p: &std::path::Path| p.display().to_string();
     match (verdict, tier) {
         (Verdict::DeniedByAdmin(l), _) => (Skip, Reason::DeniedByAdmin(shown(&l))),
         (Verdict::AllowedByAdmin(l), _) => (Restart, Reason::AllowedByAdmin(shown(&l))),
         (_, Some(Tier::Cautious(why))) => (Skip, Reason::CautiousTier(why)),
         (Verdict::AllowedByDistribution(l), _) => (Restart, Reason::AllowedByDistribution(shown(&l))),
-        (Verdict::Unset, _) if opts.all => (Restart, Reason::AllUnits),
+        (Verdict::Unset, _) if all => (Restart, Reason::AllUnits),
         _ => (Skip, Reason::NotAllowed),
     }
 }
@@ -192,7 +215,11 @@ fn decide(unit: &str, opts: &Options) -> (Action, Reason) {
 pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
     let mut by_unit: BTreeMap<String, Vec<StaleProcess>> = scan.units.iter().map(|u| (u.clone(), Vec::new())).collect();
     let mut out = Plan {
-        protected: opts.self_units.to_vec(),
+        gate: Gate {
+            policy: opts.policy.clone(),
+            all: opts.all,
+            self_units: opts.self_units.to_vec(),
+        },
         ..Plan::default()
     };
     for p in std::mem::take(&mut scan.stale) {
@@ -223,7 +250,7 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
             // A user able to put files there could otherwise restart the unit at will.
             (Action::Skip, Reason::UserFilesOnly)
         } else {
-            decide(&unit, opts)
+            decide(&unit, opts.policy, opts.all, opts.self_units)
         };
         out.units.push(UnitPlan {
             unit,
@@ -310,6 +337,28 @@ mod tests {
                 (Action::Skip, "cautious-tier"),
             ]
         );
+    }
+
+    #[test]
+    fn the_plan_keeps_the_rule_it_judged_by() {
+        let me = vec!["apt-get-run.service".to_string()];
+        for all in [false, true] {
+            let policy = Policy::default();
+            let units = ["a.service", "dbus.service", "docker.service", "apt-get-run.service"];
+            let opts = Options {
+                policy: &policy,
+                changed: None,
+                all,
+                self_units: &me,
+            };
+            let p = plan(&mut scan_of(&units), &opts);
+            for u in &p.units {
+                assert_eq!(p.gate.decide(&u.unit), (u.action, u.reason.clone()), "{}", u.unit);
+            }
+            // Units the scan never saw are judged alike.
+            let want = if all { Action::Restart } else { Action::Skip };
+            assert_eq!(p.gate.decide("unseen.service").0, want);
+        }
     }
 
     #[test]

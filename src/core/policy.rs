@@ -35,14 +35,14 @@ impl Verdict {
 }
 
 /// One policy link.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub deny: bool,
     pub link: PathBuf,
 }
 
 /// The links of one policy directory.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Level {
     /// An admin directory (`/etc/...`): its links may deny.
     pub admin: bool,
@@ -50,7 +50,7 @@ pub struct Level {
 }
 
 /// All policy links, loaded once.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Policy {
     /// The directories, the one that decides first.
     pub(crate) levels: Vec<Level>,

@@ -154,7 +154,7 @@ mod tests {
             ],
             init: Some(stale(1)),
             outside: Vec::new(),
-            protected: Vec::new(),
+            gate: Default::default(),
         };
         let r = assess(&plan, kernel("6.1.0-27-amd64", "6.1.0-28-amd64"), false);
         let codes: Vec<_> = r.reasons.iter().map(|x| (x.code, x.unit.as_deref())).collect();

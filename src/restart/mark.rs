@@ -185,7 +185,7 @@ pub fn restart_marked<M: ServiceManager + ?Sized>(
             .collect(),
         init: None,
         outside: Vec::new(),
-        protected: plan.protected.clone(),
+        gate: plan.gate.clone(),
     };
     let mut ran = super::execute(mgr, root, &todo, layout, settings)?;
     let failed = |unit: &str| ran.results.iter().any(|r| r.unit == unit && r.outcome == "failed");

@@ -9,6 +9,7 @@
 pub mod jobs;
 pub mod lock;
 pub mod mark;
+pub mod reach;
 pub mod refine;
 pub mod verify;
 
@@ -109,10 +110,10 @@ fn unreachable(root: &SysRoot) -> Option<String> {
 /// it (`NeedDaemonReload`).
 fn decide<'p, Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &'p Plan) -> Vec<(&'p UnitPlan, Decision, bool)> {
     plan.restarts()
-        .map(|u| match refine::gather(q, root, u, &plan.protected) {
+        .map(|u| match refine::gather(q, root, u) {
             Ok(facts) => {
                 let reload = facts.info.as_ref().is_some_and(|i| i.need_daemon_reload);
-                (u, refine::refine(&u.unit, &facts), reload)
+                (u, refine::refine(&u.unit, &facts, &plan.gate), reload)
             }
             Err(e) => (u, Decision::Skip(Skip::Unreadable(format!("{e:#}"))), false),
         })
@@ -597,6 +598,54 @@ mod tests {
         assert_eq!(triples(&ran), vec![("x.service", "skipped", "no-longer-stale")]);
         assert_eq!(ran.exit, Exit::Done);
         assert_eq!(preview(&fake, &root, &plan, &Settings::default()), Exit::Done);
+    }
+
+    /// With `-a`, a stale nfs-mountd.service would restart the
+    /// nfs-server.service that `Requires=` it, which the admin denied.
+    #[test]
+    fn a_restart_carried_over_to_a_denied_unit_is_not_done() {
+        use crate::core::plan::Gate;
+        use crate::core::policy::{Entry, Level, Policy};
+        use crate::systemd::{Dependant, Tie};
+        let (_d, root) = verify::tests::fixture(&[20, 30], &[]);
+        let mut mountd = running_service(20);
+        mountd.dependants = vec![Dependant {
+            unit: "nfs-server.service".into(),
+            tie: Tie::Requires,
+        }];
+        let fake = Fake::with_units([
+            ("nfs-mountd.service", mountd),
+            ("nfs-server.service", running_service(30)),
+        ]);
+        let deny = Entry {
+            deny: true,
+            link: "/etc/restart-stale/nfs-server.service".into(),
+        };
+        let mut plan = plan_of(vec![candidate("nfs-mountd.service", &[20])]);
+        plan.gate = Gate {
+            policy: Policy {
+                levels: vec![Level {
+                    admin: true,
+                    entries: [("nfs-server.service".to_string(), deny)].into(),
+                }],
+                warnings: vec![],
+            },
+            all: true,
+            self_units: vec![],
+        };
+        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        assert_eq!(
+            triples(&ran),
+            vec![("nfs-mountd.service", "skipped", "would-restart-denied")]
+        );
+        assert!(
+            ran.results[0].detail.contains("nfs-server.service (Requires=)"),
+            "{:?}",
+            ran.results
+        );
+        assert_eq!(ran.exit, Exit::Pending);
+        assert_eq!(preview(&fake, &root, &plan, &Settings::default()), Exit::Pending);
+        assert!(fake.restarted().is_empty());
     }
 
     fn triples(ran: &Ran) -> Vec<(&str, &str, &str)> {

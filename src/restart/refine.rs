@@ -2,9 +2,10 @@
 //! is restarted only if systemd's view of it says a restart is safe and
 //! would help. The rule itself ([`refine`]) is pure; [`gather`] reads.
 
-use crate::core::plan::UnitPlan;
+use super::reach::{self, Reach};
+use crate::core::plan::{Gate, Reason, UnitPlan};
 use crate::system::sysroot::SysRoot;
-use crate::systemd::{UnitInfo, UnitQuery};
+use crate::systemd::{Dependant, UnitInfo, UnitQuery};
 use anyhow::Result;
 use std::fmt;
 
@@ -17,9 +18,9 @@ pub struct Facts {
     pub accept_socket: Option<String>,
     /// The planned stale pids that still exist.
     pub alive_stale: Vec<u32>,
-    /// Units that must not be restarted under any rule: those holding this
-    /// tool or the package manager that called it.
-    pub protected: Vec<String>,
+    /// The units a restart would carry over to; read only for a running
+    /// unit, the only kind restarted.
+    pub reach: Reach,
 }
 
 /// Why a candidate is not restarted after all.
@@ -43,11 +44,17 @@ pub enum Skip {
         kill_mode: String,
         pids: Vec<u32>,
     },
-    /// Restarting it would restart or stop `dependant` too, which must not
-    /// be restarted (`why`).
+    /// Restarting `from` would restart or stop the last unit of `path`
+    /// too, which the plan's rule skips for `reason`.
     Propagates {
-        dependant: String,
-        why: String,
+        from: String,
+        path: Vec<Dependant>,
+        reason: Reason,
+    },
+    /// A restart would reach more than `limit` units; the rest are not
+    /// known to be allowed.
+    TooManyDependants {
+        limit: usize,
     },
     Unreadable(String),
 }
@@ -66,7 +73,9 @@ impl Skip {
             Skip::CannotStop => "cannot-stop",
             Skip::PerConnection { .. } => "per-connection-instance",
             Skip::Leftovers { .. } => "leftover-processes",
-            Skip::Propagates { .. } => "would-restart-protected",
+            Skip::Propagates { reason, .. } if reach::reaches_protected(reason) => "would-restart-protected",
+            Skip::Propagates { .. } => "would-restart-denied",
+            Skip::TooManyDependants { .. } => "too-many-dependants",
             Skip::Unreadable(_) => "unreadable",
         }
     }
@@ -91,6 +100,7 @@ impl Skip {
                 | Skip::PerConnection { .. }
                 | Skip::Leftovers { .. }
                 | Skip::Propagates { .. }
+                | Skip::TooManyDependants { .. }
         )
     }
 }
@@ -124,9 +134,18 @@ impl fmt::Display for Skip {
                 "leftover processes need attention: pid {} would survive a restart (KillMode={kill_mode})",
                 pid_list(pids)
             ),
-            Skip::Propagates { dependant, why } => write!(
+            Skip::Propagates { from, path, reason } => write!(
                 f,
-                "a restart would also restart or stop {dependant} (PartOf=, BindsTo= or Requires=), which {why}"
+                "a restart would also {} {} ({}), which {}",
+                reach::verb(path),
+                path.last().map_or("", |d| d.unit.as_str()),
+                reach::way(from, path),
+                reach::why(reason)
+            ),
+            Skip::TooManyDependants { limit } => write!(
+                f,
+                "a restart would spread to more than {limit} units (PartOf=, BindsTo=, Requires=, \
+                 PropagatesStopTo=); not checked further"
             ),
             Skip::Unreadable(e) => write!(f, "could not read its state: {e}"),
         }
@@ -142,15 +161,16 @@ pub enum Decision {
 
 /// The pure rule: restart only a loaded, running service that systemd
 /// will stop and start, whose restart would actually replace its stale
-/// processes.
-pub fn refine(unit: &str, facts: &Facts) -> Decision {
-    match skip_reason(unit, facts) {
+/// processes and would carry over to no unit that `gate` (the plan's own
+/// rule) keeps from being restarted.
+pub fn refine(unit: &str, facts: &Facts, gate: &Gate) -> Decision {
+    match skip_reason(unit, facts, gate) {
         Some(s) => Decision::Skip(s),
         None => Decision::Restart,
     }
 }
 
-fn skip_reason(unit: &str, facts: &Facts) -> Option<Skip> {
+fn skip_reason(unit: &str, facts: &Facts, gate: &Gate) -> Option<Skip> {
     let Some(info) = &facts.info else {
         return Some(Skip::NotLoaded);
     };
@@ -182,28 +202,10 @@ fn skip_reason(unit: &str, facts: &Facts) -> Option<Skip> {
     if let Some(socket) = &facts.accept_socket {
         return Some(Skip::PerConnection { socket: socket.clone() });
     }
-    if let Some(s) = propagation(info, &facts.protected) {
+    if let Some(s) = reach::judge(unit, &facts.reach, gate) {
         return Some(s);
     }
     leftovers(info, &facts.alive_stale)
-}
-
-/// systemd carries a restart over to the units that are `PartOf=`,
-/// `BindsTo=` or `Requires=` the restarted one; one of those that must
-/// never be restarted (a never-tier unit such as dbus or a getty, or the
-/// unit running this tool or the package manager) forbids the restart.
-fn propagation(info: &UnitInfo, protected: &[String]) -> Option<Skip> {
-    info.dependants.iter().find_map(|d| {
-        let why = match crate::core::tiers::tier_of(d) {
-            Some(crate::core::tiers::Tier::Never(why)) => format!("is never restarted automatically ({why})"),
-            _ if protected.contains(d) => "runs this tool or the package manager that called it".to_string(),
-            _ => return None,
-        };
-        Some(Skip::Propagates {
-            dependant: d.clone(),
-            why,
-        })
-    })
 }
 
 /// With `KillMode=process` systemd kills only the main process on stop,
@@ -247,8 +249,12 @@ fn sockets_of(unit: &str, info: &UnitInfo) -> Vec<String> {
 }
 
 /// Reads the facts for one candidate: read-only calls only.
-pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan, protected: &[String]) -> Result<Facts> {
+pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan) -> Result<Facts> {
     let info = q.unit(&u.unit)?;
+    let reach = match &info {
+        Some(i) if i.running() => reach::walk(q, &u.unit, i)?,
+        _ => Reach::default(),
+    };
     let mut accept_socket = None;
     if let Some(info) = &info {
         for s in sockets_of(&u.unit, info) {
@@ -270,7 +276,7 @@ pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan, protec
         info,
         accept_socket,
         alive_stale,
-        protected: protected.to_vec(),
+        reach,
     })
 }
 
@@ -284,12 +290,20 @@ mod tests {
             info: Some(info),
             accept_socket: None,
             alive_stale: stale.to_vec(),
-            protected: Vec::new(),
+            reach: Reach::default(),
+        }
+    }
+
+    /// `-a` with the default policy.
+    fn all() -> Gate {
+        Gate {
+            all: true,
+            ..Gate::default()
         }
     }
 
     fn code(unit: &str, f: &Facts) -> &'static str {
-        match refine(unit, f) {
+        match refine(unit, f, &all()) {
             Decision::Restart => "restart",
             Decision::Skip(s) => s.code(),
         }
@@ -297,24 +311,34 @@ mod tests {
 
     #[test]
     fn a_restart_that_would_reach_a_protected_unit_is_skipped() {
-        let mut info = running_service(10);
-        info.dependants = vec!["web.target".into(), "dbus.service".into()];
-        let mut f = facts(info.clone(), &[10]);
+        use crate::systemd::Tie;
+        let reached = |unit: &str| crate::restart::reach::Reached {
+            path: vec![Dependant {
+                unit: unit.into(),
+                tie: Tie::Requires,
+            }],
+            info: Some(running_service(20)),
+        };
+        let mut f = facts(running_service(10), &[10]);
+        f.reach.units = vec![reached("web.target"), reached("dbus.service")];
         assert_eq!(code("x.service", &f), "would-restart-protected");
-        let Decision::Skip(s) = refine("x.service", &f) else {
+        let Decision::Skip(s) = refine("x.service", &f, &all()) else {
             panic!("restarted")
         };
-        assert!(s.to_string().contains("dbus.service"), "{s}");
+        assert!(s.to_string().contains("dbus.service (Requires=)"), "{s}");
         assert!(s.leaves_stale_code());
 
-        info.dependants = vec!["apt-daily-upgrade.service".into()];
-        f = facts(info.clone(), &[10]);
-        assert_eq!(code("x.service", &f), "restart", "not protected here");
-        f.protected = vec!["apt-daily-upgrade.service".into()];
-        assert_eq!(code("x.service", &f), "would-restart-protected");
+        f.reach.units = vec![reached("apt-daily-upgrade.service")];
+        let mut gate = all();
+        assert_eq!(code("x.service", &f), "would-restart-denied", "cautious");
+        gate.self_units = vec!["apt-daily-upgrade.service".into()];
+        let Decision::Skip(s) = refine("x.service", &f, &gate) else {
+            panic!("restarted")
+        };
+        assert_eq!(s.code(), "would-restart-protected", "{s}");
 
-        info.dependants = vec!["web.target".into(), "worker.service".into()];
-        assert_eq!(code("x.service", &facts(info, &[10])), "restart");
+        f.reach.units = vec![reached("web.target"), reached("worker.service")];
+        assert_eq!(code("x.service", &f), "restart");
     }
 
     #[test]
@@ -373,9 +397,12 @@ mod tests {
         let mut i = running_service(10);
         i.kill_mode = Some("process".into());
         // The main process is stale: a restart replaces it.
-        assert_eq!(refine("a.service", &facts(i.clone(), &[10, 11])), Decision::Restart);
+        assert_eq!(
+            refine("a.service", &facts(i.clone(), &[10, 11]), &all()),
+            Decision::Restart
+        );
         // Only a child is stale: a restart would not touch it.
-        let d = refine("a.service", &facts(i.clone(), &[11, 12]));
+        let d = refine("a.service", &facts(i.clone(), &[11, 12]), &all());
         let Decision::Skip(s) = d else { panic!("{d:?}") };
         assert_eq!(s.code(), "leftover-processes");
         assert!(s.to_string().contains("pid 11, 12"), "{s}");
@@ -409,7 +436,7 @@ mod tests {
             reason: crate::core::plan::Reason::AllUnits,
             processes: vec![p(10), p(11)],
         };
-        let f = gather(&fake, &root, &u, &[]).unwrap();
+        let f = gather(&fake, &root, &u).unwrap();
         assert_eq!(f.accept_socket.as_deref(), Some("acc.socket"));
         assert_eq!(f.alive_stale, vec![10]);
         assert!(!fake.calls().contains(&Call::SocketAccepts("x.target".into())));
@@ -418,7 +445,7 @@ mod tests {
         info.triggered_by.clear();
         let mut fake = Fake::with_units([("x@1.service", info)]);
         fake.accepting_sockets = vec!["x.socket".into()];
-        let f = gather(&fake, &root, &u, &[]).unwrap();
+        let f = gather(&fake, &root, &u).unwrap();
         assert_eq!(f.accept_socket.as_deref(), Some("x.socket"));
         assert!(fake.calls().iter().all(|c| !c.mutates()));
     }

@@ -8,7 +8,7 @@
 //! Interfaces: org.freedesktop.systemd1(5). Properties are read uncached,
 //! one `Get` each, so no `PropertiesChanged` match rules are installed.
 
-use super::{Enqueued, JobRemoved, Marking, ServiceManager, UnitInfo, UnitQuery};
+use super::{Dependant, Enqueued, JobRemoved, Marking, ServiceManager, Tie, UnitInfo, UnitQuery};
 use anyhow::{anyhow, bail, Context, Result};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::Mutex;
@@ -78,6 +78,8 @@ trait Unit {
     fn bound_by(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "RequiredBy")]
     fn required_by(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "PropagatesStopTo")]
+    fn propagates_stop_to(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "NeedDaemonReload")]
     fn need_daemon_reload(&self) -> zbus::Result<bool>;
     #[zbus(property, name = "Markers")]
@@ -135,6 +137,23 @@ fn markers_unsupported(name: Option<&str>) -> bool {
                 | "org.freedesktop.DBus.Error.UnknownProperty"
         )
     )
+}
+
+/// A property an older systemd does not have reads as empty: sd-bus
+/// answers `UnknownProperty` for it (`InvalidArgs` from other peers and
+/// older versions). Any other error still is one.
+fn newer_property<T: Default>(read: zbus::Result<T>) -> zbus::Result<T> {
+    match read {
+        Err(e)
+            if matches!(
+                error_name(&e).as_deref(),
+                Some("org.freedesktop.DBus.Error.UnknownProperty" | "org.freedesktop.DBus.Error.InvalidArgs")
+            ) =>
+        {
+            Ok(T::default())
+        }
+        r => r,
+    }
 }
 
 /// systemd on the system bus.
@@ -199,12 +218,17 @@ impl Dbus {
             markers: unit.markers().unwrap_or_default(),
             ..UnitInfo::default()
         };
-        for d in [unit.consists_of()?, unit.bound_by()?, unit.required_by()?]
-            .into_iter()
-            .flatten()
-        {
-            if !info.dependants.contains(&d) {
-                info.dependants.push(d);
+        let ties = [
+            (Tie::PartOf, unit.consists_of()?),
+            (Tie::BindsTo, unit.bound_by()?),
+            (Tie::Requires, unit.required_by()?),
+            (Tie::PropagatesStopTo, newer_property(unit.propagates_stop_to())?),
+        ];
+        for (tie, units) in ties {
+            for d in units {
+                if !info.dependants.iter().any(|x| x.unit == d) {
+                    info.dependants.push(Dependant { unit: d, tie });
+                }
             }
         }
         if name.ends_with(".service") {
@@ -399,5 +423,28 @@ impl ServiceManager for Dbus {
             }
             Err(e) => Err(e).with_context(|| format!("failed to start transient unit {name}")),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_property_an_older_systemd_lacks_reads_as_empty() {
+        let missing = |e: zbus::fdo::Error| newer_property::<Vec<String>>(Err(zbus::Error::FDO(Box::new(e))));
+        let unknown = zbus::fdo::Error::UnknownProperty("Unknown property or interface.".into());
+        assert_eq!(missing(unknown).unwrap(), Vec::<String>::new());
+        assert_eq!(
+            missing(zbus::fdo::Error::InvalidArgs("no".into())).unwrap(),
+            Vec::<String>::new()
+        );
+        // The unit went away, or the bus did: still an error.
+        assert!(missing(zbus::fdo::Error::UnknownObject("gone".into())).is_err());
+        assert!(newer_property::<Vec<String>>(Err(zbus::Error::InvalidReply)).is_err());
+        assert_eq!(
+            newer_property(Ok(vec!["b.service".to_string()])).unwrap(),
+            ["b.service"]
+        );
     }
 }

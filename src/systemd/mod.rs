@@ -34,10 +34,9 @@ pub struct UnitInfo {
     pub main_pid: u32,
     /// `ControlGroup`, e.g. `/system.slice/foo.service`; empty when none.
     pub control_group: String,
-    /// Units a restart of this one restarts or stops too: those `PartOf=`
-    /// it (`ConsistsOf`), `BindsTo=` it (`BoundBy`) or `Requires=` it
-    /// (`RequiredBy`).
-    pub dependants: Vec<String>,
+    /// Units a restart of this one restarts or stops too, each once,
+    /// with the first tie found.
+    pub dependants: Vec<Dependant>,
     /// `NeedDaemonReload`: its unit file changed on disk since systemd
     /// loaded it, so a restart now would run the old definition.
     pub need_daemon_reload: bool,
@@ -45,6 +44,42 @@ pub struct UnitInfo {
     /// run, restarted by `systemctl reload-or-restart --marked` or
     /// `restart-stale --marked`. Empty on an older systemd.
     pub markers: Vec<String>,
+}
+
+/// How a restart of a unit reaches one of its dependants
+/// (systemd.unit(5); `src/core/unit-dependency-atom.c` maps each to the
+/// restart or stop it propagates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tie {
+    /// The dependant is `PartOf=` the unit (the unit's `ConsistsOf`).
+    PartOf,
+    /// The dependant is `BindsTo=` the unit (`BoundBy`).
+    BindsTo,
+    /// The dependant is `Requires=` the unit (`RequiredBy`).
+    Requires,
+    /// The unit's `PropagatesStopTo` (systemd ≥ 249): set by
+    /// `PropagatesStopTo=` in the unit or by `StopPropagatedFrom=` in the
+    /// dependant; systemd keeps both directions in the unit's list.
+    PropagatesStopTo,
+}
+
+impl Tie {
+    /// The setting as a unit file spells it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Tie::PartOf => "PartOf=",
+            Tie::BindsTo => "BindsTo=",
+            Tie::Requires => "Requires=",
+            Tie::PropagatesStopTo => "PropagatesStopTo=",
+        }
+    }
+}
+
+/// A unit that a restart of another one restarts or stops too.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dependant {
+    pub unit: String,
+    pub tie: Tie,
 }
 
 /// The marker a deferred run sets: systemd's own, which `systemctl
@@ -56,6 +91,12 @@ impl UnitInfo {
     /// Whether a deferred run (or anyone else) marked it `needs-restart`.
     pub fn marked(&self) -> bool {
         self.markers.iter().any(|m| m == NEEDS_RESTART)
+    }
+
+    /// `inactive` or `failed`: systemd carries no restart or stop over to
+    /// such a unit, nor through it (a try-restart of it is a no-op).
+    pub fn stopped(&self) -> bool {
+        matches!(self.active_state.as_str(), "inactive" | "failed")
     }
 
     /// `active (running)`: the only state in which a restart is wanted.
