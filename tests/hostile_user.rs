@@ -47,7 +47,12 @@ impl OpenWatch {
         for p in paths {
             // SAFETY: valid descriptor and C string.
             let w = unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c(p).as_ptr(), libc::IN_OPEN) };
-            assert!(w >= 0, "inotify_add_watch {}: {}", p.display(), std::io::Error::last_os_error());
+            assert!(
+                w >= 0,
+                "inotify_add_watch {}: {}",
+                p.display(),
+                std::io::Error::last_os_error()
+            );
         }
         OpenWatch(fd)
     }
@@ -133,7 +138,11 @@ fn a_module_linked_to_a_device_fifo_or_private_file_is_never_opened() {
     let Some(d) = scratch() else { return };
     let lib = d.path().join("lib");
     std::fs::create_dir(&lib).unwrap();
-    std::fs::write(d.path().join("k.pl"), "use K;\n$| = 1;\nprint \"ready\\n\";\nsleep 60;\n").unwrap();
+    std::fs::write(
+        d.path().join("k.pl"),
+        "use K;\n$| = 1;\nprint \"ready\\n\";\nsleep 60;\n",
+    )
+    .unwrap();
     let mut targets = traps(d.path());
     if as_root() {
         let private = d.path().join("private");
@@ -197,7 +206,13 @@ fn modules_swapped_for_links_while_the_walk_runs_never_open_a_trap() {
                 for (a, b) in &names {
                     // SAFETY: valid C strings.
                     let r = unsafe {
-                        libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
+                        libc::renameat2(
+                            libc::AT_FDCWD,
+                            a.as_ptr(),
+                            libc::AT_FDCWD,
+                            b.as_ptr(),
+                            libc::RENAME_EXCHANGE,
+                        )
                     };
                     assert_eq!(r, 0, "renameat2: {}", std::io::Error::last_os_error());
                     flips += 1;
@@ -223,8 +238,15 @@ fn modules_swapped_for_links_while_the_walk_runs_never_open_a_trap() {
     }
     stop.store(true, Ordering::Relaxed);
     let flips = flipper.join().unwrap();
-    assert!(walks > 10 && flips > 1000, "the race did not run: {walks} walks, {flips} flips");
-    assert_eq!(watch.opens(), 0, "a trap was opened during {walks} walks and {flips} swaps");
+    assert!(
+        walks > 10 && flips > 1000,
+        "the race did not run: {walks} walks, {flips} flips"
+    );
+    assert_eq!(
+        watch.opens(),
+        0,
+        "a trap was opened during {walks} walks and {flips} swaps"
+    );
 }
 
 /// 2,000 `use lib` lines and 2,000 `use` of missing modules: the walk
@@ -285,7 +307,14 @@ print("ready", flush=True)
 import time
 time.sleep(120)
 "#;
-    start(Command::new("python3").arg("-c").arg(prog).arg(dir).arg(what).arg(n.to_string()))
+    start(
+        Command::new("python3")
+            .arg("-c")
+            .arg(prog)
+            .arg(dir)
+            .arg(what)
+            .arg(n.to_string()),
+    )
 }
 
 fn deleted_under(files: &[restart_stale::system::scan::StaleFile], dir: &Path) -> usize {

@@ -91,6 +91,12 @@ pub fn judge(unit: &str, reach: &Reach, gate: &Gate) -> Option<Skip> {
         .filter(|r| carries_over(r.info.as_ref()))
         .find_map(|r| match gate.decide(r.unit()) {
             (Action::Restart, _) => None,
+            // A target runs no process of its own: a restart carried to
+            // it stops and starts nothing but what the walk reaches
+            // through it, which is judged in turn. Only an admin's deny
+            // link holds it; without one, every linked service that some
+            // target `Requires=` would never be restarted.
+            (Action::Skip, Reason::NotAllowed) if r.unit().ends_with(".target") => None,
             (Action::Skip, reason) => Some(Skip::Propagates {
                 from: unit.to_string(),
                 path: r.path.clone(),
@@ -210,6 +216,31 @@ mod tests {
             verdict(&fake, "nfs-mountd.service", &gate(&[])),
             None,
             "allowed under -a"
+        );
+    }
+
+    #[test]
+    fn a_target_needs_no_allow_link_but_what_lies_beyond_it_is_judged() {
+        let fake = Fake::with_units([
+            ("a.service", with(&[tie("app.target", Tie::Requires)])),
+            ("app.target", with(&[tie("b.service", Tie::PartOf)])),
+            ("b.service", with(&[])),
+        ]);
+        let mut g = gate(&[]);
+        g.all = false;
+        let allow = |u: &str| {
+            let link = format!("/etc/restart-stale/{u}").into();
+            (u.to_string(), Entry { deny: false, link })
+        };
+        g.policy.levels[0].entries = [allow("a.service")].into_iter().collect();
+        let s = verdict(&fake, "a.service", &g).expect("b.service has no allow link");
+        assert!(s.to_string().contains("restart b.service"), "{s}");
+        g.policy.levels[0].entries = [allow("a.service"), allow("b.service")].into_iter().collect();
+        assert_eq!(verdict(&fake, "a.service", &g), None, "the target itself needs no link");
+        let denied = gate(&["app.target"]);
+        assert!(
+            verdict(&fake, "a.service", &denied).is_some(),
+            "an admin's deny holds a target"
         );
     }
 
