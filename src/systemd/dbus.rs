@@ -405,15 +405,7 @@ impl ServiceManager for Dbus {
                 _ => {}
             }
         }
-        let exec_start = vec![(program.clone(), argv.to_vec(), false)];
-        let props: Vec<(&str, Value<'_>)> = vec![
-            ("Description", Value::from(description)),
-            ("Type", Value::from("oneshot")),
-            // Unload it when it ends, even after a failure, so the name is
-            // free for the next transaction.
-            ("CollectMode", Value::from("inactive-or-failed")),
-            ("ExecStart", Value::from(exec_start)),
-        ];
+        let props = transient_properties(program, argv, description);
         match manager.start_transient_unit(name, "replace", &props, &[]) {
             Ok(_) => Ok(()),
             // Someone else started it between our check and the call.
@@ -426,9 +418,44 @@ impl ServiceManager for Dbus {
     }
 }
 
+/// How long a finish unit may run. A `oneshot` has no start timeout of
+/// its own, so one process that makes the scan slow (a user's crontab
+/// runs in `cron.service`) would hold the unit, and every later
+/// transaction's finish behind it, for ever. A finish killed at this
+/// limit leaves its record in the spool, where the next finish takes it
+/// first (transaction::spool).
+pub const FINISH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+/// The properties of a finish unit running `argv`.
+fn transient_properties<'a>(program: &str, argv: &[String], description: &'a str) -> Vec<(&'static str, Value<'a>)> {
+    let exec_start = vec![(program.to_string(), argv.to_vec(), false)];
+    vec![
+        ("Description", Value::from(description)),
+        ("Type", Value::from("oneshot")),
+        // For a oneshot, the start is the whole run.
+        ("TimeoutStartUSec", Value::from(FINISH_TIME_LIMIT.as_micros() as u64)),
+        // Unload it when it ends, even after a failure, so the name is
+        // free for the next transaction.
+        ("CollectMode", Value::from("inactive-or-failed")),
+        ("ExecStart", Value::from(exec_start)),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_finish_unit_has_a_time_limit() {
+        let argv = vec!["/usr/bin/restart-stale".to_string(), "apt-hook".into(), "finish".into()];
+        let props = transient_properties(&argv[0], &argv, "x");
+        let limit = props
+            .iter()
+            .find(|(k, _)| *k == "TimeoutStartUSec")
+            .expect("a time limit");
+        assert_eq!(limit.1, Value::from(1_200_000_000u64));
+        assert!(props.iter().any(|(k, v)| *k == "Type" && *v == Value::from("oneshot")));
+    }
 
     #[test]
     fn a_property_an_older_systemd_lacks_reads_as_empty() {
