@@ -37,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("python_imports", targets::python_imports),
     ("perl_loads", targets::perl_loads),
     ("interp_cmdline", targets::interp_cmdline),
+    ("safe_open_tree", targets::safe_open_tree),
 ];
 
 /// The target called `name`.

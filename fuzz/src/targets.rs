@@ -419,3 +419,89 @@ pub fn interp_cmdline(data: &[u8]) {
         let _ = cmdline::parse(lang, &argv);
     }
 }
+
+/// Names the tree and query paths of [`safe_open_tree`] are made of.
+const TREE_NAMES: &[&str] = &["a", "b", "c", "d"];
+/// Link targets: inside the tree, climbing out of it, into our own root's
+/// devices, procfs and sysfs, and magic links.
+const TREE_LINKS: &[&str] = &[
+    "a",
+    "b/c",
+    "../a",
+    "/a",
+    "/a/b",
+    "..",
+    "/",
+    "../../..",
+    "a/../b",
+    "/proc/self/root",
+    "/proc/self/fd/0",
+    "/dev/zero",
+    "/dev/null",
+    "/sys/kernel",
+    "/etc/hostname",
+    "/nowhere",
+];
+
+/// The tree of one input, built afresh under a directory of ours.
+fn build_tree(dir: &std::path::Path, ops: &[u8]) {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).expect("scratch directory");
+    for op in ops.chunks_exact(3) {
+        let mut rel = TREE_NAMES[usize::from(op[1]) % TREE_NAMES.len()].to_string();
+        if op[1] & 0x80 != 0 {
+            rel = format!("{}/{rel}", TREE_NAMES[usize::from(op[2] >> 4) % TREE_NAMES.len()]);
+        }
+        let path = dir.join(&rel);
+        // Failures (a parent that is a file, a name taken) are the tree's shape.
+        let _ = match op[0] % 4 {
+            0 => std::fs::create_dir(&path),
+            // O_EXCL: never through a FIFO or link an earlier op put there.
+            1 => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, format!("file:{rel}").as_bytes())),
+            2 => std::os::unix::fs::symlink(TREE_LINKS[usize::from(op[2]) % TREE_LINKS.len()], &path),
+            _ => {
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL");
+                // SAFETY: a valid C string.
+                unsafe { libc::mkfifo(c.as_ptr(), 0o644) };
+                Ok(())
+            }
+        };
+    }
+}
+
+/// The safe-open layer over a tree of directories, files, symbolic links
+/// (inside it, out of it, to devices, procfs, sysfs and magic links) and
+/// FIFOs: whatever a query path is, what it reads is one of the tree's
+/// own regular files (never a device, a FIFO, which would hang, a pseudo
+/// file or a file of our root), what it lists are the tree's names, and
+/// `openat2` and the component walk of old kernels agree.
+pub fn safe_open_tree(data: &[u8]) {
+    use restart_stale::system::safe_open::Jail;
+    let (n, rest) = match data.split_first() {
+        Some((n, rest)) => (usize::from(*n % 12) * 3, rest),
+        None => return,
+    };
+    let (ops, query) = rest.split_at(n.min(rest.len()));
+    let dir = std::env::temp_dir().join(format!("restart-stale-fuzz-tree.{}", std::process::id()));
+    build_tree(&dir, ops);
+    let parts = [".", "..", "a", "b", "c", "d"];
+    let path: String = query.iter().take(8).map(|b| format!("/{}", parts[usize::from(*b) % parts.len()])).collect();
+    let path = if path.is_empty() { "/".to_string() } else { path };
+    let fast = Jail::open(&dir).expect("tree opens");
+    let slow = Jail::open(&dir).expect("tree opens").without_openat2();
+    let read = fast.read(&path, 4096);
+    assert_eq!(read, slow.read(&path, 4096), "the two lookups disagree on {path}");
+    if let Some(got) = &read {
+        assert!(got.starts_with(b"file:"), "{path} read {got:?}, not a file of the tree");
+    }
+    assert_eq!(fast.stat(&path), slow.stat(&path), "stat {path}");
+    let listed = fast.list(&path);
+    assert_eq!(listed, slow.list(&path), "list {path}");
+    for name in &listed {
+        assert!(TREE_NAMES.iter().any(|n| name == n), "{path} lists {name:?}");
+    }
+}

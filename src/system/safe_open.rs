@@ -284,7 +284,9 @@ fn walk_in_root(root: &OwnedFd, rel: &str) -> io::Result<OwnedFd> {
         let dir = stack.last().map_or(root.as_raw_fd(), |f| f.as_raw_fd());
         let fd = open_at(dir, OsStr::new(&part), libc::O_PATH)?;
         let found = fstat(&fd)?;
-        let last = todo.iter().all(|p| p.is_empty() || p == ".");
+        // Only a name that ends the path is the last: `file/.` and
+        // `file/` ask for a directory, as the kernel reads them.
+        let last = todo.is_empty();
         if found.kind() == libc::S_IFLNK && !last {
             links += 1;
             if links > MAX_LINKS {
@@ -482,6 +484,20 @@ mod tests {
             let names = j.list("/usr/lib");
             assert_eq!(names, vec![std::ffi::OsString::from("perl5")]);
             assert!(j.list("/usr/lib/perl5/A.pm").is_empty());
+        }
+    }
+
+    #[test]
+    fn a_trailing_dot_or_slash_asks_for_a_directory() {
+        // Found by the safe_open_tree fuzz target: the walk took `b/.`
+        // for the file `b`, where openat2 (and every kernel lookup) says
+        // ENOTDIR.
+        let t = tree();
+        for j in both(t.path()) {
+            assert!(j.read("/usr/lib/perl5/A.pm/.", 100).is_none());
+            assert!(j.read("/usr/lib/perl5/A.pm/", 100).is_none());
+            assert!(j.is_dir("/usr/lib/perl5/."));
+            assert!(j.is_dir("/usr/lib/perl5/"));
         }
     }
 
