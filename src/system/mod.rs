@@ -7,6 +7,7 @@ pub mod cgroup;
 pub mod interp;
 pub mod kernel;
 pub mod maps;
+pub mod ownership;
 pub mod policy;
 pub mod procfs;
 pub mod procmap;
