@@ -7,7 +7,7 @@
 //!   `clr-service-restart` personality.
 //! - Golden cases of every corpus (`golden`): a fake root, a command
 //!   line, the expected output; `GOLDEN_BLESS=1` rewrites them.
-//! - Real processes on the real `/proc` (`live_processes`, `scan_methods`,
+//! - Real processes on the real `/proc` (`live_processes`, `live_owners`, `scan_methods`,
 //!   `maps_vs_procfs`).
 //! - Replay's readers (`replay_dnf`, `replay_robustness`).
 //! - The Prometheus textfile, read back with a real parser (`prometheus`), and
@@ -35,6 +35,7 @@ mod golden;
 mod hostile_user;
 mod interp_walk;
 mod live_interp;
+mod live_owners;
 mod live_processes;
 mod maps_vs_procfs;
 mod no_exec;

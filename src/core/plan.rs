@@ -4,7 +4,7 @@
 //! with plain tables.
 
 use crate::core::changed::ChangedSet;
-use crate::core::model::{Scan, StaleProcess, Staleness, Via};
+use crate::core::model::{Scan, StaleFile, StaleProcess, Staleness, Via};
 use crate::core::policy::{Policy, Verdict};
 use crate::core::tiers::{tier_of, Tier};
 use crate::core::unit_name::Owner;
@@ -40,6 +40,10 @@ pub enum Reason {
     AllUnits,
     /// Only files in places users control are stale (`interp::places`).
     UserFilesOnly,
+    /// Without a transaction: every stale file that is not a user's lies
+    /// in another mount namespace whose root holds its own copy; names
+    /// the first such path.
+    OtherRootOnly(String),
 }
 
 impl Reason {
@@ -58,6 +62,7 @@ impl Reason {
             Reason::AllowedByDistribution(_) => "allowed-by-distribution",
             Reason::AllUnits => "all-units",
             Reason::UserFilesOnly => "user-files-only",
+            Reason::OtherRootOnly(_) => "other-root-only",
         }
     }
 }
@@ -81,6 +86,10 @@ impl fmt::Display for Reason {
             Reason::UserFilesOnly => write!(
                 f,
                 "stale files lie only where users control files: reported, never restarted"
+            ),
+            Reason::OtherRootOnly(p) => write!(
+                f,
+                "only its root's own copies are stale ({p}): reported, never restarted"
             ),
         }
     }
@@ -189,6 +198,28 @@ fn in_other_root(procs: &[StaleProcess], changed: Option<&ChangedSet>) -> Option
         .map(|f| f.path.to_string())
 }
 
+/// Whether a file can be a reason to restart: a user's file never is
+/// (whoever can put it there could restart the unit at will), nor is a
+/// copy in another root: a user with an unprivileged user namespace can
+/// mount over any path in a process of a unit's cgroup and replace files
+/// there.
+fn counts(f: &StaleFile) -> bool {
+    !f.user && !f.other_root
+}
+
+/// Why a unit whose stale files are all report-only is skipped; `None`
+/// when one of them counts.
+fn report_only(procs: &[StaleProcess]) -> Option<Reason> {
+    let mut files = procs.iter().flat_map(|p| &p.files);
+    if files.clone().any(counts) {
+        return None;
+    }
+    Some(match files.find(|f| f.other_root && !f.user) {
+        Some(f) => Reason::OtherRootOnly(f.path.to_string()),
+        None => Reason::UserFilesOnly,
+    })
+}
+
 fn decide(unit: &str, policy: &Policy, all: bool, self_units: &[String]) -> (Action, Reason) {
     use Action::*;
     let tier = tier_of(unit);
@@ -226,7 +257,7 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
         match &p.owner {
             Owner::Unit(u) => by_unit.entry(u.clone()).or_default().push(p),
             // A re-exec of PID 1 follows package files only.
-            Owner::Init => out.init = affected(p, opts.changed).filter(|p| p.files.iter().any(|f| !f.user)),
+            Owner::Init => out.init = affected(p, opts.changed).filter(|p| p.files.iter().any(counts)),
             Owner::Outside(cg) => {
                 let cgroup = cg.clone();
                 if let Some(process) = affected(p, opts.changed) {
@@ -246,9 +277,8 @@ pub fn plan(scan: &mut Scan, opts: &Options) -> Plan {
                 None => Reason::NotStale,
             };
             (Action::Skip, r)
-        } else if processes.iter().flat_map(|p| &p.files).all(|f| f.user) {
-            // A user able to put files there could otherwise restart the unit at will.
-            (Action::Skip, Reason::UserFilesOnly)
+        } else if let Some(r) = report_only(&processes) {
+            (Action::Skip, r)
         } else {
             decide(&unit, opts.policy, opts.all, opts.self_units)
         };
@@ -385,7 +415,7 @@ mod tests {
     }
 
     #[test]
-    fn a_jails_own_copy_counts_for_status_not_for_a_transaction() {
+    fn a_copy_in_another_root_is_reported_never_restarted() {
         let lib = "/usr/lib/libdemo.so.1";
         let scan_with_jail = || {
             let mut scan = scan_of(&["host.service", "jail.service"]);
@@ -415,9 +445,42 @@ mod tests {
             .reason
             .to_string()
             .contains("path differs from the host's in its root"));
+        // Without a transaction (plain runs, -a, --marked) it is reported,
+        // but never restarted: a user namespace can mount over any path.
         let p = plan_of(None);
-        assert_eq!(p.units[1].action, Action::Restart, "status reports it as stale");
-        assert_eq!(p.units[1].processes.len(), 1);
+        assert_eq!(p.units[0].action, Action::Restart, "the host's process counts");
+        assert_eq!(p.units[1].action, Action::Skip);
+        assert_eq!(p.units[1].reason, Reason::OtherRootOnly(lib.into()));
+        assert_eq!(p.units[1].reason.code(), "other-root-only");
+        assert_eq!(p.units[1].processes.len(), 1, "still reported");
+    }
+
+    #[test]
+    fn another_roots_copy_alongside_a_host_file_restarts_for_the_host_file() {
+        let mut scan = scan_of(&[]);
+        scan.units = vec!["both.service".into(), "mixed.service".into()];
+        let mut both = proc_in(Owner::Unit("both.service".into()), 7, &["/opt/x.so", "/home/u/y.so"]);
+        both.files[0].other_root = true;
+        let mut mixed = proc_in(
+            Owner::Unit("mixed.service".into()),
+            8,
+            &["/opt/x.so", "/usr/lib/libc.so"],
+        );
+        mixed.files[0].other_root = true;
+        let mut init = proc_in(Owner::Init, 1, &["/usr/lib/systemd/libsystemd-core.so"]);
+        init.files[0].other_root = true;
+        scan.stale.extend([both, mixed, init]);
+        let policy = Policy::default();
+        let opts = Options {
+            policy: &policy,
+            changed: None,
+            all: true,
+            self_units: &[],
+        };
+        let p = plan(&mut scan, &opts);
+        assert_eq!(p.units[0].reason, Reason::OtherRootOnly("/opt/x.so".into()));
+        assert_eq!(p.units[1].action, Action::Restart);
+        assert!(p.init.is_none(), "PID 1's root's own copy makes no re-exec");
     }
 
     #[test]

@@ -85,8 +85,9 @@ pub fn stale_among(root: &SysRoot, pids: &[u32], owner: &Owner, scanner: &mut Sc
         let Some(mut files) = scanner.process(root, pid)? else {
             continue;
         };
-        // Files users control never made the restart; they cannot fail it.
-        files.retain(|f| !f.user);
+        // Files users control, and another root's own copies, never made
+        // the restart; they cannot fail it.
+        files.retain(|f| !f.user && !f.other_root);
         if files.is_empty() {
             continue;
         }

@@ -8,6 +8,7 @@ pub mod dedup;
 pub mod interp;
 pub mod kernel;
 pub mod maps;
+pub mod ownership;
 pub mod policy;
 pub mod procfs;
 pub mod procmap;

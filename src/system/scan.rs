@@ -139,6 +139,8 @@ pub struct Scanner {
     our_namespace: Option<Option<u64>>,
     /// Open files, scripts and modules (`interp`).
     pub interp: interp::Interp,
+    /// Whether users control a stale file.
+    pub ownership: crate::system::ownership::Ownership,
     /// Whether a path in another view is the host's file
     /// ([`staleness::same_as_host`]), per view and path.
     host_files: std::collections::HashMap<(ViewKey, std::sync::Arc<str>), bool>,
@@ -302,7 +304,7 @@ impl Scanner {
         self.interp
             .add_findings(&mut self.resolver, root, pid, &seen, &mut files);
         for f in &mut files {
-            f.user = crate::core::places::user_controlled(&f.path);
+            f.user = self.ownership.user_controlled(view, &root_dir, &f.path);
         }
         if view != OUR_VIEW && !files.is_empty() {
             self.mark_other_root(root, view, &root_dir, &mut files);
