@@ -69,3 +69,32 @@ fn only_the_fixed_rpm_is_ever_started() {
         "rpm's path is fixed"
     );
 }
+
+/// The readers of paths a process or a user chose (the import walk, its
+/// search paths, the script and its links) reach the filesystem only
+/// through the safe-open layer (`system::safe_open::Jail`, docs/security.md):
+/// none of them opens, stats, lists or reads a link by a path of its own.
+#[test]
+fn readers_of_a_process_paths_go_through_the_safe_open_layer() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readers = ["src/system/interp/walk.rs", "src/system/interp/search.rs"];
+    let forbidden = [
+        "fs::",
+        "File::",
+        "OpenOptions",
+        "libc::open",
+        "libc::stat",
+        "libc::readlink",
+    ];
+    let mut bypasses = Vec::new();
+    for f in readers {
+        let code = production_code(&std::fs::read_to_string(root.join(f)).unwrap());
+        assert!(code.contains("Jail"), "{f} no longer takes a Jail: update this test");
+        for needle in forbidden {
+            for _ in code.matches(needle) {
+                bypasses.push(format!("{f}: {needle}"));
+            }
+        }
+    }
+    assert_eq!(bypasses, Vec::<String>::new());
+}
