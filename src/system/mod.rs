@@ -1,7 +1,8 @@
 //! Readers of the running system, each on an injectable root
 //! ([`sysroot::SysRoot`]): /proc (maps, PROCMAP_QUERY, fds), the cgroup
 //! tree, the staleness rule's lookups, the process scan, and the policy
-//! links (read and written), and who runs the processes outside them.
+//! links (read and written), who runs the processes outside them, and
+//! the one way root writes files ([`safe_write`]).
 
 pub mod cgroup;
 pub mod interp;
@@ -10,6 +11,7 @@ pub mod maps;
 pub mod policy;
 pub mod procfs;
 pub mod procmap;
+pub mod safe_write;
 pub mod scan;
 pub mod staleness;
 pub mod sysroot;
