@@ -56,6 +56,22 @@ pub fn untrusted(uid: u32, mode: u32, euid: u32) -> Option<String> {
     None
 }
 
+/// A directory [`untrusted`] judged no place for root's files; a type of
+/// its own so that a caller can tell it from a failure to write.
+#[derive(Debug)]
+pub struct Refused {
+    pub dir: PathBuf,
+    pub why: String,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refusing to write in {}: {}", self.dir.display(), self.why)
+    }
+}
+
+impl std::error::Error for Refused {}
+
 fn cstr(s: &OsStr) -> Result<CString> {
     CString::new(s.as_bytes()).with_context(|| format!("{} holds a NUL byte", s.to_string_lossy()))
 }
@@ -90,7 +106,11 @@ impl TrustedDir {
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
         if let Some(why) = untrusted(md.uid(), md.mode(), euid) {
-            bail!("refusing to write in {}: {why}", path.display());
+            return Err(Refused {
+                dir: path.to_path_buf(),
+                why,
+            }
+            .into());
         }
         Ok(TrustedDir {
             fd,
