@@ -100,8 +100,9 @@ impl TrustedDir {
             .with_context(|| format!("failed to open directory {}", path.display()))?;
         // SAFETY: open just returned this descriptor and nothing else owns it.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        let md = File::from(fd.try_clone()?)
-            .metadata()
+        let md = fd
+            .try_clone()
+            .and_then(|d| File::from(d).metadata())
             .with_context(|| format!("failed to stat {}", path.display()))?;
         // SAFETY: geteuid cannot fail.
         let euid = unsafe { libc::geteuid() };
@@ -142,7 +143,10 @@ impl TrustedDir {
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e).with_context(|| format!("failed to open {}", shown.display())),
         };
-        if !f.metadata()?.is_file() {
+        let md = f
+            .metadata()
+            .with_context(|| format!("failed to stat {}", shown.display()))?;
+        if !md.is_file() {
             bail!("{} is not a regular file", shown.display());
         }
         let mut data = Vec::new();
