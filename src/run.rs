@@ -304,10 +304,18 @@ fn publish_textfile(root: &SysRoot, args: &Options, mode: Mode, done: &Result<Do
     match crate::system::textfile::write_atomic(&path, text.as_bytes()) {
         Ok(()) => log::debug!("wrote {}", path.display()),
         // An ordinary user running `status` may not write node_exporter's
-        // directory; only a path asked for deserves a warning then.
-        Err(e) if args.textfile.is_none() && permission_denied(&e) => log::debug!("{e:#}"),
+        // directory (nor, when another user owns it, would we let them);
+        // only a path asked for deserves a warning then.
+        Err(e) if args.textfile.is_none() && (permission_denied(&e) || refused_unprivileged(&e)) => {
+            log::debug!("{e:#}")
+        }
         Err(e) => log::warn!("{e:#}"),
     }
+}
+
+fn refused_unprivileged(e: &anyhow::Error) -> bool {
+    // SAFETY: geteuid cannot fail.
+    e.downcast_ref::<crate::system::safe_write::Refused>().is_some() && unsafe { libc::geteuid() } != 0
 }
 
 fn permission_denied(e: &anyhow::Error) -> bool {

@@ -20,10 +20,12 @@ use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
 use crate::pkgdb::swupd::{self as manifests, Entry};
 use crate::run::{self, Mode, Options};
+use crate::system::safe_write;
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
+use std::os::unix::fs::DirBuilderExt;
 
 /// The OS version restart-stale last acted at.
 pub const STATE_FILE: &str = "/var/lib/restart-stale/swupd-version";
@@ -136,14 +138,18 @@ pub fn read_state(root: &SysRoot) -> Result<Option<u32>> {
     }
 }
 
-/// Records `version` as the one we last acted at (write, then rename).
+/// Records `version` as the one we last acted at, replaced whole and
+/// synced ([`safe_write`]): a crash leaves the old number or the new.
 pub fn save_state(root: &SysRoot, version: u32) -> Result<()> {
     let path = root.path(STATE_FILE);
     let dir = path.parent().context("state file without a directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, format!("{version}\n")).with_context(|| format!("failed to write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("failed to write {STATE_FILE}"))
+    // 0755 whatever the umask: safe_write refuses a directory others can write.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+        .with_context(|| format!("failed to create {}", dir.display()))?;
+    safe_write::replace_file(&path, format!("{version}\n").as_bytes(), 0o644, true)
 }
 
 /// The scan-plan-restart run, limited to what the last swupd update
@@ -211,6 +217,21 @@ mod tests {
             let err = read_state(&root).unwrap_err().to_string();
             assert!(err.contains("swupd-version:1:"), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn a_link_at_the_old_temporary_name_is_never_written_through() {
+        let (_tmp, root) = SysRoot::scratch();
+        let victim = root.path("/etc/shadow");
+        std::fs::create_dir_all(victim.parent().unwrap()).unwrap();
+        std::fs::write(&victim, "root:secret\n").unwrap();
+        let path = root.path(STATE_FILE);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let planted = path.with_extension(format!("tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        save_state(&root, 7).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        assert_eq!(read_state(&root).unwrap(), Some(7));
     }
 
     #[test]

@@ -127,6 +127,44 @@ fn a_textfile_that_cannot_be_written_is_only_a_warning() {
     );
 }
 
+/// `--textfile` into a directory others can write is refused, with a
+/// warning naming it, and the run goes on. The links planted at the
+/// temporary names the writer once used (`.restart-stale.prom.PID.tmp`,
+/// for the next pids the kernel hands out) point at a root-only file
+/// that must come out untouched.
+#[test]
+fn a_textfile_directory_others_can_write_is_refused_and_no_link_is_followed() {
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+    let root = case_root("10-kernel-fedora-batch");
+    let metrics = root.path().join("metrics");
+    fs::create_dir(&metrics).unwrap();
+    fs::set_permissions(&metrics, fs::Permissions::from_mode(0o777)).unwrap();
+    let victim = root.path().join("victim");
+    fs::write(&victim, "secret\n").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o600)).unwrap();
+    let next: u32 = fs::read_to_string("/proc/sys/kernel/ns_last_pid")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    for pid in next + 1..next + 2000 {
+        symlink(&victim, metrics.join(format!(".restart-stale.prom.{pid}.tmp"))).unwrap();
+    }
+    let out = bin(root.path())
+        .args(["status", "--textfile", "/metrics/restart-stale.prom"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("refusing to write in {}", metrics.display()))
+            && stderr.contains("writable by group or others"),
+        "{stderr}"
+    );
+    assert!(!metrics.join("restart-stale.prom").exists());
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
+    assert_eq!(fs::metadata(&victim).unwrap().mode() & 0o777, 0o600);
+}
+
 /// Sessions are counted, never labelled by user or session (the series
 /// would grow with every login): golden case 15 has five sessions and user
 /// managers of three users, and two stale processes in containers.

@@ -73,7 +73,7 @@ fn note_auto_restart(root: &SysRoot, on: bool) -> Result<()> {
         };
     }
     let why = "automatic restarts are off for this apt transaction; needrestart acts as configured\n";
-    std::fs::write(&path, why).with_context(|| format!("failed to write {}", path.display()))
+    crate::system::safe_write::replace_file(&path, why.as_bytes(), 0o644, false)
 }
 
 /// The record block for one hook run: the parsed input plus the file

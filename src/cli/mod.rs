@@ -122,7 +122,9 @@ pub struct ScanArgs {
 
     /// Write the Prometheus textfile here (atomically) instead of
     /// /var/lib/prometheus/node-exporter/restart-stale.prom, which is
-    /// written only when that directory exists (docs/prometheus.md).
+    /// written only when that directory exists. A directory another user
+    /// owns or others can write is refused with a warning
+    /// (docs/prometheus.md).
     #[arg(long, value_name = "PATH")]
     pub textfile: Option<PathBuf>,
 }

@@ -67,10 +67,12 @@ fn append(path: &Path, text: &str) -> Result<()> {
         .mode(0o700)
         .create(dir)
         .with_context(|| format!("failed to create {}", dir.display()))?;
+    // Never through a link: the file is root's, whatever is planted there.
     let mut f = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
         .with_context(|| format!("failed to open {}", path.display()))?;
     // One write per call: appends of a few lines do not interleave.

@@ -1,7 +1,9 @@
 //! Readers of the running system, each on an injectable root
 //! ([`sysroot::SysRoot`]): /proc (maps, PROCMAP_QUERY, fds), the cgroup
 //! tree, the staleness rule's lookups, the process scan, and the policy
-//! links (read and written), and who runs the processes outside them.
+//! links (read and written), who runs the processes outside them, the
+//! one way to read a path a process or user chose ([`safe_open`]), and
+//! the one way root writes files ([`safe_write`]).
 
 pub mod cgroup;
 pub mod dedup;
@@ -13,6 +15,7 @@ pub mod policy;
 pub mod procfs;
 pub mod procmap;
 pub mod safe_open;
+pub mod safe_write;
 pub mod scan;
 pub mod staleness;
 pub mod sysroot;

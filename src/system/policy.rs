@@ -284,14 +284,11 @@ fn what_decides(root: &SysRoot, unit: &str) -> Option<String> {
     }
 }
 
-/// Creates the link under a temporary name and renames it into place, so
-/// a reader never sees the unit without a link.
+/// Creates the link under a random temporary name and renames it into
+/// place, so a reader never sees the unit without a link, and nobody can
+/// have guessed the name beforehand.
 fn replace_symlink(dir: &Path, unit: &str, target: &str) -> Result<()> {
-    let tmp = dir.join(format!(".{unit}.tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    std::os::unix::fs::symlink(target, &tmp).with_context(|| format!("failed to create {}", tmp.display()))?;
-    let dest = dir.join(unit);
-    std::fs::rename(&tmp, &dest).with_context(|| format!("failed to create {}", dest.display()))
+    crate::system::safe_write::replace_symlink(dir, std::ffi::OsStr::new(unit), target)
 }
 
 #[cfg(test)]
@@ -313,6 +310,24 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(r.path(dir)).unwrap();
         std::fs::set_permissions(r.path(dir), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// The temporary name was once `.UNIT.tmpPID`: whoever could guess it
+    /// could hold it (here with a directory, which no unlink removes) and
+    /// make every `allow` fail.
+    #[test]
+    fn a_name_held_at_the_old_temporary_name_does_not_stop_a_link() {
+        let (_d, r) = fixture();
+        let held = r.path(ADMIN_DIR).join(format!(".x.service.tmp{}", std::process::id()));
+        std::fs::create_dir(&held).unwrap();
+        let x = vec!["x.service".to_string()];
+        assert_eq!(
+            apply(&r, ADMIN_DIR, Command::Allow, &x).unwrap(),
+            ["x.service: allowed"]
+        );
+        let link = std::fs::read_link(r.path(ADMIN_DIR).join("x.service")).unwrap();
+        assert_eq!(link, Path::new("/usr/lib/systemd/system/x.service"));
+        assert!(held.is_dir());
     }
 
     #[test]

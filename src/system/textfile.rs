@@ -2,10 +2,10 @@
 //! root: the Prometheus textfile (node_exporter must never scrape half a
 //! file), and Debian's `/run/reboot-required` flag with its package list.
 
+use crate::system::safe_write::{self, TrustedDir};
 use crate::system::sysroot::SysRoot;
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Debian's prometheus-node-exporter reads `*.prom` from here
@@ -28,57 +28,41 @@ pub fn textfile_path(root: &SysRoot, given: Option<&Path>) -> Option<PathBuf> {
     dir.is_dir().then(|| dir.join(TEXTFILE_NAME))
 }
 
-/// Writes `data` to `path` through a temporary file in the same directory
-/// and a rename, so a reader sees the old file or the new one, never a
-/// part. The temporary name starts with a dot and does not end in `.prom`:
-/// node_exporter only reads `*.prom`, so it never sees the partial file.
+/// Writes `data` to `path` (mode 0644: node_exporter runs as its own
+/// user) through [`safe_write`], so a reader sees the old file or the new
+/// one, never a part, and a link planted in the directory is never
+/// followed. The temporary name starts with a dot and does not end in
+/// `.prom`: node_exporter only reads `*.prom`, so it never sees the
+/// partial file. A directory that another user owns or that group or
+/// others can write is refused, with an error naming it.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("{} names no file", path.display()))?;
-    let tmp = dir.join(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        // Readable by node_exporter, which runs as its own user.
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o644))?;
-        std::fs::rename(&tmp, path)
-    };
-    write()
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
-        .with_context(|| format!("failed to write {}", path.display()))
+    safe_write::replace_file(path, data, 0o644, false)
 }
 
 /// Sets the reboot flag and adds `packages` to its list, keeping the
 /// names already there (another package's postinst may have written them)
-/// and each name once, so a repeated run changes nothing.
+/// and each name once, so a repeated run changes nothing. Both files are
+/// read and written only through the checked directory of the flag.
 pub fn flag_reboot(root: &SysRoot, packages: &BTreeSet<String>) -> Result<()> {
     let flag = root.path(REBOOT_REQUIRED);
-    if !flag.exists() {
-        // Debian's own postinst scripts write this sentence.
-        write_atomic(&flag, b"*** System restart required ***\n")?;
-    }
+    let (dir, flag_name) = safe_write::split(&flag)?;
+    let dir = TrustedDir::open(dir).with_context(|| format!("failed to write {}", flag.display()))?;
     let list = root.path(REBOOT_REQUIRED_PKGS);
-    let old = match std::fs::read_to_string(&list) {
-        Ok(s) => s,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e).with_context(|| format!("failed to read {}", list.display())),
-    };
+    let (_, list_name) = safe_write::split(&list)?;
+    if dir.read(flag_name)?.is_none() {
+        // Debian's own postinst scripts write this sentence.
+        dir.replace(flag_name, b"*** System restart required ***\n", 0o644)?;
+    }
+    let found = dir.read(list_name)?;
+    let exists = found.is_some();
+    let old = String::from_utf8_lossy(&found.unwrap_or_default()).into_owned();
     let have: BTreeSet<&str> = old.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
     let new: Vec<&str> = packages
         .iter()
         .map(String::as_str)
         .filter(|p| !have.contains(p))
         .collect();
-    if new.is_empty() && (list.exists() || packages.is_empty()) {
+    if new.is_empty() && (exists || packages.is_empty()) {
         return Ok(());
     }
     let mut text = old;
@@ -89,7 +73,7 @@ pub fn flag_reboot(root: &SysRoot, packages: &BTreeSet<String>) -> Result<()> {
         text.push_str(p);
         text.push('\n');
     }
-    write_atomic(&list, text.as_bytes())
+    dir.replace(list_name, text.as_bytes(), 0o644)
 }
 
 #[cfg(test)]
@@ -120,6 +104,39 @@ mod tests {
         assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
         let e = write_atomic(&t.path().join("missing/a.prom"), b"x").unwrap_err();
         assert!(format!("{e:#}").contains("failed to write"), "{e:#}");
+    }
+
+    /// The name the writer once used for its temporary file was
+    /// predictable: a link planted there made root truncate, overwrite
+    /// and chmod 0644 whatever it pointed at.
+    #[test]
+    fn a_link_at_the_old_temporary_name_is_never_written_through() {
+        use std::os::unix::fs::{symlink, MetadataExt};
+        let (t, _root) = SysRoot::scratch();
+        let victim = t.path().join("shadow");
+        fs::write(&victim, "root:secret\n").unwrap();
+        fs::set_permissions(&victim, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let p = t.path().join("restart-stale.prom");
+        let planted = t.path().join(format!(".restart-stale.prom.{}.tmp", std::process::id()));
+        symlink(&victim, &planted).unwrap();
+        write_atomic(&p, b"metrics\n").unwrap();
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "root:secret\n");
+        assert_eq!(fs::metadata(&victim).unwrap().mode() & 0o777, 0o600);
+        let written = fs::symlink_metadata(&p).unwrap();
+        assert!(written.is_file(), "the textfile is a link");
+        assert_eq!(written.mode() & 0o777, 0o644);
+        assert_eq!(fs::read_to_string(&p).unwrap(), "metrics\n");
+    }
+
+    #[test]
+    fn reboot_flag_is_not_written_where_others_can_write() {
+        let (_t, root) = SysRoot::scratch();
+        fs::create_dir_all(root.path("/run")).unwrap();
+        fs::set_permissions(root.path("/run"), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let pkgs: BTreeSet<String> = ["dbus".to_string()].into();
+        let e = format!("{:#}", flag_reboot(&root, &pkgs).unwrap_err());
+        assert!(e.contains(&root.path("/run").display().to_string()), "{e}");
+        assert!(!root.path(REBOOT_REQUIRED).exists());
     }
 
     #[test]

@@ -207,8 +207,8 @@ pub fn closing(dir: &Path) -> PathBuf {
 }
 
 fn mark_closing(dir: &Path) {
-    if let Err(e) = std::fs::write(closing(dir), b"") {
-        log::warn!("failed to write {}: {e}", closing(dir).display());
+    if let Err(e) = crate::system::safe_write::replace_file(&closing(dir), b"", 0o644, false) {
+        log::warn!("{e:#}");
     }
 }
 

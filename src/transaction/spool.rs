@@ -15,7 +15,9 @@
 //! once the finish step can run. A record that waits there over a reboot
 //! is harmless: the finish restarts only what still runs replaced files.
 
+use crate::system::safe_write::TrustedDir;
 use anyhow::{Context, Result};
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
@@ -91,14 +93,15 @@ fn both(dir: &Path) -> Vec<PathBuf> {
 /// Appends `text` to `dir/pending` in one write, under the lock; to the
 /// fallback's `pending` when `dir` cannot take it (read-only, full).
 pub fn append(dir: &Path, text: &str) -> Result<()> {
-    let err = match append_in(dir, text) {
+    let err = match append_in(dir, text, false) {
         Ok(()) => return Ok(()),
         Err(e) => e,
     };
     let Some(alt) = fallback(dir) else {
         return Err(err);
     };
-    match append_in(&alt, text) {
+    // On /var the record must outlive a crash: that is why it went there.
+    match append_in(&alt, text, true) {
         Ok(()) => {
             log::warn!("{err:#}; recorded in {} instead", alt.display());
             Ok(())
@@ -107,15 +110,24 @@ pub fn append(dir: &Path, text: &str) -> Result<()> {
     }
 }
 
-fn append_in(dir: &Path, text: &str) -> Result<()> {
+/// The spool directory, created if need be, checked as every directory
+/// root writes in ([`TrustedDir`]): a link planted at `pending` must not
+/// make a hook append its record to another file.
+fn open_dir(dir: &Path) -> Result<TrustedDir> {
     ensure_dir(dir)?;
+    TrustedDir::open(dir)
+}
+
+fn append_in(dir: &Path, text: &str, durable: bool) -> Result<()> {
+    let dir_h = open_dir(dir)?;
     let path = dir.join(PENDING);
     for _ in 0..100 {
-        let mut file = OpenOptions::new()
-            .append(true)
-            .create(true)
-            .mode(0o600)
-            .open(&path)
+        let mut file = dir_h
+            .open_at(
+                OsStr::new(PENDING),
+                libc::O_WRONLY | libc::O_APPEND | libc::O_CREAT,
+                0o600,
+            )
             .with_context(|| format!("failed to open {}", path.display()))?;
         lock(&file, &path)?;
         if still_named(&file, &path)? {
@@ -125,6 +137,11 @@ fn append_in(dir: &Path, text: &str) -> Result<()> {
                 // into the `begin` line of the next writer's block.
                 let _ = file.set_len(len);
                 return Err(e).with_context(|| format!("failed to write {}", path.display()));
+            }
+            if durable {
+                file.sync_data()
+                    .with_context(|| format!("failed to sync {}", path.display()))?;
+                dir_h.sync()?;
             }
             return Ok(());
         }
@@ -153,7 +170,7 @@ fn take_in(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut taken = leftovers(dir)?;
     let path = dir.join(PENDING);
     for _ in 0..100 {
-        let file = match File::open(&path) {
+        let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == ErrorKind::NotFound => return Ok(taken),
             Err(e) => return Err(e).with_context(|| format!("failed to open {}", path.display())),
@@ -212,6 +229,7 @@ pub fn try_lock(dir: &Path) -> Result<Option<File>> {
         .create(true)
         .truncate(false)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
         .with_context(|| format!("failed to open {}", path.display()))?;
     // SAFETY: flock on a descriptor we own.
@@ -299,6 +317,30 @@ mod tests {
             fs::remove_file(f).unwrap();
         }
         assert!(!any_waiting(&dir).unwrap());
+    }
+
+    /// A link at `pending` (or a spool directory others can write, where
+    /// one could be planted) must not make root append to another file.
+    #[test]
+    fn a_planted_link_or_an_open_directory_takes_no_record() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "secret\n").unwrap();
+        let dir = tmp.path().join("apt");
+        ensure_dir(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(PENDING)).unwrap();
+        let e = format!("{:#}", append(&dir, "begin 1 1\n").unwrap_err());
+        assert!(e.contains("pending"), "{e}");
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "secret\n");
+        fs::remove_file(dir.join(PENDING)).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = format!("{:#}", append(&dir, "begin 1 1\n").unwrap_err());
+        assert!(
+            e.contains(&dir.display().to_string()) && e.contains("writable by group or others"),
+            "{e}"
+        );
+        assert!(!dir.join(PENDING).exists());
     }
 
     #[test]
