@@ -8,7 +8,8 @@
 # Loads, one at a time, each alone on the machine besides its usual
 # processes:
 #   maps60k  a python3 that maps 60,000 files of its own, then deletes them
-#   fds18k   a python3 that holds 18,000 files open, then deletes them
+#   fds18k   a python3 that holds 18,000 files open, then deletes them,
+#            moved into a service's cgroup (only services' open files count)
 #   uselib   a perl running a script of 2,000 `use lib` and 2,000 `use`
 #   elf1000  1,000 processes with 20 replaced libraries each (the load of
 #            ci/bench/run.sh at N=1000)
@@ -35,10 +36,15 @@ say() { echo "hostile.sh: $*" >&2; }
 [[ -z $old || -x $old ]] || die "$old is not an executable"
 
 load_pids=()
+unit_cgroups=()
 cleanup() {
     local p
     for p in "${load_pids[@]}"; do
         kill -KILL -- "-$p" 2>/dev/null || kill -KILL "$p" 2>/dev/null || true
+    done
+    sleep 0.5
+    for p in "${unit_cgroups[@]}"; do
+        rmdir "$p" 2>/dev/null || true
     done
     rm -rf -- "${dir:?}"
 }
@@ -88,6 +94,22 @@ for i in range(n):
 print("ready", flush=True)
 time.sleep(3600)
 ' "$dir/files" "$1" "$2"
+}
+
+# into_unit PID: moves PID into system.slice/restart-stale-bench.service of
+# every cgroup tree that names units (v2, or v1's name=systemd), so the
+# scan counts it as a service's: only those get their open files read.
+into_unit() {
+    local tree cg
+    for tree in /sys/fs/cgroup /sys/fs/cgroup/unified /sys/fs/cgroup/systemd; do
+        [[ -e $tree/cgroup.procs ]] || continue
+        [[ $tree != /sys/fs/cgroup || $(stat -f -c %T "$tree") == cgroup2fs ]] || continue
+        cg=$tree/system.slice/restart-stale-bench.service
+        mkdir -p "$cg"
+        unit_cgroups+=("$cg")
+        echo "$1" >"$cg/cgroup.procs"
+    done
+    grep -q 'restart-stale-bench.service' "/proc/$1/cgroup" || die "could not put $1 in a unit's cgroup"
 }
 
 use_lib() { # a perl whose script has 2,000 `use lib` and 2,000 `use` lines
@@ -160,7 +182,10 @@ for load in maps60k fds18k uselib elf1000; do
     say "starting $load"
     case $load in
     maps60k) many_files map 60000 ;;
-    fds18k) many_files open 18000 ;;
+    fds18k)
+        many_files open 18000
+        into_unit "${load_pids[-1]}"
+        ;;
     uselib) use_lib ;;
     elf1000) elf_load ;;
     esac

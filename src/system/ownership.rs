@@ -82,9 +82,15 @@ impl Ownership {
     /// Whether users control `path` as printed for a process whose files
     /// are looked up under `root_dir` (`view` keys that lookup). A path
     /// under a known place settles it without a look at the disk.
-    pub fn user_controlled(&mut self, view: ViewKey, root_dir: &Path, path: &str) -> bool {
+    /// `gone`: the caller knows nothing is at the path (a deleted
+    /// mapping): only its directories are judged, and nothing is cached
+    /// per file (60,000 deleted files would each fill the cache once).
+    pub fn user_controlled(&mut self, view: ViewKey, root_dir: &Path, path: &str, gone: bool) -> bool {
         if places::user_controlled(path) {
             return true;
+        }
+        if gone {
+            return self.directories_open(view, root_dir, path);
         }
         if let Some(&v) = self.files.get(&view).and_then(|f| f.get(path)) {
             return v;
@@ -92,6 +98,16 @@ impl Ownership {
         let v = self.judge(view, root_dir, path);
         self.files.entry(view).or_default().insert(path.into(), v);
         v
+    }
+
+    fn directories_open(&mut self, view: ViewKey, root_dir: &Path, path: &str) -> bool {
+        let root = SysRoot::new(root_dir);
+        let Some(parent) = Path::new(path).parent() else {
+            return false;
+        };
+        let dir = self.dir(view, &root, parent);
+        // A loop of links: no package installs that.
+        dir.resolved.is_none() || dir.users
     }
 
     fn judge(&mut self, view: ViewKey, root_dir: &Path, path: &str) -> bool {
@@ -203,11 +219,12 @@ mod tests {
         a_users(&r.path("var/home/alice/libx.so"));
         symlink("var/home", r.path("home2")).unwrap();
         let mut o = as_root();
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/home/alice/libx.so"));
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/home2/alice/libx.so"));
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/home/alice/deleted.so"));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/home/alice/libx.so", false));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/home2/alice/libx.so", false));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/home/alice/deleted.so", false));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/home/alice/deleted.so", true));
         // The prefix list still settles its places without the disk.
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/home/bob/nowhere.so"));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/home/bob/nowhere.so", false));
     }
 
     #[test]
@@ -219,16 +236,18 @@ mod tests {
         fs::set_permissions(r.path("usr/lib/libdemo.so.1"), fs::Permissions::from_mode(0o644)).unwrap();
         symlink("/usr/lib/libdemo.so.1", r.path("usr/lib/libdemo.so")).unwrap();
         let mut o = as_owner();
-        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so.1"));
-        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so"));
-        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/lib/gone.so"));
-        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/gone/gone.so"));
+        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so.1", false));
+        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so", false));
+        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/lib/gone.so", false));
+        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/gone/gone.so", false));
+        // A deleted mapping's path, judged by its directories alone.
+        assert!(!o.user_controlled((0, 0, 0), r.root(), "/usr/lib/gone.so", true));
         // Writable by everyone: anyone may have replaced it.
         fs::set_permissions(r.path("usr/lib/libdemo.so.1"), fs::Permissions::from_mode(0o666)).unwrap();
         let mut o = as_owner();
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so.1"));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so.1", false));
         assert!(
-            o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so"),
+            o.user_controlled((0, 0, 0), r.root(), "/usr/lib/libdemo.so", false),
             "judged where it leads"
         );
     }
@@ -239,21 +258,21 @@ mod tests {
         fs::create_dir_all(r.path("var/crash")).unwrap();
         fs::set_permissions(r.path("var/crash"), fs::Permissions::from_mode(0o777)).unwrap();
         let mut o = as_owner();
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/crash/a.so"));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/crash/a.so", false));
         // The verdict stays with the directory, also for other files.
         fs::set_permissions(r.path("var/crash"), fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/crash/b.so"));
-        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/crash/a.so"));
-        assert!(!as_owner().user_controlled((0, 0, 0), r.root(), "/var/crash/b.so"));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/crash/b.so", false));
+        assert!(o.user_controlled((0, 0, 0), r.root(), "/var/crash/a.so", false));
+        assert!(!as_owner().user_controlled((0, 0, 0), r.root(), "/var/crash/b.so", false));
         // Another view is judged on its own.
-        assert!(!o.user_controlled((1, 0, 0), r.root(), "/var/crash/b.so"));
+        assert!(!o.user_controlled((1, 0, 0), r.root(), "/var/crash/b.so", false));
     }
 
     #[test]
     fn a_loop_of_links_is_no_packages() {
         let (_d, r) = SysRoot::scratch();
         symlink("loop", r.path("loop")).unwrap();
-        assert!(as_owner().user_controlled((0, 0, 0), r.root(), "/loop/x.so"));
-        assert!(!as_owner().user_controlled((0, 0, 0), r.root(), "/"));
+        assert!(as_owner().user_controlled((0, 0, 0), r.root(), "/loop/x.so", false));
+        assert!(!as_owner().user_controlled((0, 0, 0), r.root(), "/", false));
     }
 }

@@ -304,7 +304,10 @@ impl Scanner {
         self.interp
             .add_findings(&mut self.resolver, root, pid, &seen, &mut files);
         for f in &mut files {
-            f.user = self.ownership.user_controlled(view, &root_dir, &f.path);
+            // The scan found nothing at a deleted file's path: its
+            // directories alone decide, with no look for the file itself.
+            let gone = f.why == staleness::Staleness::Deleted;
+            f.user = self.ownership.user_controlled(view, &root_dir, &f.path, gone);
         }
         if view != OUR_VIEW && !files.is_empty() {
             self.mark_other_root(root, view, &root_dir, &mut files);

@@ -106,6 +106,12 @@ impl Interp {
         seen: &Seen,
         files: &mut Vec<StaleFile>,
     ) {
+        let interp = self.interpreter(root, pid, seen);
+        // Most processes: out of scope and no interpreter. They pay for
+        // nothing here, not even the set of their paths.
+        if !seen.in_scope && interp.is_none() {
+            return;
+        }
         let mut paths: SeenSet<Arc<str>> = SeenSet::default();
         for f in files.iter() {
             paths.insert(f.path.clone());
@@ -117,7 +123,7 @@ impl Interp {
                 }
             }
         }
-        let Some(interp) = self.interpreter(root, pid, seen) else {
+        let Some(interp) = interp else {
             return;
         };
         let exe = interp.1;
