@@ -215,15 +215,15 @@ cron_purge() {
 # cleanup_alice NAME: end alice's processes (by PID), remove her, her
 # crontab, cron and the directories made here.
 cleanup_alice() {
-    local name=$1 p st i pids
+    local name=$1 st i pids
     e2e_in "$name" crontab -r -u "$USER_NAME" 2>/dev/null || true
     # Until they are gone: a killed process leaves /proc when reaped.
     for ((i = 0; i < 100; i++)); do
         pids=$(alice_pids "$name")
         [[ -z $pids ]] && break
-        for p in $pids; do
-            e2e_in "$name" kill -KILL "$p" 2>/dev/null || true
-        done
+        # The shell's kill: trixie's minbase has no kill(1) (procps).
+        # shellcheck disable=SC2086 # one PID per word
+        e2e_in "$name" sh -c 'kill -KILL "$@"' kill $pids 2>/dev/null || true
         sleep 0.1
     done
     [[ -z $pids ]] || fail "alice's processes are left: $pids"
