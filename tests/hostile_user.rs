@@ -8,19 +8,18 @@
 //! `IN_OPEN` watch on the FIFO or device a link leads to. A lookup
 //! (`O_PATH`) does not count as an open; a read would.
 
-use crate::util::live::scratch_dir;
+use crate::util::live::{scratch_dir, start_ready as start, Running};
 use restart_stale::system::interp::cmdline::Lang;
 use restart_stale::system::interp::walk::{self, Entry, Walk, MAX_SEARCH};
 use restart_stale::system::scan::Scanner;
 use restart_stale::system::staleness::Staleness;
 use restart_stale::system::sysroot::SysRoot;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,27 +94,6 @@ fn traps(dir: &Path) -> Vec<PathBuf> {
         out.push(dev);
     }
     out
-}
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(cmd: &mut Command) -> Running {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "child did not start");
-    // Past the second a change time is judged at (interp::clock).
-    std::thread::sleep(Duration::from_millis(1300));
-    Running(child)
 }
 
 fn scratch() -> Option<tempfile::TempDir> {

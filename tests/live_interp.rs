@@ -6,23 +6,13 @@
 //! and open files under `/tmp` are not judged at all, which the
 //! assertions allow for.
 
+use crate::util::live::start_ready as start;
 use restart_stale::system::interp::Via;
 use restart_stale::system::scan::{Scanner, StaleFile};
 use restart_stale::system::staleness::{self, Staleness};
 use restart_stale::system::sysroot::SysRoot;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
 fn scratch() -> tempfile::TempDir {
     tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap()
@@ -36,20 +26,6 @@ fn interpreter(path: &str) -> Option<PathBuf> {
     }
     eprintln!("skipped: {path} is not installed");
     None
-}
-
-/// Starts `cmd` and waits for it to print its first line (it is set up).
-fn start(cmd: &mut Command) -> Running {
-    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert_eq!(line.trim(), "ready", "child did not start");
-    // A change counts only when clearly after the start (boot time is
-    // known to the second): wait past that margin.
-    std::thread::sleep(Duration::from_millis(1300));
-    Running(child)
 }
 
 fn write(path: &Path, text: &str) {

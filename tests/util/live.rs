@@ -13,9 +13,10 @@
 //! any skip.
 
 use restart_stale::system::staleness;
+use std::io::{BufRead, BufReader};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Names a directory for the scratch libraries, ahead of the defaults.
@@ -152,4 +153,28 @@ pub fn replace_like_dpkg(path: &Path) {
     let new = path.with_extension("1.dpkg-new");
     std::fs::copy(system_library(), &new).unwrap();
     std::fs::rename(&new, path).unwrap();
+}
+
+/// A child that is killed and reaped when dropped.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd`, waits for it to print `ready` (it is set up), then past
+/// the margin a change time is judged at: boot time is known to the
+/// second (interp::clock), so a change counts only when clearly after.
+pub fn start_ready(cmd: &mut Command) -> Running {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line.trim(), "ready", "child did not start");
+    std::thread::sleep(Duration::from_millis(1300));
+    Running(child)
 }
