@@ -30,6 +30,9 @@ use std::path::{Path, PathBuf};
 
 /// Symbolic links one lookup may follow, as the kernel's ELOOP limit.
 const MAX_LINKS: usize = 40;
+/// How many times a lookup asks `openat2` again after EAGAIN before it
+/// takes the component walk instead.
+const OPENAT2_TRIES: usize = 4;
 
 /// Filesystems whose files are not files (procfs, sysfs and their kin)
 /// or whose reads a user may stall at will (FUSE), by `statfs` magic.
@@ -145,9 +148,20 @@ impl Jail {
         let rel = path.trim_start_matches('/');
         let rel = if rel.is_empty() { "." } else { rel };
         if self.openat2.get() {
-            match openat2_in_root(&self.dir, rel) {
-                Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => self.openat2.set(false),
-                other => return other,
+            // EAGAIN: a rename or mount anywhere on the host raced a `..`
+            // of this lookup (the kernel cannot then prove it stayed in
+            // the root). dpkg renames every file it installs, so during a
+            // transaction this is common: try again, and past a few tries
+            // take the component walk, which confines the same way.
+            for _ in 0..OPENAT2_TRIES {
+                match openat2_in_root(&self.dir, rel) {
+                    Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => continue,
+                    Err(e) if e.raw_os_error() == Some(libc::ENOSYS) => {
+                        self.openat2.set(false);
+                        break;
+                    }
+                    other => return other,
+                }
             }
         }
         walk_in_root(&self.dir, rel)
@@ -499,6 +513,33 @@ mod tests {
             assert!(j.is_dir("/usr/lib/perl5/."));
             assert!(j.is_dir("/usr/lib/perl5/"));
         }
+    }
+
+    #[test]
+    fn a_rename_anywhere_during_a_lookup_is_not_a_missing_file() {
+        // openat2 with RESOLVE_IN_ROOT says EAGAIN when any rename or
+        // mount on the host raced a `..` of the walk (dpkg renames every
+        // file it installs); found by the fuzz smoke run beside the e2e
+        // suite, where the two lookups then disagreed.
+        let t = tree();
+        let other = tempfile::tempdir().unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renamer = {
+            let (stop, dir) = (stop.clone(), other.path().to_path_buf());
+            std::fs::write(dir.join("x"), "").unwrap();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(dir.join("x"), dir.join("y")).unwrap();
+                    std::fs::rename(dir.join("y"), dir.join("x")).unwrap();
+                }
+            })
+        };
+        let j = Jail::open(t.path()).unwrap();
+        let path = "/usr/lib/../lib/perl5/../../lib/perl5/../perl5/A.pm";
+        let missed = (0..20_000).filter(|_| j.read(path, 100).is_none()).count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert_eq!(missed, 0, "lookups that a rename elsewhere made fail");
     }
 
     #[test]
