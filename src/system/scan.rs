@@ -149,6 +149,10 @@ pub struct Scanner {
 /// The view of every process in our own mount namespace.
 const OUR_VIEW: ViewKey = (0, 0, 0);
 
+/// Unsettled VMAs in a row after which [`query_vmas`] asks for each path
+/// with the VMA itself.
+const NAMED_AFTER: u32 = 8;
+
 /// Per-process context for judging mappings.
 struct Judge<'a> {
     resolver: &'a mut Resolver,
@@ -319,16 +323,38 @@ impl Scanner {
 
 /// The fast path: device and inode of each executable VMA, and the path
 /// only for inodes no earlier process has settled.
+///
+/// A process whose mappings no earlier process settled (its own files:
+/// a hostile one maps 60,000) would cost two ioctls a VMA, so after
+/// [`NAMED_AFTER`] unsettled VMAs in a row the path comes with the query,
+/// until a settled one shows the cheap query pays again.
 fn query_vmas(file: &std::fs::File, name: &mut Vec<u8>, judge: &mut Judge) -> std::io::Result<()> {
     let mut q = procmap::VmaQuery::new(file);
-    while let Some(vma) = q.next_vma()? {
+    let mut unsettled = 0;
+    loop {
+        let (vma, named) = if unsettled >= NAMED_AFTER {
+            match q.next_vma_named(name)? {
+                Some((vma, path)) => (vma, Some(path.len())),
+                None => break,
+            }
+        } else {
+            match q.next_vma()? {
+                Some(vma) => (vma, None),
+                None => break,
+            }
+        };
         if vma.ino != 0 && judge.first_exec.is_none() {
             judge.first_exec = Some((vma.dev, vma.ino));
         }
         if vma.ino == 0 || judge.consider_known(vma.dev, vma.ino) {
+            unsettled = 0;
             continue;
         }
-        let path = q.name(&vma, name)?;
+        unsettled += 1;
+        let path = match named {
+            Some(len) => &name[..len],
+            None => q.name(&vma, name)?,
+        };
         if path.first() == Some(&b'/') {
             judge.consider(maps::Mapping {
                 executable: true,

@@ -106,7 +106,90 @@ type PathVerdicts = Vec<(Box<[u8]>, Option<Stale>)>;
 #[derive(Default)]
 pub struct Resolver {
     cache: HashMap<(ViewKey, u64, u64), PathVerdicts, BuildHasherDefault<WordHasher>>,
+    listings: Listings,
     pub lookups: u64,
+    /// Paths looked up on disk (a `stat` each), for the tests and benches.
+    pub stats: u64,
+}
+
+/// How many lookups one directory (in one view) gets one by one before
+/// its names are read at once. A process can map or hold tens of
+/// thousands of deleted files of one directory (issue 22: 60,000 cost
+/// 120,000 path walks through `/proc/PID/root`); past this, a name the
+/// directory does not hold costs a hash lookup instead of a walk.
+const LIST_AFTER: u32 = 32;
+/// The most names one listing keeps; a larger directory is looked up
+/// name by name, as before.
+const LIST_MAX: usize = 1 << 17;
+
+/// What is known of one directory's names.
+enum Names {
+    /// Looked up this many times, one name at a time.
+    Counting(u32),
+    /// Every name it held when it was read (read once per scan: a name
+    /// created later is as unseen as it would be to a lookup made then).
+    Listed(std::collections::HashSet<Box<[u8]>>),
+    /// Unreadable or too large: always looked up name by name.
+    Unlisted,
+}
+
+#[derive(Default)]
+struct Listings(HashMap<ViewKey, HashMap<Box<[u8]>, Names>>);
+
+impl Listings {
+    /// Whether `path` (absolute, in the view) is known to be absent
+    /// without a lookup: its directory was listed and lacks the name.
+    fn absent(&mut self, view: ViewKey, root_dir: &Path, path: &[u8]) -> bool {
+        let Some(slash) = path.iter().rposition(|&b| b == b'/') else {
+            return false;
+        };
+        let (dir, name) = (&path[..slash.max(1)], &path[slash + 1..]);
+        if name.is_empty() {
+            return false;
+        }
+        let dirs = self.0.entry(view).or_default();
+        let names = match dirs.get_mut(dir) {
+            Some(n) => n,
+            None => dirs.entry(dir.into()).or_insert(Names::Counting(0)),
+        };
+        if let Names::Counting(n) = names {
+            *n += 1;
+            if *n <= LIST_AFTER {
+                return false;
+            }
+            *names = list(&inside(root_dir, dir));
+        }
+        match names {
+            Names::Listed(set) => !set.contains(name),
+            _ => false,
+        }
+    }
+}
+
+fn list(dir: &Path) -> Names {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Names::Unlisted;
+    };
+    let mut set = std::collections::HashSet::new();
+    for e in entries {
+        let Ok(e) = e else {
+            return Names::Unlisted;
+        };
+        if set.len() == LIST_MAX {
+            return Names::Unlisted;
+        }
+        set.insert(e.file_name().as_bytes().into());
+    }
+    Names::Listed(set)
+}
+
+/// `path` (absolute, as the view prints it) under the view's root.
+fn inside(root_dir: &Path, path: &[u8]) -> std::path::PathBuf {
+    root_dir.join(
+        Path::new(OsStr::from_bytes(path))
+            .strip_prefix("/")
+            .unwrap_or(Path::new("")),
+    )
 }
 
 impl Resolver {
@@ -134,20 +217,17 @@ impl Resolver {
             return v.clone();
         }
         self.lookups += 1;
-        let inside = |p: &[u8]| {
-            root_dir.join(
-                Path::new(OsStr::from_bytes(p))
-                    .strip_prefix("/")
-                    .unwrap_or(Path::new("")),
-            )
+        let (listings, stats) = (&mut self.listings, &mut self.stats);
+        let mut at = |p: &[u8]| {
+            if listings.absent(view, root_dir, p) {
+                return OnDisk::Missing;
+            }
+            *stats += 1;
+            on_disk(&inside(root_dir, p))
         };
         let marked = path.ends_with(DELETED_MARKER);
-        let literal = if marked {
-            on_disk(&inside(path))
-        } else {
-            OnDisk::Missing
-        };
-        let verdict = judge(marked, dev, ino, literal, on_disk(&inside(strip_marker(path))))
+        let literal = if marked { at(path) } else { OnDisk::Missing };
+        let verdict = judge(marked, dev, ino, literal, at(strip_marker(path)))
             .map(|why| (why, Arc::from(String::from_utf8_lossy(strip_marker(path)))));
         slot.push((path.into(), verdict.clone()));
         verdict
@@ -271,6 +351,53 @@ mod tests {
             }
         }
         assert_ne!(hash(&((1, 0, 0), 5, 6)), hash(&((0, 1, 0), 5, 6)));
+    }
+
+    #[test]
+    fn a_directory_of_many_deleted_files_is_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let lib = dir.path().join("lib");
+        std::fs::create_dir(&lib).unwrap();
+        for i in 0..20 {
+            std::fs::write(lib.join(format!("here{i}")), b"x").unwrap();
+            std::fs::write(lib.join(format!("lit{i} (deleted)")), b"x").unwrap();
+        }
+        let ids = |name: &str| {
+            let m = std::fs::metadata(lib.join(name)).unwrap();
+            (m.dev(), m.ino())
+        };
+        let (dev, _) = ids("here0");
+        let mut r = Resolver::default();
+        let mut asked = 0;
+        for i in 0..2000u64 {
+            // Gone: only the marker is left to tell.
+            let gone = format!("/lib/gone{i} (deleted)");
+            assert_eq!(
+                r.check((0, 0, 0), dir.path(), gone.as_bytes(), dev, 1_000_000 + i),
+                Some((Staleness::Deleted, Arc::from(format!("/lib/gone{i}").as_str()))),
+                "{gone}"
+            );
+            asked += 2;
+            if i % 100 == 0 {
+                // Among them, names the listing holds: still looked up.
+                let n = i / 100;
+                let (d, ino) = ids(&format!("here{n}"));
+                let here = format!("/lib/here{n}");
+                assert_eq!(r.check((0, 0, 0), dir.path(), here.as_bytes(), d, ino), None);
+                assert_eq!(
+                    r.check((0, 0, 0), dir.path(), here.as_bytes(), d, ino + 1),
+                    Some((Staleness::Replaced, Arc::from(here.as_str())))
+                );
+                let lit = format!("lit{n} (deleted)");
+                let (d, ino) = ids(&lit);
+                assert_eq!(
+                    r.check((0, 0, 0), dir.path(), format!("/lib/{lit}").as_bytes(), d, ino),
+                    None
+                );
+                asked += 4;
+            }
+        }
+        assert!(r.stats < 200, "{} lookups on disk for {asked} questions", r.stats);
     }
 
     #[test]
