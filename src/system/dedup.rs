@@ -8,25 +8,29 @@
 //! past [`SMALL`] entries: linear for the usual process, constant per
 //! entry for the hostile one.
 
+use std::collections::hash_map::RandomState;
 use std::collections::HashSet;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 /// Entries kept in the vector before it turns into a hash set.
 const SMALL: usize = 32;
 
+/// `S` hashes the large form: SipHash by default, for entries a process
+/// chooses (paths); device and inode pairs take the cheaper hasher of the
+/// verdict cache (`staleness::WordHasher`, which says why it is enough).
 #[derive(Debug, Clone)]
-pub enum SeenSet<T> {
+pub enum SeenSet<T, S = RandomState> {
     Few(Vec<T>),
-    Many(HashSet<T>),
+    Many(HashSet<T, S>),
 }
 
-impl<T> Default for SeenSet<T> {
+impl<T, S> Default for SeenSet<T, S> {
     fn default() -> Self {
         SeenSet::Few(Vec::new())
     }
 }
 
-impl<T: Eq + Hash + Clone> SeenSet<T> {
+impl<T: Eq + Hash + Clone, S: BuildHasher + Default> SeenSet<T, S> {
     pub fn contains(&self, x: &T) -> bool {
         match self {
             SeenSet::Few(v) => v.contains(x),
@@ -43,7 +47,7 @@ impl<T: Eq + Hash + Clone> SeenSet<T> {
                 true
             }
             SeenSet::Few(v) => {
-                let mut s: HashSet<T> = v.drain(..).collect();
+                let mut s: HashSet<T, S> = v.drain(..).collect();
                 s.insert(x);
                 *self = SeenSet::Many(s);
                 true
@@ -67,7 +71,7 @@ mod tests {
 
     #[test]
     fn the_same_answers_below_and_above_the_switch() {
-        let mut s = SeenSet::default();
+        let mut s: SeenSet<u64> = SeenSet::default();
         for i in 0..1000u64 {
             assert!(s.insert(i % 500) == (i < 500), "{i}");
             assert!(s.contains(&(i % 500)));

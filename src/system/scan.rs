@@ -14,9 +14,10 @@ use crate::system::interp;
 use crate::system::maps;
 use crate::system::procfs;
 use crate::system::procmap;
-use crate::system::staleness::{self, Resolver, ViewKey};
+use crate::system::staleness::{self, Resolver, ViewKey, WordHasher};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
+use std::hash::BuildHasherDefault;
 use std::io::ErrorKind;
 use std::os::unix::ffi::OsStrExt;
 
@@ -134,7 +135,7 @@ pub struct Scanner {
     pub kernel_query: Option<bool>,
     buf: Vec<u8>,
     name: Vec<u8>,
-    seen: SeenSet<(u64, u64)>,
+    seen: SeenSet<(u64, u64), BuildHasherDefault<WordHasher>>,
     /// Our own mount namespace, once read.
     our_namespace: Option<Option<u64>>,
     /// Open files, scripts and modules (`interp`).
@@ -156,7 +157,7 @@ const NAMED_AFTER: u32 = 8;
 /// Per-process context for judging mappings.
 struct Judge<'a> {
     resolver: &'a mut Resolver,
-    seen: &'a mut SeenSet<(u64, u64)>,
+    seen: &'a mut SeenSet<(u64, u64), BuildHasherDefault<WordHasher>>,
     files: Vec<StaleFile>,
     view: ViewKey,
     root_dir: &'a std::path::Path,

@@ -126,42 +126,62 @@ const LIST_MAX: usize = 1 << 17;
 enum Names {
     /// Looked up this many times, one name at a time.
     Counting(u32),
-    /// Every name it held when it was read (read once per scan: a name
-    /// created later is as unseen as it would be to a lookup made then).
-    Listed(std::collections::HashSet<Box<[u8]>>),
+    /// Every name it held when it was read, sorted (read once per scan: a
+    /// name created later is as unseen as it would be to a lookup made
+    /// then). Sorted, not hashed: a user chooses these names, and a
+    /// binary search has no worst case to aim at.
+    Listed(Vec<Box<[u8]>>),
     /// Unreadable or too large: always looked up name by name.
     Unlisted,
 }
 
+/// The directories looked up, by view and path, and the last one asked
+/// for: a process's files come in runs of one directory, and the run then
+/// costs a comparison, not a hash of the directory's path.
 #[derive(Default)]
-struct Listings(HashMap<ViewKey, HashMap<Box<[u8]>, Names>>);
+struct Listings {
+    index: HashMap<ViewKey, HashMap<Box<[u8]>, usize>>,
+    names: Vec<Names>,
+    last: Option<(ViewKey, Box<[u8]>, usize)>,
+}
+
+/// `path` split into its directory and last name (`/` for a top name).
+fn split(path: &[u8]) -> Option<(&[u8], &[u8])> {
+    let slash = path.iter().rposition(|&b| b == b'/')?;
+    Some((&path[..slash.max(1)], &path[slash + 1..]))
+}
 
 impl Listings {
-    /// Whether `path` (absolute, in the view) is known to be absent
-    /// without a lookup: its directory was listed and lacks the name.
-    fn absent(&mut self, view: ViewKey, root_dir: &Path, path: &[u8]) -> bool {
-        let Some(slash) = path.iter().rposition(|&b| b == b'/') else {
-            return false;
+    /// The names of `path`'s directory, if it has been looked up often
+    /// enough to be listed (this lookup counted).
+    fn of(&mut self, view: ViewKey, root_dir: &Path, path: &[u8]) -> Option<&[Box<[u8]>]> {
+        let (dir, _) = split(path)?;
+        let at = match &self.last {
+            Some((v, d, at)) if *v == view && **d == *dir => *at,
+            _ => {
+                let dirs = self.index.entry(view).or_default();
+                let at = match dirs.get(dir) {
+                    Some(at) => *at,
+                    None => {
+                        self.names.push(Names::Counting(0));
+                        dirs.insert(dir.into(), self.names.len() - 1);
+                        self.names.len() - 1
+                    }
+                };
+                self.last = Some((view, dir.into(), at));
+                at
+            }
         };
-        let (dir, name) = (&path[..slash.max(1)], &path[slash + 1..]);
-        if name.is_empty() {
-            return false;
-        }
-        let dirs = self.0.entry(view).or_default();
-        let names = match dirs.get_mut(dir) {
-            Some(n) => n,
-            None => dirs.entry(dir.into()).or_insert(Names::Counting(0)),
-        };
+        let names = &mut self.names[at];
         if let Names::Counting(n) = names {
             *n += 1;
-            if *n <= LIST_AFTER {
-                return false;
+            if *n > LIST_AFTER {
+                *names = list(&inside(root_dir, dir));
             }
-            *names = list(&inside(root_dir, dir));
         }
         match names {
-            Names::Listed(set) => !set.contains(name),
-            _ => false,
+            Names::Listed(v) => Some(v),
+            _ => None,
         }
     }
 }
@@ -170,17 +190,18 @@ fn list(dir: &Path) -> Names {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Names::Unlisted;
     };
-    let mut set = std::collections::HashSet::new();
+    let mut names = Vec::new();
     for e in entries {
         let Ok(e) = e else {
             return Names::Unlisted;
         };
-        if set.len() == LIST_MAX {
+        if names.len() == LIST_MAX {
             return Names::Unlisted;
         }
-        set.insert(e.file_name().as_bytes().into());
+        names.push(e.file_name().as_bytes().into());
     }
-    Names::Listed(set)
+    names.sort_unstable();
+    Names::Listed(names)
 }
 
 /// `path` (absolute, as the view prints it) under the view's root.
@@ -217,9 +238,13 @@ impl Resolver {
             return v.clone();
         }
         self.lookups += 1;
-        let (listings, stats) = (&mut self.listings, &mut self.stats);
+        // The marker is in the last name, so both paths share a directory.
+        let listed = self.listings.of(view, root_dir, path);
+        let stats = &mut self.stats;
         let mut at = |p: &[u8]| {
-            if listings.absent(view, root_dir, p) {
+            let name = split(p).map_or(p, |(_, n)| n);
+            let unlisted = |names: &[Box<[u8]>]| names.binary_search_by(|n| (**n).cmp(name)).is_err();
+            if !name.is_empty() && listed.is_some_and(unlisted) {
                 return OnDisk::Missing;
             }
             *stats += 1;

@@ -11,8 +11,8 @@
 use crate::system::dedup::SeenSet;
 use crate::system::staleness::{self, Resolver, Stale, ViewKey};
 use crate::system::sysroot::SysRoot;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// Open files under these are data a service writes and rotates itself
@@ -36,30 +36,54 @@ pub fn stale_open_files(
     root_dir: &Path,
 ) -> Vec<Stale> {
     let dir = root.proc_pid(pid, "fd");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
+    let (Ok(entries), Ok(dir_fd)) = (std::fs::read_dir(&dir), std::fs::File::open(&dir)) else {
         return Vec::new();
     };
     let mut out: Vec<Stale> = Vec::new();
     let mut seen: SeenSet<Stale> = SeenSet::default();
+    let mut link = Vec::new();
     for e in entries.flatten() {
-        let fd = e.path();
-        let Ok(link) = std::fs::read_link(&fd) else { continue };
-        let link = link.as_os_str().as_bytes();
-        if !worth_judging(link) {
+        // Relative to the open directory: one name to look up, where a
+        // whole `/proc/PID/fd/N` path walk per descriptor made a process
+        // holding 18,000 files cost a scan 100 ms (issue 22).
+        let Ok(name) = std::ffi::CString::new(e.file_name().as_bytes()) else {
+            continue;
+        };
+        if read_link_at(&dir_fd, &name, &mut link).is_none() || !worth_judging(&link) {
             continue;
         }
         // stat, not lstat: follows the magic link to the open file.
-        let Ok(m) = std::fs::metadata(&fd) else { continue };
-        if !m.is_file() {
+        let Some((dev, ino)) = regular_file_at(&dir_fd, &name) else {
             continue;
-        }
-        if let Some(v) = resolver.check(view, root_dir, link, m.dev(), m.ino()) {
+        };
+        if let Some(v) = resolver.check(view, root_dir, &link, dev, ino) {
             if seen.insert(v.clone()) {
                 out.push(v);
             }
         }
     }
     out
+}
+
+/// The text of the link `name` in `dir`, into `buf`.
+fn read_link_at(dir: &std::fs::File, name: &std::ffi::CStr, buf: &mut Vec<u8>) -> Option<()> {
+    buf.resize(4096 + 16, 0);
+    // SAFETY: valid descriptor and C string; `buf` holds the length passed.
+    let n = unsafe { libc::readlinkat(dir.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    // A result that fills the buffer may be cut short: no path is that long.
+    let n = usize::try_from(n).ok().filter(|n| *n < buf.len())?;
+    buf.truncate(n);
+    Some(())
+}
+
+/// Device and inode of the open file `name` in `dir` leads to, if it is a
+/// regular file.
+fn regular_file_at(dir: &std::fs::File, name: &std::ffi::CStr) -> Option<(u64, u64)> {
+    // SAFETY: stat is plain data, filled by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid descriptor, C string and stat buffer.
+    let rc = unsafe { libc::fstatat(dir.as_raw_fd(), name.as_ptr(), &mut st, 0) };
+    (rc == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some((st.st_dev, st.st_ino))
 }
 
 #[cfg(test)]

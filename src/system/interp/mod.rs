@@ -94,6 +94,18 @@ fn link_text(path: &Path) -> Option<String> {
     String::from_utf8(strip_marker(target.as_os_str().as_bytes()).to_vec()).ok()
 }
 
+/// The set of the paths in `files`, made on first use: a process that
+/// maps 60,000 files and adds nothing to them pays nothing for it.
+fn paths_of<'a>(paths: &'a mut Option<SeenSet<Arc<str>>>, files: &[StaleFile]) -> &'a mut SeenSet<Arc<str>> {
+    paths.get_or_insert_with(|| {
+        let mut set = SeenSet::default();
+        for f in files {
+            set.insert(f.path.clone());
+        }
+        set
+    })
+}
+
 impl Interp {
     /// Adds the script and module findings of `pid` to `files` (its stale
     /// mappings so far) and, for a process in scope, those of its open
@@ -112,13 +124,10 @@ impl Interp {
         if !seen.in_scope && interp.is_none() {
             return;
         }
-        let mut paths: SeenSet<Arc<str>> = SeenSet::default();
-        for f in files.iter() {
-            paths.insert(f.path.clone());
-        }
+        let mut paths = None;
         if seen.in_scope {
             for (why, path) in fds::stale_open_files(resolver, root, pid, seen.view, seen.root_dir) {
-                if paths.insert(path.clone()) {
+                if paths_of(&mut paths, files).insert(path.clone()) {
                     files.push(StaleFile::new(path, why, Via::Fd));
                 }
             }
@@ -148,13 +157,13 @@ impl Interp {
             };
             // The interpreter holds it open (bash its script): the open
             // file's inode already told; say what the file is.
-            if paths.contains(&l.path) {
+            if paths_of(&mut paths, files).contains(&l.path) {
                 if let Some(f) = files.iter_mut().find(|f| f.path == l.path && f.via == Via::Fd) {
                     f.via = via;
                 }
                 continue;
             }
-            if clock::changed_after(l.ctime, start) && paths.insert(l.path.clone()) {
+            if clock::changed_after(l.ctime, start) && paths_of(&mut paths, files).insert(l.path.clone()) {
                 files.push(StaleFile::new(l.path.clone(), Staleness::Changed, via));
             }
         }
