@@ -42,7 +42,13 @@ pub const HOOK_LIMIT: Duration = Duration::from_secs(25);
 /// never stopped by us. A step still running after [`HOOK_LIMIT`] ends
 /// the process with status 0 ([`Watchdog::hook`]).
 pub fn guard(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
-    let _watchdog = Watchdog::hook(what);
+    guard_within(what, HOOK_LIMIT, step)
+}
+
+/// [`guard`] with a shorter limit than [`HOOK_LIMIT`], for a hook whose
+/// package manager grants less (dnf5's steps share 30 s in all).
+pub fn guard_within(what: &str, limit: Duration, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
+    let _watchdog = Watchdog::hook_within(what, limit);
     contain(what, step)
 }
 
@@ -70,12 +76,17 @@ impl Watchdog {
     /// The hooks' last resort: ends the process with status 0 once
     /// [`HOOK_LIMIT`] has passed, logging `what` gave up.
     pub fn hook(what: &str) -> Self {
+        Self::hook_within(what, HOOK_LIMIT)
+    }
+
+    /// [`Watchdog::hook`] after `limit` instead.
+    pub fn hook_within(what: &str, limit: Duration) -> Self {
         let label = what.to_string();
-        Self::start(HOOK_LIMIT, move || {
+        Self::start(limit, move || {
             log::error!(
                 "{label}: gave up after {} s (systemd or the package database is not answering); \
                  the package manager continues",
-                HOOK_LIMIT.as_secs()
+                limit.as_secs()
             );
             // The step's thread may be blocked in a call that never
             // returns; only ending the process frees the package manager.

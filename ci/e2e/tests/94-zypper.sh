@@ -89,7 +89,9 @@ us() {
 slow_commit() {
     local m=$1 out rootfs cursor frames journal alog n ms t0 t_restart t_post old_pid
     rootfs=$(_e2e_state "$m" rootfs)
-    mkdir -p "$rootfs/srv/rpmbuild/stage/slow"
+    # One file: rpmbuild refuses an empty %files list.
+    mkdir -p "$rootfs/srv/rpmbuild/stage/slow/usr/share/demo-slow"
+    echo "a package whose %post takes 35 s" >"$rootfs/srv/rpmbuild/stage/slow/usr/share/demo-slow/README"
     e2e_in "$m" rpmbuild -bb --quiet \
         --define "_topdir /srv/rpmbuild/top" --define "_rpmdir /srv/rpms/slow" \
         --define "__os_install_post %{nil}" --define "debug_package %{nil}" \
