@@ -182,6 +182,15 @@ impl Plugin {
                 if !seen.insert(argv.clone()) {
                     continue;
                 }
+                if argv[0] == "/usr/bin/touch" {
+                    // touch(1) in the test root: the file's path is absolute.
+                    let path = bed.root.path().join(argv[1].trim_start_matches('/'));
+                    if binary == Binary::Works {
+                        fs::write(&path, "").unwrap_or_else(|e| panic!("touch {}: {e}", path.display()));
+                    }
+                    ran.push(argv);
+                    continue;
+                }
                 if argv[0] == "/usr/bin/echo" {
                     self.read_output(&argv, &format!("{}\n", argv[1..].join(" ")));
                     ran.push(argv);
@@ -235,8 +244,8 @@ fn a_transaction_is_recorded_with_both_sides_file_lists() {
 
     let calls = fs::read_to_string(r.join("rpm-calls")).unwrap();
     assert_eq!(
-        calls, "libdemo-1.0-1.x86_64 other-1-1.x86_64\nlibdemo-2.0-1.x86_64 fresh-3-1.noarch\n",
-        "one rpm call per side, epochs left out"
+        calls, "libdemo-1.0-1.x86_64 other-1-1.x86_64\nfresh-3-1.noarch libdemo-2.0-1.x86_64\n",
+        "one rpm call per side, by NEVRA, epochs left out"
     );
     let rec = pending(r);
     let lines: Vec<&str> = rec.lines().collect();
@@ -456,4 +465,37 @@ fn a_hanging_rpm_is_killed_and_dnf_gets_0_in_time() {
     let rec = pending(r);
     assert!(rec.contains("package in libdemo-0:2.0-1.x86_64"), "{rec}");
     assert_eq!(rec.matches("did not finish in time; killed it").count(), 2, "{rec}");
+}
+
+/// Whatever our binary does (hangs included), the actions file's
+/// timeouts bound what it adds to a dnf5 transaction: nothing of ours runs
+/// once per package, and the three calls' `timeout -k K T` add up to at
+/// most 30 s; each step's own limits end it before its timeout does.
+#[test]
+fn the_actions_file_bounds_the_whole_transaction() {
+    use restart_stale::dnf::dnf5;
+    let mut total = Duration::ZERO;
+    let mut steps = BTreeMap::new();
+    for a in actions_file() {
+        match a.args[0].as_str() {
+            "/usr/bin/echo" | "/usr/bin/touch" => {
+                assert!(!a.args.iter().any(|x| x.contains("restart-stale dnf5")), "{:?}", a.args);
+                continue;
+            }
+            "/usr/bin/timeout" => {}
+            other => panic!("a line runs {other} without a timeout: {:?}", a.args),
+        }
+        assert!(a.filter.is_empty(), "one of our calls runs per package: {:?}", a.args);
+        let secs = |i: usize| Duration::from_secs(a.args[i].parse().unwrap());
+        assert_eq!(a.args[1], "-k", "{:?}", a.args);
+        total += secs(2) + secs(3);
+        steps.insert(a.args[6].clone(), secs(3));
+    }
+    assert!(total <= dnf5::TRANSACTION_BOUND, "{total:?}");
+    assert_eq!(steps.len(), 3, "{steps:?}");
+    assert!(dnf5::BEGIN_LIMIT < steps["begin"], "{steps:?}");
+    for step in ["pre-transaction", "post-transaction"] {
+        assert!(dnf5::STEP_LIMIT < steps[step], "{steps:?}");
+    }
+    assert!(dnf5::RPM_LIMIT < dnf5::STEP_LIMIT);
 }

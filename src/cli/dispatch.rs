@@ -37,7 +37,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             DnfStep::Finish => dnf::finish(&root, cli.verbose),
         }),
         Some(Command::Dnf5Hook { step }) => Ok(match step {
-            Dnf5Step::Begin { args } => dnf::dnf5_begin(&args),
+            Dnf5Step::Begin { args } => dnf::dnf5_begin(&root, &args),
             Dnf5Step::Package { args } => dnf::dnf5_package(&root, &args),
             Dnf5Step::PreTransaction { args } => dnf::dnf5_pre_transaction(&root, &args),
             Dnf5Step::PostTransaction { args } => dnf::dnf5_post_transaction(&root, &args, cli.verbose),

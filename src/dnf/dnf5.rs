@@ -9,16 +9,25 @@
 //! (`begin`, [`super::dnf5_begin`]), three lines; each passes the gate's
 //! `${tmp.restart_stale_pid}`, shown here as `${pid}`:
 //!
-//! 1. `pre_transaction:*:::… package ${pid} ${pkg.action} ${pkg.full_nevra}`
-//!    runs once per package, before rpm changes anything; each call
-//!    appends one `package` line to a staging file for that dnf process,
-//!    `/run/restart-stale/dnf/dnf5.<pid>.staging`.
+//! 1. `pre_transaction:*:::/usr/bin/touch …/dnf5.${pid}.d/${pkg.action}.${pkg.full_nevra}`
+//!    runs once per package, before rpm changes anything: not us but
+//!    touch(1), so that a binary of ours that hangs costs nothing per
+//!    package. Each call leaves an empty file named after the package in
+//!    the directory `begin` made, `/run/restart-stale/dnf/dnf5.<pid>.d/`,
+//!    and the next step of ours turns those names into `package` lines of
+//!    the staging file `/run/restart-stale/dnf/dnf5.<pid>.staging`.
 //! 2. `pre_transaction::::… pre-transaction ${pid}` runs once after them:
 //!    one `rpm -ql` for all outgoing packages, whose lists are gone once
 //!    rpm has run.
 //! 3. `post_transaction::::… post-transaction ${pid}` runs once after the
 //!    transaction: one `rpm -ql` for the incoming packages; the staging
 //!    file becomes a record block and `restart-stale-dnf.service` starts.
+//!
+//! So dnf5 runs our binary three times per transaction, each under the
+//! actions file's timeout(1), and those bounds add up to at most
+//! [`TRANSACTION_BOUND`] whatever the binary does; inside them our own
+//! limits ([`BEGIN_LIMIT`], [`STEP_LIMIT`], [`RPM_LIMIT`]) end a step
+//! cleanly first.
 //!
 //! The plugin reads our standard output as `tmp.`/`conf.`/`var.`
 //! assignments, so nothing here prints to it (only `begin` does). A staging file whose dnf
@@ -37,9 +46,96 @@ use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const STAGING_PREFIX: &str = "dnf5.";
 const STAGING_SUFFIX: &str = ".staging";
+/// The directory the per-package line touches its files in.
+const PACKAGES_SUFFIX: &str = ".d";
+
+/// The most the actions file's timeouts let our calls add to one dnf5
+/// transaction, `-k` included (checked against the shipped file in
+/// tests/dnf5_hook.rs).
+pub const TRANSACTION_BOUND: Duration = Duration::from_secs(30);
+/// `begin`'s own limit, under its line's timeout.
+pub const BEGIN_LIMIT: Duration = Duration::from_secs(2);
+/// `pre-transaction`'s and `post-transaction`'s own limit, under their
+/// lines' timeouts.
+pub const STEP_LIMIT: Duration = Duration::from_secs(9);
+/// One `rpm -ql` in those steps: what leaves a step time to record.
+pub const RPM_LIMIT: Duration = Duration::from_secs(6);
+
+/// The system's rpm with [`RPM_LIMIT`].
+pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
+    crate::pkgdb::rpm::lister_within(root, None, RPM_LIMIT)
+}
+
+fn packages_dir(root: &SysRoot, pid: u32) -> PathBuf {
+    root.path(Family::Dnf.dir())
+        .join(format!("{STAGING_PREFIX}{pid}{PACKAGES_SUFFIX}"))
+}
+
+/// `begin PID`: the directory of the per-package line, empty.
+pub fn begin(root: &SysRoot, pid: u32) -> Result<()> {
+    if let Some(why) = launch::not_here(root) {
+        log::debug!("{why}: the later steps record nothing");
+        return Ok(());
+    }
+    let dir = packages_dir(root, pid);
+    // Left by an earlier dnf of the same pid: its names are absorbed by
+    // the next post-transaction as an orphan's, or here as ours.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("failed to create {}", dir.display()))
+}
+
+/// Turns the files the per-package line left in `dnf5.<pid>.d/` into
+/// `package` lines of the staging file, and removes them.
+fn absorb(root: &SysRoot, pid: u32) -> Result<()> {
+    let dir = packages_dir(root, pid);
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    // Directory order means nothing: by NEVRA, then action.
+    names.sort_by(|a, b| {
+        a.split_once('.')
+            .map(|(x, n)| (n, x))
+            .cmp(&b.split_once('.').map(|(x, n)| (n, x)))
+    });
+    let text: String = names
+        .iter()
+        .filter_map(|n| staged_fact(n))
+        .map(|f| format!("{f}\n"))
+        .collect();
+    if !text.is_empty() {
+        append(&staging(root, pid), &text)?;
+    }
+    fs::remove_dir_all(&dir).with_context(|| format!("failed to remove {}", dir.display()))
+}
+
+/// The fact a touched name `ACTION.NEVRA` stands for; `None` for a reason
+/// change.
+fn staged_fact(name: &str) -> Option<Fact> {
+    let checked = name
+        .split_once('.')
+        .ok_or_else(|| anyhow::anyhow!("no ACTION.NEVRA"))
+        .and_then(|(action, nevra)| {
+            let d = direction(action)?;
+            if !valid_package(nevra) {
+                bail!("{nevra:?} is not a package");
+            }
+            Ok(d.map(|d| Fact::Package(d, nevra.into())))
+        });
+    checked.unwrap_or_else(|e| Some(Fact::Error(format!("staged package {name:?}: {e:#}"))))
+}
 
 /// The direction of a `${pkg.action}` letter (libdnf5
 /// `transaction_item_action_to_letter`): `I`nstall, `U`pgrade,
@@ -148,6 +244,7 @@ pub fn pre_transaction(root: &SysRoot, pid: u32, lister: &dyn FileLister) -> Res
     if launch::not_here(root).is_some() {
         return Ok(());
     }
+    absorb(root, pid)?;
     let path = staging(root, pid);
     let Some(facts) = read_staging(&path)? else {
         return Ok(()); // nothing but reason changes
@@ -193,6 +290,8 @@ pub fn post_transaction(root: &SysRoot, pid: u32, lister: &dyn FileLister, verbo
             None
         }
     };
+    // A pre-transaction that did not run (killed) left the names.
+    absorb(root, pid)?;
     let mut blocks = Vec::new();
     for (other, path) in orphans(root, pid)? {
         log::info!("recording the staged packages of dnf pid {other}, which ended without finishing");
@@ -232,16 +331,22 @@ fn orphans(root: &SysRoot, ours: u32) -> Result<Vec<(u32, PathBuf)>> {
         let name = e.file_name().to_string_lossy().into_owned();
         let Some(pid) = name
             .strip_prefix(STAGING_PREFIX)
-            .and_then(|r| r.strip_suffix(STAGING_SUFFIX))
+            .and_then(|r| {
+                r.strip_suffix(STAGING_SUFFIX)
+                    .or_else(|| r.strip_suffix(PACKAGES_SUFFIX))
+            })
             .and_then(|p| p.parse::<u32>().ok())
         else {
             continue;
         };
-        if pid != ours && !root.proc_pid(pid, "").exists() {
-            found.push((pid, e.path()));
+        if pid != ours && !root.proc_pid(pid, "").exists() && !found.iter().any(|(p, _)| *p == pid) {
+            found.push((pid, staging(root, pid)));
         }
     }
     found.sort();
+    for (pid, _) in &found {
+        absorb(root, *pid)?;
+    }
     Ok(found)
 }
 

@@ -63,10 +63,13 @@ pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
 
 /// `dnf5-hook begin PID`, first in each transaction: tells the actions
 /// plugin, on stdout, `tmp.restart_stale_pid=PID` ([`DNF5_GATE`]).
-pub fn dnf5_begin(args: &[String]) -> Outcome {
-    transaction::guard("dnf5-hook begin", || {
+/// It also makes the directory where the actions file's per-package line
+/// (`touch`, not us: [`dnf5`]) stages the packages.
+pub fn dnf5_begin(root: &SysRoot, args: &[String]) -> Outcome {
+    transaction::guard_within("dnf5-hook begin", dnf5::BEGIN_LIMIT, || {
         let [pid] = exactly(args, ["PID"])?;
         let pid = pid_arg(pid)?;
+        dnf5::begin(root, pid)?;
         let mut out = std::io::stdout().lock();
         writeln!(out, "tmp.{DNF5_GATE}={pid}")
             .and_then(|()| out.flush())
@@ -87,18 +90,18 @@ pub fn dnf5_package(root: &SysRoot, args: &[String]) -> Outcome {
 /// `dnf5-hook pre-transaction PID`: copy the file lists of outgoing
 /// packages before rpm runs.
 pub fn dnf5_pre_transaction(root: &SysRoot, args: &[String]) -> Outcome {
-    transaction::guard("dnf5-hook pre-transaction", || {
+    transaction::guard_within("dnf5-hook pre-transaction", dnf5::STEP_LIMIT, || {
         let [pid] = exactly(args, ["PID"])?;
-        dnf5::pre_transaction(root, pid_arg(pid)?, &*lister(root))
+        dnf5::pre_transaction(root, pid_arg(pid)?, &*dnf5::lister(root))
     })
 }
 
 /// `dnf5-hook post-transaction PID`: list incoming packages, record, start
 /// the unit.
 pub fn dnf5_post_transaction(root: &SysRoot, args: &[String], verbose: u8) -> Outcome {
-    transaction::guard("dnf5-hook post-transaction", || {
+    transaction::guard_within("dnf5-hook post-transaction", dnf5::STEP_LIMIT, || {
         let [pid] = exactly(args, ["PID"])?;
-        dnf5::post_transaction(root, pid_arg(pid)?, &*lister(root), verbose)
+        dnf5::post_transaction(root, pid_arg(pid)?, &*dnf5::lister(root), verbose)
     })
 }
 

@@ -307,12 +307,18 @@ pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
 /// manager that chose its database itself (libzypp, see
 /// [`crate::zypper`]); `None` is rpm's own `%_dbpath`.
 pub fn lister_in(root: &SysRoot, dbpath: Option<PathBuf>) -> Box<dyn FileLister> {
+    lister_within(root, dbpath, RPM_LIMIT)
+}
+
+/// [`lister_in`] with a time limit of its own, for a hook whose whole run
+/// has a shorter bound than [`RPM_LIMIT`] (dnf5's, see `crate::dnf::dnf5`).
+pub fn lister_within(root: &SysRoot, dbpath: Option<PathBuf>, limit: Duration) -> Box<dyn FileLister> {
     match std::env::var_os(RPM_ENV) {
         Some(p) if !root.is_host() => {
             let limit = std::env::var(RPM_LIMIT_ENV)
                 .ok()
                 .and_then(|ms| ms.parse().ok())
-                .map_or(RPM_LIMIT, Duration::from_millis);
+                .map_or(limit, Duration::from_millis);
             Box::new(Rpm {
                 program: PathBuf::from(p),
                 limit,
@@ -321,7 +327,7 @@ pub fn lister_in(root: &SysRoot, dbpath: Option<PathBuf>) -> Box<dyn FileLister>
         }
         _ => Box::new(Rpm {
             program: PathBuf::from(RPM),
-            limit: RPM_LIMIT,
+            limit,
             dbpath,
         }),
     }

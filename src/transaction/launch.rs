@@ -50,16 +50,7 @@ pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Res
 /// finish unit can be started then.
 pub fn record(root: &SysRoot, family: Family, block: &Block) -> Result<()> {
     let dir = root.path(family.dir());
-    let mut block = block.clone();
-    block
-        .facts
-        .extend(caller_units(root).into_iter().map(super::record::Fact::Protect));
-    // Read here, in the package manager's environment: the finish step
-    // runs in a unit of its own and never sees it.
-    if let Some(why) = host::deferred(root) {
-        log::info!("{why}: the restarts are deferred");
-        block.facts.push(super::record::Fact::AutoRestart(false));
-    }
+    let block = with_caller(root, block);
     spool::append(&dir, &block.render())?;
     log::debug!(
         "recorded {} packages and {} files in {}",
@@ -68,6 +59,31 @@ pub fn record(root: &SysRoot, family: Family, block: &Block) -> Result<()> {
         dir.display()
     );
     Ok(())
+}
+
+/// Like [`record`], but held by this process until it records the final
+/// block and releases it ([`super::held`]): if we die first, the next
+/// finish takes this one.
+pub fn hold(root: &SysRoot, family: Family, block: &Block) -> Result<super::held::Held> {
+    let dir = root.path(family.dir());
+    let held = super::held::hold(&dir, &with_caller(root, block).render())?;
+    log::debug!("holding {} files in {}", block.files().count(), held.path().display());
+    Ok(held)
+}
+
+/// `block` with what only the package manager's environment tells: the
+/// units it runs in, and whether restarts are deferred. The finish step
+/// runs in a unit of its own and never sees them.
+fn with_caller(root: &SysRoot, block: &Block) -> Block {
+    let mut block = block.clone();
+    block
+        .facts
+        .extend(caller_units(root).into_iter().map(super::record::Fact::Protect));
+    if let Some(why) = host::deferred(root) {
+        log::info!("{why}: the restarts are deferred");
+        block.facts.push(super::record::Fact::AutoRestart(false));
+    }
+    block
 }
 
 /// The second half of [`commit`]: starts the family's finish unit over

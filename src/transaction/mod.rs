@@ -2,6 +2,7 @@
 //! record to the restart:
 //!
 //! - [`spool`]: records appended by hook runs and taken by one finish;
+//!   [`held`], a record a hook keeps while its transaction runs;
 //! - [`record`]: the fact-per-line record format of dnf and pacman, and
 //!   [`family`], their finish adapter;
 //! - [`finish`]: the finish loop, with the [`finish::Adapter`] trait each
@@ -15,6 +16,7 @@
 
 pub mod family;
 pub mod finish;
+pub mod held;
 pub mod host;
 pub mod launch;
 pub mod process;
@@ -38,19 +40,22 @@ pub const HOOK_LIMIT: Duration = Duration::from_secs(25);
 /// Runs a hook step that a package manager called: errors and panics are
 /// logged with `what` and the exit status is 0, so the package manager is
 /// never stopped by us. A step still running after [`HOOK_LIMIT`] ends
-/// the process with status 0 ([`Watchdog`]).
+/// the process with status 0 ([`Watchdog::hook`]).
 pub fn guard(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
-    let label = what.to_string();
-    let _watchdog = Watchdog::start(HOOK_LIMIT, move || {
-        log::error!(
-            "{label}: gave up after {} s (systemd or the package database is not answering); \
-             the package manager continues",
-            HOOK_LIMIT.as_secs()
-        );
-        // The step's thread may be blocked in a call that never returns;
-        // only ending the process frees the package manager.
-        std::process::exit(0);
-    });
+    guard_within(what, HOOK_LIMIT, step)
+}
+
+/// [`guard`] with a shorter limit than [`HOOK_LIMIT`], for a hook whose
+/// package manager grants less (dnf5's steps share 30 s in all).
+pub fn guard_within(what: &str, limit: Duration, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
+    let _watchdog = Watchdog::hook_within(what, limit);
+    contain(what, step)
+}
+
+/// [`guard`] without its watchdog, for a hook that times its own work
+/// (the zypper plugin, which lives as long as the commit, arms a
+/// [`Watchdog::hook`] per frame instead).
+pub fn contain(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
     // Nothing the step touched is used after a panic: we only exit.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
         Ok(Ok(())) => {}
@@ -68,6 +73,27 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
+    /// The hooks' last resort: ends the process with status 0 once
+    /// [`HOOK_LIMIT`] has passed, logging `what` gave up.
+    pub fn hook(what: &str) -> Self {
+        Self::hook_within(what, HOOK_LIMIT)
+    }
+
+    /// [`Watchdog::hook`] after `limit` instead.
+    pub fn hook_within(what: &str, limit: Duration) -> Self {
+        let label = what.to_string();
+        Self::start(limit, move || {
+            log::error!(
+                "{label}: gave up after {} s (systemd or the package database is not answering); \
+                 the package manager continues",
+                limit.as_secs()
+            );
+            // The step's thread may be blocked in a call that never
+            // returns; only ending the process frees the package manager.
+            std::process::exit(0);
+        })
+    }
+
     pub fn start(limit: Duration, on_expiry: impl FnOnce() + Send + 'static) -> Self {
         let (done, wait) = mpsc::channel::<()>();
         let spawned = std::thread::Builder::new().name("watchdog".into()).spawn(move || {

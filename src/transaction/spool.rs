@@ -9,6 +9,11 @@
 //! is removed only once acted on; one that is left behind is taken again
 //! by the next run, oldest first.
 //!
+//! A hook that must write its record before the transaction is over (the
+//! zypper plugin, killed with its commit) holds it in a file of its own
+//! until it appends the final one ([`super::held`]); a held record whose
+//! hook is gone is taken like a leftover.
+//!
 //! A hook whose record `/run` cannot take (mounted read-only, full) writes
 //! it to the same name under [`FALLBACK`] on /var instead, and every look
 //! at the spool (waiting, taking) covers both: the transaction is acted on
@@ -42,7 +47,7 @@ fn ensure_dir(dir: &Path) -> Result<()> {
 /// something is badly wrong, and then apt must not hang on us.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
-fn lock(file: &File, path: &Path) -> Result<()> {
+pub(super) fn lock(file: &File, path: &Path) -> Result<()> {
     let start = std::time::Instant::now();
     loop {
         // SAFETY: flock on a descriptor we own.
@@ -59,7 +64,7 @@ fn lock(file: &File, path: &Path) -> Result<()> {
 
 /// True when `path` still names the file open as `file` (it was not
 /// renamed away between our open and our lock).
-fn still_named(file: &File, path: &Path) -> Result<bool> {
+pub(super) fn still_named(file: &File, path: &Path) -> Result<bool> {
     let open = file.metadata()?;
     match fs::symlink_metadata(path) {
         Ok(m) => Ok(m.dev() == open.dev() && m.ino() == open.ino()),
@@ -113,7 +118,7 @@ pub fn append(dir: &Path, text: &str) -> Result<()> {
 /// The spool directory, created if need be, checked as every directory
 /// root writes in ([`TrustedDir`]): a link planted at `pending` must not
 /// make a hook append its record to another file.
-fn open_dir(dir: &Path) -> Result<TrustedDir> {
+pub(super) fn open_dir(dir: &Path) -> Result<TrustedDir> {
     ensure_dir(dir)?;
     TrustedDir::open(dir)
 }
@@ -167,6 +172,8 @@ pub fn take(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 fn take_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    // A record whose hook died holding it becomes a leftover like others.
+    super::held::adopt(dir)?;
     let mut taken = leftovers(dir)?;
     let path = dir.join(PENDING);
     for _ in 0..100 {
@@ -191,14 +198,14 @@ fn take_in(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Is anything waiting to be taken, in `dir` or its fallback?
 pub fn any_waiting(dir: &Path) -> Result<bool> {
     for d in both(dir) {
-        if d.join(PENDING).exists() || !leftovers(&d)?.is_empty() {
+        if d.join(PENDING).exists() || !leftovers(&d)?.is_empty() || super::held::any_orphan(&d)? {
             return Ok(true);
         }
     }
     Ok(false)
 }
 
-fn taken_name() -> String {
+pub(super) fn taken_name() -> String {
     let ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

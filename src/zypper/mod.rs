@@ -9,10 +9,18 @@
 //!
 //! - at `COMMITBEGIN`, before rpm runs, lists the files of the installed
 //!   packages the commit replaces or removes (an update's old side is not
-//!   a step of its own: libzypp leaves implicit erases out);
+//!   a step of its own: libzypp leaves implicit erases out), and holds
+//!   them as a record at once ([`crate::transaction::held`]): a plugin
+//!   killed during the rpm phase still leaves one for the next finish;
 //! - at `COMMITEND`, lists the files of the packages it installed, records
-//!   one block and starts `restart-stale-zypper.service`, which acts once
-//!   zypper has exited (the shared finish step, [`crate::transaction`]).
+//!   one block in place of the held one and starts
+//!   `restart-stale-zypper.service`, which acts once zypper has exited
+//!   (the shared finish step, [`crate::transaction`]).
+//!
+//! The plugin lives as long as the commit, rpm phase included, so its
+//! time limit ([`crate::transaction::HOOK_LIMIT`]) is per frame: from the
+//! frame's reading to the end of our work on it, never the wait for the
+//! next one.
 //!
 //! Every frame is acknowledged (`ACK`, or `_ENOMETHOD` for one we do not
 //! know), and nothing is ever answered with `ERROR`: the commit never
@@ -223,16 +231,62 @@ pub fn commit_end(
     Block::new(facts)
 }
 
+/// The block held from `COMMITBEGIN` on ([`launch::hold`]): what a
+/// commit whose plugin is killed before `COMMITEND` leaves behind. Its
+/// packages are those planned, its files those listed before rpm ran.
+pub fn early_block(steps: &[Step], begun: &Commit, manager: Option<process::Process>) -> Block {
+    let mut facts = vec![Fact::Source(Source::Zypper)];
+    facts.extend(manager.map(Fact::Manager));
+    for s in steps {
+        match s.kind.as_deref() {
+            Some("+") => {
+                let key = s.solvable.name_arch();
+                facts.extend(
+                    begun
+                        .replaced
+                        .iter()
+                        .filter(|(k, _)| *k == key)
+                        .map(|(_, old)| Fact::Package(Direction::Out, old.clone())),
+                );
+                facts.push(Fact::Package(Direction::In, s.solvable.nevra()));
+            }
+            Some("M") => facts.push(Fact::Package(Direction::In, s.solvable.nevra())),
+            Some("-") => facts.push(Fact::Package(Direction::Out, s.solvable.nevra())),
+            _ => {}
+        }
+    }
+    facts.extend(begun.old_files.iter().cloned().map(Fact::File));
+    facts.extend(begun.errors.iter().cloned().map(Fact::Error));
+    // Read only when the plugin did not get to replace this block.
+    facts.push(Fact::Error(
+        "the commit plugin ended before COMMITEND: recorded from COMMITBEGIN \
+         (the packages planned, the files of those they replace)"
+            .into(),
+    ));
+    Block::new(facts)
+}
+
 /// Runs the plugin conversation on `input`/`output` until libzypp
-/// disconnects or closes our stdin.
-pub fn converse(root: &SysRoot, input: &mut impl BufRead, output: &mut impl Write, verbose: u8) -> Result<()> {
+/// disconnects or closes our stdin. `arm` is called as each frame is read,
+/// and what it returns is dropped once our work on the frame is done and
+/// we wait for the next one: the plugin's time limit ([`plugin`]) covers
+/// our work, never libzypp's rpm phase between frames.
+pub fn converse<G>(
+    root: &SysRoot,
+    input: &mut impl BufRead,
+    output: &mut impl Write,
+    verbose: u8,
+    mut arm: impl FnMut() -> G,
+) -> Result<()> {
     let lister = rpm::lister_in(root, zypp_dbpath(root));
     let skip = launch::not_here(root);
     if let Some(why) = &skip {
         log::info!("{why}: not recording zypper's commit");
     }
     let mut begun: Option<Commit> = None;
+    let mut held: Option<transaction::held::Held> = None;
     while let Some(f) = frame::read(input)? {
+        let _timer = arm();
         let known = matches!(
             f.command.as_str(),
             "PLUGINBEGIN" | "COMMITBEGIN" | "COMMITEND" | "PLUGINEND" | "_DISCONNECT"
@@ -240,13 +294,9 @@ pub fn converse(root: &SysRoot, input: &mut impl BufRead, output: &mut impl Writ
         // The old file lists must be read before rpm runs, and libzypp
         // starts rpm as soon as every plugin has answered COMMITBEGIN.
         if f.command == "COMMITBEGIN" && skip.is_none() {
-            begun = Some(match steps(&f.body) {
-                Ok(s) => commit_begin(root, &s, &*lister),
-                Err(e) => Commit {
-                    errors: vec![format!("COMMITBEGIN: {e:#}")],
-                    ..Commit::default()
-                },
-            });
+            let (commit, hold) = commit_begin_frame(root, &f.body, &*lister);
+            begun = Some(commit);
+            held = hold.or(held);
         }
         // Otherwise answer first: the answer never depends on what we
         // make of the frame, and libzypp waits for it.
@@ -258,24 +308,14 @@ pub fn converse(root: &SysRoot, input: &mut impl BufRead, output: &mut impl Writ
             continue;
         }
         match f.command.as_str() {
-            "COMMITEND" => {
-                let s = steps(&f.body).unwrap_or_else(|e| {
-                    log::error!("COMMITEND: {e:#}");
-                    Vec::new()
-                });
-                let manager = process::parent(root)
-                    .map_err(|e| log::debug!("not waiting for zypper: {e:#}"))
-                    .ok();
-                let block = commit_end(root, &s, begun.take().unwrap_or_default(), manager, &*lister);
-                for e in block.errors() {
-                    log::warn!("{e}");
-                }
-                if block.packages().next().is_none() {
-                    log::debug!("zypper's commit changed no package: nothing to record");
-                } else if let Err(e) = launch::commit(root, Family::Zypper, &block, verbose) {
-                    log::error!("zypper-hook: {e:#}");
-                }
-            }
+            "COMMITEND" => commit_end_frame(
+                root,
+                &f.body,
+                begun.take().unwrap_or_default(),
+                held.take(),
+                &*lister,
+                verbose,
+            ),
             "_DISCONNECT" => break,
             _ => {}
         }
@@ -283,15 +323,97 @@ pub fn converse(root: &SysRoot, input: &mut impl BufRead, output: &mut impl Writ
     Ok(())
 }
 
+/// `COMMITBEGIN`: the lists, and the block held until `COMMITEND`.
+fn commit_begin_frame(
+    root: &SysRoot,
+    body: &[u8],
+    lister: &dyn FileLister,
+) -> (Commit, Option<transaction::held::Held>) {
+    let s = match steps(body) {
+        Ok(s) => s,
+        Err(e) => {
+            let errors = vec![format!("COMMITBEGIN: {e:#}")];
+            return (
+                Commit {
+                    errors,
+                    ..Commit::default()
+                },
+                None,
+            );
+        }
+    };
+    let commit = commit_begin(root, &s, lister);
+    if s.is_empty() {
+        return (commit, None);
+    }
+    let block = early_block(&s, &commit, manager(root));
+    let held = launch::hold(root, Family::Zypper, &block)
+        .map_err(|e| log::error!("zypper-hook: {e:#}"))
+        .ok();
+    (commit, held)
+}
+
+/// `COMMITEND`: the final block into the spool, then the held one goes
+/// (the same transaction, recorded once), then the finish unit starts.
+fn commit_end_frame(
+    root: &SysRoot,
+    body: &[u8],
+    begun: Commit,
+    held: Option<transaction::held::Held>,
+    lister: &dyn FileLister,
+    verbose: u8,
+) {
+    let s = steps(body).unwrap_or_else(|e| {
+        log::error!("COMMITEND: {e:#}");
+        Vec::new()
+    });
+    let block = commit_end(root, &s, begun, manager(root), lister);
+    for e in block.errors() {
+        log::warn!("{e}");
+    }
+    if block.packages().next().is_none() {
+        log::debug!("zypper's commit changed no package: nothing to record");
+    } else if let Err(e) = launch::record(root, Family::Zypper, &block) {
+        // The held block stays for the next finish: better than nothing.
+        log::error!("zypper-hook: {e:#}");
+        if let Some(h) = held {
+            // Unlocked: any finish may take it from now on.
+            log::warn!("{} is kept for the next finish", h.path().display());
+        }
+        return;
+    }
+    if let Some(h) = held {
+        if let Err(e) = h.release() {
+            log::error!("zypper-hook: {e:#}");
+        }
+    }
+    if block.packages().next().is_some() {
+        if let Err(e) = launch::start_finish(root, Family::Zypper, verbose) {
+            log::error!("zypper-hook: {e:#}");
+        }
+    }
+}
+
+/// zypper, our parent, for the finish to wait for.
+fn manager(root: &SysRoot) -> Option<process::Process> {
+    process::parent(root)
+        .map_err(|e| log::debug!("not waiting for zypper: {e:#}"))
+        .ok()
+}
+
 /// `zypper-hook`: the commit plugin, on our stdin and stdout. Always
-/// [`Outcome::Done`].
+/// [`Outcome::Done`]. libzypp keeps the plugin from `PLUGINBEGIN` through
+/// the rpm phase to `COMMITEND`, so the hooks' limit
+/// ([`transaction::HOOK_LIMIT`]) is armed per frame, from its reading to
+/// the end of our work on it.
 pub fn plugin(root: &SysRoot, verbose: u8) -> Outcome {
-    transaction::guard("zypper-hook", || {
+    transaction::contain("zypper-hook", || {
         converse(
             root,
             &mut std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
             verbose,
+            || transaction::Watchdog::hook("zypper-hook"),
         )
     })
 }
@@ -473,7 +595,7 @@ mod tests {
 
         let (_tmp, root) = SysRoot::scratch();
         let mut out = Vec::new();
-        converse(&root, &mut &LIBZYPP_17_25[..], &mut out, 0).unwrap();
+        converse(&root, &mut &LIBZYPP_17_25[..], &mut out, 0, || ()).unwrap();
         let mut r = &out[..];
         let mut answers = Vec::new();
         while let Some(f) = frame::read(&mut r).unwrap() {
@@ -504,7 +626,7 @@ mod tests {
         let (_tmp, root) = SysRoot::scratch();
         let input = b"PLUGINBEGIN\n\n\0COMMITBEGIN\n\nnot json\0WHATEVER\n\n\0COMMITEND\n\n{}\0PLUGINEND\n\n\0_DISCONNECT\n\n\0";
         let mut out = Vec::new();
-        converse(&root, &mut &input[..], &mut out, 0).unwrap();
+        converse(&root, &mut &input[..], &mut out, 0, || ()).unwrap();
         let mut r = &out[..];
         let mut answers = Vec::new();
         while let Some(f) = frame::read(&mut r).unwrap() {

@@ -207,6 +207,24 @@ t() {
     n=$(e2e_in "$m" sh -c 'grep -lx sleep /proc/[0-9]*/comm 2>/dev/null | wc -l')
     e2e_log "stand-in processes left behind after dnf5 returned: $n"
 
+    # (b2) The binary opens the gate, then hangs in every later call: what
+    #      it costs is bounded by the actions file's three timeouts (27 s
+    #      with -k), nothing per package (touch(1) stages them). Measured,
+    #      never asserted beyond $DNF5_BOUND.
+    e2e_in "$m" mv /usr/bin/restart-stale /usr/bin/restart-stale.away
+    e2e_in "$m" sh -c 'printf "#!/bin/sh\n[ \"\$2\" = begin ] && exec /usr/bin/restart-stale.away \"\$@\"\nexec sleep infinity\n" >/usr/bin/restart-stale && chmod 755 /usr/bin/restart-stale'
+    failure_case "$m" hang-late "a binary hanging after begin" 1.0 downgrade libdemo1
+    e2e_in "$m" mv /usr/bin/restart-stale.away /usr/bin/restart-stale
+    assert_line "$dlog" 'Exit code: 124$' "dnf5.log with a binary hanging after begin"
+    ((ms < 30000)) || e2e_log "NOTE: dnf5 took ${ms} ms with a binary hanging after begin, more than the 30 s aimed for"
+    # Its staged packages wait for the next transaction, as a dnf that
+    # ended without finishing; the upgrade back to 2.0 below in (c) is
+    # that next transaction.
+    e2e_in "$m" rm -rf /run/restart-stale/dnf
+    dnf5 "$m" back upgrade libdemo1
+    ((rc == 0)) || fail "dnf5 upgrade after the late hang exited $rc"
+    wait_finish "$m"
+
     # (c) D-Bus is stopped: the hook cannot start restart-stale-dnf.service.
     #     Last, and logind is restarted after it: with logind still off
     #     the bus, a later dnf5 run took ~55 s here, two waits of ~25 s (sd-bus's
@@ -238,6 +256,8 @@ t() {
     # its last: 2.0-1 → 1.0-1 (the D-Bus case) and 1.0-1 → 2.0-1 (this
     # one) show as 2.0-1 → 2.0-1 only if the finish took both records.
     assert_eq 1 "$acted" "finish summaries after the D-Bus case"
+    n=$(grep -c 'demo-allowed\.service: restarting' <<<"$log" || true)
+    assert_eq 1 "$n" "restarts of demo-allowed for both transactions (D-Bus down, then up)"
     assert_line "$log" 'dnf5 transaction[^:]*: .*libdemo1\.x86_64 2\.0-1 → 2\.0-1' "finish's summary of both transactions"
     assert_no_line "$log" 'warning' "finish journal after the D-Bus case"
     assert_ne "$before" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed after the D-Bus case"

@@ -16,6 +16,12 @@
 # logs the frames it sent and the answers it read: the test checks that
 # exchange and prints it (the source of tests/fixtures/zypper/).
 #
+# Then a commit whose rpm phase lasts over 30 s (demo-slow, whose %post
+# sleeps 35 s, with libdemo1 going back to 1.0): libzypp keeps the plugin
+# from PLUGINBEGIN to COMMITEND across it, longer than the hooks' 25 s
+# limit, which times each frame's work only; the commit is still recorded
+# and demo-allowed restarted once, after the rpm phase.
+#
 # cgroup v1 adds nothing here: the manager adapter and the finish step do
 # not look at cgroups, and 10/20 cover the restart itself in both modes.
 # e2e: modes v2
@@ -75,6 +81,61 @@ finish_journal() {
 us() {
     local s=${1%.*} f=${1#*.}
     echo $((s * 1000000 + 10#$f))
+}
+
+# slow_commit M: a commit with a 35-s rpm phase (demo-slow's %post)
+# that downgrades libdemo1 to 1.0: every frame answered, one finish, one
+# restart of demo-allowed, after the %post ended.
+slow_commit() {
+    local m=$1 out rootfs cursor frames journal alog n ms t0 t_restart t_post old_pid
+    rootfs=$(_e2e_state "$m" rootfs)
+    # One file: rpmbuild refuses an empty %files list.
+    mkdir -p "$rootfs/srv/rpmbuild/stage/slow/usr/share/demo-slow"
+    echo "a package whose %post takes 35 s" >"$rootfs/srv/rpmbuild/stage/slow/usr/share/demo-slow/README"
+    e2e_in "$m" rpmbuild -bb --quiet \
+        --define "_topdir /srv/rpmbuild/top" --define "_rpmdir /srv/rpms/slow" \
+        --define "__os_install_post %{nil}" --define "debug_package %{nil}" \
+        --define "pkgname demo-slow" --define "ver 1.0" --define "post_sleep 35" \
+        --define "stage /srv/rpmbuild/stage/slow" /srv/rpmbuild/demo.spec >/dev/null
+    cp "$rootfs"/srv/rpms/slow/*/demo-slow-1.0-1.*.rpm "$rootfs/srv/rpmrepo/"
+    e2e_in "$m" createrepo_c -q /srv/rpmrepo
+    old_pid=$(e2e_unit_pid "$m" demo-allowed.service)
+    e2e_in "$m" rm -f "$E2E_ZYPPER_LOG" /var/tmp/e2e-demo-slow.post-end
+    cursor=$(e2e_journal_cursor "$m")
+    t0=$(e2e_now_ms)
+    out=$(E2E_ZYPPER_ENV=ZYPP_PLUGIN_DEBUG=1 e2e_step "zypper install (35-s %post)" \
+        e2e_zypper "$m" install --oldpackage libdemo1=1.0 demo-slow 2>&1) ||
+        fail "zypper install of demo-slow failed: $out"
+    ms=$(($(e2e_now_ms) - t0))
+    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    # The premise: the commit outlasted the hooks' 25 s.
+    ((ms > 30000)) || fail "zypper took $ms ms: demo-slow's %post did not run its 35 s"
+    e2e_measure "zypper commit with a 35-s %post took $ms ms"
+    assert_eq "1.0 1.0" "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION} ' libdemo1 demo-slow | sed 's/ $//')" \
+        "installed libdemo1 and demo-slow"
+    frames=$(e2e_zypper_frames "$m")
+    printf '%s\n' "$frames" | sed 's/^/[e2e]   frames | /' >&2
+    assert_eq 5 "$(grep -cE '^< ACK$' <<<"$frames" || true)" "ACKs libzypp read in the slow commit"
+    assert_no_line "$frames" '^< (ERROR|_ENOMETHOD)' "answers libzypp read in the slow commit"
+    e2e_step "wait for $FINISH (slow commit)" wait_finish "$m" "$cursor"
+    n=$(e2e_journal "$m" "$cursor" | grep -cE "systemd\\[1\\]: Starting $FINISH" || true)
+    assert_eq 1 "$n" "starts of $FINISH (slow commit)"
+    assert_no_line "$(e2e_journal "$m" "$cursor")" 'gave up after' "journal of the slow commit"
+    journal=$(finish_journal "$m" "$cursor")
+    printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
+    assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 2\.0-1 → 1\.0-1' "finish's summary (slow commit)"
+    assert_no_line "$journal" 'ended before the transaction did' "finish's journal (the final record, not the held one)"
+    n=$(grep -c 'demo-allowed\.service: restarting' <<<"$journal" || true)
+    assert_eq 1 "$n" "restarts of demo-allowed by restart-stale (slow commit)"
+    alog=$(e2e_journal "$m" "$cursor" | grep -E 'systemd\[1\]: .*demo-allowed\.service|demo-allowed\[[0-9]+\]: ' || true)
+    assert_eq 1 "$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$alog" || true)" \
+        "starts of demo-allowed (slow commit)"
+    assert_line "$alog" 'using libdemo 1\.0$' "demo-allowed journal (libdemo 1.0 again)"
+    assert_ne "$old_pid" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed (slow commit)"
+    t_restart=$(us "$(grep -E -m 1 'demo-allowed\.service: restarting' <<<"$journal" | cut -d' ' -f1)")
+    t_post=$(us "$(e2e_in "$m" cat /var/tmp/e2e-demo-slow.post-end)")
+    ((t_restart > t_post)) || fail "restart ($t_restart) before demo-slow's %post ended ($t_post)"
+    e2e_log "ok: restart at $t_restart us, after demo-slow's %post ended"
 }
 
 t() {
@@ -162,6 +223,8 @@ EOF
     ((t_restart > t_end)) || fail "restart ($t_restart) before libzypp let its plugins go ($t_end)"
     e2e_log "ok: restart at $t_restart us, after libzypp let its plugins go ($t_end)"
     e2e_measure "zypper-hook finish acted $(((t_restart - t_end) / 1000)) ms after libzypp let its plugins go"
+
+    slow_commit "$m"
 
     # The plugin cannot run the binary: zypper must still succeed.
     pid[demo-allowed.service]=$(e2e_unit_pid "$m" demo-allowed.service)
