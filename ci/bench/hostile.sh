@@ -6,7 +6,7 @@
 #   sudo ci/bench/hostile.sh [OLD_BINARY]
 #
 # Loads, one at a time, each alone on the machine besides its usual
-# processes:
+# processes (first none: the scan of those alone, which every figure holds):
 #   maps60k  a python3 that maps 60,000 files of its own, then deletes them
 #   fds18k   a python3 that holds 18,000 files open, then deletes them,
 #            moved into a service's cgroup (only services' open files count)
@@ -178,9 +178,10 @@ time_binaries() {
 : >"$dir/out/raw.tsv"
 echo "| load | binary | wall (median of $reps) | CPU |"
 echo "| --- | --- | --- | --- |"
-for load in maps60k fds18k uselib elf1000; do
+for load in none maps60k fds18k uselib elf1000; do
     say "starting $load"
     case $load in
+    none) ;;
     maps60k) many_files map 60000 ;;
     fds18k)
         many_files open 18000
