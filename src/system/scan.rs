@@ -153,6 +153,10 @@ const OUR_VIEW: ViewKey = (0, 0, 0);
 /// Unsettled VMAs in a row after which [`query_vmas`] asks for each path
 /// with the VMA itself.
 const NAMED_AFTER: u32 = 8;
+/// Unsettled VMAs in a row after which their verdicts are no longer kept
+/// for later processes: more executable files than any program links
+/// (a JVM maps a few hundred), so what follows is a process's own files.
+const UNSHARED_AFTER: u32 = 1024;
 
 /// Per-process context for judging mappings.
 struct Judge<'a> {
@@ -184,6 +188,12 @@ impl Judge<'_> {
     }
 
     fn consider(&mut self, m: maps::Mapping<'_>) {
+        self.consider_as(m, true);
+    }
+
+    /// `shared`: worth remembering for later processes (see
+    /// [`Resolver::check_unshared`] for when it is not).
+    fn consider_as(&mut self, m: maps::Mapping<'_>, shared: bool) {
         if self.seen.contains(&(m.dev, m.ino)) {
             return;
         }
@@ -192,7 +202,13 @@ impl Judge<'_> {
             return;
         }
         self.seen.insert((m.dev, m.ino));
-        if let Some((why, path)) = self.resolver.check(self.view, self.root_dir, m.path, m.dev, m.ino) {
+        let verdict = if shared {
+            self.resolver.check(self.view, self.root_dir, m.path, m.dev, m.ino)
+        } else {
+            self.resolver
+                .check_unshared(self.view, self.root_dir, m.path, m.dev, m.ino)
+        };
+        if let Some((why, path)) = verdict {
             self.files.push(StaleFile::new(path, why, Via::Map));
         }
     }
@@ -357,12 +373,13 @@ fn query_vmas(file: &std::fs::File, name: &mut Vec<u8>, judge: &mut Judge) -> st
             None => q.name(&vma, name)?,
         };
         if path.first() == Some(&b'/') {
-            judge.consider(maps::Mapping {
+            let mapping = maps::Mapping {
                 executable: true,
                 dev: vma.dev,
                 ino: vma.ino,
                 path,
-            });
+            };
+            judge.consider_as(mapping, unsettled <= UNSHARED_AFTER);
         }
     }
     Ok(())

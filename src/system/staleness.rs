@@ -252,10 +252,30 @@ impl Resolver {
     /// Judges `path` (as printed in maps) inside the view rooted at `root_dir`
     /// (normally `/proc/PID/root`).
     pub fn check(&mut self, view: ViewKey, root_dir: &Path, path: &[u8], dev: u64, ino: u64) -> Option<Stale> {
-        let slot = self.cache.entry((view, dev, ino)).or_default();
-        if let Some((_, v)) = slot.iter().find(|(p, _)| **p == *path) {
-            return v.clone();
+        if let Some(slot) = self.cache.get(&(view, dev, ino)) {
+            if let Some((_, v)) = slot.iter().find(|(p, _)| **p == *path) {
+                return v.clone();
+            }
         }
+        let verdict = self.judge_path(view, root_dir, path, dev, ino);
+        self.cache
+            .entry((view, dev, ino))
+            .or_default()
+            .push((path.into(), verdict.clone()));
+        verdict
+    }
+
+    /// Like [`Resolver::check`] for a mapping that is one of a long run
+    /// no earlier process settled (a process's own files; a hostile one
+    /// maps 60,000): judged, not remembered. Remembering cost a fifth of
+    /// such a scan (the entries made, the table grown, all of it freed)
+    /// for verdicts no other process would ask for, and one that does
+    /// (a fork) pays the same again, no more.
+    pub fn check_unshared(&mut self, view: ViewKey, root_dir: &Path, path: &[u8], dev: u64, ino: u64) -> Option<Stale> {
+        self.judge_path(view, root_dir, path, dev, ino)
+    }
+
+    fn judge_path(&mut self, view: ViewKey, root_dir: &Path, path: &[u8], dev: u64, ino: u64) -> Option<Stale> {
         self.lookups += 1;
         // The marker is in the last name, so both paths share a directory.
         let listed = self.listings.of(view, root_dir, path);
@@ -271,10 +291,8 @@ impl Resolver {
         };
         let marked = path.ends_with(DELETED_MARKER);
         let literal = if marked { at(path) } else { OnDisk::Missing };
-        let verdict = judge(marked, dev, ino, literal, at(strip_marker(path)))
-            .map(|why| (why, Arc::from(String::from_utf8_lossy(strip_marker(path)))));
-        slot.push((path.into(), verdict.clone()));
-        verdict
+        judge(marked, dev, ino, literal, at(strip_marker(path)))
+            .map(|why| (why, Arc::from(String::from_utf8_lossy(strip_marker(path)))))
     }
 }
 
