@@ -53,8 +53,8 @@ tool_cmd() { # TOOL -> command words
     floor) echo "$dir/bin/floor" ;;             # read every maps file, discard
     query-floor) echo "$dir/bin/query_floor" ;; # PROCMAP_QUERY every exec VMA, discard
     rs-auto) echo "$rs status --json --scan-method auto" ;;
-    rs-1) echo "env RESTART_STALE_THREADS=1 $rs status --json --scan-method auto" ;;
-    rs-text) echo "env RESTART_STALE_THREADS=1 $rs status --json --scan-method text" ;;
+    rs-1) echo "$rs status --json --scan-method auto" ;; # on one thread: tool_threads
+    rs-text) echo "$rs status --json --scan-method text" ;;
     rs-auto-plain) echo "$rs status --scan-method auto" ;; # the text report instead of JSON
     # -b batch output, -r l list only, -l the library check only (no kernel
     # or microcode check: restart-stale does neither).
@@ -64,9 +64,23 @@ tool_cmd() { # TOOL -> command words
     checkrestart) echo "checkrestart -a" ;;
     esac
 }
+tool_threads() { # TOOL -> RESTART_STALE_THREADS for it, empty for the default
+    case ${1#fresh-} in rs-1 | rs-text) echo 1 ;; esac
+}
+with_threads() { # TOOL CMD... : CMD with the tool's thread count, no env(1) exec timed
+    local th
+    th=$(tool_threads "$1")
+    shift
+    if [[ -n $th ]]; then
+        RESTART_STALE_THREADS=$th "$@"
+    else
+        "$@"
+    fi
+}
+unset RESTART_STALE_THREADS
 run_tool() { # TOOL OUTFILE -> "wall_us exit cpu_us"
     # shellcheck disable=SC2046 # tool_cmd returns words on purpose
-    "$dir/bin/measure" "$2" $(tool_cmd "$1")
+    with_threads "$1" "$dir/bin/measure" "$2" $(tool_cmd "$1")
 }
 ok_exit() { # TOOL EXIT
     case ${1#fresh-}:$2 in floor:0 | query-floor:0 | rs-*:0 | rs-*:3 | needrestart:0 | checkrestart:0) return 0 ;; esac
@@ -256,7 +270,7 @@ for n in $ns; do
     for t in "${tools[@]}"; do
         [[ -n $t ]] || continue
         # shellcheck disable=SC2046 # tool_cmd returns words on purpose
-        /usr/bin/time -f %M -o "$dir/out/rss" $(tool_cmd "$t") >/dev/null 2>&1 || true
+        with_threads "$t" /usr/bin/time -f %M -o "$dir/out/rss" $(tool_cmd "$t") >/dev/null 2>&1 || true
         printf '%s\t%s\t%s\n' "$n" "$t" "$(tail -n1 "$dir/out/rss")" >>"$rss"
     done
     stop_load
