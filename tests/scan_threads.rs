@@ -30,7 +30,7 @@ fn root_of(pids: &[u32], dir: &Path) -> tempfile::TempDir {
 
 fn status(root: &Path, threads: &str, json: bool) -> (Vec<u8>, String) {
     let mut cmd = bin(root);
-    cmd.env("RESTART_STALE_THREADS", threads).args(["-v", "status"]);
+    cmd.env("RESTART_STALE_THREADS", threads).args(["-vv", "status"]);
     if json {
         cmd.arg("--json");
     }

@@ -73,7 +73,7 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         ..Scan::default()
     };
     let threads = scanner.threads.unwrap_or_else(workers::threads);
-    log::debug!("scanning {} processes on up to {threads} threads", pids.len());
+    log::trace!("scanning {} processes on up to {threads} threads", pids.len());
     let found = workers::map(&pids, threads, &mut scanner, |s, pid| {
         let in_scope = scope == Scope::SystemUnits || pid == 1 || in_units.contains(&pid);
         match s.process_in(root, pid, in_scope) {
