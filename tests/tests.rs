@@ -45,4 +45,5 @@ mod reboot_required;
 mod replay_dnf;
 mod replay_robustness;
 mod scan_methods;
+mod scan_threads;
 mod zypper_hook;

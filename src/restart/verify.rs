@@ -3,8 +3,9 @@
 
 use crate::core::unit_name::Owner;
 use crate::system::cgroup::{self, Layout};
-use crate::system::scan::{Scanner, StaleProcess};
+use crate::system::scan::{Scanner, StaleFile, StaleProcess};
 use crate::system::sysroot::SysRoot;
+use crate::system::workers;
 use crate::systemd::UnitQuery;
 use anyhow::Result;
 
@@ -79,21 +80,32 @@ fn try_unit<Q: UnitQuery + ?Sized>(
 }
 
 /// The stale processes among `pids`; ones that exited meanwhile are skipped.
+/// A unit with many processes has them scanned on several threads
+/// ([`workers`]), the first of them on `scanner`.
 pub fn stale_among(root: &SysRoot, pids: &[u32], owner: &Owner, scanner: &mut Scanner) -> Result<Vec<StaleProcess>> {
+    let threads = scanner.threads.unwrap_or_else(workers::threads);
+    let found = workers::map(
+        pids,
+        threads,
+        scanner,
+        |s, pid| -> Result<Option<(String, Vec<StaleFile>)>> {
+            let Some(mut files) = s.process(root, pid)? else {
+                return Ok(None);
+            };
+            // Files users control, and another root's own copies, never made
+            // the restart; they cannot fail it.
+            files.retain(|f| !f.user && !f.other_root);
+            if files.is_empty() {
+                return Ok(None);
+            }
+            Ok(Some((s.comm(root, pid), files)))
+        },
+    );
     let mut out = Vec::new();
-    for &pid in pids {
-        let Some(mut files) = scanner.process(root, pid)? else {
+    for (&pid, found) in pids.iter().zip(found) {
+        let Some((comm, files)) = found? else {
             continue;
         };
-        // Files users control, and another root's own copies, never made
-        // the restart; they cannot fail it.
-        files.retain(|f| !f.user && !f.other_root);
-        if files.is_empty() {
-            continue;
-        }
-        let comm = std::fs::read_to_string(root.proc_pid(pid, "comm"))
-            .map(|s| s.trim_end().to_string())
-            .unwrap_or_default();
         out.push(StaleProcess {
             pid,
             comm,

@@ -1,6 +1,7 @@
 //! Readers of the running system, each on an injectable root
 //! ([`sysroot::SysRoot`]): /proc (maps, PROCMAP_QUERY, fds), the cgroup
-//! tree, the staleness rule's lookups, the process scan, and the policy
+//! tree, the staleness rule's lookups, the process scan (split across
+//! threads by [`workers`]), and the policy
 //! links (read and written), who runs the processes outside them, the
 //! one way to read a path a process or user chose ([`safe_open`]), and
 //! the one way root writes files ([`safe_write`]).
@@ -21,3 +22,4 @@ pub mod staleness;
 pub mod sysroot;
 pub mod textfile;
 pub mod users;
+pub mod workers;

@@ -79,6 +79,11 @@ impl Ownership {
         }
     }
 
+    /// The same trust, with no verdicts yet: for a scan on another thread.
+    pub fn sibling(&self) -> Self {
+        Self::trusting(self.trusted)
+    }
+
     /// Whether users control `path` as printed for a process whose files
     /// are looked up under `root_dir` (`view` keys that lookup). A path
     /// under a known place settles it without a look at the disk.

@@ -36,6 +36,15 @@ pub fn read_all(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
     }
 }
 
+/// Reads a whole procfs file into a new buffer: `fs::read` without its
+/// `statx`, whose size is 0 for these files anyway.
+pub fn read(path: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    let n = read_all(&mut File::open(path)?, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
 /// Reads a small procfs file that the kernel generates in one piece
 /// (`comm`, `cgroup`): one read(2) when it fits, since such a file hands
 /// out all it has on the first read and a short read is its end.
@@ -118,6 +127,13 @@ mod tests {
         let mut buf = Vec::new();
         let n = read_all(&mut f, &mut buf).unwrap();
         assert_eq!(&buf[..n], &data[..]);
+    }
+
+    #[test]
+    fn read_gives_exactly_the_file() {
+        let want = std::fs::read("/proc/self/cmdline").unwrap();
+        assert_eq!(read(Path::new("/proc/self/cmdline")).unwrap(), want);
+        assert!(read(Path::new("/nonexistent/restart-stale")).is_err());
     }
 
     #[test]

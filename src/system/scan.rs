@@ -16,10 +16,10 @@ use crate::system::procfs;
 use crate::system::procmap;
 use crate::system::staleness::{self, Resolver, ViewKey, WordHasher};
 use crate::system::sysroot::SysRoot;
+use crate::system::workers;
 use anyhow::Result;
 use std::hash::BuildHasherDefault;
 use std::io::ErrorKind;
-use std::os::unix::ffi::OsStrExt;
 
 /// Scans the processes in `scope` under `root` with default settings.
 pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {
@@ -32,7 +32,9 @@ pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {
 /// its mount namespace; its root too when that namespace is not ours).
 /// Units come from one walk of the system slice; `comm`, `exe` and, outside
 /// the system slice, the cgroup ([`cgroup::Owners`]) are read only for
-/// processes found stale.
+/// processes found stale. The PIDs are split across threads
+/// ([`workers`]; [`Scanner::threads`] or `RESTART_STALE_THREADS`), and the
+/// result is the one a single thread gives.
 pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<Scan> {
     let layout = cgroup::detect(root);
     let walked = match layout {
@@ -64,7 +66,6 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         Scope::Everything => members.iter().map(|m| m.pid).collect(),
     };
     let mut owners = cgroup::Owners::new(root, layout, members.into_iter().map(|m| (m.pid, m.owner)).collect());
-    let mut small = Vec::new();
     let mut out = Scan {
         layout,
         units,
@@ -72,20 +73,33 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         problems: walked.problems,
         ..Scan::default()
     };
-    for pid in pids {
+    let threads = scanner.threads.unwrap_or_else(workers::threads);
+    log::trace!("scanning {} processes on up to {threads} threads", pids.len());
+    let found = workers::map(&pids, threads, &mut scanner, |s, pid| {
         let in_scope = scope == Scope::SystemUnits || pid == 1 || in_units.contains(&pid);
-        let files = match scanner.process_in(root, pid, in_scope) {
-            Ok(Some(files)) => files,
-            Ok(None) => continue,
-            Err(e) => {
-                out.problems.push(format!("{e:#}"));
+        match s.process_in(root, pid, in_scope) {
+            Ok(Some(files)) if files.is_empty() => Found::Fresh,
+            Ok(Some(files)) => Found::Stale(s.comm(root, pid), files),
+            Ok(None) => Found::Gone,
+            Err(e) => Found::Failed(format!("{e:#}")),
+        }
+    });
+    // In PID order, as one thread would have gone: owners are looked up
+    // here, where one stale process's cgroup places the others.
+    for (pid, found) in pids.into_iter().zip(found) {
+        let (comm, files) = match found {
+            Found::Gone => continue,
+            Found::Failed(e) => {
+                out.problems.push(e);
                 continue;
             }
+            Found::Fresh => {
+                out.processes_scanned += 1;
+                continue;
+            }
+            Found::Stale(comm, files) => (comm, files),
         };
         out.processes_scanned += 1;
-        if files.is_empty() {
-            continue;
-        }
         let owner = match owners.get(pid) {
             Ok(Some(o)) => o,
             Ok(None) => continue, // exited meanwhile
@@ -93,10 +107,6 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
                 out.problems.push(format!("{e:#}"));
                 Owner::Outside(String::new())
             }
-        };
-        let comm = match procfs::read_small(&root.proc_pid(pid, "comm"), &mut small) {
-            Ok(n) => String::from_utf8_lossy(&small[..n]).trim_end().to_string(),
-            Err(_) => String::new(),
         };
         out.stale.push(StaleProcess {
             pid,
@@ -106,6 +116,16 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
         });
     }
     Ok(out)
+}
+
+/// What the scan of one process came to.
+enum Found {
+    /// It exited before it was read.
+    Gone,
+    Failed(String),
+    Fresh,
+    /// Its name (`comm`) and stale files.
+    Stale(String, Vec<StaleFile>),
 }
 
 fn gone(e: &std::io::Error) -> bool {
@@ -133,6 +153,8 @@ pub struct Scanner {
     pub data_files: bool,
     /// Whether the kernel answered `PROCMAP_QUERY`; learned on first use.
     pub kernel_query: Option<bool>,
+    /// Threads [`scan_with`] uses; `None` for [`workers::threads`].
+    pub threads: Option<usize>,
     buf: Vec<u8>,
     name: Vec<u8>,
     seen: SeenSet<(u64, u64), BuildHasherDefault<WordHasher>>,
@@ -215,6 +237,27 @@ impl Judge<'_> {
 }
 
 impl Scanner {
+    /// A scanner with the same settings and none of the caches, for
+    /// another thread.
+    pub fn sibling(&self) -> Scanner {
+        Scanner {
+            method: self.method,
+            data_files: self.data_files,
+            kernel_query: self.kernel_query,
+            threads: self.threads,
+            ownership: self.ownership.sibling(),
+            ..Scanner::default()
+        }
+    }
+
+    /// The process's name as `ps` shows it; empty if it exited.
+    pub fn comm(&mut self, root: &SysRoot, pid: u32) -> String {
+        match procfs::read_small(&root.proc_pid(pid, "comm"), &mut self.name) {
+            Ok(n) => String::from_utf8_lossy(&self.name[..n]).trim_end().to_string(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// Which view a process's mapped paths are printed in, and the
     /// directory to look them up under.
     ///
@@ -313,8 +356,9 @@ impl Scanner {
         }
         let first_exec = judge.first_exec;
         let mut files = judge.files;
+        let mut exe = interp::ExeLink::new(root, pid);
         if !files.is_empty() {
-            mark_exe(root, pid, &mut files);
+            mark_exe(&mut exe, &mut files);
         }
         let seen = interp::Seen {
             view,
@@ -323,7 +367,7 @@ impl Scanner {
             first_exec,
         };
         self.interp
-            .add_findings(&mut self.resolver, root, pid, &seen, &mut files);
+            .add_findings(&mut self.resolver, root, pid, &seen, &mut exe, &mut files);
         for f in &mut files {
             // The scan found nothing at a deleted file's path: its
             // directories alone decide, with no look for the file itself.
@@ -388,11 +432,10 @@ fn query_vmas(file: &std::fs::File, name: &mut Vec<u8>, judge: &mut Judge) -> st
 /// Flags the process's executable among its stale files. Only stale
 /// processes pay for the readlink; the kernel always maps the executable,
 /// so it is among the mappings already judged.
-fn mark_exe(root: &SysRoot, pid: u32, files: &mut [StaleFile]) {
-    let Ok(exe) = std::fs::read_link(root.proc_pid(pid, "exe")) else {
+fn mark_exe(exe: &mut interp::ExeLink, files: &mut [StaleFile]) {
+    let Some(exe) = exe.get() else {
         return;
     };
-    let exe = maps::strip_marker(exe.as_os_str().as_bytes());
     for f in files.iter_mut() {
         f.exe = f.via == Via::Map && f.path.as_bytes() == exe;
     }

@@ -55,7 +55,7 @@ fn ticks_per_second() -> i64 {
 
 /// When `pid` started, in nanoseconds since the epoch.
 pub fn process_start(root: &SysRoot, pid: u32, btime: i64) -> Option<Nanos> {
-    let stat = std::fs::read(root.proc_pid(pid, "stat")).ok()?;
+    let stat = crate::system::procfs::read(&root.proc_pid(pid, "stat")).ok()?;
     let ticks = parse_start_ticks(&stat)?;
     let hz = Nanos::from(ticks_per_second());
     Some(Nanos::from(btime) * NANOS + Nanos::from(ticks) * NANOS / hz)

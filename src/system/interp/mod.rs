@@ -89,6 +89,33 @@ pub struct Interp {
     pub walks_made: usize,
 }
 
+/// A process's `exe` link, read at most once however many steps ask.
+pub struct ExeLink {
+    path: std::path::PathBuf,
+    read: Option<Option<Vec<u8>>>,
+}
+
+impl ExeLink {
+    pub fn new(root: &SysRoot, pid: u32) -> Self {
+        Self {
+            path: root.proc_pid(pid, "exe"),
+            read: None,
+        }
+    }
+
+    /// The executable's path, ` (deleted)` stripped; `None` when the
+    /// link cannot be read (a kernel thread, an exited process).
+    pub fn get(&mut self) -> Option<&[u8]> {
+        let path = &self.path;
+        self.read
+            .get_or_insert_with(|| {
+                let target = std::fs::read_link(path).ok()?;
+                Some(strip_marker(target.as_os_str().as_bytes()).to_vec())
+            })
+            .as_deref()
+    }
+}
+
 fn link_text(path: &Path) -> Option<String> {
     let target = std::fs::read_link(path).ok()?;
     String::from_utf8(strip_marker(target.as_os_str().as_bytes()).to_vec()).ok()
@@ -116,9 +143,10 @@ impl Interp {
         root: &SysRoot,
         pid: u32,
         seen: &Seen,
+        exe: &mut ExeLink,
         files: &mut Vec<StaleFile>,
     ) {
-        let interp = self.interpreter(root, pid, seen);
+        let interp = self.interpreter(seen, exe);
         // Most processes: out of scope and no interpreter. They pay for
         // nothing here, not even the set of their paths.
         if !seen.in_scope && interp.is_none() {
@@ -173,14 +201,14 @@ impl Interp {
     /// any other program. Out of scope, a process whose executable (by
     /// device and inode) was already known not to be an interpreter costs
     /// no `readlink`: at a thousand processes that was 5% of a scan.
-    fn interpreter(&mut self, root: &SysRoot, pid: u32, seen: &Seen) -> Option<(Interpreter, String)> {
+    fn interpreter(&mut self, seen: &Seen, exe: &mut ExeLink) -> Option<(Interpreter, String)> {
         let key = seen.first_exec.map(|(dev, ino)| (seen.view, dev, ino));
         if let (false, Some(k)) = (seen.in_scope, key) {
             if self.interpreters.get(&k) == Some(&false) {
                 return None;
             }
         }
-        let exe = link_text(&root.proc_pid(pid, "exe"))?;
+        let exe = String::from_utf8(exe.get()?.to_vec()).ok()?;
         let interp = cmdline::interpreter(exe.as_bytes());
         if let Some(k) = key {
             // Once an interpreter was seen with it, never skip it again.
@@ -196,7 +224,7 @@ impl Interp {
     /// The script and modules of an interpreter process, walked once per
     /// distinct [`WalkKey`].
     fn loaded(&mut self, root: &SysRoot, pid: u32, interp: Interpreter, exe: &str) -> Arc<Walked> {
-        let Ok(argv) = std::fs::read(root.proc_pid(pid, "cmdline")) else {
+        let Ok(argv) = procfs::read(&root.proc_pid(pid, "cmdline")) else {
             return Arc::default();
         };
         let inv = cmdline::parse(interp.lang, &cmdline::words(&argv));
@@ -296,7 +324,7 @@ fn search_path(
         Entry::Script(s) => search::parent(s),
         Entry::Module(_) => cwd.to_string(),
     };
-    let environ = std::fs::read(root.proc_pid(pid, "environ")).unwrap_or_default();
+    let environ = procfs::read(&root.proc_pid(pid, "environ")).unwrap_or_default();
     let mut dirs: Vec<String> = include
         .iter()
         .filter_map(|d| std::str::from_utf8(d).ok())
