@@ -82,6 +82,10 @@ trait Unit {
     fn propagates_stop_to(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "NeedDaemonReload")]
     fn need_daemon_reload(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "FragmentPath")]
+    fn fragment_path(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "DropInPaths")]
+    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "Markers")]
     fn markers(&self) -> zbus::Result<Vec<String>>;
 }
@@ -213,6 +217,8 @@ impl Dbus {
             can_stop: unit.can_stop()?,
             triggered_by: unit.triggered_by()?,
             need_daemon_reload: unit.need_daemon_reload()?,
+            fragment_path: unit.fragment_path()?,
+            drop_in_paths: unit.drop_in_paths()?,
             // systemd < 248 has no such property; no markers then, and
             // the unit's other facts still count.
             markers: unit.markers().unwrap_or_default(),

@@ -40,6 +40,11 @@ pub struct UnitInfo {
     /// `NeedDaemonReload`: its unit file changed on disk since systemd
     /// loaded it, so a restart now would run the old definition.
     pub need_daemon_reload: bool,
+    /// `FragmentPath`: the unit file systemd loaded it from; empty for a
+    /// transient or generated-only unit.
+    pub fragment_path: String,
+    /// `DropInPaths`: the drop-ins (`x.service.d/*.conf`) it loaded.
+    pub drop_in_paths: Vec<String>,
     /// `Markers` (systemd ≥ 248), e.g. `needs-restart`: set by a deferred
     /// run, restarted by `systemctl reload-or-restart --marked` or
     /// `restart-stale --marked`. Empty on an older systemd.
