@@ -184,6 +184,20 @@ pub trait ServiceManager: UnitQuery {
     /// activating or deactivating, which makes "once per transaction" work
     /// for callers that fire several times.
     fn start_transient_service(&self, name: &str, argv: &[String], description: &str) -> Result<()>;
+
+    /// Arms a transient timer `timer` (`x.timer`) that starts the transient
+    /// `Type=oneshot` service of the same stem (`x.service`, running
+    /// `argv`) once, `delay` from now (`OnActiveSec=`): both made by one
+    /// `Manager.StartTransientUnit`, the service as its auxiliary unit, as
+    /// `systemd-run --on-active=` does. A no-op returning `Ok` when a
+    /// unit of that name is already loaded.
+    fn start_transient_timer(
+        &self,
+        timer: &str,
+        delay: std::time::Duration,
+        argv: &[String],
+        description: &str,
+    ) -> Result<()>;
 }
 
 /// `Ok` when systemd runs this system and we are not in a chroot;
