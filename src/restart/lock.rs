@@ -9,9 +9,9 @@
 //! second [`acquire`] is granted at once ([`Lock`] counts the nesting),
 //! since an flock on a new descriptor would wait for ourselves.
 
+use crate::system::safe_write::TrustedDir;
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
-use crate::system::safe_write::TrustedDir;
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;

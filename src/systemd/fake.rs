@@ -18,9 +18,19 @@ pub enum Call {
     EnqueueRestart(String),
     NextJobRemoved,
     Reexecute,
-    StartTransient { name: String, argv: Vec<String> },
-    StartTimer { timer: String, delay: std::time::Duration, argv: Vec<String> },
-    SetMarkers { unit: String, changes: Vec<String> },
+    StartTransient {
+        name: String,
+        argv: Vec<String>,
+    },
+    StartTimer {
+        timer: String,
+        delay: std::time::Duration,
+        argv: Vec<String>,
+    },
+    SetMarkers {
+        unit: String,
+        changes: Vec<String>,
+    },
 }
 
 impl Call {
