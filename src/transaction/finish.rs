@@ -10,9 +10,9 @@
 //!
 //! Nothing recorded is lost:
 //! - the finish takes the restart lock before it acts, waiting for a
-//!   manual run that holds it up to [`retry::LOCK_WAIT`]; when the lock
-//!   is busy a retry timer is armed first, so a finish killed while it
-//!   waits is run again;
+//!   manual run that holds it up to [`retry::LOCK_WAIT`]; while it waits
+//!   a retry timer stays armed a little ahead, so a finish killed while
+//!   it waits is run again;
 //! - a record whose run failed (the bus down, the lock still held,
 //!   unreadable policy) is kept, and a retry timer runs the finish again
 //!   within minutes, with a back-off; it is dropped only after
@@ -33,6 +33,7 @@ use crate::run::{self, Marks, Mode, Options};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Rounds of wait-take-act per run; each needs a new transaction to have
 /// been recorded meanwhile, so this is only a backstop.
@@ -86,7 +87,7 @@ pub struct Prepared {
 /// What a finish run waits for and how it arms its retry.
 pub struct Env<'a> {
     /// How long to wait for the restart lock.
-    pub lock_wait: std::time::Duration,
+    pub lock_wait: Duration,
     pub retry: &'a dyn Retry,
 }
 
@@ -209,27 +210,33 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &
 }
 
 /// Takes the restart lock, waiting up to `env.lock_wait` for a manual run
-/// that holds it. Before waiting it arms a retry for after the wait, so a
-/// finish killed meanwhile (its unit stopped, its time limit) is run
-/// again; `armed` says so, and a later failure of this run arms no other.
+/// that holds it. While it waits it keeps a retry armed a little ahead
+/// ([`retry::WAIT_STEP`], [`retry::WAITING_DELAY`]), so a finish killed
+/// meanwhile (its unit stopped, its time limit) is run again within
+/// minutes; while we live, such a retry finds the spool locked and ends.
+/// `armed` says a retry is on its way, and a later failure of this run
+/// arms no other.
 fn restart_lock(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, armed: &mut bool) -> Option<lock::Lock> {
-    if let Ok(l) = lock::acquire(root, std::time::Duration::ZERO) {
+    if let Ok(l) = lock::acquire(root, Duration::ZERO) {
         return Some(l);
     }
-    if !*armed {
-        arm(root, adapter, verbose, env, env.lock_wait + retry::delay_after(1));
+    let deadline = Instant::now() + env.lock_wait;
+    loop {
+        arm(root, adapter, verbose, env, retry::WAITING_DELAY);
         *armed = true;
-    }
-    match lock::acquire(root, env.lock_wait) {
-        Ok(l) => Some(l),
-        Err(e) => {
-            log::error!("{e:#}");
-            None
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lock::acquire(root, left.min(retry::WAIT_STEP)) {
+            Ok(l) => return Some(l),
+            Err(e) if Instant::now() >= deadline => {
+                log::error!("{e:#} (waited {} s in all)", env.lock_wait.as_secs());
+                return None;
+            }
+            Err(_) => {}
         }
     }
 }
 
-fn arm(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, delay: std::time::Duration) {
+fn arm(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, delay: Duration) {
     if let Err(e) = env.retry.arm(root, adapter, delay, verbose) {
         log::error!(
             "failed to arm a retry: {e:#}; the kept {} record waits for the next transaction",
@@ -296,7 +303,6 @@ fn mark_closing(dir: &Path) {
 mod tests {
     use super::*;
     use std::cell::{Cell, RefCell};
-    use std::time::Duration;
 
     /// Counts its calls and fails or succeeds as told.
     struct Probe {
@@ -402,7 +408,7 @@ mod tests {
         manual.join().unwrap();
         assert_eq!(p.prepared.get(), 1);
         assert!(!spool::any_waiting(&dir).unwrap());
-        assert_eq!(*armed.1.borrow(), [wait + retry::delay_after(1)]);
+        assert_eq!(*armed.1.borrow(), [retry::WAITING_DELAY]);
     }
 
     /// The lock stays busy past the wait: the record is kept, and the

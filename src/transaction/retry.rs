@@ -23,6 +23,14 @@ use std::time::Duration;
 /// restarts themselves time.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10 * 60);
 
+/// While a finish waits for the restart lock it arms a retry this far
+/// ahead once every [`WAIT_STEP`]: should it be killed, the retry runs
+/// it again within this delay.
+pub const WAITING_DELAY: Duration = Duration::from_secs(2 * 60);
+
+/// How long a waiting finish waits before it arms the next retry.
+pub const WAIT_STEP: Duration = Duration::from_secs(60);
+
 /// The delay before the retry after the n-th failed run (the last one
 /// for every later failure): 68 minutes from the first failure to the
 /// sixth retry.
@@ -118,5 +126,7 @@ mod tests {
         use crate::systemd::dbus::FINISH_TIME_LIMIT;
         assert!(LOCK_WAIT >= Duration::from_secs(10 * 60));
         assert!(LOCK_WAIT * 2 <= FINISH_TIME_LIMIT);
+        // A retry armed while waiting is still ahead when the next is.
+        assert!(WAIT_STEP < WAITING_DELAY);
     }
 }
