@@ -11,7 +11,7 @@
 
 use crate::system::safe_write::TrustedDir;
 use crate::system::sysroot::SysRoot;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::cell::RefCell;
 use std::ffi::OsStr;
 use std::fs::File;
@@ -79,7 +79,30 @@ fn try_flock(f: &File) -> std::io::Result<bool> {
     }
 }
 
-/// Takes the lock, waiting at most `wait` for another holder to finish.
+/// The lock stayed held by another instance for the whole wait; a type of
+/// its own so that a caller can tell it from a lock file that cannot be
+/// opened at all (a read-only /run), which no waiting mends.
+#[derive(Debug)]
+pub struct Busy {
+    holder: String,
+    waited: Duration,
+}
+
+impl std::fmt::Display for Busy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "another restart-stale ({}) holds {LOCK_PATH}; gave up after {}s, nothing was restarted",
+            self.holder,
+            self.waited.as_secs()
+        )
+    }
+}
+
+impl std::error::Error for Busy {}
+
+/// Takes the lock, waiting at most `wait` for another holder to finish;
+/// [`Busy`] when it is still held then.
 pub fn acquire(root: &SysRoot, wait: Duration) -> Result<Lock> {
     let path = root.path(LOCK_PATH);
     if nest(&path) {
@@ -94,11 +117,11 @@ pub fn acquire(root: &SysRoot, wait: Duration) -> Result<Lock> {
             told = true;
         }
         if Instant::now() >= deadline {
-            bail!(
-                "another restart-stale ({}) holds {LOCK_PATH}; gave up after {}s, nothing was restarted",
-                holder(&mut file),
-                wait.as_secs()
-            );
+            return Err(Busy {
+                holder: holder(&mut file),
+                waited: wait,
+            }
+            .into());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -165,7 +188,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let root = SysRoot::new(d.path());
         let (go, t) = held_elsewhere(&root);
-        let err = acquire(&root, Duration::from_millis(150)).unwrap_err().to_string();
+        let err = acquire(&root, Duration::from_millis(150)).unwrap_err();
+        assert!(err.downcast_ref::<Busy>().is_some(), "{err:#}");
+        let err = err.to_string();
         assert!(err.contains(&format!("pid {}", std::process::id())), "{err}");
         assert!(
             err.contains(LOCK_PATH) && err.contains("nothing was restarted"),
@@ -219,7 +244,9 @@ mod tests {
         let path = root.path(LOCK_PATH);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&victim, &path).unwrap();
-        let e = format!("{:#}", acquire(&root, Duration::ZERO).unwrap_err());
+        let e = acquire(&root, Duration::ZERO).unwrap_err();
+        assert!(e.downcast_ref::<Busy>().is_none(), "not busy: {e:#}");
+        let e = format!("{e:#}");
         assert!(e.contains("failed to open"), "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep\n");
     }

@@ -217,22 +217,25 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &
 /// `armed` says a retry is on its way, and a later failure of this run
 /// arms no other.
 fn restart_lock(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, armed: &mut bool) -> Option<lock::Lock> {
-    if let Ok(l) = lock::acquire(root, Duration::ZERO) {
-        return Some(l);
-    }
     let deadline = Instant::now() + env.lock_wait;
+    let mut wait = Duration::ZERO;
     loop {
-        arm(root, adapter, verbose, env, retry::WAITING_DELAY);
-        *armed = true;
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lock::acquire(root, left.min(retry::WAIT_STEP)) {
+        match lock::acquire(root, wait) {
             Ok(l) => return Some(l),
-            Err(e) if Instant::now() >= deadline => {
-                log::error!("{e:#} (waited {} s in all)", env.lock_wait.as_secs());
+            Err(e) if e.downcast_ref::<lock::Busy>().is_none() || Instant::now() >= deadline => {
+                // Unopenable (a read-only /run) or still held: this run
+                // is over; the caller keeps the record for a retry.
+                match e.downcast_ref::<lock::Busy>() {
+                    Some(_) => log::error!("{e:#} (waited {} s in all)", env.lock_wait.as_secs()),
+                    None => log::error!("{e:#}"),
+                }
                 return None;
             }
             Err(_) => {}
         }
+        arm(root, adapter, verbose, env, retry::WAITING_DELAY);
+        *armed = true;
+        wait = deadline.saturating_duration_since(Instant::now()).min(retry::WAIT_STEP);
     }
 }
 
@@ -440,6 +443,24 @@ mod tests {
         assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Done);
         assert_eq!(p.prepared.get(), 1);
         assert!(!spool::any_waiting(&dir).unwrap());
+    }
+
+    /// A lock that cannot be opened (here a link at its name; a read-only
+    /// /run in life) is no busy lock: no waiting, one retry after the
+    /// first back-off step.
+    #[test]
+    fn an_unopenable_restart_lock_is_not_waited_for() {
+        let (_tmp, root) = SysRoot::scratch();
+        let p = probe(false);
+        let dir = root.path(p.dir);
+        spool::append(&dir, "begin 1 1\nend\n").unwrap();
+        let lock_path = root.path(lock::LOCK_PATH);
+        std::os::unix::fs::symlink("/nonexistent", &lock_path).unwrap();
+        let armed = Armed::default();
+        let e = env(&armed, Duration::from_secs(600));
+        assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Error);
+        assert_eq!(*armed.1.borrow(), [retry::delay_after(1)]);
+        assert!(spool::any_waiting(&dir).unwrap());
     }
 
     #[test]
