@@ -43,6 +43,7 @@ FILE=/lib/systemd/system/$UNIT
 # run_case NAME CASE: one case of the header.
 run_case() {
     local m=$1 c=$2 cursor log old new before
+    # shellcheck disable=SC2034 # filled by e2e_apt_setup, by name
     local -A pid
 
     e2e_apt_setup "$m" pid
