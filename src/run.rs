@@ -208,6 +208,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         problems: &p.scan.problems,
         warnings: &p.policy.warnings,
         restarts: None,
+        daemon_reload: None,
         reboot: None,
         marked: marked.as_deref(),
         sessions: None,
@@ -240,7 +241,14 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         match (mode, args.marks) {
             (Mode::Restart, Marks::Set) => restart::mark::run_deferred(root, &p.plan),
             (Mode::Restart, Marks::Restart) => restart::mark::run_marked(root, &p.plan, p.scan.layout, &settings),
-            _ => restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun),
+            _ => restart::run(
+                root,
+                &p.plan,
+                args.changed.as_ref(),
+                p.scan.layout,
+                &settings,
+                mode == Mode::DryRun,
+            ),
         }
     });
     if show && json_after {
@@ -248,6 +256,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
             Some(Ok(r)) => &r.results,
             _ => &[],
         });
+        ctx.daemon_reload = ran.as_ref().and_then(|r| r.as_ref().ok()?.daemon_reload.as_ref());
         write_report(&p.plan, &ctx, true, verbose)?;
     }
     let (outcome, results) = match ran {

@@ -309,7 +309,9 @@ fn finish_keeps_a_record_it_could_not_act_on() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("failed to list policy directory"), "{stderr}");
-    assert!(stderr.contains("for the next run (attempt 1 of 3 failed)"), "{stderr}");
+    assert!(stderr.contains("for a retry (attempt 1 failed)"), "{stderr}");
+    // A test root never reaches the bus: the retry is only said.
+    assert!(stderr.contains("no retry armed: the root is not /"), "{stderr}");
     let kept = record_files(root);
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0].to_string_lossy().ends_with(".failed-1"), "{kept:?}");
@@ -318,6 +320,57 @@ fn finish_keeps_a_record_it_could_not_act_on() {
     fs::rename(&saved, &policy).unwrap();
     let out = bin(root).args(["apt-hook", "finish"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
+    // Acted on: a test root can't restart, so the restarts stay pending (3).
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");
+    assert_eq!(record_files(root), Vec::<PathBuf>::new());
+}
+
+/// A manual run holds the restart lock (here this process, by flock(2)
+/// as the tool does) while the transaction's finish starts: the finish
+/// waits for it, acting on nothing, and acts once the lock is free.
+#[test]
+fn finish_waits_for_a_busy_restart_lock_then_acts() {
+    let tmp = case_root();
+    let root = tmp.path();
+    bin(root)
+        .args(["apt-hook", "pre-install-pkgs"])
+        .write_stdin(UPGRADE)
+        .assert()
+        .code(0);
+    let lock_path = root.join("run/restart-stale/lock");
+    fs::create_dir_all(lock_path.parent().unwrap()).unwrap();
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let exe = assert_cmd::cargo::cargo_bin("restart-stale");
+    let finish = std::process::Command::new(exe)
+        .args(["apt-hook", "finish", "--root"])
+        .arg(root)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Until the finish says it waits, then a while longer: the record is
+    // taken but not acted on (not removed) while the lock is held.
+    let taken = |r: &Path| record_files(r).iter().any(|f| f.to_string_lossy().contains("taken."));
+    for _ in 0..600 {
+        if taken(root) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(taken(root), "{:?}", record_files(root));
+    drop(lock);
+    let out = finish.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("waiting for another restart-stale"), "{stderr}");
     // Acted on: a test root can't restart, so the restarts stay pending (3).
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("libdemo1:amd64 1.0 → 2.0"), "{stderr}");

@@ -44,6 +44,21 @@ impl Adapter for Apt {
         record::DIR
     }
 
+    fn unit(&self) -> &'static str {
+        FINISH_UNIT
+    }
+
+    fn subcommand(&self) -> &'static str {
+        "apt-hook"
+    }
+
+    fn summary(&self, files: &[PathBuf]) -> String {
+        match record::read_all(files) {
+            Ok(rec) => summary(&rec),
+            Err(e) => format!("an apt transaction whose record cannot be read ({e:#})"),
+        }
+    }
+
     fn restarts_off(&self) -> String {
         // The words docs/apt.md and the admin's journal searches know.
         format!("({AUTO_RESTART_KEY} \"false\")")

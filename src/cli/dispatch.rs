@@ -68,8 +68,12 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             } else {
                 Marks::Ignore
             };
-            let mode = if cli.act.dry_run { Mode::DryRun } else { Mode::Restart };
-            run::execute(&root, &opts, mode, cli.verbose)
+            if cli.act.dry_run {
+                return run::execute(&root, &opts, Mode::DryRun, cli.verbose);
+            }
+            super::pending::holding_lock(&root, cli.verbose, || {
+                run::execute(&root, &opts, Mode::Restart, cli.verbose)
+            })
         }
     }
 }

@@ -1,12 +1,14 @@
 //! The command line, defined once with clap derive; the man page and
 //! shell completions are generated from this same definition ([`assets`]).
 //! [`dispatch`] turns a parsed command line into plain options for the
-//! layers below; [`clr`] is the clr-service-restart personality.
+//! layers below; [`clr`] is the clr-service-restart personality;
+//! [`pending`] lets a manual run start the finishes that wait for it.
 
 pub mod assets;
 pub mod clr;
 pub mod dispatch;
 pub mod hooks;
+pub mod pending;
 
 use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::path::PathBuf;

@@ -163,6 +163,17 @@ pub enum Layout {
     Hybrid,
 }
 
+/// Why a restart run reloaded systemd's unit files before the restarts:
+/// the `daemon_reload` object of the JSON report (docs/json.md).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonReload {
+    /// The first unit's cause, e.g. `unit file changed in this
+    /// transaction: /usr/lib/systemd/system/x.service`.
+    pub reason: String,
+    /// False when `Manager.Reload` failed; the units restarted anyway.
+    pub reloaded: bool,
+}
+
 /// What happened to one unit, or to PID 1 (as `init.scope`), in a restart
 /// run: the `restarts` entries of the JSON report (docs/json.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -28,6 +28,9 @@ pub struct Context<'a> {
     pub warnings: &'a [String],
     /// What a restart run did, unit by unit; `None` when nothing was run.
     pub restarts: Option<&'a [UnitResult]>,
+    /// Why a restart run reloaded systemd's unit files first; `None` when
+    /// it did not (and in the other modes).
+    pub daemon_reload: Option<&'a crate::core::model::DaemonReload>,
     /// Why the host needs a reboot, and the kernel's status.
     pub reboot: Option<&'a crate::core::reboot::Reboot>,
     /// Units marked `needs-restart` for a later restart (docs/deferred.md);
@@ -275,6 +278,10 @@ struct UnitDoc<'a> {
 struct Document<'a> {
     cgroup_layout: Option<Layout>,
     changed_files: Option<usize>,
+    /// Only in a restart run that reloaded systemd first: the other
+    /// modes' documents stay as they were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    daemon_reload: Option<&'a crate::core::model::DaemonReload>,
     init: Option<ProcessDoc<'a>>,
     /// Absent, not null, when the marks were not read: older readers and
     /// reports of other modes see the document they knew.
@@ -313,6 +320,7 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
     let doc = Document {
         cgroup_layout: ctx.layout,
         changed_files: ctx.changed_files,
+        daemon_reload: ctx.daemon_reload,
         init: plan.init.as_ref().map(|p| ProcessDoc::new(p, None, t)),
         marked: ctx.marked,
         mode: ctx.mode,
@@ -347,6 +355,7 @@ mod tests {
             problems: &[],
             warnings: &[],
             restarts: None,
+            daemon_reload: None,
             reboot: None,
             marked: None,
             sessions: None,

@@ -81,7 +81,7 @@ pub fn defer<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, plan: &Plan) -
     }
     let mut unsupported = false;
     let mut marked = 0;
-    for (u, d, _) in decide(mgr, root, plan) {
+    for (u, d, _) in decide(mgr, root, plan, None) {
         if let Decision::Skip(s) = d {
             record_skip(&mut tally, &u.unit, &s);
             continue;
@@ -187,7 +187,7 @@ pub fn restart_marked<M: ServiceManager + ?Sized>(
         outside: Vec::new(),
         gate: plan.gate.clone(),
     };
-    let mut ran = super::execute(mgr, root, &todo, layout, settings)?;
+    let mut ran = super::execute(mgr, root, &todo, None, layout, settings)?;
     let failed = |unit: &str| ran.results.iter().any(|r| r.unit == unit && r.outcome == "failed");
     let (keep, clear): (Vec<String>, Vec<String>) = marked.into_iter().partition(|u| failed(u));
     for unit in &keep {
@@ -506,6 +506,7 @@ mod tests {
             problems: &[],
             warnings: &[],
             restarts: None,
+            daemon_reload: None,
             reboot: None,
             marked: Some(&marks),
             sessions: None,

@@ -13,12 +13,13 @@ pub mod reach;
 pub mod refine;
 pub mod verify;
 
+use crate::core::changed::{normalize, ChangedSet};
 use crate::core::plan::{Plan, UnitPlan};
 use crate::exit::Outcome as Exit;
 use crate::system::cgroup::Layout;
 use crate::system::scan::Scanner;
 use crate::system::sysroot::SysRoot;
-use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitQuery};
+use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::Result;
 use jobs::{JobResult, Outcome};
 use refine::{Decision, Skip};
@@ -48,7 +49,7 @@ impl Default for Settings {
     }
 }
 
-pub use crate::core::model::UnitResult;
+pub use crate::core::model::{DaemonReload, UnitResult};
 
 /// How a restart run (or a preview) ended.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -57,13 +58,16 @@ pub struct Ran {
     /// One entry per unit acted on or skipped on live state; empty for
     /// a dry run and when systemd could not be reached.
     pub results: Vec<UnitResult>,
+    /// Set when systemd reloaded (or was asked to reload) its unit files
+    /// before the restarts.
+    pub daemon_reload: Option<DaemonReload>,
 }
 
 impl Ran {
     fn exit_only(exit: Exit) -> Self {
         Self {
             exit,
-            results: Vec::new(),
+            ..Self::default()
         }
     }
 }
@@ -71,7 +75,16 @@ impl Ran {
 /// Connects to systemd and restarts (or, with `dry_run`, previews) the
 /// plan. Without a reachable systemd nothing is done and the restarts stay
 /// pending.
-pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings, dry_run: bool) -> Result<Ran> {
+/// `changed` is the transaction's changed-file set, when there is one: a
+/// unit file among it makes systemd reload before the restarts.
+pub fn run(
+    root: &SysRoot,
+    plan: &Plan,
+    changed: Option<&ChangedSet>,
+    layout: Option<Layout>,
+    settings: &Settings,
+    dry_run: bool,
+) -> Result<Ran> {
     if let Some(why) = unreachable(root) {
         if dry_run {
             log::debug!("live unit state not checked: {why}");
@@ -91,7 +104,7 @@ pub fn run(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Setti
     }
     let _lock = lock::acquire(root, lock::WAIT)?;
     let bus = Dbus::connect()?;
-    execute(&bus, root, plan, layout, settings)
+    execute(&bus, root, plan, changed, layout, settings)
 }
 
 /// Why systemd must not be asked about this root, if it must not: a test
@@ -105,19 +118,40 @@ fn unreachable(root: &SysRoot) -> Option<String> {
 }
 
 /// Reads live state for every candidate; a unit whose state cannot be
-/// read is skipped with that error.
-/// Also says whether the unit's file changed on disk since systemd loaded
-/// it (`NeedDaemonReload`).
-fn decide<'p, Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &'p Plan) -> Vec<(&'p UnitPlan, Decision, bool)> {
+/// read is skipped with that error. Also says why systemd must reload
+/// its unit files before the unit restarts, if it must ([`reload_cause`]).
+fn decide<'p, Q: UnitQuery + ?Sized>(
+    q: &Q,
+    root: &SysRoot,
+    plan: &'p Plan,
+    changed: Option<&ChangedSet>,
+) -> Vec<(&'p UnitPlan, Decision, Option<String>)> {
     plan.restarts()
         .map(|u| match refine::gather(q, root, u) {
             Ok(facts) => {
-                let reload = facts.info.as_ref().is_some_and(|i| i.need_daemon_reload);
+                let reload = facts.info.as_ref().and_then(|i| reload_cause(&u.unit, i, changed));
                 (u, refine::refine(&u.unit, &facts, &plan.gate), reload)
             }
-            Err(e) => (u, Decision::Skip(Skip::Unreadable(format!("{e:#}"))), false),
+            Err(e) => (u, Decision::Skip(Skip::Unreadable(format!("{e:#}"))), None),
         })
         .collect()
+}
+
+/// Why systemd must reload its unit files before `unit` restarts, if it
+/// must. systemd's own `NeedDaemonReload` compares only mtimes, and dpkg
+/// installs the whole-second mtimes a .deb carries: two builds of a unit
+/// file in the same second look unchanged to systemd. The transaction's
+/// changed files say it for sure, so a unit file or drop-in among them
+/// (compared in merged-/usr form: `/lib/systemd/system/x` is
+/// `/usr/lib/systemd/system/x`) asks for a reload whatever systemd says.
+pub fn reload_cause(unit: &str, info: &UnitInfo, changed: Option<&ChangedSet>) -> Option<String> {
+    let files = std::iter::once(&info.fragment_path).chain(&info.drop_in_paths);
+    let in_transaction = changed.and_then(|c| files.filter(|p| !p.is_empty()).find(|p| c.contains(p)));
+    if let Some(path) = in_transaction {
+        return Some(format!("unit file changed in this transaction: {}", normalize(path)));
+    }
+    info.need_daemon_reload
+        .then(|| format!("{unit} has NeedDaemonReload=yes: its unit file changed on disk since systemd loaded it"))
 }
 
 /// Leftover processes and unreadable state deserve a look; the other
@@ -142,7 +176,7 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
             log::info!("PID 1: runs stale code; would not re-execute it (re-exec is turned off)");
         }
     }
-    for (u, d, _) in decide(q, root, plan) {
+    for (u, d, _) in decide(q, root, plan, None) {
         match d {
             Decision::Restart => {
                 log::info!("{}: would restart ({})", u.unit, u.reason);
@@ -172,6 +206,7 @@ struct Tally {
     /// Skipped units that still run the stale code they were chosen for.
     left_stale: usize,
     results: Vec<UnitResult>,
+    daemon_reload: Option<DaemonReload>,
 }
 
 /// Which count a result goes to.
@@ -247,6 +282,7 @@ impl Tally {
         Ran {
             exit,
             results: self.results,
+            daemon_reload: self.daemon_reload,
         }
     }
 }
@@ -262,6 +298,7 @@ pub fn execute<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
     plan: &Plan,
+    changed: Option<&ChangedSet>,
     layout: Option<Layout>,
     settings: &Settings,
 ) -> Result<Ran> {
@@ -271,21 +308,19 @@ pub fn execute<M: ServiceManager + ?Sized>(
         return Ok(tally.ran());
     }
     let mut units = Vec::new();
-    let mut changed_on_disk = Vec::new();
-    for (u, d, reload) in decide(mgr, root, plan) {
+    let mut reload = Vec::new();
+    for (u, d, cause) in decide(mgr, root, plan, changed) {
         match d {
             Decision::Restart => {
                 log::info!("{}: restarting ({})", u.unit, u.reason);
                 units.push(u.unit.clone());
-                if reload {
-                    changed_on_disk.push(u.unit.clone());
-                }
+                reload.extend(cause.map(|c| (u.unit.clone(), c)));
             }
             Decision::Skip(s) => record_skip(&mut tally, &u.unit, &s),
         }
     }
-    if !changed_on_disk.is_empty() {
-        reload_first(mgr, &changed_on_disk, &mut tally);
+    if !reload.is_empty() {
+        reload_first(mgr, &reload, &mut tally);
     }
     let mut took = Duration::ZERO;
     if !units.is_empty() {
@@ -319,25 +354,34 @@ fn record_skip(tally: &mut Tally, unit: &str, s: &Skip) {
     tally.record_logged(skip_level(s), unit, unit, kind, s.code(), detail);
 }
 
-/// The upgrade rewrote these units' files and nothing ran daemon-reload
-/// (packages built without debhelper, hand-made ones): restarted now,
-/// they would run their old definition. So systemd reloads once, before
-/// any restart; recorded as `daemon-reload` in the results.
-fn reload_first<M: ServiceManager + ?Sized>(mgr: &M, units: &[String], tally: &mut Tally) {
-    let which = units.join(", ");
-    log::info!("unit files changed on disk ({which}): reloading systemd's configuration first");
-    match mgr.reload() {
-        Ok(()) => tally.record_note(
-            "daemon-reload",
-            "reloaded",
-            format!("reloaded systemd's unit files before restarting {which}, whose files changed on disk"),
-        ),
+/// The upgrade rewrote these units' files, or systemd says they changed
+/// on disk, and nothing ran daemon-reload (packages built without
+/// debhelper, hand-made ones, or a rebuild whose files kept their
+/// mtime): restarted now, they would run their old definition. So
+/// systemd reloads once, before any restart; recorded as `daemon-reload`
+/// in the results and as `daemon_reload` in the JSON report.
+fn reload_first<M: ServiceManager + ?Sized>(mgr: &M, causes: &[(String, String)], tally: &mut Tally) {
+    let which = causes.iter().map(|(u, _)| u.as_str()).collect::<Vec<_>>().join(", ");
+    let reason = causes[0].1.clone();
+    let more = match causes.len() {
+        1 => String::new(),
+        n => format!(" (and {} more)", n - 1),
+    };
+    log::info!("daemon-reload: {reason}{more}; reloading systemd's unit files before restarting {which}");
+    let reloaded = match mgr.reload() {
+        Ok(()) => {
+            let detail = format!("reloaded systemd's unit files before restarting {which}: {reason}{more}");
+            tally.record_note("daemon-reload", "reloaded", detail);
+            true
+        }
         Err(e) => {
             let detail = format!("{e:#}; {which} restart on the definition systemd has loaded");
             log::warn!("daemon-reload: {detail}");
             tally.record_note("daemon-reload", "reload-failed", detail);
+            false
         }
-    }
+    };
+    tally.daemon_reload = Some(DaemonReload { reason, reloaded });
 }
 
 /// Re-executes PID 1 and checks it; `false` if systemd did not come back.
@@ -514,7 +558,7 @@ mod tests {
         let fake = Fake::with_units([("a.service", a), ("b.service", b)]);
         fake.script([Event::removed("a.service", "done"), Event::removed("b.service", "done")]);
         let plan = plan_of(vec![candidate("a.service", &[20]), candidate("b.service", &[30])]);
-        let ran = execute(&fake, &root, &plan, None, &Settings::default()).unwrap();
+        let ran = execute(&fake, &root, &plan, None, None, &Settings::default()).unwrap();
         let calls = fake.calls();
         let reload = calls.iter().position(|c| *c == Call::Reload).expect("reloaded");
         assert_eq!(calls.iter().filter(|c| **c == Call::Reload).count(), 1, "{calls:?}");
@@ -529,6 +573,63 @@ mod tests {
             .find(|r| r.unit == "daemon-reload")
             .expect("in the results");
         assert_eq!((note.outcome, note.result), ("note", "reloaded"));
+    }
+
+    /// dpkg gave the new unit file the old one's mtime: systemd says
+    /// NeedDaemonReload=no, but the transaction changed the file.
+    #[test]
+    fn a_unit_file_in_the_transaction_asks_for_a_reload_whatever_systemd_says() {
+        let mut x = running_service(20);
+        x.fragment_path = "/lib/systemd/system/x.service".into();
+        x.drop_in_paths = vec!["/etc/systemd/system/x.service.d/local.conf".into()];
+        let changed: ChangedSet = ["/usr/lib/systemd/system/x.service"].into_iter().collect();
+        assert_eq!(
+            reload_cause("x.service", &x, Some(&changed)).as_deref(),
+            Some("unit file changed in this transaction: /usr/lib/systemd/system/x.service")
+        );
+        let drop_in: ChangedSet = ["/etc/systemd/system/x.service.d/local.conf"].into_iter().collect();
+        assert!(reload_cause("x.service", &x, Some(&drop_in))
+            .unwrap()
+            .ends_with("x.service.d/local.conf"));
+        // Neither changed, nor any set at all: only systemd's word counts.
+        let other: ChangedSet = ["/usr/sbin/xd", ""].into_iter().collect();
+        assert_eq!(reload_cause("x.service", &x, Some(&other)), None);
+        assert_eq!(reload_cause("x.service", &x, None), None);
+        x.need_daemon_reload = true;
+        assert!(reload_cause("x.service", &x, None)
+            .unwrap()
+            .contains("NeedDaemonReload=yes"));
+        // A transient unit has no file: an empty path never matches.
+        let mut t = running_service(21);
+        t.need_daemon_reload = false;
+        assert_eq!(reload_cause("t.service", &t, Some(&other)), None);
+    }
+
+    #[test]
+    fn a_changed_unit_file_is_reloaded_before_the_restart_and_reported() {
+        let (_d, root) = verify::tests::fixture(&[20], &[]);
+        let mut x = running_service(20);
+        x.fragment_path = "/usr/lib/systemd/system/x.service".into();
+        let fake = Fake::with_units([("x.service", x)]);
+        fake.script([Event::removed("x.service", "done")]);
+        let plan = plan_of(vec![candidate("x.service", &[20])]);
+        let changed: ChangedSet = ["/lib/systemd/system/x.service"].into_iter().collect();
+        let ran = execute(&fake, &root, &plan, Some(&changed), None, &Settings::default()).unwrap();
+        let calls = fake.calls();
+        let reload = calls.iter().position(|c| *c == Call::Reload).expect("reloaded");
+        let restart = calls.iter().position(|c| matches!(c, Call::EnqueueRestart(_))).unwrap();
+        assert!(reload < restart, "{calls:?}");
+        let why = ran.daemon_reload.expect("the reason is kept for the report");
+        assert_eq!(
+            why.reason,
+            "unit file changed in this transaction: /usr/lib/systemd/system/x.service"
+        );
+        assert!(why.reloaded);
+        // Without the transaction's list, nothing says the file changed.
+        let fake = Fake::with_units([("x.service", running_service(20))]);
+        let ran = execute(&fake, &root, &plan, None, None, &Settings::default()).unwrap();
+        assert!(!fake.calls().contains(&Call::Reload));
+        assert_eq!(ran.daemon_reload, None);
     }
 
     #[test]
@@ -546,7 +647,7 @@ mod tests {
     fn restarts_only_what_refinement_keeps_and_verifies_it() {
         let (_d, root, fake, plan) = world();
         fake.script([Event::removed("a.service", "done")]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+        let code = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
         assert_eq!(fake.restarted(), vec!["a.service".to_string()]);
@@ -581,7 +682,7 @@ mod tests {
                 fake.accepting_sockets = vec!["x.socket".into()];
             }
             let plan = plan_of(vec![candidate("x@1.service", &[pid])]);
-            let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+            let ran = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default()).unwrap();
             assert_eq!(triples(&ran), vec![("x@1.service", "skipped", code)]);
             assert_eq!(ran.exit, Exit::Pending, "{code}");
             assert_eq!(
@@ -594,7 +695,7 @@ mod tests {
         // Its stale process exited since the scan: nothing left to do.
         let fake = Fake::with_units([("x.service", running_service(20))]);
         let plan = plan_of(vec![candidate("x.service", &[77])]);
-        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let ran = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default()).unwrap();
         assert_eq!(triples(&ran), vec![("x.service", "skipped", "no-longer-stale")]);
         assert_eq!(ran.exit, Exit::Done);
         assert_eq!(preview(&fake, &root, &plan, &Settings::default()), Exit::Done);
@@ -633,7 +734,7 @@ mod tests {
             all: true,
             self_units: vec![],
         };
-        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let ran = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default()).unwrap();
         assert_eq!(
             triples(&ran),
             vec![("nfs-mountd.service", "skipped", "would-restart-denied")]
@@ -660,7 +761,7 @@ mod tests {
         let (_d, root, fake, mut plan) = world();
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
         fake.script([Event::removed("a.service", "done")]);
-        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let ran = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default()).unwrap();
         let mut got = triples(&ran);
         got.sort();
         assert_eq!(
@@ -681,7 +782,7 @@ mod tests {
     fn failures_are_results_too() {
         let (_d, root, fake, plan) = world();
         fake.script([Event::removed("a.service", "failed")]);
-        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let ran = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default()).unwrap();
         assert!(
             triples(&ran).contains(&("a.service", "failed", "job-failed")),
             "{ran:?}"
@@ -690,7 +791,7 @@ mod tests {
         let (_d, root, mut fake, mut plan) = world();
         fake.reexec_fails = true;
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
-        let ran = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default()).unwrap();
+        let ran = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default()).unwrap();
         assert_eq!(triples(&ran), vec![("init.scope", "failed", "reexec-failed")]);
         assert_eq!(ran.exit, Exit::RestartFailed);
     }
@@ -703,7 +804,7 @@ mod tests {
         let fake = Fake::with_units([("a.service", a)]);
         fake.script([Event::removed("a.service", "done")]);
         let plan = plan_of(vec![candidate("a.service", &[20])]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+        let code = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
         assert_eq!(code, Exit::RestartFailed);
@@ -713,7 +814,7 @@ mod tests {
     fn failed_job_fails_the_run() {
         let (_d, root, fake, plan) = world();
         fake.script([Event::removed("a.service", "failed")]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+        let code = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
         assert_eq!(code, Exit::RestartFailed);
@@ -724,7 +825,7 @@ mod tests {
         let (_d, root, fake, mut plan) = world();
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
         fake.script([Event::removed("a.service", "done")]);
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+        let code = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
         assert_eq!(code, Exit::Pending, "l.service and r.service still run stale code");
@@ -737,7 +838,7 @@ mod tests {
             reexec: false,
             ..Settings::default()
         };
-        execute(&fake, &root, &plan, Some(Layout::Unified), &off).unwrap();
+        execute(&fake, &root, &plan, None, Some(Layout::Unified), &off).unwrap();
         assert!(!fake.calls().contains(&Call::Reexecute));
     }
 
@@ -746,7 +847,7 @@ mod tests {
         let (_d, root, _fake, plan) = world();
         std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
         for dry_run in [true, false] {
-            let ran = run(&root, &plan, Some(Layout::Unified), &Settings::default(), dry_run).unwrap();
+            let ran = run(&root, &plan, None, Some(Layout::Unified), &Settings::default(), dry_run).unwrap();
             assert_eq!(ran, Ran::exit_only(Exit::Pending));
         }
         assert!(!root.path(lock::LOCK_PATH).exists());
@@ -757,7 +858,7 @@ mod tests {
         let (_d, root, mut fake, mut plan) = world();
         fake.reexec_fails = true;
         plan.init = Some(candidate("init.scope", &[1]).processes.remove(0));
-        let code = execute(&fake, &root, &plan, Some(Layout::Unified), &Settings::default())
+        let code = execute(&fake, &root, &plan, None, Some(Layout::Unified), &Settings::default())
             .unwrap()
             .exit;
         assert_eq!(code, Exit::RestartFailed);

@@ -82,6 +82,10 @@ trait Unit {
     fn propagates_stop_to(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "NeedDaemonReload")]
     fn need_daemon_reload(&self) -> zbus::Result<bool>;
+    #[zbus(property, name = "FragmentPath")]
+    fn fragment_path(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "DropInPaths")]
+    fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "Markers")]
     fn markers(&self) -> zbus::Result<Vec<String>>;
 }
@@ -213,6 +217,8 @@ impl Dbus {
             can_stop: unit.can_stop()?,
             triggered_by: unit.triggered_by()?,
             need_daemon_reload: unit.need_daemon_reload()?,
+            fragment_path: unit.fragment_path()?,
+            drop_in_paths: unit.drop_in_paths()?,
             // systemd < 248 has no such property; no markers then, and
             // the unit's other facts still count.
             markers: unit.markers().unwrap_or_default(),
@@ -416,6 +422,32 @@ impl ServiceManager for Dbus {
             Err(e) => Err(e).with_context(|| format!("failed to start transient unit {name}")),
         }
     }
+
+    fn start_transient_timer(&self, timer: &str, delay: Duration, argv: &[String], description: &str) -> Result<()> {
+        self.start_timer(timer, delay, argv, description)
+    }
+}
+
+/// The properties of a retry timer and of the service it starts.
+struct TimerProps<'a> {
+    timer: Vec<(&'static str, Value<'a>)>,
+    service: Vec<(&'static str, Value<'a>)>,
+}
+
+fn timer_properties<'a>(delay: Duration, argv: &[String], description: &'a str) -> TimerProps<'a> {
+    let usec = u64::try_from(delay.as_micros()).unwrap_or(u64::MAX);
+    let timer = vec![
+        ("Description", Value::from(description)),
+        // systemd-run --on-active sends the same: one monotonic timer,
+        // its base named as the unit file setting is.
+        ("TimersMonotonic", Value::from(vec![("OnActiveSec".to_string(), usec)])),
+        // Fired once, then unloaded: the name is free for the next retry.
+        ("RemainAfterElapse", Value::from(false)),
+    ];
+    TimerProps {
+        timer,
+        service: transient_properties(&argv[0], argv, description),
+    }
 }
 
 /// How long a finish unit may run. A `oneshot` has no start timeout of
@@ -425,6 +457,28 @@ impl ServiceManager for Dbus {
 /// limit leaves its record in the spool, where the next finish takes it
 /// first (transaction::spool).
 pub const FINISH_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(20 * 60);
+
+impl Dbus {
+    fn start_timer(&self, timer: &str, delay: Duration, argv: &[String], description: &str) -> Result<()> {
+        let Some(stem) = timer.strip_suffix(".timer") else {
+            bail!("transient timer name {timer:?} must end in .timer");
+        };
+        if argv.is_empty() {
+            bail!("no command given for {timer}");
+        }
+        let service = format!("{stem}.service");
+        let props = timer_properties(delay, argv, description);
+        let aux = [(service.as_str(), &props.service[..])];
+        match self.manager()?.start_transient_unit(timer, "fail", &props.timer, &aux) {
+            Ok(_) => Ok(()),
+            Err(e) if error_name(&e).as_deref() == Some("org.freedesktop.systemd1.UnitExists") => {
+                log::info!("{timer}: already armed; not arming it again");
+                Ok(())
+            }
+            Err(e) => Err(e).with_context(|| format!("failed to start transient timer {timer}")),
+        }
+    }
+}
 
 /// The properties of a finish unit running `argv`.
 fn transient_properties<'a>(program: &str, argv: &[String], description: &'a str) -> Vec<(&'static str, Value<'a>)> {
@@ -455,6 +509,23 @@ mod tests {
             .expect("a time limit");
         assert_eq!(limit.1, Value::from(1_200_000_000u64));
         assert!(props.iter().any(|(k, v)| *k == "Type" && *v == Value::from("oneshot")));
+    }
+
+    #[test]
+    fn a_retry_timer_fires_once_after_its_delay_and_runs_a_finish_unit() {
+        let argv = vec!["/usr/bin/restart-stale".to_string(), "apt-hook".into(), "finish".into()];
+        let props = timer_properties(Duration::from_secs(120), &argv, "x");
+        let monotonic = props.timer.iter().find(|(k, _)| *k == "TimersMonotonic").unwrap();
+        assert_eq!(
+            monotonic.1,
+            Value::from(vec![("OnActiveSec".to_string(), 120_000_000u64)])
+        );
+        assert!(props
+            .timer
+            .iter()
+            .any(|(k, v)| *k == "RemainAfterElapse" && *v == Value::from(false)));
+        // The service it starts is a finish unit like any other.
+        assert_eq!(props.service, transient_properties(&argv[0], &argv, "x"));
     }
 
     #[test]

@@ -18,8 +18,19 @@ pub enum Call {
     EnqueueRestart(String),
     NextJobRemoved,
     Reexecute,
-    StartTransient { name: String, argv: Vec<String> },
-    SetMarkers { unit: String, changes: Vec<String> },
+    StartTransient {
+        name: String,
+        argv: Vec<String>,
+    },
+    StartTimer {
+        timer: String,
+        delay: std::time::Duration,
+        argv: Vec<String>,
+    },
+    SetMarkers {
+        unit: String,
+        changes: Vec<String>,
+    },
 }
 
 impl Call {
@@ -33,6 +44,7 @@ impl Call {
                 | Call::Reload
                 | Call::Reexecute
                 | Call::StartTransient { .. }
+                | Call::StartTimer { .. }
                 | Call::SetMarkers { .. }
         )
     }
@@ -118,6 +130,17 @@ impl Fake {
     /// Transient services really started (not no-ops), with their argv.
     pub fn transient_started(&self) -> Vec<(String, Vec<String>)> {
         self.started.borrow().clone()
+    }
+
+    /// Every `start_transient_timer` call, as (timer, delay, argv).
+    pub fn timers(&self) -> Vec<(String, std::time::Duration, Vec<String>)> {
+        self.calls()
+            .into_iter()
+            .filter_map(|c| match c {
+                Call::StartTimer { timer, delay, argv } => Some((timer, delay, argv)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Every `set_markers` call, as (unit, changes), in order.
@@ -291,6 +314,21 @@ impl ServiceManager for Fake {
         if !already {
             self.started.borrow_mut().push((name.into(), argv.to_vec()));
         }
+        Ok(())
+    }
+
+    fn start_transient_timer(
+        &self,
+        timer: &str,
+        delay: std::time::Duration,
+        argv: &[String],
+        _description: &str,
+    ) -> Result<()> {
+        self.record(Call::StartTimer {
+            timer: timer.into(),
+            delay,
+            argv: argv.to_vec(),
+        });
         Ok(())
     }
 }

@@ -40,6 +40,11 @@ pub struct UnitInfo {
     /// `NeedDaemonReload`: its unit file changed on disk since systemd
     /// loaded it, so a restart now would run the old definition.
     pub need_daemon_reload: bool,
+    /// `FragmentPath`: the unit file systemd loaded it from; empty for a
+    /// transient or generated-only unit.
+    pub fragment_path: String,
+    /// `DropInPaths`: the drop-ins (`x.service.d/*.conf`) it loaded.
+    pub drop_in_paths: Vec<String>,
     /// `Markers` (systemd ≥ 248), e.g. `needs-restart`: set by a deferred
     /// run, restarted by `systemctl reload-or-restart --marked` or
     /// `restart-stale --marked`. Empty on an older systemd.
@@ -179,6 +184,20 @@ pub trait ServiceManager: UnitQuery {
     /// activating or deactivating, which makes "once per transaction" work
     /// for callers that fire several times.
     fn start_transient_service(&self, name: &str, argv: &[String], description: &str) -> Result<()>;
+
+    /// Arms a transient timer `timer` (`x.timer`) that starts the transient
+    /// `Type=oneshot` service of the same stem (`x.service`, running
+    /// `argv`) once, `delay` from now (`OnActiveSec=`): both made by one
+    /// `Manager.StartTransientUnit`, the service as its auxiliary unit, as
+    /// `systemd-run --on-active=` does. A no-op returning `Ok` when a
+    /// unit of that name is already loaded.
+    fn start_transient_timer(
+        &self,
+        timer: &str,
+        delay: std::time::Duration,
+        argv: &[String],
+        description: &str,
+    ) -> Result<()>;
 }
 
 /// `Ok` when systemd runs this system and we are not in a chroot;

@@ -82,6 +82,21 @@ impl Adapter for Family {
         Family::dir(*self)
     }
 
+    fn unit(&self) -> &'static str {
+        Family::unit(*self)
+    }
+
+    fn subcommand(&self) -> &'static str {
+        Family::subcommand(*self)
+    }
+
+    fn summary(&self, files: &[PathBuf]) -> String {
+        match Record::read_all(files) {
+            Ok(rec) => summary(&rec),
+            Err(e) => format!("a {} transaction whose record cannot be read ({e:#})", self.name()),
+        }
+    }
+
     fn prepare(&self, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>> {
         let rec = Record::read_all(files)?;
         for p in &rec.problems {

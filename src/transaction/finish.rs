@@ -9,29 +9,35 @@
 //! first is not left waiting.
 //!
 //! Nothing recorded is lost:
-//! - a record whose run failed (the bus down, the restart lock held by a
-//!   manual run, unreadable policy) is kept and retried by the next run, at
-//!   most [`MAX_ATTEMPTS`] times, each attempt logged;
+//! - the finish takes the restart lock before it acts, waiting for a
+//!   manual run that holds it up to [`retry::LOCK_WAIT`]; while it waits
+//!   a retry timer stays armed a little ahead, so a finish killed while
+//!   it waits is run again;
+//! - a record whose run failed (the bus down, the lock still held,
+//!   unreadable policy) is kept, and a retry timer runs the finish again
+//!   within minutes, with a back-off; it is dropped only after
+//!   [`retry::MAX_ATTEMPTS`] failed runs spread over at least
+//!   [`retry::GIVE_UP_AGE`], logged as an error with its transaction;
 //! - a record left behind by the round limit or by a package manager that
 //!   still holds its lock is logged and taken by the next run;
 //! - a transaction recorded while a finish is shutting down is not
 //!   missed: see [`closing`].
 
 use super::host;
+use super::retry::{self, Retry};
 use super::spool;
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
+use crate::restart::lock;
 use crate::run::{self, Marks, Mode, Options};
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// Rounds of wait-take-act per run; each needs a new transaction to have
 /// been recorded meanwhile, so this is only a backstop.
 pub const MAX_ROUNDS: usize = 10;
-
-/// How often one record is acted on before it is given up (logged).
-pub const MAX_ATTEMPTS: u32 = 3;
 
 /// What a package manager's integration tells the finish loop.
 pub trait Adapter {
@@ -39,6 +45,15 @@ pub trait Adapter {
     fn name(&self) -> &'static str;
     /// The spool directory inside the root.
     fn dir(&self) -> &'static str;
+    /// The transient unit the finish runs in, e.g. `restart-stale-apt.service`.
+    fn unit(&self) -> &'static str;
+    /// Our subcommand whose `finish` this is, e.g. `apt-hook`.
+    fn subcommand(&self) -> &'static str;
+    /// One line naming the recorded transaction, for a record given up.
+    fn summary(&self, files: &[PathBuf]) -> String {
+        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+        format!("{} record {}", self.name(), names.join(" "))
+    }
     /// Waits until the package manager lets go before records are taken;
     /// false leaves them for the next run (the reason logged).
     fn ready(&self, _root: &SysRoot) -> bool {
@@ -69,8 +84,29 @@ pub struct Prepared {
     pub reexec: bool,
 }
 
+/// What a finish run waits for and how it arms its retry.
+pub struct Env<'a> {
+    /// How long to wait for the restart lock.
+    pub lock_wait: Duration,
+    pub retry: &'a dyn Retry,
+}
+
+impl Default for Env<'_> {
+    fn default() -> Self {
+        Env {
+            lock_wait: retry::LOCK_WAIT,
+            retry: &retry::Dbus,
+        }
+    }
+}
+
 /// Runs the finish loop for `adapter`.
 pub fn run(root: &SysRoot, adapter: &dyn Adapter, verbose: u8) -> Result<Outcome> {
+    run_in(root, adapter, verbose, &Env::default())
+}
+
+/// [`run`] with the lock wait and the retry of `env`.
+pub fn run_in(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env) -> Result<Outcome> {
     if let Some(why) = host::suspended() {
         log::info!("{why}: not restarting anything");
         return Ok(Outcome::Done);
@@ -86,7 +122,7 @@ pub fn run(root: &SysRoot, adapter: &dyn Adapter, verbose: u8) -> Result<Outcome
             log::info!("another {} finish is running; it takes the record", adapter.name());
             return Ok(outcome);
         };
-        outcome = outcome.worst(rounds(root, adapter, &dir, verbose)?);
+        outcome = outcome.worst(rounds(root, adapter, &dir, verbose, env)?);
         // From here on a hook that finds our unit still active cannot
         // count on us: it waits for the unit to go and starts it anew.
         mark_closing(&dir);
@@ -118,8 +154,9 @@ pub fn unit_step(what: &str, step: impl FnOnce() -> Result<Outcome>) -> Outcome 
     }
 }
 
-fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8) -> Result<Outcome> {
+fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &Env) -> Result<Outcome> {
     let mut outcome = Outcome::Done;
+    let mut armed = false;
     for round in 0..MAX_ROUNDS {
         if !spool::any_waiting(dir)? {
             if round == 0 {
@@ -139,15 +176,29 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8) -> Res
         if files.is_empty() {
             return Ok(outcome);
         }
-        let o = act(root, adapter, &files, verbose);
+        let o = match restart_lock(root, adapter, verbose, env, &mut armed) {
+            // Held until the records are removed: a manual run that takes
+            // it next finds them gone, not half-done.
+            Some(_held) => {
+                let o = act(root, adapter, &files, verbose);
+                if o != Outcome::Error {
+                    spool::remove(&files);
+                }
+                o
+            }
+            None => Outcome::Error,
+        };
         outcome = outcome.worst(o);
         if o == Outcome::Error {
             // Acting failed before anything was decided: keep the record
-            // for the next run instead of losing the transaction.
-            spool::keep_for_retry(&files, MAX_ATTEMPTS);
+            // and run again soon instead of losing the transaction.
+            let summary = adapter.summary(&files);
+            let kept = spool::keep_for_retry(&files, retry::MAX_ATTEMPTS, retry::GIVE_UP_AGE, &summary);
+            if let (Some(failed), false) = (kept, armed) {
+                arm(root, adapter, verbose, env, retry::delay_after(failed));
+            }
             return Ok(outcome);
         }
-        spool::remove(&files);
     }
     if spool::any_waiting(dir)? {
         log::warn!(
@@ -156,6 +207,45 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8) -> Res
         );
     }
     Ok(outcome)
+}
+
+/// Takes the restart lock, waiting up to `env.lock_wait` for a manual run
+/// that holds it. While it waits it keeps a retry armed a little ahead
+/// ([`retry::WAIT_STEP`], [`retry::WAITING_DELAY`]), so a finish killed
+/// meanwhile (its unit stopped, its time limit) is run again within
+/// minutes; while we live, such a retry finds the spool locked and ends.
+/// `armed` says a retry is on its way, and a later failure of this run
+/// arms no other.
+fn restart_lock(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, armed: &mut bool) -> Option<lock::Lock> {
+    let deadline = Instant::now() + env.lock_wait;
+    let mut wait = Duration::ZERO;
+    loop {
+        match lock::acquire(root, wait) {
+            Ok(l) => return Some(l),
+            Err(e) if e.downcast_ref::<lock::Busy>().is_none() || Instant::now() >= deadline => {
+                // Unopenable (a read-only /run) or still held: this run
+                // is over; the caller keeps the record for a retry.
+                match e.downcast_ref::<lock::Busy>() {
+                    Some(_) => log::error!("{e:#} (waited {} s in all)", env.lock_wait.as_secs()),
+                    None => log::error!("{e:#}"),
+                }
+                return None;
+            }
+            Err(_) => {}
+        }
+        arm(root, adapter, verbose, env, retry::WAITING_DELAY);
+        *armed = true;
+        wait = deadline.saturating_duration_since(Instant::now()).min(retry::WAIT_STEP);
+    }
+}
+
+fn arm(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, delay: Duration) {
+    if let Err(e) = env.retry.arm(root, adapter, delay, verbose) {
+        log::error!(
+            "failed to arm a retry: {e:#}; the kept {} record waits for the next transaction",
+            adapter.name()
+        );
+    }
 }
 
 /// Acts on one batch of taken records.
@@ -215,12 +305,12 @@ fn mark_closing(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
+    use std::cell::{Cell, RefCell};
 
     /// Counts its calls and fails or succeeds as told.
     struct Probe {
         dir: &'static str,
-        fail: bool,
+        fail: Cell<bool>,
         prepared: Cell<usize>,
     }
 
@@ -231,9 +321,15 @@ mod tests {
         fn dir(&self) -> &'static str {
             self.dir
         }
+        fn unit(&self) -> &'static str {
+            "restart-stale-probe.service"
+        }
+        fn subcommand(&self) -> &'static str {
+            "probe-hook"
+        }
         fn prepare(&self, _root: &SysRoot, _files: &[PathBuf]) -> Result<Option<Prepared>> {
             self.prepared.set(self.prepared.get() + 1);
-            if self.fail {
+            if self.fail.get() {
                 anyhow::bail!("the policy could not be read");
             }
             Ok(None)
@@ -243,9 +339,41 @@ mod tests {
     fn probe(fail: bool) -> Probe {
         Probe {
             dir: "/run/restart-stale/probe",
-            fail,
+            fail: Cell::new(fail),
             prepared: Cell::new(0),
         }
+    }
+
+    /// Records the retries armed, through the fake service manager.
+    #[derive(Default)]
+    struct Armed(crate::systemd::fake::Fake, RefCell<Vec<Duration>>);
+
+    impl Retry for Armed {
+        fn arm(&self, root: &SysRoot, adapter: &dyn Adapter, delay: Duration, verbose: u8) -> Result<()> {
+            self.1.borrow_mut().push(delay);
+            retry::arm(&self.0, root, adapter, delay, verbose)
+        }
+    }
+
+    fn env(armed: &Armed, lock_wait: Duration) -> Env<'_> {
+        Env {
+            lock_wait,
+            retry: armed,
+        }
+    }
+
+    /// Holds the restart lock from another thread for `hold`, as a manual
+    /// run restarting a slow unit does; returns once it is held.
+    fn manual_run(root: &SysRoot, hold: Duration) -> std::thread::JoinHandle<()> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let root = root.clone();
+        let t = std::thread::spawn(move || {
+            let _lock = lock::acquire(&root, Duration::ZERO).unwrap();
+            tx.send(()).unwrap();
+            std::thread::sleep(hold);
+        });
+        rx.recv().unwrap();
+        t
     }
 
     #[test]
@@ -267,18 +395,111 @@ mod tests {
         assert!(!spool::any_waiting(&dir).unwrap());
     }
 
+    /// A manual run holds the restart lock a while: the finish waits for
+    /// it and then acts, and the retry it armed before waiting is there
+    /// in case it had been killed meanwhile.
     #[test]
-    fn a_failed_record_is_kept_then_given_up_after_its_attempts() {
+    fn a_busy_restart_lock_is_waited_for() {
+        let (_tmp, root) = SysRoot::scratch();
+        let p = probe(false);
+        let dir = root.path(p.dir);
+        spool::append(&dir, "begin 1 1\nend\n").unwrap();
+        let manual = manual_run(&root, Duration::from_millis(300));
+        let armed = Armed::default();
+        let wait = Duration::from_secs(60);
+        assert_eq!(run_in(&root, &p, 0, &env(&armed, wait)).unwrap(), Outcome::Done);
+        manual.join().unwrap();
+        assert_eq!(p.prepared.get(), 1);
+        assert!(!spool::any_waiting(&dir).unwrap());
+        assert_eq!(*armed.1.borrow(), [retry::WAITING_DELAY]);
+    }
+
+    /// The lock stays busy past the wait: the record is kept, and the
+    /// retry timer runs this finish again; that run, with no new
+    /// transaction recorded, acts on the kept record.
+    #[test]
+    fn a_record_kept_after_a_busy_lock_is_acted_on_by_the_retry() {
+        let (_tmp, root) = SysRoot::scratch();
+        let p = probe(false);
+        let dir = root.path(p.dir);
+        spool::append(&dir, "begin 1 1\nend\n").unwrap();
+        let manual = manual_run(&root, Duration::from_millis(800));
+        let armed = Armed::default();
+        let e = env(&armed, Duration::from_millis(100));
+        assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Error);
+        assert_eq!(p.prepared.get(), 0, "nothing acted on without the lock");
+        assert!(spool::any_waiting(&dir).unwrap() && !spool::any_fresh(&dir).unwrap());
+        let timers = armed.0.timers();
+        assert_eq!(timers.len(), 1, "{timers:?}");
+        let (timer, delay, argv) = &timers[0];
+        assert!(
+            timer.starts_with("restart-stale-probe-retry-") && timer.ends_with(".timer"),
+            "{timer}"
+        );
+        assert!(*delay <= Duration::from_secs(5 * 60), "{delay:?}");
+        assert_eq!(argv[1..3], ["probe-hook", "finish"]);
+        manual.join().unwrap();
+        // The timer's service: the same finish, nothing new recorded.
+        assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Done);
+        assert_eq!(p.prepared.get(), 1);
+        assert!(!spool::any_waiting(&dir).unwrap());
+    }
+
+    /// A lock that cannot be opened (here a link at its name; a read-only
+    /// /run in life) is no busy lock: no waiting, one retry after the
+    /// first back-off step.
+    #[test]
+    fn an_unopenable_restart_lock_is_not_waited_for() {
+        let (_tmp, root) = SysRoot::scratch();
+        let p = probe(false);
+        let dir = root.path(p.dir);
+        spool::append(&dir, "begin 1 1\nend\n").unwrap();
+        let lock_path = root.path(lock::LOCK_PATH);
+        std::os::unix::fs::symlink("/nonexistent", &lock_path).unwrap();
+        let armed = Armed::default();
+        let e = env(&armed, Duration::from_secs(600));
+        assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Error);
+        assert_eq!(*armed.1.borrow(), [retry::delay_after(1)]);
+        assert!(spool::any_waiting(&dir).unwrap());
+    }
+
+    #[test]
+    fn a_failed_record_is_retried_with_a_back_off_and_dropped_only_once_old() {
         let (_tmp, root) = SysRoot::scratch();
         let p = probe(true);
         let dir = root.path(p.dir);
         spool::append(&dir, "begin 1 1\nend\n").unwrap();
-        for attempt in 1..=MAX_ATTEMPTS {
-            assert_eq!(run(&root, &p, 0).unwrap(), Outcome::Error);
+        let armed = Armed::default();
+        let e = env(&armed, Duration::ZERO);
+        for attempt in 1..=retry::MAX_ATTEMPTS + 1 {
+            assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Error);
             assert_eq!(p.prepared.get(), attempt as usize, "one attempt per run");
-            let left = spool::any_waiting(&dir).unwrap();
-            assert_eq!(left, attempt < MAX_ATTEMPTS, "after attempt {attempt}");
+            assert!(
+                spool::any_waiting(&dir).unwrap(),
+                "kept after attempt {attempt}: it is young"
+            );
         }
+        let delays = armed.1.borrow().clone();
+        let expected: Vec<_> = (1..=retry::MAX_ATTEMPTS + 1).map(retry::delay_after).collect();
+        assert_eq!(delays, expected);
+        // Written over an hour ago and out of attempts: dropped, no retry.
+        for f in spool::take(&dir).unwrap() {
+            let then = std::time::SystemTime::now() - 2 * retry::GIVE_UP_AGE;
+            std::fs::File::options()
+                .write(true)
+                .open(&f)
+                .unwrap()
+                .set_modified(then)
+                .unwrap();
+        }
+        assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Error);
+        assert!(!spool::any_waiting(&dir).unwrap());
+        assert_eq!(armed.1.borrow().len(), delays.len());
+        // A record that succeeds needs no retry.
+        p.fail.set(false);
+        spool::append(&dir, "begin 2 2\nend\n").unwrap();
+        assert_eq!(run_in(&root, &p, 0, &e).unwrap(), Outcome::Done);
+        assert_eq!(armed.1.borrow().len(), delays.len());
     }
 
     #[test]
@@ -294,6 +515,12 @@ mod tests {
             }
             fn dir(&self) -> &'static str {
                 "/run/restart-stale/probe"
+            }
+            fn unit(&self) -> &'static str {
+                "restart-stale-late.service"
+            }
+            fn subcommand(&self) -> &'static str {
+                "late-hook"
             }
             fn prepare(&self, _root: &SysRoot, _files: &[PathBuf]) -> Result<Option<Prepared>> {
                 self.0.set(self.0.get() + 1);

@@ -8,6 +8,7 @@
 //! - [`finish`]: the finish loop, with the [`finish::Adapter`] trait each
 //!   package manager implements (apt's lives in `crate::apt::finish`);
 //! - [`launch`]: starting the transient unit that runs finish;
+//! - [`retry`]: the timer that runs a failed finish again, and its bounds;
 //! - [`host`], [`process`], [`wait`]: suspension and systemd checks, the
 //!   package manager's process, waiting for a lock or a process to go.
 //!
@@ -21,6 +22,7 @@ pub mod host;
 pub mod launch;
 pub mod process;
 pub mod record;
+pub mod retry;
 pub mod spool;
 pub mod wait;
 

@@ -189,6 +189,7 @@ fn take_in(dir: &Path) -> Result<Vec<PathBuf>> {
         let dest = dir.join(taken_name());
         fs::rename(&path, &dest)
             .with_context(|| format!("failed to rename {} to {}", path.display(), dest.display()))?;
+        sync_fallback(&dest);
         taken.push(dest);
         return Ok(taken);
     }
@@ -252,8 +253,9 @@ pub fn try_lock(dir: &Path) -> Result<Option<File>> {
 
 pub fn remove(files: &[PathBuf]) {
     for f in files {
-        if let Err(e) = fs::remove_file(f) {
-            log::warn!("failed to remove {}: {e}", f.display());
+        match fs::remove_file(f) {
+            Ok(()) => sync_fallback(f),
+            Err(e) => log::warn!("failed to remove {}: {e}", f.display()),
         }
     }
 }
@@ -264,9 +266,19 @@ pub fn any_fresh(dir: &Path) -> Result<bool> {
     Ok(both(dir).iter().any(|d| d.join(PENDING).exists()))
 }
 
-/// Keeps taken files whose run failed, so the next run tries again; a file
-/// that has failed `max_attempts` times is removed, with an error naming it.
-pub fn keep_for_retry(files: &[PathBuf], max_attempts: u32) {
+/// Keeps taken files whose run failed, so the next run (the retry, or the
+/// next transaction's finish) tries again. A file that has failed
+/// `max_attempts` times and was written over `min_age` ago is removed,
+/// with an error naming it and `summary`, the transaction it held.
+/// Returns the highest failure count among the files kept, `None` when
+/// none was.
+pub fn keep_for_retry(
+    files: &[PathBuf],
+    max_attempts: u32,
+    min_age: std::time::Duration,
+    summary: &str,
+) -> Option<u32> {
+    let mut kept = None;
     for f in files {
         let name = f
             .file_name()
@@ -277,22 +289,46 @@ pub fn keep_for_retry(files: &[PathBuf], max_attempts: u32) {
             None => (name.clone(), 0),
         };
         let failed = failed + 1;
-        if failed >= max_attempts {
+        if failed >= max_attempts && older_than(f, min_age) {
             log::error!(
-                "giving up on {} after {failed} failed attempts; its transaction is not acted on",
-                f.display()
+                "giving up on {} after {failed} failed attempts over more than {} minutes; \
+                 its transaction is not acted on: {summary}",
+                f.display(),
+                min_age.as_secs() / 60
             );
             remove(std::slice::from_ref(f));
             continue;
         }
         let dest = f.with_file_name(format!("{base}{RETRY}{failed}"));
         match fs::rename(f, &dest) {
-            Ok(()) => log::warn!(
-                "kept {} for the next run (attempt {failed} of {max_attempts} failed)",
-                dest.display()
-            ),
+            Ok(()) => {
+                sync_fallback(&dest);
+                kept = kept.max(Some(failed));
+                log::warn!("kept {} for a retry (attempt {failed} failed)", dest.display());
+            }
             Err(e) => log::error!("failed to keep {} for a retry: {e}", f.display()),
         }
+    }
+    kept
+}
+
+/// Whether `path` was last written over `age` ago; an unreadable time
+/// counts as old, so such a file cannot be kept for ever.
+fn older_than(path: &Path, age: std::time::Duration) -> bool {
+    let written = fs::symlink_metadata(path).and_then(|m| m.modified());
+    written.ok().and_then(|t| t.elapsed().ok()).is_none_or(|e| e >= age)
+}
+
+/// A rename or removal in a fallback spool must outlive a crash, as the
+/// record written there does ([`append`]): syncs the directory holding
+/// `path` when it is one (a warning if that fails).
+fn sync_fallback(path: &Path) {
+    let Some(dir) = path.parent() else { return };
+    if !dir.parent().is_some_and(|p| p.ends_with(FALLBACK)) {
+        return;
+    }
+    if let Err(e) = TrustedDir::open(dir).and_then(|d| d.sync()) {
+        log::warn!("{e:#}");
     }
 }
 
@@ -423,7 +459,7 @@ mod tests {
         let text: String = files.iter().map(|f| fs::read_to_string(f).unwrap()).collect();
         assert_eq!(text, "begin 1 1\nend\nbegin 2 2\nend\n");
         // A failed run keeps a fallback file where it is, for the next run.
-        keep_for_retry(&files, 3);
+        keep_for_retry(&files, 3, std::time::Duration::ZERO, "t");
         assert!(any_waiting(&dir).unwrap() && !any_fresh(&dir).unwrap());
         let files = take(&dir).unwrap();
         assert_eq!(files.len(), 2, "{files:?}");
@@ -442,13 +478,14 @@ mod tests {
     }
 
     #[test]
-    fn failed_files_are_kept_with_their_count_then_dropped() {
+    fn failed_files_are_kept_with_their_count_then_dropped_once_old() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path();
+        let hour = std::time::Duration::from_secs(3600);
         append(dir, "begin 1 1\n").unwrap();
         let mut files = take(dir).unwrap();
         for attempt in 1..3 {
-            keep_for_retry(&files, 3);
+            assert_eq!(keep_for_retry(&files, 3, hour, "t"), Some(attempt));
             assert!(!any_fresh(dir).unwrap());
             files = take(dir).unwrap();
             assert_eq!(files.len(), 1);
@@ -456,7 +493,19 @@ mod tests {
             assert!(name.ends_with(&format!(".failed-{attempt}")), "{name}");
             assert_eq!(fs::read_to_string(&files[0]).unwrap(), "begin 1 1\n");
         }
-        keep_for_retry(&files, 3);
+        // Out of attempts, but written just now: kept all the same.
+        assert_eq!(keep_for_retry(&files, 3, hour, "t"), Some(3));
+        files = take(dir).unwrap();
+        assert_eq!(files.len(), 1);
+        // Written two hours ago: dropped.
+        let then = std::time::SystemTime::now() - 2 * hour;
+        File::options()
+            .write(true)
+            .open(&files[0])
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+        assert_eq!(keep_for_retry(&files, 3, hour, "t"), None);
         assert!(!any_waiting(dir).unwrap());
     }
 }

@@ -15,7 +15,12 @@
 #   slow-stop demo-allowed's ExecStop sleeps 30 s past its
 #             TimeoutStopSec=3, so systemd answers its restart slowly;
 #   kill      the same slow stop, and the finish unit's process SIGKILLed
-#             while demo-allowed is stopping (its record already taken).
+#             while demo-allowed is stopping (its record already taken);
+#   kill-wait the restart lock held (flock(1) standing in for a manual run)
+#             and the finish SIGKILLed while it waits for it, with a retry
+#             timer armed; the lock is then let go, and the retry timer's
+#             finish, with no transaction behind it, acts on the record
+#             before the next run ("before the next run: yes").
 # In every case: apt-get exits 0; demo-allowed is started exactly once from
 # the upgrade to the end (journal "Started" lines), so nothing is restarted
 # twice; at the end it runs a new PID on libdemo 2.0 (no deleted mapping),
@@ -138,6 +143,32 @@ ro_run_on() {
 }
 ro_run_off() { e2e_in "$1" umount "$SPOOL"; }
 
+HOLDER=e2e-lock-holder.service
+lock_on() {
+    e2e_in "$1" mkdir -p "$SPOOL"
+    e2e_in "$1" systemd-run --quiet --unit="$HOLDER" --slice=user.slice \
+        flock "$SPOOL/lock" sleep 900
+    # shellcheck disable=SC2016 # expanded by the container's shell
+    e2e_in "$1" sh -c 'for i in $(seq 50); do flock -n '"$SPOOL"'/lock true || exit 0; sleep 0.1; done; exit 1' ||
+        fail "$HOLDER did not take the restart lock"
+}
+lock_off() { e2e_in "$1" systemctl stop "$HOLDER"; }
+
+# retry_armed NAME: a finish's retry timer waits.
+retry_armed() {
+    [[ -n $(e2e_in "$1" systemctl list-timers --no-legend 'restart-stale-apt-retry-*' 2>/dev/null) ]]
+}
+
+# wait_acted NAME OLDPID SECS: until demo-allowed runs libdemo 2.0.
+wait_acted() {
+    local i
+    for ((i = 0; i < $3; i++)); do
+        [[ $(acted "$1" "$2") == yes ]] && return 0
+        sleep 1
+    done
+    return 1
+}
+
 full_run_on() {
     e2e_in "$1" mount -t tmpfs -o size=64k,mode=0755 tmpfs "$SPOOL"
     e2e_in "$1" install -d -m 0700 "$SPOOL/apt"
@@ -179,6 +210,7 @@ run_case() {
         dbus) dbus_on "$m" ;;
         ro-run) ro_run_on "$m" ;;
         full-run) full_run_on "$m" ;;
+        kill-wait) lock_on "$m" ;;
     esac
     e2e_step "$c: apt-get upgrade" upgrade "$m" "$([[ $c == dbus ]] && echo direct)"
     # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
@@ -190,7 +222,24 @@ run_case() {
         e2e_in "$m" systemctl kill --kill-whom=main --signal=SIGKILL "$E2E_FINISH_UNIT"
         e2e_log "$c: SIGKILLed $E2E_FINISH_UNIT while $ALLOWED was stopping"
     fi
+    if [[ $c == kill-wait ]]; then
+        local i
+        for ((i = 0; i < 300; i++)); do
+            retry_armed "$m" && break
+            sleep 0.1
+        done
+        retry_armed "$m" || fail "$c: no retry timer armed while the finish waits for the lock"
+        e2e_in "$m" systemctl kill --kill-whom=main --signal=SIGKILL "$E2E_FINISH_UNIT"
+        e2e_log "$c: SIGKILLed $E2E_FINISH_UNIT while it waited for the restart lock"
+    fi
     wait_unit_idle "$m"
+    if [[ $c == kill-wait ]]; then
+        e2e_log "$c: armed: $(e2e_in "$m" systemctl list-timers --no-legend 'restart-stale-apt-retry-*')"
+        lock_off "$m"
+        # The retry fires at most 120 s after it was armed.
+        wait_acted "$m" "$old" 180 || e2e_log "$c: not acted on 180 s after the lock was let go"
+        e2e_journal "$m" "$cursor" -u 'restart-stale-apt-retry-*' | sed "s/^/[e2e]   $c retry | /" >&2
+    fi
     if [[ $c == kill ]]; then
         left=$(e2e_in "$m" find "$SPOOL/apt" -maxdepth 1 -name 'taken.*')
         [[ -n $left ]] || fail "$c: the killed finish left no taken record ($SPOOL/apt)"
@@ -219,12 +268,15 @@ run_case() {
     ((rc == 0)) || bad+=("$c: apt-get exited $rc")
     ((n == 1)) || bad+=("$c: $ALLOWED started $n times, not once")
     [[ $second == yes ]] || bad+=("$c: $ALLOWED not restarted on libdemo 2.0 (transaction not acted on)")
+    if [[ $c == kill-wait && $first != yes ]]; then
+        bad+=("$c: the retry did not act on the record before the next transaction")
+    fi
 }
 
 t() {
     local m=$1 c
     slow_stop_off "$m"
-    for c in dbus ro-run full-run slow-stop kill; do
+    for c in dbus ro-run full-run slow-stop kill kill-wait; do
         e2e_step "case $c" run_case "$m" "$c"
     done
     printf '[e2e]   %s\n' "${results[@]}" >&2
