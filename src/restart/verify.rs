@@ -88,6 +88,7 @@ pub fn stale_among(root: &SysRoot, pids: &[u32], owner: &Owner, scanner: &mut Sc
         pids,
         threads,
         scanner,
+        Scanner::sibling,
         |s, pid| -> Result<Option<(String, Vec<StaleFile>)>> {
             let Some(mut files) = s.process(root, pid)? else {
                 return Ok(None);

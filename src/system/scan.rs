@@ -75,7 +75,7 @@ pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<S
     };
     let threads = scanner.threads.unwrap_or_else(workers::threads);
     log::trace!("scanning {} processes on up to {threads} threads", pids.len());
-    let found = workers::map(&pids, threads, &mut scanner, |s, pid| {
+    let found = workers::map(&pids, threads, &mut scanner, Scanner::sibling, |s, pid| {
         let in_scope = scope == Scope::SystemUnits || pid == 1 || in_units.contains(&pid);
         match s.process_in(root, pid, in_scope) {
             Ok(Some(files)) if files.is_empty() => Found::Fresh,

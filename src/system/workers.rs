@@ -3,7 +3,7 @@
 //!
 //! Reading `/proc` is system time spent in the reader's own context, so a
 //! second thread gets a second core's worth of it. Each thread has a
-//! [`Scanner`] of its own (buffers, the open maps file the
+//! scanner (`scan::Scanner`) of its own (buffers, the open maps file the
 //! `PROCMAP_QUERY` ioctl goes to, verdict caches): a verdict cache shared
 //! behind a lock would be taken once per mapping, and a thread's own
 //! cache costs only the first look at each library once more per thread.
@@ -15,7 +15,6 @@
 //! whatever thread produced it: the report is the one a single thread
 //! writes.
 
-use crate::system::scan::Scanner;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// The environment variable that sets the number of threads; `1` scans
@@ -51,21 +50,23 @@ fn from_env(value: Option<&str>) -> Option<usize> {
 }
 
 /// Runs `work` on every PID of `pids` with up to `threads` threads, the
-/// calling thread and `scanner` among them, and returns the results in
-/// the order of `pids`. The other threads start from
-/// [`Scanner::sibling`]s of `scanner`. A thread the system refuses to
-/// start only leaves its share to the others.
-pub fn map<T, F>(pids: &[u32], threads: usize, scanner: &mut Scanner, work: F) -> Vec<T>
+/// calling thread and its state `scanner` among them, and returns the
+/// results in the order of `pids`. The other threads start from states
+/// `sibling` makes of `scanner` (the scan's: `Scanner::sibling`, a
+/// parameter so that this room needs nothing of the scan's). A thread the
+/// system refuses to start only leaves its share to the others.
+pub fn map<S, T, F>(pids: &[u32], threads: usize, scanner: &mut S, sibling: impl Fn(&S) -> S, work: F) -> Vec<T>
 where
+    S: Send,
     T: Send,
-    F: Fn(&mut Scanner, u32) -> T + Sync,
+    F: Fn(&mut S, u32) -> T + Sync,
 {
     let threads = threads.min(pids.len().div_ceil(BLOCK)).max(1);
     if threads == 1 {
         return pids.iter().map(|&pid| work(scanner, pid)).collect();
     }
     let next = AtomicUsize::new(0);
-    let run = |s: &mut Scanner| {
+    let run = |s: &mut S| {
         let mut done = Vec::new();
         loop {
             let start = next.fetch_add(BLOCK, Ordering::Relaxed);
@@ -78,7 +79,7 @@ where
             done.extend(block.iter().enumerate().map(|(i, &pid)| (start + i, work(s, pid))));
         }
     };
-    let mut siblings: Vec<Scanner> = (1..threads).map(|_| scanner.sibling()).collect();
+    let mut siblings: Vec<S> = (1..threads).map(|_| sibling(scanner)).collect();
     let mut done = std::thread::scope(|scope| {
         let handles: Vec<_> = siblings
             .iter_mut()
@@ -121,16 +122,22 @@ mod tests {
     #[test]
     fn results_come_back_in_pid_order_from_every_thread() {
         let pids: Vec<u32> = (0..1000).rev().collect();
-        let mut scanner = Scanner::default();
+        let mut scanner = ();
         let threads_seen = std::sync::Mutex::new(std::collections::HashSet::new());
-        let out = map(&pids, 4, &mut scanner, |_, pid| {
-            threads_seen.lock().unwrap().insert(std::thread::current().id());
-            // Uneven work, so that threads finish blocks out of order.
-            if pid % 7 == 0 {
-                std::thread::sleep(std::time::Duration::from_micros(200));
-            }
-            pid * 2
-        });
+        let out = map(
+            &pids,
+            4,
+            &mut scanner,
+            |_| (),
+            |_, pid| {
+                threads_seen.lock().unwrap().insert(std::thread::current().id());
+                // Uneven work, so that threads finish blocks out of order.
+                if pid % 7 == 0 {
+                    std::thread::sleep(std::time::Duration::from_micros(200));
+                }
+                pid * 2
+            },
+        );
         let want: Vec<u32> = pids.iter().map(|p| p * 2).collect();
         assert_eq!(out, want);
         assert!(threads_seen.lock().unwrap().len() > 1, "ran on one thread only");
@@ -139,16 +146,13 @@ mod tests {
     #[test]
     fn short_lists_and_one_thread_stay_on_the_caller() {
         let me = std::thread::current().id();
-        let mut scanner = Scanner::default();
         let on_caller = |pids: &[u32], threads| {
-            map(pids, threads, &mut Scanner::default(), |_, _| {
-                std::thread::current().id() == me
-            })
-            .into_iter()
-            .all(|b| b)
+            map(pids, threads, &mut (), |_| (), |_, _| std::thread::current().id() == me)
+                .into_iter()
+                .all(|b| b)
         };
         assert!(on_caller(&[1, 2, 3], 8));
         assert!(on_caller(&(0..500).collect::<Vec<_>>(), 1));
-        assert!(map(&[], 8, &mut scanner, |_, p| p).is_empty());
+        assert!(map(&[], 8, &mut (), |_| (), |_, p| p).is_empty());
     }
 }
