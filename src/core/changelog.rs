@@ -307,6 +307,35 @@ mod tests {
         assert_eq!(evr_cmp("3.0.7-10", "3.0.7-9"), Ordering::Greater);
     }
 
+    /// A Fedora-style changelog (tests/changelogs/fedora-openssl.txt): an
+    /// upgrade from 1:3.2.4-1 to 1:3.2.4-3 fixed three CVEs, two of them
+    /// named in one line; the rebase's CVE was fixed before.
+    #[test]
+    fn a_fedora_changelog_gives_the_fixes_of_an_rpm_upgrade() {
+        use crate::core::fixes::{summarize, Upgrade};
+        let p = parse_rpm(include_str!("../../tests/changelogs/fedora-openssl.txt"));
+        assert_eq!(p.entries.len(), 4);
+        assert!(p.stopped.is_none());
+        let up = Upgrade {
+            name: "openssl-libs".into(),
+            arch: None,
+            from: Some("1:3.2.4-1".into()),
+            to: Some("1:3.2.4-3".into()),
+        };
+        let f = summarize(&up, &p, evr_cmp);
+        assert_eq!(f.cves, ["CVE-2026-41210", "CVE-2026-41211", "CVE-2026-41212"]);
+        assert!(!f.security && f.urgency.is_none() && f.is_security());
+        let older = Upgrade {
+            from: Some("3.2.3-5".into()),
+            ..up
+        };
+        assert_eq!(
+            summarize(&older, &p, evr_cmp).cves.len(),
+            5,
+            "epoch 1 is newer than none"
+        );
+    }
+
     #[test]
     fn rpm_headers_carry_the_evr_after_the_dash() {
         let p = parse_rpm(

@@ -40,21 +40,40 @@ pub struct Upgrades {
     pub packages: Vec<Upgrade>,
 }
 
+impl Upgrades {
+    /// Adds one change of a package; a package changed twice (two
+    /// transactions replayed together, apt's unpack then configure) keeps
+    /// its first old version and takes the last new one.
+    pub fn add(&mut self, name: &str, arch: Option<&str>, from: Option<&str>, to: Option<&str>) {
+        let same = |u: &&mut Upgrade| u.name == name && u.arch.as_deref() == arch;
+        match self.packages.iter_mut().find(same) {
+            Some(u) => u.to = to.map(str::to_string),
+            None => self.packages.push(Upgrade {
+                name: name.to_string(),
+                arch: arch.map(str::to_string),
+                from: from.map(str::to_string),
+                to: to.map(str::to_string),
+            }),
+        }
+    }
+}
+
 /// What one package's upgrade fixed, the JSON `fixes` entry
 /// (docs/json.md).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Fields in alphabetical order: the JSON keys come out sorted.
 pub struct Fix {
-    pub package: String,
-    pub from: Option<String>,
-    pub to: Option<String>,
     pub cves: Vec<String>,
-    /// The highest Debian urgency of the entries (see [`max_urgency`]).
-    pub urgency: Option<String>,
+    pub from: Option<String>,
+    pub package: String,
     pub security: bool,
+    pub to: Option<String>,
     /// Why the changelog could not tell (all of it or the rest): `no
     /// changelog installed`, `the version that ran is not known`…
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unknown: Option<String>,
+    /// The highest Debian urgency of the entries (see [`max_urgency`]).
+    pub urgency: Option<String>,
 }
 
 impl Fix {
@@ -160,7 +179,7 @@ pub fn summarize(up: &Upgrade, parsed: &Parsed, cmp: fn(&str, &str) -> Ordering)
             }
         }
     }
-    cves.sort_by(|a, b| cve_key(a).cmp(&cve_key(b)));
+    cves.sort_by_key(|c| cve_key(c));
     let reached = parsed.entries.iter().any(|e| !newer(&e));
     let unknown = match (&parsed.stopped, reached) {
         (Some(why), false) => Some(format!("changelog cut short: {why}")),
@@ -253,6 +272,19 @@ libdemo (1.0-1) bookworm; urgency=medium
         let f = summarize(&up(None, "3.0-1"), &parse_debian(LOG), deb_cmp);
         assert!(f.cves.is_empty());
         assert_eq!(f.unknown.as_deref(), Some("the version that ran is not known"));
+    }
+
+    #[test]
+    fn a_package_changed_twice_keeps_its_first_old_version() {
+        let mut u = Upgrades::default();
+        u.add("libx", Some("amd64"), Some("1"), Some("2"));
+        u.add("libx", Some("i386"), Some("1"), Some("2"));
+        u.add("libx", Some("amd64"), Some("2"), Some("3"));
+        assert_eq!(u.packages.len(), 2);
+        assert_eq!(
+            (u.packages[0].from.as_deref(), u.packages[0].to.as_deref()),
+            (Some("1"), Some("3"))
+        );
     }
 
     #[test]
