@@ -103,6 +103,10 @@ pub struct Options {
     /// The transaction's packages with their old and new versions: each
     /// stale unit is annotated with what they fixed (docs/cves.md).
     pub upgrades: Option<crate::core::fixes::Upgrades>,
+    /// `restart = security` / `--security-only`: only the units an
+    /// upgrade's security fix is behind restart now, the others are
+    /// marked for later (docs/cves.md).
+    pub security_only: bool,
 }
 
 /// Scans and plans; the inputs every mode shares.
@@ -254,6 +258,11 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         match (mode, args.marks) {
             (Mode::Restart, Marks::Set) => restart::mark::run_deferred(root, &p.plan),
             (Mode::Restart, Marks::Restart) => restart::mark::run_marked(root, &p.plan, p.scan.layout, &settings),
+            _ if args.security_only => {
+                let none = crate::core::fixes::ByUnit::new();
+                let (now, later) = crate::core::fixes::security_split(&p.plan, fixes.as_ref().unwrap_or(&none));
+                security_first(root, &now, &later, p.scan.layout, &settings, mode == Mode::DryRun)
+            }
             _ => restart::run(root, &p.plan, p.scan.layout, &settings, mode == Mode::DryRun),
         }
     });
@@ -278,6 +287,32 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         reboot,
         results,
     })
+}
+
+/// `restart = security`: the security fixes' units restart now, the
+/// others are marked for the window; a dry run only says which.
+fn security_first(
+    root: &SysRoot,
+    now: &Plan,
+    later: &Plan,
+    layout: Option<crate::core::model::Layout>,
+    settings: &restart::Settings,
+    dry_run: bool,
+) -> Result<restart::Ran> {
+    for u in &later.units {
+        log::info!(
+            "{}: no security fix behind its stale code: {} for the maintenance window",
+            u.unit,
+            if dry_run { "would be marked" } else { "marking it" }
+        );
+    }
+    let mut ran = restart::run(root, now, layout, settings, dry_run)?;
+    if !dry_run && !later.units.is_empty() {
+        let marked = restart::mark::run_deferred(root, later)?;
+        ran.exit = ran.exit.worst(marked.exit);
+        ran.results.extend(marked.results);
+    }
+    Ok(ran)
 }
 
 fn write_batch(

@@ -6,6 +6,7 @@
 //! policy only read the result.
 
 use crate::core::changelog::{Entry, Parsed};
+use crate::core::plan::{Action, Plan, UnitPlan};
 use serde::Serialize;
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
@@ -206,6 +207,29 @@ fn cve_key(id: &str) -> (u32, u64) {
 /// The fixes of each unit, by unit name; a unit with none is absent.
 pub type ByUnit = BTreeMap<String, Vec<Fix>>;
 
+/// Whether the `security` policy restarts `unit` now: some upgrade behind
+/// its stale code fixed a CVE or came from a security suite.
+pub fn restarts_now(fixes: &ByUnit, unit: &str) -> bool {
+    fixes.get(unit).is_some_and(|f| f.iter().any(Fix::is_security))
+}
+
+/// `restart = security` (docs/cves.md): the plan cut in two, the
+/// restarts to run now and the ones to mark `needs-restart` for the
+/// maintenance window. PID 1 and the outside processes stay with the
+/// first: the policy chooses among unit restarts only.
+pub fn security_split(plan: &Plan, fixes: &ByUnit) -> (Plan, Plan) {
+    let later_unit = |u: &UnitPlan| u.action == Action::Restart && !restarts_now(fixes, &u.unit);
+    let mut now = plan.clone();
+    now.units.retain(|u| !later_unit(u));
+    let later = Plan {
+        units: plan.units.iter().filter(|u| later_unit(u)).cloned().collect(),
+        init: None,
+        outside: Vec::new(),
+        gate: plan.gate.clone(),
+    };
+    (now, later)
+}
+
 /// How many distinct CVE ids a unit's fixes name.
 pub fn live_cves(fixes: &[Fix]) -> usize {
     let mut all: Vec<&str> = fixes.iter().flat_map(|f| f.cves.iter().map(String::as_str)).collect();
@@ -285,6 +309,41 @@ libdemo (1.0-1) bookworm; urgency=medium
             (u.packages[0].from.as_deref(), u.packages[0].to.as_deref()),
             (Some("1"), Some("3"))
         );
+    }
+
+    #[test]
+    fn the_security_policy_restarts_fixed_cves_and_security_uploads_now() {
+        use crate::core::plan::Reason;
+        let unit = |n: &str, action| UnitPlan {
+            unit: n.into(),
+            action,
+            reason: Reason::NotAllowed,
+            processes: vec![],
+        };
+        let plan = Plan {
+            units: vec![
+                unit("cve.service", Action::Restart),
+                unit("suite.service", Action::Restart),
+                unit("plain.service", Action::Restart),
+                unit("unknown.service", Action::Restart),
+                unit("denied.service", Action::Skip),
+            ],
+            ..Plan::default()
+        };
+        let p = parse_debian(LOG);
+        let cve = summarize(&up(Some("1.0-1"), "2.0-1+deb12u1"), &p, deb_cmp);
+        let plain = summarize(&up(Some("2.0-1+deb12u1"), "3.0-1"), &p, deb_cmp);
+        let mut suite = plain.clone();
+        suite.security = true;
+        let fixes = ByUnit::from([
+            ("cve.service".to_string(), vec![plain.clone(), cve]),
+            ("suite.service".to_string(), vec![suite]),
+            ("plain.service".to_string(), vec![plain]),
+        ]);
+        let (now, later) = security_split(&plan, &fixes);
+        let names = |p: &Plan| p.units.iter().map(|u| u.unit.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&now), ["cve.service", "suite.service", "denied.service"]);
+        assert_eq!(names(&later), ["plain.service", "unknown.service"]);
     }
 
     #[test]

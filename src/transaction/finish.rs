@@ -185,6 +185,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
         hook: true,
         marks: if deferred { Marks::Set } else { Marks::Ignore },
         upgrades: prepared.upgrades,
+        security_only: host::security_only(root),
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
             ..crate::restart::Settings::default()
