@@ -100,6 +100,13 @@ pub struct Options {
     /// Restart now, defer with marks, or restart the marked units; only a
     /// [`Mode::Restart`] run looks at it.
     pub marks: Marks,
+    /// The transaction's packages with their old and new versions: each
+    /// stale unit is annotated with what they fixed (docs/cves.md).
+    pub upgrades: Option<crate::core::fixes::Upgrades>,
+    /// `restart = security` / `--security-only`: only the units an
+    /// upgrade's security fix is behind restart now, the others are
+    /// marked for later (docs/cves.md).
+    pub security_only: bool,
 }
 
 /// Scans and plans; the inputs every mode shares.
@@ -139,6 +146,14 @@ pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planne
     Ok(Planned { plan, scan, policy })
 }
 
+/// The fixes of each stale unit: a changelog read per upgraded package
+/// a unit still runs (docs/cves.md).
+fn annotate(root: &SysRoot, plan: &Plan, ups: &crate::core::fixes::Upgrades) -> crate::core::fixes::ByUnit {
+    let fixes = crate::pkgdb::changelog::annotate(root, plan, ups);
+    log::debug!("fixes of {} unit(s) read from their packages' changelogs", fixes.len());
+    fixes
+}
+
 /// Scan problems are per process (or per unreadable cgroup, which come
 /// first); an ordinary user meets one for every process of another user,
 /// so many of them become one summary line.
@@ -160,6 +175,7 @@ fn log_problems(problems: &[String]) {
 struct Done {
     outcome: Outcome,
     plan: Plan,
+    fixes: Option<crate::core::fixes::ByUnit>,
     reboot: Reboot,
     results: Vec<UnitResult>,
 }
@@ -196,6 +212,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         log::warn!("{w}");
     }
     log_problems(&p.scan.problems);
+    let fixes = args.upgrades.as_ref().map(|u| annotate(root, &p.plan, u));
     // Only `status` shows the marks: a restart run's results say them.
     let marked = (mode == Mode::Status && !args.batch)
         .then(|| restart::mark::read_marks(root, &p.plan))
@@ -212,6 +229,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         reboot: None,
         marked: marked.as_deref(),
         sessions: None,
+        fixes: fixes.as_ref(),
     };
     let groups = crate::system::users::session_groups(root, &p.plan.outside);
     ctx.sessions = Some(&groups);
@@ -227,7 +245,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     // sees the plan first; a restart run's JSON waits for the results.
     let json_after = args.json && mode == Mode::Restart;
     if args.batch {
-        write_batch(&p.plan, &reboot, &groups)?;
+        write_batch(&p.plan, &reboot, &groups, fixes.as_ref())?;
     } else if show && !json_after {
         write_report(&p.plan, &ctx, args.json, verbose)?;
     }
@@ -241,6 +259,19 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         match (mode, args.marks) {
             (Mode::Restart, Marks::Set) => restart::mark::run_deferred(root, &p.plan),
             (Mode::Restart, Marks::Restart) => restart::mark::run_marked(root, &p.plan, p.scan.layout, &settings),
+            _ if args.security_only => {
+                let none = crate::core::fixes::ByUnit::new();
+                let (now, later) = crate::core::fixes::security_split(&p.plan, fixes.as_ref().unwrap_or(&none));
+                security_first(
+                    root,
+                    &now,
+                    &later,
+                    args.changed.as_ref(),
+                    p.scan.layout,
+                    &settings,
+                    mode == Mode::DryRun,
+                )
+            }
             _ => restart::run(
                 root,
                 &p.plan,
@@ -269,14 +300,47 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     Ok(Done {
         outcome,
         plan: p.plan,
+        fixes,
         reboot,
         results,
     })
 }
 
-fn write_batch(plan: &Plan, reboot: &Reboot, groups: &[crate::core::sessions::Group]) -> Result<()> {
+/// `restart = security`: the security fixes' units restart now, the
+/// others are marked for the window; a dry run only says which.
+fn security_first(
+    root: &SysRoot,
+    now: &Plan,
+    later: &Plan,
+    changed: Option<&ChangedSet>,
+    layout: Option<crate::core::model::Layout>,
+    settings: &restart::Settings,
+    dry_run: bool,
+) -> Result<restart::Ran> {
+    for u in &later.units {
+        log::info!(
+            "{}: no security fix behind its stale code: {} for the maintenance window",
+            u.unit,
+            if dry_run { "would be marked" } else { "marking it" }
+        );
+    }
+    let mut ran = restart::run(root, now, changed, layout, settings, dry_run)?;
+    if !dry_run && !later.units.is_empty() {
+        let marked = restart::mark::run_deferred(root, later)?;
+        ran.exit = ran.exit.worst(marked.exit);
+        ran.results.extend(marked.results);
+    }
+    Ok(ran)
+}
+
+fn write_batch(
+    plan: &Plan,
+    reboot: &Reboot,
+    groups: &[crate::core::sessions::Group],
+    fixes: Option<&crate::core::fixes::ByUnit>,
+) -> Result<()> {
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    batch::write(&mut out, plan, reboot, groups)?;
+    batch::write(&mut out, plan, reboot, groups, fixes)?;
     out.flush()?;
     Ok(())
 }
@@ -296,6 +360,7 @@ fn publish_textfile(root: &SysRoot, args: &Options, mode: Mode, done: &Result<Do
             Some(prom::Findings {
                 plan: &d.plan,
                 reboot: &d.reboot,
+                fixes: d.fixes.as_ref(),
             }),
             d.outcome,
             &d.results[..],

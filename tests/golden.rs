@@ -9,6 +9,7 @@
 //! | --- | --- | --- |
 //! | tests/cases | the case's own `root/` | stdout, exit status |
 //! | tests/replay/cases | tests/replay/root (below) | stdout, stderr, exit status |
+//! | tests/cves | tests/replay/root (below), the case's `root/` laid over it: changelogs, another history | stdout, stderr, exit status |
 //! | tests/swupd (run as `clr-service-restart`) | the tests/cases root named in `base`, the case's `root/` laid over it | stdout, exit status, stderr, the recorded swupd version |
 //!
 //! Device and inode numbers of fixture files are only known once the tree
@@ -70,6 +71,27 @@ fn replay_cases() {
         at_least: 13,
         argv0: "restart-stale",
         root: |_| replay_system(),
+        render: |out, _| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            format!("{}--- stderr\n{stderr}{}", readable_stdout(&out.stdout), exit(out))
+        },
+    });
+}
+
+/// The fixes annotation (docs/cves.md): the replay system with the
+/// case's changelogs under `/usr/share/doc` (and at times another
+/// `history.log`) laid over it.
+#[test]
+fn cves_cases() {
+    run_corpus(&Corpus {
+        dir: "tests/cves",
+        at_least: 6,
+        argv0: "restart-stale",
+        root: |case| {
+            let r = replay_system();
+            r.lay_over(&case.join("root"));
+            r
+        },
         render: |out, _| {
             let stderr = String::from_utf8_lossy(&out.stderr);
             format!("{}--- stderr\n{stderr}{}", readable_stdout(&out.stdout), exit(out))

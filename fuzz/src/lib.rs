@@ -34,6 +34,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("zypper_steps", targets::zypper_steps),
     ("rpm_ql", targets::rpm_ql),
     ("version", targets::version),
+    ("changelog", targets::changelog),
     ("python_imports", targets::python_imports),
     ("perl_loads", targets::perl_loads),
     ("interp_cmdline", targets::interp_cmdline),

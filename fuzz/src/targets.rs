@@ -4,6 +4,8 @@
 
 use restart_stale::apt::{protocol, record as apt_record};
 use restart_stale::core::changed::ChangedSet;
+use restart_stale::core::changelog::{self, deb_cmp, evr_cmp, Parsed};
+use restart_stale::core::fixes::{self, Upgrade};
 use restart_stale::core::unit_name::{self, Owner};
 use restart_stale::core::version::{dpkg_cmp, rpm_cmp};
 use restart_stale::dnf::dnf4;
@@ -355,7 +357,11 @@ pub fn rpm_ql(data: &[u8]) {
         assert!(rpm::split_nevra(n).is_some() && rpm::safe_argument(n), "{n:?}");
     }
     let lines = text.lines().filter(|l| !l.trim().is_empty()).count();
-    assert_eq!(p.packages.len() + p.not_installed.len() + p.unexpected.len(), lines, "{p:?}");
+    assert_eq!(
+        p.packages.len() + p.not_installed.len() + p.unexpected.len(),
+        lines,
+        "{p:?}"
+    );
     for line in text.lines() {
         if let Some((name, evr, arch)) = rpm::split_nevra(line) {
             assert!(!name.is_empty() && !evr.is_empty() && !arch.is_empty(), "{line:?}");
@@ -382,6 +388,49 @@ pub fn version(data: &[u8]) {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Changelogs, as Debian's and as `rpm -q --changelog` text: at most
+/// `MAX_ENTRIES` entries; every CVE id is `CVE-`, a four-digit year and
+/// four to seven digits; the fixes between any two of its versions name
+/// only ids of its entries, in both version orders.
+pub fn changelog(data: &[u8]) {
+    let text = text(data);
+    let parsed = [changelog::parse_debian(&text), changelog::parse_rpm(&text)];
+    for (p, cmp) in parsed.iter().zip([deb_cmp as fn(&str, &str) -> Ordering, evr_cmp]) {
+        check_changelog(p, cmp);
+    }
+}
+
+fn check_changelog(p: &Parsed, cmp: fn(&str, &str) -> Ordering) {
+    assert!(p.entries.len() <= changelog::MAX_ENTRIES);
+    let all: Vec<&String> = p.entries.iter().flat_map(|e| &e.cves).collect();
+    for c in &all {
+        let b = c.as_bytes();
+        let digits = &b[9..];
+        assert!(
+            c.starts_with("CVE-") && b[4..8].iter().all(u8::is_ascii_digit) && b[8] == b'-',
+            "{c:?}"
+        );
+        assert!(
+            (4..=7).contains(&digits.len()) && digits.iter().all(u8::is_ascii_digit),
+            "{c:?}"
+        );
+    }
+    let versions: Vec<&str> = p.entries.iter().take(3).map(|e| e.version.as_str()).collect();
+    for &a in &versions {
+        for &b in &versions {
+            assert_eq!(cmp(a, b), cmp(b, a).reverse(), "{a:?} {b:?}");
+            let up = Upgrade {
+                name: "p".into(),
+                arch: None,
+                from: Some(a.into()),
+                to: Some(b.into()),
+            };
+            let f = fixes::summarize(&up, p, cmp);
+            assert!(f.cves.iter().all(|c| all.contains(&c)), "{f:?}");
         }
     }
 }
@@ -489,7 +538,11 @@ pub fn safe_open_tree(data: &[u8]) {
     let dir = std::env::temp_dir().join(format!("restart-stale-fuzz-tree.{}", std::process::id()));
     build_tree(&dir, ops);
     let parts = [".", "..", "a", "b", "c", "d"];
-    let path: String = query.iter().take(8).map(|b| format!("/{}", parts[usize::from(*b) % parts.len()])).collect();
+    let path: String = query
+        .iter()
+        .take(8)
+        .map(|b| format!("/{}", parts[usize::from(*b) % parts.len()]))
+        .collect();
     let path = if path.is_empty() { "/".to_string() } else { path };
     let fast = Jail::open(&dir).expect("tree opens");
     let slow = Jail::open(&dir).expect("tree opens").without_openat2();

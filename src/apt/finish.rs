@@ -112,6 +112,7 @@ impl Adapter for Apt {
             auto_restart: rec.auto_restart(),
             reexec: rec.reexec(),
             protect: rec.blocks.iter().flat_map(|b| b.protect.iter().cloned()).collect(),
+            upgrades: Some(upgrades(&rec)),
         }))
     }
 }
@@ -128,6 +129,19 @@ pub fn packages(rec: &Record) -> Vec<(String, Vec<String>)> {
         }
     }
     map.into_iter().collect()
+}
+
+/// Every recorded package with the version it had before the first
+/// action and after the last (apt's protocol 3 names both).
+pub fn upgrades(rec: &Record) -> crate::core::fixes::Upgrades {
+    let mut ups = crate::core::fixes::Upgrades::default();
+    for a in rec.blocks.iter().flat_map(|b| &b.actions) {
+        let arch = a.current.as_ref().or(a.new.as_ref()).map(|v| v.arch.as_str());
+        let from = a.current.as_ref().map(|v| v.version.as_str());
+        let to = a.new.as_ref().map(|v| v.version.as_str());
+        ups.add(&a.package, arch, from, to);
+    }
+    ups
 }
 
 /// One log line: the commands and `pkg:arch old → new` per package, from

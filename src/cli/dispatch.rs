@@ -61,6 +61,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         None => {
             let mut opts = options(&cli.scan)?;
             opts.restart = cli.act.restart.settings();
+            opts.security_only = cli.act.security_only;
             opts.marks = if cli.defer {
                 Marks::Set
             } else if cli.marked {
@@ -100,6 +101,7 @@ fn replay(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<Outcome> {
         all: args.report.all,
         json: args.report.json,
         restart: args.act.restart.settings(),
+        security_only: args.act.security_only,
         ..Options::default()
     };
     let mode = if args.act.dry_run { Mode::DryRun } else { Mode::Restart };

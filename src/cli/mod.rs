@@ -138,6 +138,12 @@ pub struct ActArgs {
     #[arg(short = 'n', long)]
     pub dry_run: bool,
 
+    /// Restart now only the units whose stale code an upgrade that fixed
+    /// a CVE or came from a security suite replaced; mark the others
+    /// needs-restart for the maintenance window (docs/cves.md).
+    #[arg(long)]
+    pub security_only: bool,
+
     #[command(flatten)]
     pub restart: RestartArgs,
 }

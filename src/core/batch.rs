@@ -2,6 +2,7 @@
 //! which monitoring plugins and apt-dater already parse (docs/batch.md).
 //! Pure: the plan, the reboot section and the user names in, lines out.
 
+use crate::core::fixes::{ByUnit, Fix};
 use crate::core::plan::Plan;
 use crate::core::reboot::Reboot;
 use crate::core::sessions::Group;
@@ -12,7 +13,18 @@ use std::io::{self, Write};
 /// stale code whatever its decision (and `init.scope` for a stale PID 1),
 /// one SESS line per user and session (`groups`, from
 /// [`crate::core::sessions::group`], in their order).
-pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, groups: &[Group]) -> io::Result<()> {
+///
+/// With `fixes`, one `RESTART-STALE-FIX:` line per package upgrade behind
+/// a stale unit follows its SVC line: ours, not needrestart's, so its
+/// parsers (which match `NEEDRESTART-` lines) pass over it:
+/// `RESTART-STALE-FIX: UNIT PACKAGE FROM TO security|- CVE,CVE|-`.
+pub fn write(
+    w: &mut impl Write,
+    plan: &Plan,
+    reboot: &Reboot,
+    groups: &[Group],
+    fixes: Option<&ByUnit>,
+) -> io::Result<()> {
     writeln!(w, "NEEDRESTART-VER: {}", env!("CARGO_PKG_VERSION"))?;
     let k = &reboot.kernel;
     // needrestart reads the release from uname(2); with /proc unreadable
@@ -37,11 +49,31 @@ pub fn write(w: &mut impl Write, plan: &Plan, reboot: &Reboot, groups: &[Group])
     units.sort_by_key(|u| u.to_lowercase());
     for u in units {
         writeln!(w, "NEEDRESTART-SVC: {u}")?;
+        for f in fixes.and_then(|f| f.get(u)).into_iter().flatten() {
+            write_fix(w, u, f)?;
+        }
     }
     for g in groups.iter().filter(|g| g.is_session()) {
         writeln!(w, "NEEDRESTART-SESS: {} @ {}", g.who(), g.label())?;
     }
     Ok(())
+}
+
+fn write_fix(w: &mut impl Write, unit: &str, f: &Fix) -> io::Result<()> {
+    let word = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    let cves = if f.cves.is_empty() {
+        "-".to_string()
+    } else {
+        f.cves.join(",")
+    };
+    let security = if f.security { "security" } else { "-" };
+    writeln!(
+        w,
+        "RESTART-STALE-FIX: {unit} {} {} {} {security} {cves}",
+        f.package,
+        word(&f.from),
+        word(&f.to)
+    )
 }
 
 #[cfg(test)]
@@ -117,7 +149,7 @@ mod tests {
         let names = BTreeMap::from([(0, "root".to_string()), (1000, "alice".to_string())]);
         let groups = sessions::group(&plan.outside, &BTreeMap::from([(13, 0)]), &names);
         let mut out = Vec::new();
-        write(&mut out, &plan, &r, &groups).unwrap();
+        write(&mut out, &plan, &r, &groups, None).unwrap();
         let want = format!(
             "NEEDRESTART-VER: {}\n\
 NEEDRESTART-KCUR: 6.1.0-27-amd64\n\
@@ -135,11 +167,52 @@ NEEDRESTART-SESS: root @ user manager\n",
         assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 
+    /// Our FIX lines follow their unit's SVC line and start with our own
+    /// prefix, so a needrestart parser's `NEEDRESTART-` match skips them.
+    #[test]
+    fn fix_lines_follow_their_unit_and_are_ours() {
+        use crate::core::fixes::{ByUnit, Fix, Upgrade};
+        let plan = Plan {
+            units: vec![
+                unit("ssh.service", Reason::NotAllowed, &[3]),
+                unit("cron.service", Reason::NotAllowed, &[4]),
+            ],
+            ..Plan::default()
+        };
+        let up = Upgrade {
+            name: "libssl3".into(),
+            arch: None,
+            from: Some("3.0.20-1".into()),
+            to: Some("3.0.22-1".into()),
+        };
+        let mut f = Fix::unknown(&up, "x");
+        f.unknown = None;
+        f.security = true;
+        f.cves = vec!["CVE-2025-1111".into(), "CVE-2025-2222".into()];
+        let fixes = ByUnit::from([("ssh.service".to_string(), vec![f])]);
+        let r = reboot::assess(&plan, kernel::assess(&Facts::default()), true);
+        let mut out = Vec::new();
+        write(&mut out, &plan, &r, &[], Some(&fixes)).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("SVC") || l.contains("FIX"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "NEEDRESTART-SVC: cron.service",
+                "NEEDRESTART-SVC: ssh.service",
+                "RESTART-STALE-FIX: ssh.service libssl3 3.0.20-1 3.0.22-1 security CVE-2025-1111,CVE-2025-2222"
+            ]
+        );
+    }
+
     #[test]
     fn unknown_kernel_has_no_kexp() {
         let r = reboot::assess(&Plan::default(), kernel::assess(&Facts::default()), true);
         let mut out = Vec::new();
-        write(&mut out, &Plan::default(), &r, &[]).unwrap();
+        write(&mut out, &Plan::default(), &r, &[], None).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with("NEEDRESTART-KCUR: \nNEEDRESTART-KSTA: 0\n"), "{text}");
     }

@@ -4,6 +4,8 @@
 
 pub mod batch;
 pub mod changed;
+pub mod changelog;
+pub mod fixes;
 pub mod kernel;
 pub mod model;
 pub mod places;

@@ -61,6 +61,8 @@ fn header(out: &mut String, name: &str, help: &str) {
 pub struct Findings<'a> {
     pub plan: &'a Plan,
     pub reboot: &'a Reboot,
+    /// The fixes of each unit's upgrades, when the run was annotated.
+    pub fixes: Option<&'a crate::core::fixes::ByUnit>,
 }
 
 /// Renders the whole file. Every metric is a gauge: each describes the
@@ -117,6 +119,21 @@ pub fn render(found: Option<&Findings>, run: &Run) -> String {
     out
 }
 
+/// One sample per stale unit: the distinct CVE ids its upgrades fixed
+/// and it still runs unfixed. The ids are no labels: the series stay
+/// bounded by the units.
+fn live_cves(out: &mut String, plan: &Plan, fixes: &crate::core::fixes::ByUnit) {
+    header(
+        out,
+        "restart_stale_live_cves",
+        "CVE ids the upgrades behind a unit's stale code fixed (docs/cves.md).",
+    );
+    for u in plan.units.iter().filter(|u| !u.processes.is_empty()) {
+        let n = fixes.get(&u.unit).map_or(0, |f| crate::core::fixes::live_cves(f));
+        let _ = writeln!(out, "restart_stale_live_cves{{unit=\"{}\"}} {n}", label(&u.unit));
+    }
+}
+
 fn findings(out: &mut String, f: &Findings) {
     header(
         out,
@@ -134,6 +151,9 @@ fn findings(out: &mut String, f: &Findings) {
             label(&u.unit),
             u.reason.code()
         );
+    }
+    if let Some(fixes) = f.fixes {
+        live_cves(out, f.plan, fixes);
     }
     header(out, "restart_stale_stale_units", "System units running stale code.");
     let stale = f.plan.units.iter().filter(|u| !u.processes.is_empty()).count();
@@ -192,6 +212,56 @@ fn findings(out: &mut String, f: &Findings) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn fix(cves: &[&str]) -> crate::core::fixes::Fix {
+        let up = crate::core::fixes::Upgrade::default();
+        let mut f = crate::core::fixes::Fix::unknown(&up, "x");
+        f.cves = cves.iter().map(|c| c.to_string()).collect();
+        f
+    }
+
+    /// One sample per stale unit, counting distinct ids over its
+    /// packages; a stale unit without fixes counts 0, a clean unit has no
+    /// sample, and no id becomes a label.
+    #[test]
+    fn live_cves_count_distinct_ids_per_stale_unit() {
+        use crate::core::model::{StaleFile, StaleProcess, Staleness, Via};
+        use crate::core::plan::{Action, Reason, UnitPlan};
+        let p = StaleProcess {
+            pid: 4,
+            comm: "p".into(),
+            owner: crate::core::unit_name::Owner::Outside(String::new()),
+            files: vec![StaleFile::new("/usr/lib/libx.so".into(), Staleness::Replaced, Via::Map)],
+        };
+        let unit = |n: &str, procs: Vec<StaleProcess>| UnitPlan {
+            unit: n.into(),
+            action: Action::Skip,
+            reason: Reason::NotAllowed,
+            processes: procs,
+        };
+        let plan = Plan {
+            units: vec![
+                unit("ssh.service", vec![p.clone()]),
+                unit("cron.service", vec![p]),
+                unit("clean.service", vec![]),
+            ],
+            ..Plan::default()
+        };
+        let fixes = crate::core::fixes::ByUnit::from([(
+            "ssh.service".to_string(),
+            vec![fix(&["CVE-2026-1", "CVE-2026-2"]), fix(&["CVE-2026-2", "CVE-2026-3"])],
+        )]);
+        let mut out = String::new();
+        live_cves(&mut out, &plan, &fixes);
+        let samples: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+        assert_eq!(
+            samples,
+            [
+                "restart_stale_live_cves{unit=\"ssh.service\"} 3",
+                "restart_stale_live_cves{unit=\"cron.service\"} 0"
+            ]
+        );
+    }
 
     #[test]
     fn labels_are_escaped() {

@@ -9,6 +9,7 @@
 //! incompatible change. Struct fields are in alphabetical order so keys
 //! come out sorted, as the schema promises.
 
+use crate::core::fixes::{ByUnit, Fix};
 use crate::core::model::{Layout, StaleFile, StaleProcess, Staleness, UnitResult, Via};
 use crate::core::plan::{Action, OutsideProcess, Plan, Reason};
 use crate::core::sessions::{self, Group};
@@ -40,6 +41,9 @@ pub struct Context<'a> {
     /// ([`crate::core::sessions::group`]); `None` groups them by their
     /// cgroups alone, without names.
     pub sessions: Option<&'a [Group]>,
+    /// What the upgrades behind each unit's stale code fixed
+    /// (docs/cves.md); `None` when no transaction was annotated.
+    pub fixes: Option<&'a ByUnit>,
 }
 
 /// Process names, paths, module names and cgroups come from whoever runs
@@ -126,6 +130,9 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
         if ctx.marked.is_some_and(|m| m.contains(&u.unit)) {
             writeln!(w, "    marked for restart (Markers=needs-restart)")?;
         }
+        for f in unit_fixes(ctx, &u.unit) {
+            writeln!(w, "    fixes still live: {}", clean(&f.describe()))?;
+        }
         for p in &u.processes {
             write_process_line(w, p, t)?;
         }
@@ -142,6 +149,11 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
         crate::core::reboot::write_text(w, r)?;
     }
     Ok(())
+}
+
+/// The fixes of `unit`'s stale code, none when not annotated.
+fn unit_fixes<'a>(ctx: &Context<'a>, unit: &str) -> &'a [Fix] {
+    ctx.fixes.and_then(|f| f.get(unit)).map_or(&[], Vec::as_slice)
 }
 
 /// The groups the caller read, or else the outside processes grouped by
@@ -268,6 +280,10 @@ impl Serialize for OutsideDoc<'_> {
 #[derive(Serialize)]
 struct UnitDoc<'a> {
     action: Action,
+    /// Present in an annotated run (a transaction's), for units with
+    /// stale code: what its upgrades fixed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    fixes: Option<&'a [Fix]>,
     processes: ProcessesDoc<'a>,
     reason: &'static str,
     reason_text: String,
@@ -311,6 +327,10 @@ pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<
         .iter()
         .map(|u| UnitDoc {
             action: u.action,
+            fixes: ctx
+                .fixes
+                .map(|_| unit_fixes(ctx, &u.unit))
+                .filter(|_| !u.processes.is_empty()),
             processes: ProcessesDoc(&u.processes, t),
             reason: u.reason.code(),
             reason_text: u.reason.to_string(),
@@ -359,6 +379,7 @@ mod tests {
             reboot: None,
             marked: None,
             sessions: None,
+            fixes: None,
         }
     }
 

@@ -59,6 +59,9 @@ pub struct Replay {
     pub unknown: Vec<String>,
     /// Corrupt lines and unreadable files, skipped.
     pub warnings: Vec<String>,
+    /// The packages with their old and new versions, for the fixes
+    /// annotation; `None` where the source names no versions.
+    pub upgrades: Option<crate::core::fixes::Upgrades>,
 }
 
 /// Reads `source` and derives the changed set; `lister` lists the files
@@ -175,7 +178,14 @@ fn dpkg(root: &SysRoot, since: Stamp, r: &mut Replay) -> Result<()> {
 
 /// The current files of the Debian packages in `changes`, each once.
 fn deb_files<'a>(root: &SysRoot, changes: impl Iterator<Item = &'a PackageChange>, r: &mut Replay) {
+    let changes: Vec<&PackageChange> = changes.collect();
+    let mut ups = crate::core::fixes::Upgrades::default();
+    for p in &changes {
+        ups.add(&p.name, p.arch.as_deref(), p.old.as_deref(), p.new.as_deref());
+    }
+    r.upgrades = Some(ups);
     let packages: BTreeSet<(String, Vec<String>)> = changes
+        .iter()
         .map(|p| (p.name.clone(), p.arch.iter().cloned().collect()))
         .collect();
     let packages: Vec<_> = packages.into_iter().collect();
@@ -252,6 +262,7 @@ pub fn run(root: &SysRoot, source: &Source, mut opts: Options, mode: Mode, verbo
     }
     log::info!("changed set: {} file(s)", r.set.len());
     opts.changed = Some(r.set);
+    opts.upgrades = r.upgrades;
     run::execute(root, &opts, mode, verbose)
 }
 

@@ -510,6 +510,7 @@ mod tests {
             reboot: None,
             marked: Some(&marks),
             sessions: None,
+            fixes: None,
         };
         let text = report::text(&plan, &ctx, false);
         let a = text.find("a.service").unwrap();

@@ -8,7 +8,7 @@
 
 use super::finish::{Adapter, Prepared};
 use super::process::{self, Process};
-use super::record::{Direction, Record};
+use super::record::{Direction, Record, Source};
 use super::wait::{self, Wait};
 use crate::core::changed::ChangedSet;
 use crate::pkgdb::dpkg;
@@ -138,8 +138,20 @@ impl Adapter for Family {
             auto_restart: rec.blocks.iter().all(|b| b.auto_restart()),
             reexec: rec.blocks.iter().all(|b| b.reexec()),
             protect,
+            upgrades: unsupported_fixes(&rec),
         }))
     }
+}
+
+/// pacman's packages carry no changelog we read: their units' fixes are
+/// unknown, and said so (docs/cves.md). rpm's changelogs are not read
+/// by the finish step yet.
+fn unsupported_fixes(rec: &Record) -> Option<crate::core::fixes::Upgrades> {
+    let pacman = rec.blocks.iter().any(|b| b.source() == Some(Source::Pacman));
+    pacman.then(|| crate::core::fixes::Upgrades {
+        family: crate::core::fixes::Family::Unsupported("pacman packages carry no changelog"),
+        packages: vec![crate::core::fixes::Upgrade::default()],
+    })
 }
 
 /// Every recorded file, directories left out: they are never mapped code.

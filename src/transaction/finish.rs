@@ -82,6 +82,9 @@ pub struct Prepared {
     /// False when a hook run turned the PID 1 re-exec off (apt's
     /// `RestartStale::Reexec`).
     pub reexec: bool,
+    /// The packages with their old and new versions, when the record
+    /// names them: the stale units are annotated with their fixes.
+    pub upgrades: Option<crate::core::fixes::Upgrades>,
 }
 
 /// What a finish run waits for and how it arms its retry.
@@ -271,6 +274,8 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
         // The textfile, and /run/reboot-required when a reboot is needed.
         hook: true,
         marks: if deferred { Marks::Set } else { Marks::Ignore },
+        upgrades: prepared.upgrades,
+        security_only: host::security_only(root),
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
             ..crate::restart::Settings::default()

@@ -72,10 +72,40 @@ fn hooks_conf_defers(root: &SysRoot) -> Option<String> {
                     defer = Some(format!("{HOOKS_CONF}:{} is not a boolean", n + 1));
                 }
             },
+            // Read by `security_only`.
+            "restart" => {}
             other => log::warn!("{HOOKS_CONF}:{}: unknown setting {other:?}, ignored", n + 1),
         }
     }
     defer
+}
+
+/// `restart = security` in [`HOOKS_CONF`]: only the units a security
+/// fix is behind restart now, the others are marked (docs/cves.md);
+/// `restart = all`, the default, restarts every allowed unit. The last
+/// line that sets it wins; an unknown value warns and keeps the default.
+pub fn security_only(root: &SysRoot) -> bool {
+    let Ok(text) = std::fs::read(root.path(HOOKS_CONF)) else {
+        return false;
+    };
+    let mut security = false;
+    for (n, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() != "restart" || line.trim_start().starts_with('#') {
+            continue;
+        }
+        match value.trim() {
+            "security" => security = true,
+            "all" => security = false,
+            v => log::warn!(
+                "{HOOKS_CONF}:{}: restart {v:?} is neither all nor security, ignored",
+                n + 1
+            ),
+        }
+    }
+    security
 }
 
 use crate::system::sysroot::SysRoot;
@@ -96,6 +126,24 @@ mod tests {
             std::fs::write(root.path(HOOKS_CONF), t).unwrap();
         }
         hooks_conf_defers(&root)
+    }
+
+    #[test]
+    fn restart_security_is_read_and_does_not_defer() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = SysRoot::new(dir.path());
+        assert!(!security_only(&root));
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        for (text, want) in [
+            ("restart = security\n", true),
+            ("# restart = security\n", false),
+            ("restart = security\nrestart = all\n", false),
+            ("restart = sometimes\n", false),
+        ] {
+            std::fs::write(root.path(HOOKS_CONF), text).unwrap();
+            assert_eq!(security_only(&root), want, "{text}");
+            assert_eq!(hooks_conf_defers(&root), None, "{text}");
+        }
     }
 
     #[test]
