@@ -16,3 +16,4 @@ pub mod sessions;
 pub mod tiers;
 pub mod unit_name;
 pub mod version;
+pub mod waves;
