@@ -11,6 +11,7 @@ pub mod lock;
 pub mod mark;
 pub mod reach;
 pub mod refine;
+pub mod settle;
 pub mod verify;
 
 use crate::core::changed::{normalize, ChangedSet};
