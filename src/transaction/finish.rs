@@ -273,6 +273,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
         marks: if deferred { Marks::Set } else { Marks::Ignore },
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
+            settle: super::host::conf_settle(root).unwrap_or(crate::restart::Settings::default().settle),
             ..crate::restart::Settings::default()
         },
         ..Options::default()
