@@ -12,6 +12,9 @@ pub enum Outcome {
     Pending,
     /// At least one restart failed or left stale processes behind.
     RestartFailed,
+    /// A restart failed or did not settle, and the health gate held the
+    /// restarts of every later wave (docs/restarts.md).
+    Held,
     /// A runtime error.
     Error,
 }

@@ -12,6 +12,7 @@ fn code(outcome: Outcome) -> i32 {
         Outcome::Error => 1,
         Outcome::Pending => 3,
         Outcome::RestartFailed => 4,
+        Outcome::Held => 5,
     }
 }
 

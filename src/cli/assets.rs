@@ -43,6 +43,10 @@ cannot be stopped or started, or is a per\-connection instance of an
 .TP
 \fB4\fR
 A restart failed, timed out, or left stale code running.
+.TP
+\fB5\fR
+A restart failed or did not settle, and the health gate held the restarts of
+every later wave (see \fB\-\-settle\fR).
 .SH FILES
 .TP
 \fI/run/restart\-stale/lock\fR

@@ -60,7 +60,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
         None => {
             let mut opts = options(&cli.scan)?;
-            opts.restart = cli.act.restart.settings();
+            opts.restart = cli.act.restart.settings(&root);
             opts.security_only = cli.act.security_only;
             opts.marks = if cli.defer {
                 Marks::Set
@@ -100,7 +100,7 @@ fn replay(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<Outcome> {
     let opts = Options {
         all: args.report.all,
         json: args.report.json,
-        restart: args.act.restart.settings(),
+        restart: args.act.restart.settings(root),
         security_only: args.act.security_only,
         ..Options::default()
     };

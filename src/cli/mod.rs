@@ -287,13 +287,34 @@ pub struct RestartArgs {
     /// link for init.scope in /etc/restart-stale does the same).
     #[arg(long)]
     pub no_reexec: bool,
+
+    /// Between restart waves, each restarted unit must stay active this
+    /// many seconds before the next wave starts; a failure holds the rest
+    /// (docs/restarts.md). 0 turns the health gate off. Default: `settle`
+    /// in /etc/restart-stale.conf, else 5.
+    #[arg(long, value_name = "SECS")]
+    pub settle: Option<u64>,
+
+    /// Restart at most N units (restart jobs), watch them for the settle
+    /// time, and stop; the rest stay planned and are reported as held.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub canary: Option<u64>,
 }
 
 impl RestartArgs {
-    pub fn settings(&self) -> crate::restart::Settings {
+    /// The settings; the settle time falls back to the one `root`'s
+    /// /etc/restart-stale.conf sets.
+    pub fn settings(&self, root: &crate::system::sysroot::SysRoot) -> crate::restart::Settings {
+        let default = crate::restart::Settings::default();
+        let settle = match self.settle {
+            Some(s) => std::time::Duration::from_secs(s),
+            None => crate::transaction::host::conf_settle(root).unwrap_or(default.settle),
+        };
         crate::restart::Settings {
             timeout: std::time::Duration::from_secs(self.timeout),
             reexec: !self.no_reexec,
+            settle,
+            canary: self.canary.map(|n| n as usize),
         }
     }
 }

@@ -18,3 +18,4 @@ pub mod sessions;
 pub mod tiers;
 pub mod unit_name;
 pub mod version;
+pub mod waves;

@@ -176,13 +176,28 @@ pub struct DaemonReload {
 
 /// What happened to one unit, or to PID 1 (as `init.scope`), in a restart
 /// run: the `restarts` entries of the JSON report (docs/json.md).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub struct UnitResult {
     /// The text of the log line that reported it, without the unit.
     pub detail: String,
-    /// `restarted` (done and verified clean), `failed` or `skipped`.
+    /// `restarted` (done and verified clean), `failed`, `skipped` or
+    /// `held` (by the health gate, docs/restarts.md).
     pub outcome: &'static str,
     /// What exactly: a skip code from live state, or how the job ended.
     pub result: &'static str,
     pub unit: String,
+    /// The restart wave it was in, from 1; absent for a unit never
+    /// planned into one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wave: Option<usize>,
+    /// `settled` or `failed` when it was watched for the settle time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle: Option<&'static str>,
+    /// Why the health gate held it, e.g. `earlier restart of x.service failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub held: Option<String>,
+    /// The failed run's `InvocationID`: `journalctl
+    /// _SYSTEMD_INVOCATION_ID=ID` shows its journal lines.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invocation_id: Option<String>,
 }

@@ -29,11 +29,18 @@ pub fn outcome_label(o: Outcome) -> &'static str {
         Outcome::Done => "done",
         Outcome::Pending => "pending",
         Outcome::RestartFailed => "restart-failed",
+        Outcome::Held => "held",
         Outcome::Error => "error",
     }
 }
 
-const OUTCOMES: [Outcome; 4] = [Outcome::Done, Outcome::Pending, Outcome::RestartFailed, Outcome::Error];
+const OUTCOMES: [Outcome; 5] = [
+    Outcome::Done,
+    Outcome::Pending,
+    Outcome::RestartFailed,
+    Outcome::Held,
+    Outcome::Error,
+];
 
 /// A label value in the exposition format: backslash, double quote and
 /// newline escaped. systemd escapes unit names with `\x2d`, so the
@@ -116,6 +123,12 @@ pub fn render(found: Option<&Findings>, run: &Run) -> String {
         "Units whose restart failed or left stale code running in the last run.",
     );
     let _ = writeln!(out, "restart_stale_units_failed {}", count("failed"));
+    header(
+        &mut out,
+        "restart_stale_units_held",
+        "Units the health gate held in the last run (an earlier restart failed, the start limit, --canary).",
+    );
+    let _ = writeln!(out, "restart_stale_units_held {}", count("held"));
     out
 }
 

@@ -81,7 +81,7 @@ pub fn defer<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, plan: &Plan) -
     }
     let mut unsupported = false;
     let mut marked = 0;
-    for (u, d, _) in decide(mgr, root, plan, None) {
+    for super::Decided { u, d, .. } in decide(mgr, root, plan, None) {
         if let Decision::Skip(s) = d {
             record_skip(&mut tally, &u.unit, &s);
             continue;
@@ -202,6 +202,7 @@ pub fn restart_marked<M: ServiceManager + ?Sized>(
             outcome: "note",
             result: "marks-cleared",
             unit: "markers".into(),
+            ..UnitResult::default()
         });
     }
     Ok(ran)

@@ -6,11 +6,14 @@
 //! A dry run goes through [`preview`], which only gets a
 //! [`UnitQuery`]: it cannot call anything that changes state.
 
+pub mod gate;
 pub mod jobs;
 pub mod lock;
 pub mod mark;
 pub mod reach;
+pub mod recent;
 pub mod refine;
+pub mod settle;
 pub mod verify;
 
 use crate::core::changed::{normalize, ChangedSet};
@@ -21,10 +24,8 @@ use crate::system::scan::Scanner;
 use crate::system::sysroot::SysRoot;
 use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::Result;
-use jobs::{JobResult, Outcome};
 use refine::{Decision, Skip};
 use std::time::{Duration, Instant};
-use verify::Verified;
 
 /// The default for `--timeout`: generous, since some services take long
 /// to stop and start, and the run is usually unattended.
@@ -38,6 +39,11 @@ pub struct Settings {
     pub timeout: Duration,
     /// Re-execute PID 1 when it runs stale code.
     pub reexec: bool,
+    /// How long restarted units must stay healthy before the next wave;
+    /// zero turns the health gate off (docs/restarts.md).
+    pub settle: Duration,
+    /// `--canary N`: restart at most this many jobs, check them, stop.
+    pub canary: Option<usize>,
 }
 
 impl Default for Settings {
@@ -45,6 +51,8 @@ impl Default for Settings {
         Self {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             reexec: true,
+            settle: Duration::from_secs(crate::core::waves::DEFAULT_SETTLE_SECS),
+            canary: None,
         }
     }
 }
@@ -117,6 +125,16 @@ fn unreachable(root: &SysRoot) -> Option<String> {
     }
 }
 
+/// One candidate's live-state decision.
+struct Decided<'p> {
+    u: &'p UnitPlan,
+    d: Decision,
+    /// Why systemd must reload its unit files first ([`reload_cause`]).
+    reload: Option<String>,
+    /// What the health gate needs, for a unit to restart.
+    gate: Option<gate::Candidate>,
+}
+
 /// Reads live state for every candidate; a unit whose state cannot be
 /// read is skipped with that error. Also says why systemd must reload
 /// its unit files before the unit restarts, if it must ([`reload_cause`]).
@@ -125,14 +143,32 @@ fn decide<'p, Q: UnitQuery + ?Sized>(
     root: &SysRoot,
     plan: &'p Plan,
     changed: Option<&ChangedSet>,
-) -> Vec<(&'p UnitPlan, Decision, Option<String>)> {
+) -> Vec<Decided<'p>> {
     plan.restarts()
         .map(|u| match refine::gather(q, root, u) {
             Ok(facts) => {
                 let reload = facts.info.as_ref().and_then(|i| reload_cause(&u.unit, i, changed));
-                (u, refine::refine(&u.unit, &facts, &plan.gate), reload)
+                let reach = facts
+                    .reach
+                    .units
+                    .iter()
+                    .filter(|r| r.info.as_ref().is_some_and(|i| !i.stopped()) && reach::verb(&r.path) == "restart")
+                    .map(|r| r.unit().to_string())
+                    .collect();
+                let gate = facts.info.clone().map(|info| gate::Candidate {
+                    unit: u.unit.clone(),
+                    info,
+                    reach,
+                });
+                let d = refine::refine(&u.unit, &facts, &plan.gate);
+                Decided { u, d, reload, gate }
             }
-            Err(e) => (u, Decision::Skip(Skip::Unreadable(format!("{e:#}"))), None),
+            Err(e) => Decided {
+                u,
+                d: Decision::Skip(Skip::Unreadable(format!("{e:#}"))),
+                reload: None,
+                gate: None,
+            },
         })
         .collect()
 }
@@ -176,7 +212,7 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
             log::info!("PID 1: runs stale code; would not re-execute it (re-exec is turned off)");
         }
     }
-    for (u, d, _) in decide(q, root, plan, None) {
+    for Decided { u, d, .. } in decide(q, root, plan, None) {
         match d {
             Decision::Restart => {
                 log::info!("{}: would restart ({})", u.unit, u.reason);
@@ -205,6 +241,10 @@ struct Tally {
     skipped: usize,
     /// Skipped units that still run the stale code they were chosen for.
     left_stale: usize,
+    /// Units the health gate held (they still run stale code too).
+    held: usize,
+    /// A failure held the later waves.
+    halted: bool,
     results: Vec<UnitResult>,
     daemon_reload: Option<DaemonReload>,
 }
@@ -215,6 +255,7 @@ enum Kind {
     Clean,
     Failed,
     Skipped,
+    Held,
 }
 
 impl Tally {
@@ -222,9 +263,18 @@ impl Tally {
     fn record(&mut self, unit: &str, kind: Kind, result: &'static str, detail: String) {
         let level = match kind {
             Kind::Failed => log::Level::Error,
+            Kind::Held => log::Level::Warn,
             Kind::Clean | Kind::Skipped => log::Level::Info,
         };
         self.record_logged(level, unit, unit, kind, result, detail);
+    }
+
+    /// Records a unit the health gate holds: not restarted, still stale.
+    fn record_held(&mut self, unit: &str, wave: Option<usize>, result: &'static str, why: String) {
+        self.record(unit, Kind::Held, result, format!("held: {why}"));
+        let r = self.results.last_mut().expect("just recorded");
+        r.wave = wave;
+        r.held = Some(why);
     }
 
     /// Records a step that is not a unit's restart (the daemon-reload
@@ -235,6 +285,7 @@ impl Tally {
             outcome: "note",
             result,
             unit: what.to_string(),
+            ..UnitResult::default()
         });
     }
 
@@ -262,19 +313,26 @@ impl Tally {
                 self.skipped += 1;
                 "skipped"
             }
+            Kind::Held => {
+                self.held += 1;
+                "held"
+            }
         };
         self.results.push(UnitResult {
             detail,
             outcome,
             result,
             unit: unit.to_string(),
+            ..UnitResult::default()
         });
     }
 
     fn ran(self) -> Ran {
-        let exit = if self.failed > 0 {
+        let exit = if self.halted {
+            Exit::Held
+        } else if self.failed > 0 {
             Exit::RestartFailed
-        } else if self.left_stale > 0 {
+        } else if self.left_stale + self.held > 0 {
             Exit::Pending
         } else {
             Exit::Done
@@ -293,7 +351,9 @@ impl Tally {
 /// restarted after all and still runs stale code (leftover processes,
 /// `RefuseManualStop=`, `CanStop=no`, a per-connection instance): no
 /// restart was attempted, so none failed, but one is still needed;
-/// else [`Exit::Done`].
+/// else [`Exit::Done`]. A failure that held later waves makes it
+/// [`Exit::Held`]; units held by the start limit or `--canary` leave it
+/// [`Exit::Pending`] (docs/restarts.md).
 pub fn execute<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
@@ -302,43 +362,78 @@ pub fn execute<M: ServiceManager + ?Sized>(
     layout: Option<Layout>,
     settings: &Settings,
 ) -> Result<Ran> {
+    execute_with(
+        mgr,
+        root,
+        plan,
+        changed,
+        layout,
+        settings,
+        &settle::RealClock::default(),
+    )
+}
+
+/// [`execute`] with the clock the settle wait runs on.
+pub fn execute_with<M: ServiceManager + ?Sized>(
+    mgr: &M,
+    root: &SysRoot,
+    plan: &Plan,
+    changed: Option<&ChangedSet>,
+    layout: Option<Layout>,
+    settings: &Settings,
+    clock: &dyn settle::Clock,
+) -> Result<Ran> {
     let mut tally = Tally::default();
     if plan.init.is_some() && !reexec_init(mgr, root, settings, &mut tally) {
         log::error!("not restarting any unit while systemd is not answering");
         return Ok(tally.ran());
     }
-    let mut units = Vec::new();
+    let mut cands = Vec::new();
     let mut reload = Vec::new();
-    for (u, d, cause) in decide(mgr, root, plan, changed) {
-        match d {
-            Decision::Restart => {
+    let record = recent::load(root);
+    let now_ms = recent::now_ms();
+    for Decided {
+        u,
+        d,
+        reload: cause,
+        gate,
+    } in decide(mgr, root, plan, changed)
+    {
+        match (d, gate) {
+            (Decision::Restart, Some(c)) => {
+                if let Some((code, why)) = gate::hold_reason(&c, &record, now_ms, settings.settle) {
+                    tally.record_held(&u.unit, None, code, why);
+                    continue;
+                }
                 log::info!("{}: restarting ({})", u.unit, u.reason);
-                units.push(u.unit.clone());
+                cands.push(c);
                 reload.extend(cause.map(|c| (u.unit.clone(), c)));
             }
-            Decision::Skip(s) => record_skip(&mut tally, &u.unit, &s),
+            // Refinement restarts only a loaded unit.
+            (Decision::Restart, None) => record_skip(&mut tally, &u.unit, &Skip::NotLoaded),
+            (Decision::Skip(s), _) => record_skip(&mut tally, &u.unit, &s),
         }
     }
     if !reload.is_empty() {
         reload_first(mgr, &reload, &mut tally);
     }
-    let mut took = Duration::ZERO;
-    if !units.is_empty() {
-        let start = Instant::now();
-        let outcomes = jobs::restart_all(mgr, &units, settings.timeout)?;
-        took = start.elapsed();
-        let mut scanner = Scanner::default();
-        for (unit, outcome) in &outcomes {
-            report(mgr, root, layout, unit, outcome, &mut scanner, &mut tally);
-        }
-    }
+    let run = gate::Run {
+        root,
+        layout,
+        timeout: settings.timeout,
+        settle: settings.settle,
+        canary: settings.canary,
+        clock,
+    };
+    let took = gate::run(mgr, &run, &cands, &mut tally)?;
     log::info!(
         "summary: {} restarted and verified clean, {} failed or still stale, {} not restarted \
-         ({} of them still running stale code); restart jobs took {:.2}s",
+         ({} of them still running stale code), {} held by the health gate; restart jobs took {:.2}s",
         tally.clean,
         tally.failed,
         tally.skipped,
         tally.left_stale,
+        tally.held,
         took.as_secs_f64()
     );
     Ok(tally.ran())
@@ -430,71 +525,6 @@ fn reexec_init<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, settings: &S
 
 fn describe_all(ps: &[crate::system::scan::StaleProcess]) -> String {
     ps.iter().map(verify::describe).collect::<Vec<_>>().join("; ")
-}
-
-/// Logs one unit's result, verifying it if the job is done, and records it.
-fn report<M: ServiceManager + ?Sized>(
-    mgr: &M,
-    root: &SysRoot,
-    layout: Option<Layout>,
-    unit: &str,
-    outcome: &Outcome,
-    scanner: &mut Scanner,
-    tally: &mut Tally,
-) {
-    let secs = |d: &Duration| d.as_secs_f64();
-    let (kind, result, detail) = match outcome {
-        Outcome::Refused(why) => (
-            Kind::Skipped,
-            "refused",
-            format!("not restarted: systemd refused: {why}"),
-        ),
-        Outcome::Finished {
-            result: JobResult::Done,
-            elapsed,
-        } => {
-            let t = secs(elapsed);
-            match verify::unit(mgr, root, layout, unit, scanner) {
-                Verified::Clean => (
-                    Kind::Clean,
-                    "verified-clean",
-                    format!("restarted in {t:.2}s, verified clean"),
-                ),
-                Verified::StillStale(ps) => (
-                    Kind::Failed,
-                    "still-stale",
-                    format!("restarted in {t:.2}s, still stale: {}", describe_all(&ps)),
-                ),
-                Verified::NotRunning { active, sub } => (
-                    Kind::Failed,
-                    "stopped-after-restart",
-                    format!("restarted in {t:.2}s, but it is not running now: {active} ({sub})"),
-                ),
-                Verified::Unknown(e) => (
-                    Kind::Failed,
-                    "unverified",
-                    format!("restarted in {t:.2}s, but could not verify: {e}"),
-                ),
-            }
-        }
-        Outcome::Finished { result, elapsed } => (
-            Kind::Failed,
-            "job-failed",
-            format!("restart failed after {:.2}s (job result: {result})", secs(elapsed)),
-        ),
-        Outcome::StillRunning { elapsed } => (
-            Kind::Failed,
-            "timed-out",
-            format!("restart not finished after {:.0}s; left to systemd", secs(elapsed)),
-        ),
-        Outcome::Lost { elapsed, error } => (
-            Kind::Failed,
-            "lost",
-            format!("restart result unknown after {:.2}s: {error}", secs(elapsed)),
-        ),
-        Outcome::NotQueued(e) => (Kind::Failed, "not-queued", format!("restart could not be queued: {e}")),
-    };
-    tally.record(unit, kind, result, detail);
 }
 
 #[cfg(test)]
@@ -625,10 +655,13 @@ mod tests {
             "unit file changed in this transaction: /usr/lib/systemd/system/x.service"
         );
         assert!(why.reloaded);
-        // Without the transaction's list, nothing says the file changed.
+        // Without the transaction's list, nothing says the file changed
+        // (a fresh root: the first run's restart would hold this one).
+        let (_d, root) = verify::tests::fixture(&[20], &[]);
         let fake = Fake::with_units([("x.service", running_service(20))]);
         let ran = execute(&fake, &root, &plan, None, None, &Settings::default()).unwrap();
         assert!(!fake.calls().contains(&Call::Reload));
+        assert_eq!(fake.restarted(), vec!["x.service".to_string()]);
         assert_eq!(ran.daemon_reload, None);
     }
 

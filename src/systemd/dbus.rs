@@ -88,6 +88,14 @@ trait Unit {
     fn drop_in_paths(&self) -> zbus::Result<Vec<String>>;
     #[zbus(property, name = "Markers")]
     fn markers(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "After")]
+    fn after(&self) -> zbus::Result<Vec<String>>;
+    #[zbus(property, name = "StartLimitBurst")]
+    fn start_limit_burst(&self) -> zbus::Result<u32>;
+    #[zbus(property, name = "StartLimitIntervalUSec")]
+    fn start_limit_interval_usec(&self) -> zbus::Result<u64>;
+    #[zbus(property, name = "InvocationID")]
+    fn invocation_id(&self) -> zbus::Result<Vec<u8>>;
 }
 
 #[zbus::proxy(
@@ -104,6 +112,10 @@ trait Service {
     fn main_pid(&self) -> zbus::Result<u32>;
     #[zbus(property, name = "ControlGroup")]
     fn control_group(&self) -> zbus::Result<String>;
+    #[zbus(property, name = "NRestarts")]
+    fn n_restarts(&self) -> zbus::Result<u32>;
+    #[zbus(property, name = "ExecMainStartTimestamp")]
+    fn exec_main_start_timestamp(&self) -> zbus::Result<u64>;
 }
 
 #[zbus::proxy(
@@ -158,6 +170,15 @@ fn newer_property<T: Default>(read: zbus::Result<T>) -> zbus::Result<T> {
         }
         r => r,
     }
+}
+
+/// An invocation ID as journalctl's `_SYSTEMD_INVOCATION_ID=` spells
+/// it: 32 lowercase hex digits; empty when the unit has none.
+fn hex(id: &[u8]) -> String {
+    if id.iter().all(|&b| b == 0) {
+        return String::new();
+    }
+    id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// systemd on the system bus.
@@ -222,6 +243,12 @@ impl Dbus {
             // systemd < 248 has no such property; no markers then, and
             // the unit's other facts still count.
             markers: unit.markers().unwrap_or_default(),
+            after: unit.after()?,
+            // Older systemd spelled these StartLimitInterval/Burst only
+            // on the unit file side; no limit is known then.
+            start_limit_burst: newer_property(unit.start_limit_burst())?,
+            start_limit_interval_usec: newer_property(unit.start_limit_interval_usec())?,
+            invocation_id: hex(&newer_property(unit.invocation_id())?),
             ..UnitInfo::default()
         };
         let ties = [
@@ -246,6 +273,9 @@ impl Dbus {
             info.kill_mode = Some(svc.kill_mode()?);
             info.main_pid = svc.main_pid()?;
             info.control_group = svc.control_group()?;
+            // NRestarts is systemd ≥ 235.
+            info.n_restarts = newer_property(svc.n_restarts())?;
+            info.exec_main_start_usec = svc.exec_main_start_timestamp()?;
         }
         Ok(info)
     }

@@ -6,7 +6,8 @@ use super::{Enqueued, JobRemoved, Marking, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::{bail, Result};
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 /// One call made to the fake.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,6 +96,9 @@ pub struct Fake {
     markers: RefCell<HashMap<String, Vec<String>>>,
     disconnected: Cell<bool>,
     started: RefCell<Vec<(String, Vec<String>)>>,
+    /// The test's clock, and unit states that take over at a time on it.
+    clock: RefCell<Option<Rc<Cell<Duration>>>>,
+    timeline: RefCell<Vec<(Duration, String, UnitInfo)>>,
 }
 
 impl Fake {
@@ -154,6 +158,28 @@ impl Fake {
             .collect()
     }
 
+    /// Shares the test's clock, for [`Fake::later`].
+    pub fn set_clock(&self, clock: Rc<Cell<Duration>>) {
+        *self.clock.borrow_mut() = Some(clock);
+    }
+
+    /// From `at` on the test's clock, `unit` reads as `info`.
+    pub fn later(&self, at: Duration, unit: &str, info: UnitInfo) {
+        self.timeline.borrow_mut().push((at, unit.into(), info));
+    }
+
+    /// The unit as it is now on the test's clock.
+    fn current(&self, name: &str) -> Option<UnitInfo> {
+        let now = self.clock.borrow().as_ref().map_or(Duration::ZERO, |c| c.get());
+        let timeline = self.timeline.borrow();
+        let later = timeline
+            .iter()
+            .filter(|(at, u, _)| u == name && *at <= now)
+            .max_by_key(|(at, _, _)| *at)
+            .map(|(_, _, i)| i.clone());
+        later.or_else(|| self.units.get(name).cloned())
+    }
+
     fn record(&self, c: Call) {
         self.calls.borrow_mut().push(c);
     }
@@ -186,7 +212,7 @@ pub fn running_service(pid: u32) -> UnitInfo {
 impl UnitQuery for Fake {
     fn unit(&self, name: &str) -> Result<Option<UnitInfo>> {
         self.record(Call::Unit(name.into()));
-        Ok(self.units.get(name).cloned().map(|mut u| {
+        Ok(self.current(name).map(|mut u| {
             u.markers = self.markers_of(name);
             u
         }))

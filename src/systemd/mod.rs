@@ -49,6 +49,21 @@ pub struct UnitInfo {
     /// run, restarted by `systemctl reload-or-restart --marked` or
     /// `restart-stale --marked`. Empty on an older systemd.
     pub markers: Vec<String>,
+    /// `After=`: the units it is ordered after (the restart waves).
+    pub after: Vec<String>,
+    /// `Service.NRestarts` (systemd ≥ 235): automatic restarts since the
+    /// last manual start; 0 for other unit types.
+    pub n_restarts: u32,
+    /// `StartLimitBurst`; 0 when unknown.
+    pub start_limit_burst: u32,
+    /// `StartLimitIntervalUSec`; 0 when unknown or turned off.
+    pub start_limit_interval_usec: u64,
+    /// `Service.ExecMainStartTimestamp`: when its main process last
+    /// started, µs since the epoch; 0 when never or unknown.
+    pub exec_main_start_usec: u64,
+    /// `InvocationID` in hex, which `journalctl _SYSTEMD_INVOCATION_ID=`
+    /// takes; empty when it has none.
+    pub invocation_id: String,
 }
 
 /// How a restart of a unit reaches one of its dependants

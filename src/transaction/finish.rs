@@ -278,6 +278,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
         security_only: host::security_only(root),
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
+            settle: super::host::conf_settle(root).unwrap_or(crate::restart::Settings::default().settle),
             ..crate::restart::Settings::default()
         },
         ..Options::default()

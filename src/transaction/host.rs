@@ -74,6 +74,8 @@ fn hooks_conf_defers(root: &SysRoot) -> Option<String> {
             },
             // Read by `security_only`.
             "restart" => {}
+            // Read by conf_settle.
+            "settle" => {}
             other => log::warn!("{HOOKS_CONF}:{}: unknown setting {other:?}, ignored", n + 1),
         }
     }
@@ -106,6 +108,31 @@ pub fn security_only(root: &SysRoot) -> bool {
         }
     }
     security
+}
+
+/// `settle = SECONDS` in [`HOOKS_CONF`]: the health gate's settle time
+/// when `--settle` is not given (docs/restarts.md). `None` when unset,
+/// unreadable or not a number (with a warning): the default holds then.
+pub fn conf_settle(root: &SysRoot) -> Option<std::time::Duration> {
+    let text = std::fs::read(root.path(HOOKS_CONF)).ok()?;
+    let mut settle = None;
+    for (n, line) in String::from_utf8_lossy(&text).lines().enumerate() {
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
+        if key.trim() != "settle" || line.trim_start().starts_with('#') {
+            continue;
+        }
+        match value.trim().parse::<u64>() {
+            Ok(s) => settle = Some(std::time::Duration::from_secs(s)),
+            Err(_) => log::warn!(
+                "{HOOKS_CONF}:{}: settle {:?} is not a number of seconds, ignored",
+                n + 1,
+                value.trim()
+            ),
+        }
+    }
+    settle
 }
 
 use crate::system::sysroot::SysRoot;
@@ -159,10 +186,30 @@ mod tests {
             conf(Some("auto-restart=maybe\n")).as_deref(),
             Some("/etc/restart-stale.conf:1 is not a boolean")
         );
+        // The settle time is not an unknown setting.
+        assert_eq!(conf(Some("settle = 0\n")), None);
         // The last line that sets it wins; junk lines are ignored.
         assert_eq!(
             conf(Some("auto-restart = no\nfoo\nbar = 1\nauto-restart = yes\n")),
             None
         );
+    }
+
+    #[test]
+    fn the_settle_time_comes_from_the_conf_file() {
+        let settle = |text: Option<&str>| {
+            let dir = tempfile::tempdir().unwrap();
+            let root = SysRoot::new(dir.path());
+            if let Some(t) = text {
+                std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+                std::fs::write(root.path(HOOKS_CONF), t).unwrap();
+            }
+            conf_settle(&root).map(|d| d.as_secs())
+        };
+        assert_eq!(settle(None), None);
+        assert_eq!(settle(Some("auto-restart = true\n")), None);
+        assert_eq!(settle(Some("settle = 12\n")), Some(12));
+        assert_eq!(settle(Some("settle=0\n# settle = 9\n")), Some(0));
+        assert_eq!(settle(Some("settle = soon\n")), None);
     }
 }
