@@ -326,6 +326,12 @@ impl UnitQuery for Dbus {
 
 impl ServiceManager for Dbus {
     fn subscribe(&self) -> Result<()> {
+        // systemd refuses a second Subscribe from one client
+        // (AlreadySubscribed), and a second reader would split the
+        // signals: the first wave's subscription serves every later one.
+        if self.jobs.lock().map_err(|_| anyhow!("job channel poisoned"))?.is_some() {
+            return Ok(());
+        }
         // The match rule is registered with the bus before Subscribe
         // returns, and the reader thread drains signals into a channel so
         // none are lost while we are busy enqueueing.

@@ -167,8 +167,9 @@ pub trait UnitQuery {
 /// read-only questions.
 pub trait ServiceManager: UnitQuery {
     /// Starts listening for `JobRemoved`, then asks systemd to send it
-    /// (`Manager.Subscribe`). Call once, before any job is enqueued, so no
-    /// signal can slip past.
+    /// (`Manager.Subscribe`). Call before any job is enqueued, so no
+    /// signal can slip past; a later call on the same connection (the
+    /// next restart wave) keeps the first subscription.
     fn subscribe(&self) -> Result<()>;
 
     /// `Manager.TryRestartUnit(unit, "replace")`: restarts the unit if it

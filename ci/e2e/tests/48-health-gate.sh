@@ -39,7 +39,7 @@ gate_run() {
     local m=$1
     shift
     rc=0
-    out=$(e2e_run "$m" restart-stale "$@" --json 2>/dev/null) || rc=$?
+    out=$(e2e_run "$m" restart-stale "$@" --json 2> >(grep -v "^{" | sed "s/^/[e2e]   ! /" >&2)) || rc=$?
     out=$(grep '^{' <<<"$out" | tail -n 1)
 }
 
@@ -114,6 +114,10 @@ StartLimitIntervalSec=3600'
     # Past one settle time of the last run: no restarted-lately hold.
     sleep 2
     e2e_step "restart-stale (start limit)" gate_run "$m" --settle 1
+    python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+print(sys.argv[2], json.dumps(d.get("restarts")), [(u["unit"], u["action"], u["reason"]) for u in d["units"]], d.get("problems"), d.get("warnings"))' "$out" "$rc" |
+        sed 's/^/[e2e]   | /' >&2
     assert_eq held "$(result "$out" demo-slow1.service outcome)" "outcome of demo-slow1"
     assert_eq start-limit "$(result "$out" demo-slow1.service result)" "result of demo-slow1"
     assert_eq "${pid[demo-slow1.service]}" "$(e2e_unit_pid "$m" demo-slow1.service)" "MainPID of demo-slow1 (held)"
