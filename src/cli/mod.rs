@@ -315,6 +315,8 @@ impl RestartArgs {
             reexec: !self.no_reexec,
             settle,
             canary: self.canary.map(|n| n as usize),
+            // An admin's command line, never a hook.
+            hook: false,
         }
     }
 }

@@ -44,6 +44,11 @@ pub struct Settings {
     pub settle: Duration,
     /// `--canary N`: restart at most this many jobs, check them, stop.
     pub canary: Option<usize>,
+    /// A package manager's hook started this run: a unit this tool
+    /// restarted less than one settle time ago is held (back-to-back
+    /// transactions, the restart storm of needrestart#340). An admin's own
+    /// run asks for its restarts and is not held for that.
+    pub hook: bool,
 }
 
 impl Default for Settings {
@@ -53,6 +58,7 @@ impl Default for Settings {
             reexec: true,
             settle: Duration::from_secs(crate::core::waves::DEFAULT_SETTLE_SECS),
             canary: None,
+            hook: false,
         }
     }
 }
@@ -390,7 +396,13 @@ pub fn execute_with<M: ServiceManager + ?Sized>(
     }
     let mut cands = Vec::new();
     let mut reload = Vec::new();
-    let record = recent::load(root);
+    // Every run records its restarts (gate.rs); only a hook's run is held
+    // by them.
+    let record = if settings.hook {
+        recent::load(root)
+    } else {
+        Default::default()
+    };
     let now_ms = recent::now_ms();
     for Decided {
         u,

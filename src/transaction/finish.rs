@@ -279,6 +279,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
             settle: super::host::conf_settle(root).unwrap_or(crate::restart::Settings::default().settle),
+            hook: true,
             ..crate::restart::Settings::default()
         },
         ..Options::default()

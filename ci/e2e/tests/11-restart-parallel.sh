@@ -42,13 +42,12 @@ check_restarted() {
     done
 }
 
-# timed_run NAME [ARGS...]: restart-stale ARGS as an admin would; sets $ms (wall time seen
+# timed_run NAME: restart-stale as an admin would; sets $ms (wall time seen
 # from the host) and $took (the tool's own "restart jobs took" figure).
 timed_run() {
     local m=$1 t0 out rc=0
-    shift
     t0=$(e2e_now_ms)
-    out=$(e2e_run "$m" restart-stale "$@" 2>&1) || rc=$?
+    out=$(e2e_run "$m" restart-stale 2>&1) || rc=$?
     ms=$(($(e2e_now_ms) - t0))
     printf '%s\n' "$out" | grep '^restart-stale: ' | sed 's/^/[e2e]   | /' >&2
     assert_eq 0 "$rc" "exit status of restart-stale"
@@ -90,11 +89,7 @@ t() {
         u=${SLOW[$i]}
         ((i > 0)) && e2e_policy "$m" "${SLOW[$((i - 1))]}" none
         e2e_policy "$m" "$u" allow
-        # demo-slow1 was restarted by the parallel run seconds ago: the
-        # health gate would hold it for one settle time (restarted-lately,
-        # docs/restarts.md), which e2e 48 proves; here only the timing
-        # counts, so the gate is off.
-        timed_run "$m" --settle 0
+        timed_run "$m"
         seq_ms=$((seq_ms + ms))
         seq_took+=("$took")
     done

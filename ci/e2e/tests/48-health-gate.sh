@@ -111,8 +111,6 @@ StartLimitIntervalSec=3600'
     for u in "${SLOW[@]}"; do
         pid[$u]=$(e2e_unit_pid "$m" "$u")
     done
-    # Past one settle time of the last run: no restarted-lately hold.
-    sleep 2
     e2e_step "restart-stale (start limit)" gate_run "$m" --settle 1
     python3 -c 'import json, sys
 d = json.loads(sys.argv[1])
