@@ -103,18 +103,7 @@ fn hold_in(dir: &Path, text: &str, durable: bool) -> Result<Held> {
 
 /// Held records in `dir`, oldest first.
 fn held(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("failed to list {}", dir.display())),
-    };
-    let mut found: Vec<PathBuf> = entries
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(HELD))
-        .map(|e| e.path())
-        .collect();
-    found.sort();
-    Ok(found)
+    spool::named(dir, HELD)
 }
 
 /// The held record at `path`, locked by us, if its hook is gone and the

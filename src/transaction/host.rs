@@ -82,29 +82,35 @@ fn hooks_conf_defers(root: &SysRoot) -> Option<String> {
     defer
 }
 
+/// The values `key` is given in [`HOOKS_CONF`], with their line numbers,
+/// in file order (the last one wins); none when the file is unreadable
+/// (`hooks_conf_defers` says so).
+fn conf_values(root: &SysRoot, key: &str) -> Vec<(usize, String)> {
+    let Ok(text) = std::fs::read(root.path(HOOKS_CONF)) else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&text)
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with('#'))
+        .filter_map(|(n, line)| {
+            let (k, v) = line.split_once('=')?;
+            (k.trim() == key).then(|| (n + 1, v.trim().to_string()))
+        })
+        .collect()
+}
+
 /// `restart = security` in [`HOOKS_CONF`]: only the units a security
 /// fix is behind restart now, the others are marked (docs/cves.md);
 /// `restart = all`, the default, restarts every allowed unit. The last
 /// line that sets it wins; an unknown value warns and keeps the default.
 pub fn security_only(root: &SysRoot) -> bool {
-    let Ok(text) = std::fs::read(root.path(HOOKS_CONF)) else {
-        return false;
-    };
     let mut security = false;
-    for (n, line) in String::from_utf8_lossy(&text).lines().enumerate() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if key.trim() != "restart" || line.trim_start().starts_with('#') {
-            continue;
-        }
-        match value.trim() {
+    for (n, v) in conf_values(root, "restart") {
+        match v.as_str() {
             "security" => security = true,
             "all" => security = false,
-            v => log::warn!(
-                "{HOOKS_CONF}:{}: restart {v:?} is neither all nor security, ignored",
-                n + 1
-            ),
+            v => log::warn!("{HOOKS_CONF}:{n}: restart {v:?} is neither all nor security, ignored"),
         }
     }
     security
@@ -114,22 +120,11 @@ pub fn security_only(root: &SysRoot) -> bool {
 /// when `--settle` is not given (docs/restarts.md). `None` when unset,
 /// unreadable or not a number (with a warning): the default holds then.
 pub fn conf_settle(root: &SysRoot) -> Option<std::time::Duration> {
-    let text = std::fs::read(root.path(HOOKS_CONF)).ok()?;
     let mut settle = None;
-    for (n, line) in String::from_utf8_lossy(&text).lines().enumerate() {
-        let Some((key, value)) = line.split_once('=') else {
-            continue;
-        };
-        if key.trim() != "settle" || line.trim_start().starts_with('#') {
-            continue;
-        }
-        match value.trim().parse::<u64>() {
+    for (n, v) in conf_values(root, "settle") {
+        match v.parse::<u64>() {
             Ok(s) => settle = Some(std::time::Duration::from_secs(s)),
-            Err(_) => log::warn!(
-                "{HOOKS_CONF}:{}: settle {:?} is not a number of seconds, ignored",
-                n + 1,
-                value.trim()
-            ),
+            Err(_) => log::warn!("{HOOKS_CONF}:{n}: settle {v:?} is not a number of seconds, ignored"),
         }
     }
     settle

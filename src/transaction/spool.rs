@@ -215,6 +215,13 @@ pub(super) fn taken_name() -> String {
 }
 
 fn leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
+    named(dir, TAKEN)
+}
+
+/// The files of `dir` whose names start with `prefix`, sorted (their
+/// names hold the time they were made, so oldest first); none when `dir`
+/// does not exist.
+pub(crate) fn named(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
@@ -222,7 +229,7 @@ fn leftovers(dir: &Path) -> Result<Vec<PathBuf>> {
     };
     let mut found: Vec<PathBuf> = entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(TAKEN))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .map(|e| e.path())
         .collect();
     found.sort();
