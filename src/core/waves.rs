@@ -233,6 +233,27 @@ pub fn restarted_lately(ago: Option<Duration>, settle: Duration) -> Option<Strin
     })
 }
 
+/// The longest a hook's run waits for a unit restarted lately to finish
+/// settling before it restarts it again; a settle time past this holds
+/// the unit instead (`restarted-lately`).
+pub const MAX_SETTLE_WAIT: Duration = Duration::from_secs(60);
+
+/// How long a hook's run waits before restarting, given how long ago
+/// this tool restarted each planned unit: until the most recent one has
+/// had a whole settle time. A unit with more than `cap` of it left is
+/// not waited for ([`restarted_lately`] holds it). Back-to-back
+/// transactions then restart a unit at most once per settle time and
+/// lose no restart.
+pub fn settle_wait(agos: impl IntoIterator<Item = Option<Duration>>, settle: Duration, cap: Duration) -> Duration {
+    agos.into_iter()
+        .flatten()
+        .filter(|ago| *ago < settle)
+        .map(|ago| settle - ago)
+        .filter(|left| *left <= cap)
+        .max()
+        .unwrap_or(Duration::ZERO)
+}
+
 /// With `--canary N`: how many of the waves' jobs go ahead, counting
 /// jobs in wave order; the rest stay planned. `None`: all of them.
 pub fn canary(waves: &[Vec<Job>], n: Option<usize>) -> usize {
@@ -412,6 +433,11 @@ mod tests {
         assert!(restarted_lately(Some(s(2)), s(5)).unwrap().contains("2.0s ago"));
         assert_eq!(restarted_lately(Some(s(5)), s(5)), None);
         assert_eq!(restarted_lately(None, s(5)), None);
+        // The wait is what is left of the newest restart's settle time.
+        let agos = [Some(s(4)), None, Some(Duration::from_millis(800)), Some(s(9))];
+        assert_eq!(settle_wait(agos, s(5), s(60)), Duration::from_millis(4200));
+        assert_eq!(settle_wait([Some(s(1))], s(600), s(60)), Duration::ZERO);
+        assert_eq!(settle_wait([None, Some(s(6))], s(5), s(60)), Duration::ZERO);
         // --settle 0: the gate is off.
         assert_eq!(restarted_lately(Some(Duration::ZERO), Duration::ZERO), None);
     }

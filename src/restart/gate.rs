@@ -461,7 +461,7 @@ mod tests {
     }
 
     #[test]
-    fn back_to_back_runs_do_not_restart_a_unit_twice_within_the_settle_time() {
+    fn back_to_back_runs_restart_a_unit_once_per_settle_time() {
         let (_d, root) = verify::tests::fixture(&[10], &[]);
         let plan = plan_of(&[("a.service", 10)]);
         let clock = StepClock::default();
@@ -475,9 +475,29 @@ mod tests {
         assert_eq!(first.exit, Exit::Done);
         let fake = Fake::with_units([("a.service", running_service(10))]);
         fake.script([Event::removed("a.service", "done")]);
+        // The next transaction's run waits out the settle time, then
+        // restarts: once per settle time, and nothing lost.
+        let before = clock.0.get();
         let second = execute_with(&fake, &root, &plan, None, None, &hook, &clock).unwrap();
+        assert_eq!(fake.restarted(), vec!["a.service".to_string()]);
+        assert_eq!(second.exit, Exit::Done);
+        let waited = clock.0.get() - before;
+        assert!(
+            waited > Duration::from_secs(4) && waited <= Duration::from_secs(5),
+            "{waited:?}"
+        );
+        // A settle time longer than the run may wait holds the unit.
+        let long = Settings {
+            settle: Duration::from_secs(600),
+            ..hook
+        };
+        let fake = Fake::with_units([("a.service", running_service(10))]);
+        fake.script([Event::removed("a.service", "done")]);
+        let before = clock.0.get();
+        let third = execute_with(&fake, &root, &plan, None, None, &long, &clock).unwrap();
         assert!(fake.restarted().is_empty());
-        assert_eq!(second.results[0].result, "restarted-lately");
+        assert_eq!(clock.0.get(), before, "a held unit is not waited for");
+        assert_eq!(third.results[0].result, "restarted-lately");
         // With the gate off, the record does not hold it.
         let off = Settings {
             settle: Duration::ZERO,

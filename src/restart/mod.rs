@@ -18,6 +18,7 @@ pub mod verify;
 
 use crate::core::changed::{normalize, ChangedSet};
 use crate::core::plan::{Plan, UnitPlan};
+use crate::core::waves;
 use crate::exit::Outcome as Exit;
 use crate::system::cgroup::Layout;
 use crate::system::scan::Scanner;
@@ -25,6 +26,7 @@ use crate::system::sysroot::SysRoot;
 use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::Result;
 use refine::{Decision, Skip};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The default for `--timeout`: generous, since some services take long
@@ -44,10 +46,11 @@ pub struct Settings {
     pub settle: Duration,
     /// `--canary N`: restart at most this many jobs, check them, stop.
     pub canary: Option<usize>,
-    /// A package manager's hook started this run: a unit this tool
-    /// restarted less than one settle time ago is held (back-to-back
-    /// transactions, the restart storm of needrestart#340). An admin's own
-    /// run asks for its restarts and is not held for that.
+    /// A package manager's hook started this run: it first waits until a
+    /// unit this tool restarted less than one settle time ago has settled
+    /// (back-to-back transactions, the restart storm of needrestart#340),
+    /// and holds it only past [`waves::MAX_SETTLE_WAIT`]. An admin's own
+    /// run asks for its restarts and does not wait.
     pub hook: bool,
 }
 
@@ -56,7 +59,7 @@ impl Default for Settings {
         Self {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             reexec: true,
-            settle: Duration::from_secs(crate::core::waves::DEFAULT_SETTLE_SECS),
+            settle: Duration::from_secs(waves::DEFAULT_SETTLE_SECS),
             canary: None,
             hook: false,
         }
@@ -379,6 +382,25 @@ pub fn execute<M: ServiceManager + ?Sized>(
     )
 }
 
+/// Waits until every planned unit this tool restarted lately has had one
+/// settle time, at most [`waves::MAX_SETTLE_WAIT`]: the state read after
+/// the wait is the settled one, and the restart is not lost. Returns the
+/// time holds are judged at: now, and no earlier than the wait's end.
+fn settle_recent(plan: &Plan, record: &BTreeMap<String, u64>, settle: Duration, clock: &dyn settle::Clock) -> u64 {
+    let now_ms = recent::now_ms();
+    let agos = plan.units.iter().map(|u| recent::ago(record, &u.unit, now_ms));
+    let wait = waves::settle_wait(agos, settle, waves::MAX_SETTLE_WAIT);
+    if !wait.is_zero() {
+        log::info!(
+            "waiting {:.1}s: a planned unit was restarted by restart-stale within the settle time ({}s)",
+            wait.as_secs_f64(),
+            settle.as_secs()
+        );
+        clock.sleep(wait);
+    }
+    recent::now_ms().max(now_ms + wait.as_millis() as u64)
+}
+
 /// [`execute`] with the clock the settle wait runs on.
 pub fn execute_with<M: ServiceManager + ?Sized>(
     mgr: &M,
@@ -396,14 +418,14 @@ pub fn execute_with<M: ServiceManager + ?Sized>(
     }
     let mut cands = Vec::new();
     let mut reload = Vec::new();
-    // Every run records its restarts (gate.rs); only a hook's run is held
-    // by them.
+    // Every run records its restarts (gate.rs); only a hook's run waits
+    // for them to settle, and is held by them past MAX_SETTLE_WAIT.
     let record = if settings.hook {
         recent::load(root)
     } else {
         Default::default()
     };
-    let now_ms = recent::now_ms();
+    let now_ms = settle_recent(plan, &record, settings.settle, clock);
     for Decided {
         u,
         d,
