@@ -257,6 +257,9 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         let mut settings = args.restart;
         settings.reexec = reexec(args, &p.policy);
         match (mode, args.marks) {
+            (Mode::Restart, Marks::Set) if settings.canary.is_some() => {
+                restart::mark::run_canary(root, &p.plan, args.changed.as_ref(), p.scan.layout, &settings)
+            }
             (Mode::Restart, Marks::Set) => restart::mark::run_deferred(root, &p.plan),
             (Mode::Restart, Marks::Restart) => restart::mark::run_marked(root, &p.plan, p.scan.layout, &settings),
             _ if args.security_only => {

@@ -296,7 +296,8 @@ pub struct RestartArgs {
     pub settle: Option<u64>,
 
     /// Restart at most N units (restart jobs), watch them for the settle
-    /// time, and stop; the rest stay planned and are reported as held.
+    /// time, and stop; the rest stay planned and are reported as held
+    /// (with --defer, also marked for the maintenance window).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub canary: Option<u64>,
 }

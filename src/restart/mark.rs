@@ -11,7 +11,9 @@
 //! Markers exist since systemd 248. An older systemd refuses the property:
 //! that is said once, and the run stays report-only.
 
+use super::settle::{Clock, RealClock};
 use super::{decide, lock, record_skip, refine::Decision, unreachable, Kind, Ran, Settings, Tally};
+use crate::core::changed::ChangedSet;
 use crate::core::model::UnitResult;
 use crate::core::plan::{Action, Plan};
 use crate::exit::Outcome as Exit;
@@ -49,6 +51,54 @@ pub fn run_deferred(root: &SysRoot, plan: &Plan) -> Result<Ran> {
         Some((_lock, bus)) => Ok(defer(&bus, root, plan)),
         None => Ok(Ran::exit_only(Exit::Pending)),
     }
+}
+
+/// Connects to systemd and runs [`canary_then_mark`] (`--canary N
+/// --defer`).
+pub fn run_canary(
+    root: &SysRoot,
+    plan: &Plan,
+    changed: Option<&ChangedSet>,
+    layout: Option<Layout>,
+    settings: &Settings,
+) -> Result<Ran> {
+    match connect(root, "restarting")? {
+        Some((_lock, bus)) => canary_then_mark(&bus, root, plan, changed, layout, settings, &RealClock::default()),
+        None => Ok(Ran::exit_only(Exit::Pending)),
+    }
+}
+
+/// `--canary N --defer`: restarts the canary's jobs behind the health
+/// gate, then marks each unit the canary held for the maintenance
+/// window, so the rest of the rollout is one `--marked` run away. A held
+/// unit keeps one result: held by the canary, its detail saying whether
+/// it was marked. A failed canary marks nothing: the rollout stops there.
+pub fn canary_then_mark<M: ServiceManager + ?Sized>(
+    mgr: &M,
+    root: &SysRoot,
+    plan: &Plan,
+    changed: Option<&ChangedSet>,
+    layout: Option<Layout>,
+    settings: &Settings,
+    clock: &dyn Clock,
+) -> Result<Ran> {
+    let mut ran = super::execute_with(mgr, root, plan, changed, layout, settings, clock)?;
+    if ran.results.iter().any(|r| r.outcome == "failed") {
+        log::warn!("the canary failed: not marking the units it held");
+        return Ok(ran);
+    }
+    let mut unsupported = false;
+    for r in ran.results.iter_mut().filter(|r| r.result == "canary") {
+        let (result, detail) = mark_one(mgr, &r.unit, &mut unsupported);
+        let level = if result == "mark-failed" {
+            log::Level::Warn
+        } else {
+            log::Level::Info
+        };
+        log::log!(level, "{}: {detail}", r.unit);
+        r.detail = format!("{}; {detail}", r.detail);
+    }
+    Ok(ran)
 }
 
 /// Connects to systemd and runs [`restart_marked`].
@@ -381,6 +431,62 @@ mod tests {
             ]
         );
         assert_eq!(ran.exit, Exit::Pending);
+    }
+
+    #[test]
+    fn canary_with_defer_restarts_n_and_marks_what_it_held() {
+        let (_d, root) = verify::tests::fixture(&[10, 20, 30], &[]);
+        let clock = crate::restart::settle::tests::StepClock::default();
+        let fake = Fake::with_units([
+            ("a.service", running_service(10)),
+            ("b.service", running_service(20)),
+            ("c.service", running_service(30)),
+        ]);
+        fake.set_clock(clock.0.clone());
+        fake.script([Event::removed("a.service", "done")]);
+        let plan = Plan {
+            units: vec![
+                restart("a.service", &[10]),
+                restart("b.service", &[20]),
+                restart("c.service", &[30]),
+            ],
+            ..Plan::default()
+        };
+        let one = Settings {
+            canary: Some(1),
+            ..Settings::default()
+        };
+        let ran = canary_then_mark(&fake, &root, &plan, None, None, &one, &clock).unwrap();
+        assert_eq!(fake.restarted(), vec!["a.service".to_string()]);
+        let plus = vec![format!("+{NEEDS_RESTART}")];
+        assert_eq!(
+            fake.marker_calls(),
+            vec![("b.service".to_string(), plus.clone()), ("c.service".to_string(), plus)]
+        );
+        assert!(fake.markers_of("a.service").is_empty());
+        assert_eq!(
+            results(&ran),
+            vec![
+                ("a.service", "restarted", "verified-clean"),
+                ("b.service", "held", "canary"),
+                ("c.service", "held", "canary"),
+            ]
+        );
+        let b = ran.results.iter().find(|r| r.unit == "b.service").unwrap();
+        assert!(b.detail.contains("marked"), "{b:?}");
+        assert_eq!(ran.exit, Exit::Pending);
+
+        // A canary that fails marks nothing.
+        let fake = Fake::with_units([("a.service", running_service(10)), ("b.service", running_service(20))]);
+        fake.set_clock(clock.0.clone());
+        fake.script([Event::removed("a.service", "failed")]);
+        let two = Plan {
+            units: plan.units[..2].to_vec(),
+            ..Plan::default()
+        };
+        let ran = canary_then_mark(&fake, &root, &two, None, None, &one, &clock).unwrap();
+        assert!(fake.marker_calls().is_empty(), "{:?}", fake.calls());
+        assert!(ran.results.iter().any(|r| r.outcome == "failed"), "{ran:?}");
     }
 
     #[test]
