@@ -245,7 +245,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     // sees the plan first; a restart run's JSON waits for the results.
     let json_after = args.json && mode == Mode::Restart;
     if args.batch {
-        write_batch(&p.plan, &reboot, &groups, fixes.as_ref())?;
+        write_batch(root, &p.plan, &reboot, &groups, fixes.as_ref())?;
     } else if show && !json_after {
         write_report(&p.plan, &ctx, args.json, verbose)?;
     }
@@ -337,13 +337,18 @@ fn security_first(
 }
 
 fn write_batch(
+    root: &SysRoot,
     plan: &Plan,
     reboot: &Reboot,
     groups: &[crate::core::sessions::Group],
     fixes: Option<&crate::core::fixes::ByUnit>,
 ) -> Result<()> {
+    let held = restart::holds::load(root)
+        .into_iter()
+        .map(|(unit, h)| (unit, h.result))
+        .collect();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    batch::write(&mut out, plan, reboot, groups, fixes)?;
+    batch::write(&mut out, plan, reboot, groups, fixes, &held)?;
     out.flush()?;
     Ok(())
 }

@@ -6,6 +6,7 @@ use crate::core::fixes::{ByUnit, Fix};
 use crate::core::plan::Plan;
 use crate::core::reboot::Reboot;
 use crate::core::sessions::Group;
+use std::collections::BTreeMap;
 use std::io::{self, Write};
 
 /// Writes the batch lines: version, kernel (KEXP only when an image was
@@ -18,12 +19,15 @@ use std::io::{self, Write};
 /// a stale unit follows its SVC line: ours, not needrestart's, so its
 /// parsers (which match `NEEDRESTART-` lines) pass over it:
 /// `RESTART-STALE-FIX: UNIT PACKAGE FROM TO security|- CVE,CVE|-`.
+/// A unit the last restart run's health gate held (`held`: unit to its
+/// result code) gets `RESTART-STALE-HELD: UNIT RESULT` before those.
 pub fn write(
     w: &mut impl Write,
     plan: &Plan,
     reboot: &Reboot,
     groups: &[Group],
     fixes: Option<&ByUnit>,
+    held: &BTreeMap<String, String>,
 ) -> io::Result<()> {
     writeln!(w, "NEEDRESTART-VER: {}", env!("CARGO_PKG_VERSION"))?;
     let k = &reboot.kernel;
@@ -49,6 +53,9 @@ pub fn write(
     units.sort_by_key(|u| u.to_lowercase());
     for u in units {
         writeln!(w, "NEEDRESTART-SVC: {u}")?;
+        if let Some(result) = held.get(u) {
+            writeln!(w, "RESTART-STALE-HELD: {u} {result}")?;
+        }
         for f in fixes.and_then(|f| f.get(u)).into_iter().flatten() {
             write_fix(w, u, f)?;
         }
@@ -149,7 +156,7 @@ mod tests {
         let names = BTreeMap::from([(0, "root".to_string()), (1000, "alice".to_string())]);
         let groups = sessions::group(&plan.outside, &BTreeMap::from([(13, 0)]), &names);
         let mut out = Vec::new();
-        write(&mut out, &plan, &r, &groups, None).unwrap();
+        write(&mut out, &plan, &r, &groups, None, &BTreeMap::new()).unwrap();
         let want = format!(
             "NEEDRESTART-VER: {}\n\
 NEEDRESTART-KCUR: 6.1.0-27-amd64\n\
@@ -167,10 +174,10 @@ NEEDRESTART-SESS: root @ user manager\n",
         assert_eq!(String::from_utf8(out).unwrap(), want);
     }
 
-    /// Our FIX lines follow their unit's SVC line and start with our own
+    /// Our FIX and HELD lines follow their unit's SVC line and start with our own
     /// prefix, so a needrestart parser's `NEEDRESTART-` match skips them.
     #[test]
-    fn fix_lines_follow_their_unit_and_are_ours() {
+    fn fix_and_held_lines_follow_their_unit_and_are_ours() {
         use crate::core::fixes::{ByUnit, Fix, Upgrade};
         let plan = Plan {
             units: vec![
@@ -192,17 +199,23 @@ NEEDRESTART-SESS: root @ user manager\n",
         let fixes = ByUnit::from([("ssh.service".to_string(), vec![f])]);
         let r = reboot::assess(&plan, kernel::assess(&Facts::default()), true);
         let mut out = Vec::new();
-        write(&mut out, &plan, &r, &[], Some(&fixes)).unwrap();
+        // A hold of the last run is said for a unit still stale only.
+        let held = BTreeMap::from([
+            ("ssh.service".to_string(), "earlier-failure".to_string()),
+            ("gone.service".to_string(), "canary".to_string()),
+        ]);
+        write(&mut out, &plan, &r, &[], Some(&fixes), &held).unwrap();
         let text = String::from_utf8(out).unwrap();
         let lines: Vec<&str> = text
             .lines()
-            .filter(|l| l.contains("SVC") || l.contains("FIX"))
+            .filter(|l| l.contains("SVC") || l.contains("FIX") || l.contains("HELD"))
             .collect();
         assert_eq!(
             lines,
             [
                 "NEEDRESTART-SVC: cron.service",
                 "NEEDRESTART-SVC: ssh.service",
+                "RESTART-STALE-HELD: ssh.service earlier-failure",
                 "RESTART-STALE-FIX: ssh.service libssl3 3.0.20-1 3.0.22-1 security CVE-2025-1111,CVE-2025-2222"
             ]
         );
@@ -212,7 +225,7 @@ NEEDRESTART-SESS: root @ user manager\n",
     fn unknown_kernel_has_no_kexp() {
         let r = reboot::assess(&Plan::default(), kernel::assess(&Facts::default()), true);
         let mut out = Vec::new();
-        write(&mut out, &Plan::default(), &r, &[], None).unwrap();
+        write(&mut out, &Plan::default(), &r, &[], None, &BTreeMap::new()).unwrap();
         let text = String::from_utf8(out).unwrap();
         assert!(text.ends_with("NEEDRESTART-KCUR: \nNEEDRESTART-KSTA: 0\n"), "{text}");
     }

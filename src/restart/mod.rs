@@ -7,6 +7,7 @@
 //! [`UnitQuery`]: it cannot call anything that changes state.
 
 pub mod gate;
+pub mod holds;
 pub mod jobs;
 pub mod lock;
 pub mod mark;
@@ -460,6 +461,8 @@ pub fn execute_with<M: ServiceManager + ?Sized>(
         clock,
     };
     let took = gate::run(mgr, &run, &cands, &mut tally)?;
+    let planned: Vec<&str> = plan.units.iter().map(|u| u.unit.as_str()).collect();
+    holds::save(root, &planned, &tally.results, recent::now_ms());
     log::info!(
         "summary: {} restarted and verified clean, {} failed or still stale, {} not restarted \
          ({} of them still running stale code), {} held by the health gate; restart jobs took {:.2}s",

@@ -94,6 +94,9 @@ Requires=demo-slow3.service'
         assert_ne "${pid[$u]}" "$(e2e_unit_pid "$m" "$u")" "MainPID of $u (same wave, restarted)"
         assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" "$u")")" "(deleted)" "maps of the new $u"
     done
+    # Monitoring's batch view says why the stale unit was left alone.
+    batch=$(e2e_in "$m" restart-stale status --batch || true)
+    assert_contains "$batch" "RESTART-STALE-HELD: demo-slow4.service earlier-failure" "status --batch after the crash"
 
     # ---- a unit at its start limit is held
     e2e_in "$m" rm -f /etc/demo-crash
@@ -125,6 +128,9 @@ print(sys.argv[2], json.dumps(d.get("restarts")), [(u["unit"], u["action"], u["r
         assert_ne "${pid[$u]}" "$(e2e_unit_pid "$m" "$u")" "MainPID of $u"
     done
     assert_ne 0 "$rc" "exit status of restart-stale (a unit held)"
+    batch=$(e2e_in "$m" restart-stale status --batch || true)
+    assert_contains "$batch" "RESTART-STALE-HELD: demo-slow1.service start-limit" "status --batch at the start limit"
+    assert_not_contains "$batch" "demo-slow4" "status --batch once demo-slow4 was restarted"
     e2e_measure "health gate: exit $rc with demo-slow1 held at its start limit"
 
     # Leave the units as the other tests expect them.
