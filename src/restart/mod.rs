@@ -15,6 +15,7 @@ pub mod reach;
 pub mod recent;
 pub mod refine;
 pub mod settle;
+mod tally;
 pub mod verify;
 
 use crate::core::changed::{normalize, ChangedSet};
@@ -67,28 +68,8 @@ impl Default for Settings {
     }
 }
 
-pub use crate::core::model::{DaemonReload, UnitResult};
-
-/// How a restart run (or a preview) ended.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Ran {
-    pub exit: Exit,
-    /// One entry per unit acted on or skipped on live state; empty for
-    /// a dry run and when systemd could not be reached.
-    pub results: Vec<UnitResult>,
-    /// Set when systemd reloaded (or was asked to reload) its unit files
-    /// before the restarts.
-    pub daemon_reload: Option<DaemonReload>,
-}
-
-impl Ran {
-    fn exit_only(exit: Exit) -> Self {
-        Self {
-            exit,
-            ..Self::default()
-        }
-    }
-}
+use tally::{record_skip, skip_level, Kind, Tally};
+pub use tally::{DaemonReload, Ran, UnitResult};
 
 /// Connects to systemd and restarts (or, with `dry_run`, previews) the
 /// plan. Without a reachable systemd nothing is done and the restarts stay
@@ -200,15 +181,6 @@ pub fn reload_cause(unit: &str, info: &UnitInfo, changed: Option<&ChangedSet>) -
         .then(|| format!("{unit} has NeedDaemonReload=yes: its unit file changed on disk since systemd loaded it"))
 }
 
-/// Leftover processes and unreadable state deserve a look; the other
-/// skips are ordinary decisions.
-fn skip_level(skip: &Skip) -> log::Level {
-    match skip {
-        Skip::Leftovers { .. } | Skip::Unreadable(_) => log::Level::Warn,
-        _ => log::Level::Info,
-    }
-}
-
 /// The dry run: logs what a real run would do, using read-only calls.
 /// Returns [`Exit::Pending`] if anything would be restarted, or would be
 /// left running stale code ([`Skip::leaves_stale_code`]).
@@ -240,118 +212,6 @@ pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settin
         Exit::Pending
     } else {
         Exit::Done
-    }
-}
-
-/// Counts for the summary line and the exit code, and each result.
-#[derive(Debug, Default)]
-struct Tally {
-    clean: usize,
-    failed: usize,
-    skipped: usize,
-    /// Skipped units that still run the stale code they were chosen for.
-    left_stale: usize,
-    /// Units the health gate held (they still run stale code too).
-    held: usize,
-    /// A failure held the later waves.
-    halted: bool,
-    results: Vec<UnitResult>,
-    daemon_reload: Option<DaemonReload>,
-}
-
-/// Which count a result goes to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Clean,
-    Failed,
-    Skipped,
-    Held,
-}
-
-impl Tally {
-    /// Logs one result as `UNIT: DETAIL` (failures as errors) and records it.
-    fn record(&mut self, unit: &str, kind: Kind, result: &'static str, detail: String) {
-        let level = match kind {
-            Kind::Failed => log::Level::Error,
-            Kind::Held => log::Level::Warn,
-            Kind::Clean | Kind::Skipped => log::Level::Info,
-        };
-        self.record_logged(level, unit, unit, kind, result, detail);
-    }
-
-    /// Records a unit the health gate holds: not restarted, still stale.
-    fn record_held(&mut self, unit: &str, wave: Option<usize>, result: &'static str, why: String) {
-        self.record(unit, Kind::Held, result, format!("held: {why}"));
-        let r = self.results.last_mut().expect("just recorded");
-        r.wave = wave;
-        r.held = Some(why);
-    }
-
-    /// Records a step that is not a unit's restart (the daemon-reload
-    /// before them), already logged; it counts as neither done nor failed.
-    fn record_note(&mut self, what: &str, result: &'static str, detail: String) {
-        self.results.push(UnitResult {
-            detail,
-            outcome: "note",
-            result,
-            unit: what.to_string(),
-            ..UnitResult::default()
-        });
-    }
-
-    /// Logs one result as `SHOWN: DETAIL` at `level` and records it for `unit`.
-    fn record_logged(
-        &mut self,
-        level: log::Level,
-        shown: &str,
-        unit: &str,
-        kind: Kind,
-        result: &'static str,
-        detail: String,
-    ) {
-        log::log!(level, "{shown}: {detail}");
-        let outcome = match kind {
-            Kind::Clean => {
-                self.clean += 1;
-                "restarted"
-            }
-            Kind::Failed => {
-                self.failed += 1;
-                "failed"
-            }
-            Kind::Skipped => {
-                self.skipped += 1;
-                "skipped"
-            }
-            Kind::Held => {
-                self.held += 1;
-                "held"
-            }
-        };
-        self.results.push(UnitResult {
-            detail,
-            outcome,
-            result,
-            unit: unit.to_string(),
-            ..UnitResult::default()
-        });
-    }
-
-    fn ran(self) -> Ran {
-        let exit = if self.halted {
-            Exit::Held
-        } else if self.failed > 0 {
-            Exit::RestartFailed
-        } else if self.left_stale + self.held > 0 {
-            Exit::Pending
-        } else {
-            Exit::Done
-        };
-        Ran {
-            exit,
-            results: self.results,
-            daemon_reload: self.daemon_reload,
-        }
     }
 }
 
@@ -463,27 +323,8 @@ pub fn execute_with<M: ServiceManager + ?Sized>(
     let took = gate::run(mgr, &run, &cands, &mut tally)?;
     let planned: Vec<&str> = plan.units.iter().map(|u| u.unit.as_str()).collect();
     holds::save(root, &planned, &tally.results, recent::now_ms());
-    log::info!(
-        "summary: {} restarted and verified clean, {} failed or still stale, {} not restarted \
-         ({} of them still running stale code), {} held by the health gate; restart jobs took {:.2}s",
-        tally.clean,
-        tally.failed,
-        tally.skipped,
-        tally.left_stale,
-        tally.held,
-        took.as_secs_f64()
-    );
+    tally.summarize(took);
     Ok(tally.ran())
-}
-
-/// Records a unit that live state says not to restart.
-fn record_skip(tally: &mut Tally, unit: &str, s: &Skip) {
-    let kind = if s.is_error() { Kind::Failed } else { Kind::Skipped };
-    if s.leaves_stale_code() {
-        tally.left_stale += 1;
-    }
-    let detail = format!("not restarting: {s}");
-    tally.record_logged(skip_level(s), unit, unit, kind, s.code(), detail);
 }
 
 /// The upgrade rewrote these units' files, or systemd says they changed
