@@ -11,6 +11,7 @@
 //! | tests/replay/cases | tests/replay/root (below) | stdout, stderr, exit status |
 //! | tests/cves | tests/replay/root (below), the case's `root/` laid over it: changelogs, another history | stdout, stderr, exit status |
 //! | tests/swupd (run as `clr-service-restart`) | the tests/cases root named in `base`, the case's `root/` laid over it | stdout, exit status, stderr, the recorded swupd version |
+//! | tests/hooks/MANAGER (`input` on stdin) | the case's own `root/` | `expected.record`: exit status, stdout, stderr, every record under /run/restart-stale |
 //!
 //! Device and inode numbers of fixture files are only known once the tree
 //! is copied, so `maps.in` templates use `{dev:PATH}` and `{ino:PATH}`
@@ -51,6 +52,8 @@ struct Corpus {
     root: fn(&Path) -> FakeRoot,
     /// What of a run (in that root) `expected` holds.
     render: fn(&Output, &Path) -> String,
+    /// The file of the case that holds the expectation.
+    expected: &'static str,
 }
 
 #[test]
@@ -61,6 +64,7 @@ fn scan_cases() {
         argv0: "restart-stale",
         root: scan_root,
         render: |out, _| format!("{}{}", readable_stdout(&out.stdout), exit(out)),
+        expected: "expected",
     });
 }
 
@@ -75,6 +79,7 @@ fn replay_cases() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             format!("{}--- stderr\n{stderr}{}", readable_stdout(&out.stdout), exit(out))
         },
+        expected: "expected",
     });
 }
 
@@ -96,6 +101,7 @@ fn cves_cases() {
             let stderr = String::from_utf8_lossy(&out.stderr);
             format!("{}--- stderr\n{stderr}{}", readable_stdout(&out.stdout), exit(out))
         },
+        expected: "expected",
     });
 }
 
@@ -123,7 +129,67 @@ fn swupd_cases() {
             let state = state.unwrap_or("none\n".into());
             format!("{}{}{stderr}state: {state}", readable_stdout(&out.stdout), exit(out))
         },
+        expected: "expected",
     });
+}
+
+/// Package-manager hooks fed what their manager writes on stdin (the
+/// case's `input`): apt's protocol 3 to `apt-hook pre-install-pkgs`,
+/// pacman's targets to `pacman-hook`. The hook must exit 0 whatever the
+/// input, name each bad line, and keep what it can in its record.
+#[test]
+fn hook_cases() {
+    for (dir, at_least) in [("tests/hooks/apt", 7), ("tests/hooks/pacman", 5)] {
+        run_corpus(&Corpus {
+            dir,
+            at_least,
+            argv0: "restart-stale",
+            root: |case| FakeRoot::copy_of(&case.join("root")),
+            render: |out, root| {
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                format!(
+                    "{}{}--- stderr\n{stderr}{}",
+                    exit(out),
+                    readable_stdout(&out.stdout),
+                    records(root)
+                )
+            },
+            expected: "expected.record",
+        });
+    }
+}
+
+/// Every record under /run/restart-stale, by path, with the time and
+/// process of each `begin` line (which no two runs share) as `@TIME@
+/// @PID@`.
+fn records(root: &Path) -> String {
+    let mut out = String::new();
+    let top = root.join("run/restart-stale");
+    let mut dirs = vec![top.clone()];
+    let mut files = Vec::new();
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        let text = fs::read_to_string(&f).unwrap_or_else(|e| format!("unreadable: {e}\n"));
+        let text: String = text
+            .lines()
+            .map(|l| match l.strip_prefix("begin ") {
+                Some(_) => "begin @TIME@ @PID@\n".to_string(),
+                None => format!("{l}\n"),
+            })
+            .collect();
+        let name = f.strip_prefix(&top).unwrap().display().to_string();
+        out += &format!("--- record {name}\n{text}");
+    }
+    out
 }
 
 fn exit(out: &Output) -> String {
@@ -145,11 +211,15 @@ fn run_corpus(corpus: &Corpus) {
 fn run_case(corpus: &Corpus, case: &Path) -> Result<(), String> {
     let root = (corpus.root)(case);
     let (mut cmd, _link) = bin_named(corpus.argv0, root.path());
-    let out = cmd.args(case_args(case)).output().unwrap();
+    cmd.args(case_args(case));
+    if let Ok(input) = fs::read(case.join("input")) {
+        cmd.write_stdin(input);
+    }
+    let out = cmd.output().unwrap();
     let actual = (corpus.render)(&out, root.path())
         .replace(&case.display().to_string(), "@CASE@")
         .replace(&root.path().display().to_string(), "@ROOT@");
-    check_golden(&case.join("expected"), &actual).map_err(|diff| {
+    check_golden(&case.join(corpus.expected), &actual).map_err(|diff| {
         if std::env::var_os("GOLDEN_KEEP").is_some() {
             eprintln!("kept the fake root of {} in {}", name(case), root.keep().display());
         }
