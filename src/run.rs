@@ -7,6 +7,7 @@ use crate::core::model::UnitResult;
 use crate::core::plan::{self, Plan};
 use crate::core::reboot::{self, Reboot};
 use crate::core::report;
+use crate::core::steps::{self, Act, Report};
 use crate::core::{batch, kernel, prom};
 use crate::exit::Outcome;
 use crate::restart;
@@ -22,49 +23,7 @@ use std::time::{Instant, SystemTime};
 /// fewer system calls (8 KiB, the default, made 330 for one report).
 const OUTPUT_BUFFER: usize = 64 * 1024;
 
-/// What the run is for; decides scan scope and wording.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Status,
-    DryRun,
-    Restart,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Status => "status",
-            Mode::DryRun => "dry-run",
-            Mode::Restart => "restart",
-        }
-    }
-}
-
-/// What a restart run does with systemd's `needs-restart` unit markers
-/// (docs/deferred.md).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Marks {
-    /// Restart now; marks are left alone.
-    #[default]
-    Ignore,
-    /// Restart nothing; mark what a restart run would restart now
-    /// (`--defer`, or a hook with automatic restarts off).
-    Set,
-    /// Restart only the marked units that are still stale, and clear
-    /// their marks (`--marked`, the maintenance window).
-    Restart,
-}
-
-impl Marks {
-    /// The report's `mode` for a restart run with these marks.
-    fn mode_name(self, mode: Mode) -> &'static str {
-        match (mode, self) {
-            (Mode::Restart, Marks::Set) => "defer",
-            (Mode::Restart, Marks::Restart) => "marked",
-            _ => mode.name(),
-        }
-    }
-}
+pub use crate::core::steps::{Marks, Mode};
 
 /// Everything a scan-plan-act run needs besides the root and mode. Hooks
 /// build this directly with the changed set they derived.
@@ -213,8 +172,22 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     }
     log_problems(&p.scan.problems);
     let fixes = args.upgrades.as_ref().map(|u| annotate(root, &p.plan, u));
+    let found = steps::Found {
+        stale: p.plan.units.iter().any(|u| !u.processes.is_empty()) || p.plan.init.is_some(),
+        pending: p.plan.restarts().count() > 0 || p.plan.init.is_some(),
+    };
+    let ask = steps::Ask {
+        json: args.json,
+        batch: args.batch,
+        quiet: args.quiet,
+        security_only: args.security_only,
+        canary: args.restart.canary.is_some(),
+        marks: args.marks,
+    };
+    let todo = steps::steps(mode, &ask, &found);
     // Only `status` shows the marks: a restart run's results say them.
-    let marked = (mode == Mode::Status && !args.batch)
+    let marked = todo
+        .read_marks
         .then(|| restart::mark::read_marks(root, &p.plan))
         .flatten();
     let mut ctx = report::Context {
@@ -236,56 +209,28 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     let kernel = kernel::assess(&crate::system::kernel::facts(root));
     let reboot = reboot::assess(&p.plan, kernel, reexec(args, &p.policy));
     ctx.reboot = Some(&reboot);
-    let stale_units = p.plan.units.iter().any(|u| !u.processes.is_empty()) || p.plan.init.is_some();
-    let show = !args.quiet || stale_units;
-    if !show {
-        log::debug!("no unit runs stale code");
+    match todo.report {
+        Report::Batch => write_batch(root, &p.plan, &reboot, &groups, fixes.as_ref())?,
+        Report::Before { json } => write_report(&p.plan, &ctx, json, verbose)?,
+        Report::Nothing => log::debug!("no unit runs stale code"),
+        Report::JsonAfter => {}
     }
-    // The text report comes before the restart's log lines, so a reader
-    // sees the plan first; a restart run's JSON waits for the results.
-    let json_after = args.json && mode == Mode::Restart;
-    if args.batch {
-        write_batch(root, &p.plan, &reboot, &groups, fixes.as_ref())?;
-    } else if show && !json_after {
-        write_report(&p.plan, &ctx, args.json, verbose)?;
-    }
-    let pending = p.plan.restarts().count() > 0 || p.plan.init.is_some();
-    // A window run goes on without anything stale: marks left on units no
-    // longer stale are cleared, so `systemctl --marked` skips them.
-    let marked_run = mode == Mode::Restart && args.marks == Marks::Restart;
-    let ran = ((pending || marked_run) && matches!(mode, Mode::Restart | Mode::DryRun)).then(|| {
-        let mut settings = args.restart;
-        settings.reexec = reexec(args, &p.policy);
-        match (mode, args.marks) {
-            (Mode::Restart, Marks::Set) if settings.canary.is_some() => {
-                restart::mark::run_canary(root, &p.plan, args.changed.as_ref(), p.scan.layout, &settings)
-            }
-            (Mode::Restart, Marks::Set) => restart::mark::run_deferred(root, &p.plan),
-            (Mode::Restart, Marks::Restart) => restart::mark::run_marked(root, &p.plan, p.scan.layout, &settings),
-            _ if args.security_only => {
-                let none = crate::core::fixes::ByUnit::new();
-                let (now, later) = crate::core::fixes::security_split(&p.plan, fixes.as_ref().unwrap_or(&none));
-                security_first(
-                    root,
-                    &now,
-                    &later,
-                    args.changed.as_ref(),
-                    p.scan.layout,
-                    &settings,
-                    mode == Mode::DryRun,
-                )
-            }
-            _ => restart::run(
-                root,
-                &p.plan,
-                args.changed.as_ref(),
-                p.scan.layout,
-                &settings,
-                mode == Mode::DryRun,
-            ),
+    let mut settings = args.restart;
+    settings.reexec = reexec(args, &p.policy);
+    let (changed, layout) = (args.changed.as_ref(), p.scan.layout);
+    let ran = match todo.act {
+        Act::Nothing => None,
+        Act::CanaryThenMark => Some(restart::mark::run_canary(root, &p.plan, changed, layout, &settings)),
+        Act::Defer => Some(restart::mark::run_deferred(root, &p.plan)),
+        Act::RestartMarked => Some(restart::mark::run_marked(root, &p.plan, layout, &settings)),
+        Act::SecurityFirst { dry_run } => {
+            let none = crate::core::fixes::ByUnit::new();
+            let (now, later) = crate::core::fixes::security_split(&p.plan, fixes.as_ref().unwrap_or(&none));
+            Some(security_first(root, &now, &later, changed, layout, &settings, dry_run))
         }
-    });
-    if show && json_after {
+        Act::Restart { dry_run } => Some(restart::run(root, &p.plan, changed, layout, &settings, dry_run)),
+    };
+    if todo.report == Report::JsonAfter {
         ctx.restarts = Some(match &ran {
             Some(Ok(r)) => &r.results,
             _ => &[],
@@ -293,6 +238,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         ctx.daemon_reload = ran.as_ref().and_then(|r| r.as_ref().ok()?.daemon_reload.as_ref());
         write_report(&p.plan, &ctx, true, verbose)?;
     }
+    let pending = found.pending;
     let (outcome, results) = match ran {
         Some(r) => {
             let r = r?;

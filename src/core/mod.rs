@@ -15,6 +15,7 @@ pub mod prom;
 pub mod reboot;
 pub mod report;
 pub mod sessions;
+pub mod steps;
 pub mod tiers;
 pub mod unit_name;
 pub mod version;
