@@ -230,6 +230,9 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         marked: marked.as_deref(),
         sessions: None,
         fixes: fixes.as_ref(),
+        // What `ran` below does: a restart run's marks modes come first.
+        security_only: args.security_only
+            && (mode == Mode::DryRun || (mode == Mode::Restart && args.marks == Marks::Ignore)),
     };
     let groups = crate::system::users::session_groups(root, &p.plan.outside);
     ctx.sessions = Some(&groups);
