@@ -212,7 +212,15 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         log::warn!("{w}");
     }
     log_problems(&p.scan.problems);
-    let fixes = args.upgrades.as_ref().map(|u| annotate(root, &p.plan, u));
+    // `status` has no transaction: dpkg.log's newest changes stand in.
+    let from_log = (mode == Mode::Status && args.upgrades.is_none())
+        .then(|| crate::history::dpkg_log::status_upgrades(root))
+        .flatten();
+    let fixes = args
+        .upgrades
+        .as_ref()
+        .or(from_log.as_ref())
+        .map(|u| annotate(root, &p.plan, u));
     // Only `status` shows the marks: a restart run's results say them.
     let marked = (mode == Mode::Status && !args.batch)
         .then(|| restart::mark::read_marks(root, &p.plan))
