@@ -288,7 +288,8 @@ impl Serialize for OutsideDoc<'_> {
 #[derive(Serialize)]
 struct UnitDoc<'a> {
     action: Action,
-    /// Present in an annotated run (a transaction's), for units with
+    /// Present in an annotated run (a transaction's, or `status` with a
+    /// dpkg.log), for units with
     /// stale code: what its upgrades fixed.
     #[serde(skip_serializing_if = "Option::is_none")]
     fixes: Option<&'a [Fix]>,
