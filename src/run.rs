@@ -66,6 +66,10 @@ pub struct Options {
     /// upgrade's security fix is behind restart now, the others are
     /// marked for later (docs/cves.md).
     pub security_only: bool,
+    /// Where `status`, which has no transaction, finds the versions stale
+    /// processes started against: the host's package history (dpkg.log on
+    /// Debian; docs/cves.md), set by the command line.
+    pub history: Option<fn(&SysRoot) -> Option<crate::core::fixes::Upgrades>>,
 }
 
 /// Scans and plans; the inputs every mode shares.
@@ -171,7 +175,6 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         log::warn!("{w}");
     }
     log_problems(&p.scan.problems);
-    let fixes = args.upgrades.as_ref().map(|u| annotate(root, &p.plan, u));
     let found = steps::Found {
         stale: p.plan.units.iter().any(|u| !u.processes.is_empty()) || p.plan.init.is_some(),
         pending: p.plan.restarts().count() > 0 || p.plan.init.is_some(),
@@ -185,6 +188,17 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         marks: args.marks,
     };
     let todo = steps::steps(mode, &ask, &found);
+    // Without a transaction, the host's package history stands in, and
+    // only when something runs stale code it could be behind.
+    let from_history = match (&args.upgrades, args.history) {
+        (None, Some(history)) if found.stale => history(root),
+        _ => None,
+    };
+    let fixes = args
+        .upgrades
+        .as_ref()
+        .or(from_history.as_ref())
+        .map(|u| annotate(root, &p.plan, u));
     // Only `status` shows the marks: a restart run's results say them.
     let marked = todo
         .read_marks
@@ -203,6 +217,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
         marked: marked.as_deref(),
         sessions: None,
         fixes: fixes.as_ref(),
+        security_only: matches!(todo.act, Act::SecurityFirst { .. }),
     };
     let groups = crate::system::users::session_groups(root, &p.plan.outside);
     ctx.sessions = Some(&groups);

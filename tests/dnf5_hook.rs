@@ -8,7 +8,7 @@
 
 use crate::util::bin;
 use crate::util::fixture::{self, allow, case_root, record_files, FakeRoot};
-use crate::util::rpm::{installed, rpm_stand_in};
+use crate::util::rpm::{changelog, installed, rpm_stand_in};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -316,6 +316,48 @@ other.x86_64 1-1 → (removed); 4 changed files"
     );
     fixture::assert_case05_acted_on(&stdout);
     assert!(record_files(&r.join(DIR)).is_empty());
+}
+
+/// The finish annotates from the rpmdb's changelogs (docs/cves.md): one
+/// changelog query, and the entries after the EVR that ran up to the one
+/// installed.
+#[test]
+fn finish_names_the_cves_of_the_rpm_changelog() {
+    let bed = bed();
+    let r = bed.root.path().to_path_buf();
+    allow(&r, &["a.service", "b.service", "c.service"]);
+    let mut dnf5 = Plugin::default();
+    dnf5.callback(&bed, "pre_transaction", TRANSACTION, Binary::Works);
+    run_rpm_transaction(&r);
+    dnf5.callback(&bed, "post_transaction", TRANSACTION, Binary::Works);
+    fs::remove_dir_all(r.join(format!("proc/{DNF_PID}"))).unwrap();
+    changelog(
+        &r,
+        "libdemo.x86_64",
+        &["/lib/x86_64-linux-gnu/libdemo.so.1"],
+        "* Thu Nov 19 2026 Jane Roe <j@example.org> - 2.0-1\n\
+         - Fix CVE-2026-41211 and CVE-2026-41210\n\n\
+         * Mon Nov 02 2026 Jane Roe <j@example.org> - 1.0-1\n\
+         - Fix CVE-2020-1111 (long fixed)\n\n",
+    );
+    let out = bin(&r)
+        .env("RESTART_STALE_RPM", &bed.rpm)
+        .args(["dnf-hook", "finish"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+    let a = stdout.find("a.service").expect(&stdout);
+    let fix = stdout
+        .find("fixes still live: CVE-2026-41210, CVE-2026-41211 (libdemo 1.0-1 → 2.0-1)")
+        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
+    assert!(a < fix && !stdout.contains("CVE-2020-1111"), "{stdout}");
+    let calls = fs::read_to_string(r.join("rpm-calls")).unwrap();
+    assert!(
+        calls.ends_with("\nfresh.noarch libdemo.x86_64\n"),
+        "one query, by name.arch: {calls}"
+    );
 }
 
 #[test]

@@ -681,6 +681,44 @@ e2e_publish() {
     e2e_repo_index "$name"
 }
 
+# e2e_publish_debs NAME DEB...: like `e2e_publish NAME v1`, but each DEB
+# (a path on the host, e.g. from e2e_demo_redeb) replaces its package's
+# 1.0 in the repo; then apt-get update inside.
+e2e_publish_debs() {
+    local name=$1 repo deb
+    shift
+    e2e_publish "$name" v1
+    repo=$(_e2e_state "$name" rootfs)/srv/repo
+    for deb in "$@"; do
+        rm -f "$repo/$(basename "$deb" | cut -d_ -f1)"_*.deb
+        cp "$deb" "$repo/"
+    done
+    e2e_repo_index "$name"
+}
+
+# e2e_demo_redeb PKG FROM VER CHANGELOG OUTDIR: the demo build's FROM (1.0
+# or 2.0) .deb of PKG repackaged as version VER, shipping the file
+# CHANGELOG (debian/changelog text) as /usr/share/doc/PKG/changelog.Debian.gz,
+# as a real package does; writes OUTDIR/PKG_VER_ARCH.deb. build-debs.sh
+# ships no changelogs: what the tool reads from them (docs/cves.md) would
+# show up in every other test's report.
+e2e_demo_redeb() {
+    local pkg=$1 from=$2 ver=$3 changelog=$4 out=$5 tmp src
+    [[ -n ${E2E_DEBS_DIR:-} ]] || fail "e2e_demo_redeb: call e2e_build_debs first"
+    src=$(compgen -G "$E2E_DEBS_DIR/$from/${pkg}_${from}_*.deb") || fail "e2e_demo_redeb: no $pkg $from .deb"
+    tmp=$(mktemp -d "$E2E_WORK_DIR/redeb.XXXXXX")
+    E2E_OWNED_DIRS+=("$tmp")
+    dpkg-deb -R "$src" "$tmp/root" || fail "e2e_demo_redeb: cannot unpack $src"
+    sed -i "s/^Version: .*/Version: $ver/" "$tmp/root/DEBIAN/control"
+    install -d -m 0755 "$tmp/root/usr/share/doc/$pkg"
+    gzip -9nc "$changelog" >"$tmp/root/usr/share/doc/$pkg/changelog.Debian.gz"
+    chmod 0644 "$tmp/root/usr/share/doc/$pkg/changelog.Debian.gz"
+    mkdir -p "$out"
+    dpkg-deb --root-owner-group -Zgzip --build "$tmp/root" "$out/" >/dev/null ||
+        fail "e2e_demo_redeb: cannot build $pkg $ver"
+    rm -rf "$tmp"
+}
+
 # The origin and label of the local repo's Release file, e.g. for
 # unattended-upgrades' Origins-Pattern ("origin=restart-stale-e2e").
 E2E_REPO_ORIGIN=restart-stale-e2e

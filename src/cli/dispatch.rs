@@ -53,6 +53,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Status { scan, batch }) => {
             let opts = Options {
                 batch,
+                history: Some(crate::history::dpkg_log::status_upgrades),
                 ..options(&scan)?
             };
             run::execute(&root, &opts, Mode::Status, cli.verbose)

@@ -44,6 +44,10 @@ pub struct Context<'a> {
     /// What the upgrades behind each unit's stale code fixed
     /// (docs/cves.md); `None` when no transaction was annotated.
     pub fixes: Option<&'a ByUnit>,
+    /// The run restarts under `restart = security` (docs/cves.md): an
+    /// allowed unit without a security fix is marked, not restarted, and
+    /// its line must say so.
+    pub security_only: bool,
 }
 
 /// Process names, paths, module names and cgroups come from whoever runs
@@ -117,13 +121,17 @@ pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool)
         )?;
     }
     for u in &shown {
-        let action = match u.action {
-            Action::Restart => "restart",
-            Action::Skip => "skip",
+        let deferred = ctx.security_only
+            && u.action == Action::Restart
+            && !crate::core::fixes::restarts_now(ctx.fixes.unwrap_or(&ByUnit::new()), &u.unit);
+        let (action, why) = match u.action {
+            _ if deferred => ("mark", "; no security fix: marked for the maintenance window"),
+            Action::Restart => ("restart", ""),
+            Action::Skip => ("skip", ""),
         };
         writeln!(
             w,
-            "{:width$}  {action:7}  ({})",
+            "{:width$}  {action:7}  ({}{why})",
             clean(&u.unit),
             clean(&u.reason.to_string())
         )?;
@@ -280,7 +288,8 @@ impl Serialize for OutsideDoc<'_> {
 #[derive(Serialize)]
 struct UnitDoc<'a> {
     action: Action,
-    /// Present in an annotated run (a transaction's), for units with
+    /// Present in an annotated run (a transaction's, or `status` with a
+    /// dpkg.log), for units with
     /// stale code: what its upgrades fixed.
     #[serde(skip_serializing_if = "Option::is_none")]
     fixes: Option<&'a [Fix]>,
@@ -380,6 +389,7 @@ mod tests {
             marked: None,
             sessions: None,
             fixes: None,
+            security_only: false,
         }
     }
 
@@ -469,5 +479,51 @@ mod tests {
         assert!(file.windows(2).all(|w| at(w[0]) < at(w[1])), "{text}");
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(doc["units"][0]["processes"][0]["files"][0]["path"], "/usr/lib/libx.so");
+    }
+
+    #[test]
+    fn security_only_names_the_marked_units_mark_and_says_why() {
+        let unit = |n: &str, action| UnitPlan {
+            unit: n.into(),
+            action,
+            reason: Reason::NotAllowed,
+            processes: vec![StaleProcess {
+                pid: 1,
+                comm: "x".into(),
+                owner: Owner::Unit(n.into()),
+                files: vec![],
+            }],
+        };
+        let plan = Plan {
+            units: vec![
+                unit("cve.service", Action::Restart),
+                unit("plain.service", Action::Restart),
+            ],
+            ..Plan::default()
+        };
+        let fix = Fix {
+            cves: vec!["CVE-2025-1111".into()],
+            from: Some("1".into()),
+            package: "libx".into(),
+            security: false,
+            to: Some("2".into()),
+            unknown: None,
+            urgency: None,
+        };
+        let fixes = ByUnit::from([("cve.service".to_string(), vec![fix])]);
+        let mut ctx = status_context();
+        ctx.fixes = Some(&fixes);
+        let line = |text: &str, unit: &str| text.lines().find(|l| l.starts_with(unit)).unwrap().to_string();
+        let all = text(&plan, &ctx, false);
+        assert!(line(&all, "plain.service").contains("  restart  "), "{all}");
+        ctx.security_only = true;
+        let sec = text(&plan, &ctx, false);
+        assert!(line(&sec, "cve.service").contains("  restart  "), "{sec}");
+        let plain = line(&sec, "plain.service");
+        assert!(!plain.contains("restart"), "{sec}");
+        assert!(
+            plain.contains("  mark     ") && plain.contains("no security fix"),
+            "{sec}"
+        );
     }
 }

@@ -11,8 +11,12 @@
 //! so any `<…>` counts as absent. `status`, `configure`, `trigproc`,
 //! `conffile` and `startup` lines change no files and are passed over.
 
+use super::logfiles;
 use super::package::{split_deb_package, valid_deb_version, Change, PackageChange};
 use super::stamp::Stamp;
+use crate::core::fixes::Upgrades;
+use crate::system::sysroot::SysRoot;
+use std::collections::BTreeMap;
 
 /// The live log; rotations add `.1`, `.2.gz`, …
 pub const DPKG_LOG: &str = "/var/log/dpkg.log";
@@ -95,6 +99,48 @@ fn version(v: &str) -> Result<Option<String>, String> {
 /// The events at or after `since`, in log order.
 pub fn since(events: &[Event], since: Stamp) -> Vec<&Event> {
     events.iter().filter(|e| e.at >= since).collect()
+}
+
+/// The generations `status` reads: the live log and its first rotation
+/// (a month's worth by logrotate's default). Older changes are rare
+/// behind a still-running process, and every run of `status` pays this.
+const STATUS_GENERATIONS: usize = 2;
+
+/// For `status`, which has no transaction: each package's newest change
+/// in dpkg.log, whose old version is the one a process started before it
+/// still runs (docs/cves.md). A package whose newest change removed it is
+/// left out. `None` without a readable dpkg.log (not a Debian system).
+pub fn status_upgrades(root: &SysRoot) -> Option<Upgrades> {
+    let names = match logfiles::generations(root, DPKG_LOG) {
+        Ok(n) if !n.is_empty() => n,
+        Ok(_) => return None,
+        Err(e) => {
+            log::debug!("{e:#}");
+            return None;
+        }
+    };
+    let mut warnings = Vec::new();
+    let mut events = Vec::new();
+    for name in names.iter().take(STATUS_GENERATIONS).rev() {
+        let file = logfiles::read(root, name, &mut warnings);
+        events.extend(parse(&file.text, &file.name, &mut warnings));
+    }
+    warnings.iter().for_each(|w| log::debug!("{w}"));
+    Some(newest_changes(&events))
+}
+
+/// Each package's newest change among `events` (oldest first), as the
+/// annotation's upgrades: its old version and the one it installed.
+pub fn newest_changes(events: &[Event]) -> Upgrades {
+    let mut newest: BTreeMap<(&str, Option<&str>), &PackageChange> = BTreeMap::new();
+    for e in events {
+        newest.insert((&e.package.name, e.package.arch.as_deref()), &e.package);
+    }
+    let mut ups = Upgrades::default();
+    for p in newest.values().filter(|p| p.change.leaves_files()) {
+        ups.add(&p.name, p.arch.as_deref(), p.old.as_deref(), p.new.as_deref());
+    }
+    ups
 }
 
 #[cfg(test)]
@@ -183,5 +229,60 @@ garbage
         ] {
             parse(text, "f", &mut Vec::new());
         }
+    }
+
+    #[test]
+    fn status_takes_each_packages_newest_change_and_drops_removed_ones() {
+        let text = "\
+2026-10-01 10:00:00 upgrade libdemo1:amd64 1.0 2.0
+2026-10-01 10:00:00 install libnew1:amd64 <none> 1.0
+2026-11-01 10:00:00 upgrade libdemo1:amd64 2.0 3.0
+2026-11-01 10:00:00 upgrade libdemo1:i386 1.0 3.0
+2026-11-02 10:00:00 install gone:amd64 <none> 1.0
+2026-11-03 10:00:00 remove gone:amd64 1.0 <none>
+";
+        let ups = newest_changes(&parse(text, "dpkg.log", &mut Vec::new()));
+        let got: Vec<String> = ups
+            .packages
+            .iter()
+            .map(|u| {
+                format!(
+                    "{}:{} {:?} {:?}",
+                    u.name,
+                    u.arch.as_deref().unwrap_or("-"),
+                    u.from,
+                    u.to
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "libdemo1:amd64 Some(\"2.0\") Some(\"3.0\")",
+                "libdemo1:i386 Some(\"1.0\") Some(\"3.0\")",
+                "libnew1:amd64 None Some(\"1.0\")",
+            ]
+        );
+    }
+
+    #[test]
+    fn status_reads_the_live_log_and_its_first_rotation_only() {
+        let (_t, root) = SysRoot::scratch();
+        assert!(status_upgrades(&root).is_none());
+        std::fs::create_dir_all(root.path("/var/log")).unwrap();
+        let w = |name: &str, text: &str| std::fs::write(root.path(name), text).unwrap();
+        w("/var/log/dpkg.log", "2026-11-03 10:00:00 upgrade aa:amd64 2 3\n");
+        w(
+            "/var/log/dpkg.log.1",
+            "2026-10-03 10:00:00 upgrade aa:amd64 1 2\n2026-10-03 10:00:00 upgrade bb:amd64 1 2\n",
+        );
+        w("/var/log/dpkg.log.2", "2026-09-03 10:00:00 upgrade cc:amd64 1 2\n");
+        let ups = status_upgrades(&root).unwrap();
+        let got: Vec<(&str, Option<&str>)> = ups
+            .packages
+            .iter()
+            .map(|u| (u.name.as_str(), u.from.as_deref()))
+            .collect();
+        assert_eq!(got, [("aa", Some("2")), ("bb", Some("1"))]);
     }
 }

@@ -38,6 +38,18 @@ pub struct Listing {
     pub not_installed: Vec<String>,
     /// Output lines that were neither.
     pub unexpected: Vec<String>,
+    /// The files and changelog of each package ([`FileLister::changelogs`]).
+    pub changelogs: Vec<Changelog>,
+}
+
+/// One package's answer to the changelog query.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changelog {
+    /// `name.arch`, as queried.
+    pub package: String,
+    pub files: Vec<String>,
+    /// In `rpm -q --changelog`'s form, for [`crate::core::changelog::parse_rpm`].
+    pub text: String,
 }
 
 /// The boundary to the rpmdb; tests use a fake.
@@ -49,6 +61,13 @@ pub trait FileLister {
     /// (NEVRAs, or `name.arch`): [`Listing::packages`], and the queries
     /// that name none in [`Listing::not_installed`].
     fn installed(&self, root: &SysRoot, queries: &[String]) -> Result<Listing>;
+
+    /// The files and changelogs of the installed packages `queries`
+    /// (`name.arch`), in [`Listing::changelogs`]: the fixes annotation
+    /// (docs/cves.md). A lister that cannot read them says so.
+    fn changelogs(&self, _root: &SysRoot, _queries: &[String]) -> Result<Listing> {
+        bail!("this rpmdb reader reads no changelogs")
+    }
 }
 
 /// How rpm is asked: for the files of packages, or for the packages.
@@ -56,17 +75,27 @@ pub trait FileLister {
 enum Query {
     Files,
     Packages,
+    Changelogs,
 }
 
 /// One line per package, the epoch always there: a package without one
 /// says `0:`, which [`split_nevra`] leaves out again.
 const PACKAGE_FORMAT: &str = r"%{NAME}-%{EPOCHNUM}:%{VERSION}-%{RELEASE}.%{ARCH}\n";
 
+/// Per package a marker line, its files (`F PATH`), then its changelog
+/// as `rpm -q --changelog` prints it (rpm's own alias for that option).
+const CHANGELOG_FORMAT: &str = r"@@restart-stale %{NAME}.%{ARCH}\n[F %{FILENAMES}\n][* %{CHANGELOGTIME:day} %{CHANGELOGNAME}\n%{CHANGELOGTEXT}\n\n]";
+
+/// A package's changelog text is cut here: Fedora's longest (glibc,
+/// kernel) are a few hundred KiB.
+const MAX_CHANGELOG: usize = 8 << 20;
+
 impl Query {
     fn args(self) -> &'static [&'static str] {
         match self {
             Query::Files => &["-ql"],
             Query::Packages => &["-q", "--qf", PACKAGE_FORMAT],
+            Query::Changelogs => &["-q", "--qf", CHANGELOG_FORMAT],
         }
     }
 
@@ -74,6 +103,7 @@ impl Query {
         match self {
             Query::Files => parse_ql(stdout),
             Query::Packages => parse_packages(stdout),
+            Query::Changelogs => parse_changelogs(stdout),
         }
     }
 }
@@ -97,6 +127,10 @@ impl FileLister for RpmCommand {
 
     fn installed(&self, root: &SysRoot, queries: &[String]) -> Result<Listing> {
         query_in(Path::new(RPM), root, None, Query::Packages, queries, self.0)
+    }
+
+    fn changelogs(&self, root: &SysRoot, queries: &[String]) -> Result<Listing> {
+        query_in(Path::new(RPM), root, None, Query::Changelogs, queries, self.0)
     }
 }
 
@@ -125,6 +159,7 @@ fn query_in(
         all.packages.extend(l.packages);
         all.not_installed.extend(l.not_installed);
         all.unexpected.extend(l.unexpected);
+        all.changelogs.extend(l.changelogs);
     }
     Ok(all)
 }
@@ -161,7 +196,10 @@ fn run_rpm(
     let listing = query.parse(&String::from_utf8_lossy(&out.stdout));
     // rpm's exit status counts the packages not found; anything else
     // without any output is a failure (no rpmdb, unreadable rpmdb).
-    let answered = !listing.files.is_empty() || !listing.packages.is_empty() || !listing.not_installed.is_empty();
+    let answered = !listing.files.is_empty()
+        || !listing.packages.is_empty()
+        || !listing.not_installed.is_empty()
+        || !listing.changelogs.is_empty();
     if !out.status.success() && !answered {
         bail!(
             "{} {how} failed ({}): {}",
@@ -250,6 +288,48 @@ pub fn parse_packages(stdout: &str) -> Listing {
             l.packages.push(line.to_string());
         } else if !not_installed(line, &mut l) && !line.trim().is_empty() {
             l.unexpected.push(line.to_string());
+        }
+    }
+    l
+}
+
+/// The output of `rpm -q --qf CHANGELOG_FORMAT`: per package its marker,
+/// `F PATH` lines, then the changelog; `package X is not installed` between.
+/// A line of a changelog that looks like the marker of a package already
+/// seen stays text.
+pub fn parse_changelogs(stdout: &str) -> Listing {
+    let mut l = Listing::default();
+    let mut in_text = false;
+    for line in stdout.lines() {
+        let marker = line
+            .strip_prefix("@@restart-stale ")
+            .filter(|p| safe_argument(p) && p.contains('.') && !l.changelogs.iter().any(|c| c.package == *p));
+        if let Some(package) = marker {
+            l.changelogs.push(Changelog {
+                package: package.to_string(),
+                ..Changelog::default()
+            });
+            in_text = false;
+            continue;
+        }
+        // rpm's own line, between the packages in the order asked.
+        if not_installed(line, &mut l) {
+            continue;
+        }
+        let Some(c) = l.changelogs.last_mut() else {
+            if !line.trim().is_empty() {
+                l.unexpected.push(line.to_string());
+            }
+            continue;
+        };
+        match line.strip_prefix("F ") {
+            Some(f) if !in_text && f.starts_with('/') => c.files.push(f.to_string()),
+            _ if c.text.len() + line.len() < MAX_CHANGELOG => {
+                in_text = true;
+                c.text.push_str(line);
+                c.text.push('\n');
+            }
+            _ => {}
         }
     }
     l
@@ -357,6 +437,17 @@ impl FileLister for Rpm {
             root,
             self.dbpath.as_deref(),
             Query::Packages,
+            queries,
+            self.limit,
+        )
+    }
+
+    fn changelogs(&self, root: &SysRoot, queries: &[String]) -> Result<Listing> {
+        query_in(
+            &self.program,
+            root,
+            self.dbpath.as_deref(),
+            Query::Changelogs,
             queries,
             self.limit,
         )
@@ -478,5 +569,26 @@ mod tests {
             .list(&SysRoot::default(), &["ok-1-1.x86_64".into(), "--eval=x".into()])
             .unwrap_err();
         assert!(err.to_string().contains("--eval=x"), "{err}");
+    }
+
+    #[test]
+    fn parses_the_changelog_query() {
+        let out = "@@restart-stale openssl-libs.x86_64\nF /usr/lib64/libssl.so.3\nF /usr/lib64/libcrypto.so.3\n\
+                   * Thu Nov 19 2026 Jane Roe <j@e> - 1:3.2.4-3\n- Fix CVE-2026-41210\nF /not/a/file\n\n\
+                   @@restart-stale openssl-libs.x86_64\n\
+                   package gone.x86_64 is not installed\n\
+                   @@restart-stale zlib.x86_64\nF /usr/lib64/libz.so.1\n";
+        let l = parse_changelogs(out);
+        assert_eq!(l.changelogs.len(), 2, "{l:?}");
+        let ssl = &l.changelogs[0];
+        assert_eq!(ssl.package, "openssl-libs.x86_64");
+        assert_eq!(ssl.files, ["/usr/lib64/libssl.so.3", "/usr/lib64/libcrypto.so.3"]);
+        assert!(ssl.text.starts_with("* Thu Nov 19 2026"), "{}", ssl.text);
+        assert!(ssl
+            .text
+            .contains("F /not/a/file\n\n@@restart-stale openssl-libs.x86_64\n"));
+        assert_eq!(l.not_installed, ["gone.x86_64"]);
+        assert_eq!(l.changelogs[1].files, ["/usr/lib64/libz.so.1"]);
+        assert!(l.changelogs[1].text.is_empty());
     }
 }

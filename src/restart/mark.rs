@@ -618,6 +618,7 @@ mod tests {
             marked: Some(&marks),
             sessions: None,
             fixes: None,
+            security_only: false,
         };
         let text = report::text(&plan, &ctx, false);
         let a = text.find("a.service").unwrap();

@@ -138,20 +138,50 @@ impl Adapter for Family {
             auto_restart: rec.blocks.iter().all(|b| b.auto_restart()),
             reexec: rec.blocks.iter().all(|b| b.reexec()),
             protect,
-            upgrades: unsupported_fixes(&rec),
+            upgrades: upgrades(&rec),
         }))
     }
 }
 
-/// pacman's packages carry no changelog we read: their units' fixes are
-/// unknown, and said so (docs/cves.md). rpm's changelogs are not read
-/// by the finish step yet.
-fn unsupported_fixes(rec: &Record) -> Option<crate::core::fixes::Upgrades> {
+/// The packages of the transaction for the fixes annotation
+/// (docs/cves.md): dnf's, with the old and new EVR of each `name.arch`,
+/// read from the rpmdb's changelogs; pacman's packages carry no
+/// changelog we read, so their units' fixes are unknown, and said so.
+/// zypper's (its own rpmdb path) are not annotated.
+fn upgrades(rec: &Record) -> Option<crate::core::fixes::Upgrades> {
+    use crate::core::fixes::{Family as Db, Upgrade, Upgrades};
     let pacman = rec.blocks.iter().any(|b| b.source() == Some(Source::Pacman));
-    pacman.then(|| crate::core::fixes::Upgrades {
-        family: crate::core::fixes::Family::Unsupported("pacman packages carry no changelog"),
-        packages: vec![crate::core::fixes::Upgrade::default()],
-    })
+    if pacman {
+        return Some(Upgrades {
+            family: Db::Unsupported("pacman packages carry no changelog"),
+            packages: vec![Upgrade::default()],
+        });
+    }
+    let dnf = |b: &&super::record::Block| matches!(b.source(), Some(Source::Dnf4 | Source::Dnf5));
+    let mut changes: BTreeMap<(String, String), (Option<String>, Option<String>)> = BTreeMap::new();
+    for (dir, nevra) in rec.blocks.iter().filter(dnf).flat_map(|b| b.packages()) {
+        let Some((name, evr, arch)) = crate::pkgdb::rpm::split_nevra(nevra) else {
+            continue;
+        };
+        let e = changes.entry((name.to_string(), arch.to_string())).or_default();
+        match dir {
+            Direction::Out => {
+                e.0.get_or_insert(evr);
+            }
+            Direction::In => e.1 = Some(evr),
+        }
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let mut ups = Upgrades {
+        family: Db::Rpm,
+        packages: Vec::new(),
+    };
+    for ((name, arch), (from, to)) in &changes {
+        ups.add(name, Some(arch), from.as_deref(), to.as_deref());
+    }
+    Some(ups)
 }
 
 /// Every recorded file, directories left out: they are never mapped code.

@@ -1,8 +1,9 @@
 //! A stand-in for `rpm -ql --root ROOT NEVRA...` and `rpm -q --qf FORMAT
 //! --root ROOT NAME...` (`RESTART_STALE_RPM`, honoured in test roots only):
-//! it lists `ROOT/rpmdb/<NAME>` (files) or `ROOT/rpmdb-packages/<NAME>`
-//! (packages), where NAME is whatever the query names (a NEVRA, or
-//! `name.arch`), and logs each call to `ROOT/rpm-calls`.
+//! it lists `ROOT/rpmdb/<NAME>` (files), `ROOT/rpmdb-packages/<NAME>`
+//! (packages) or, for the changelog query's format, `ROOT/rpmdb-changelogs/<NAME>`,
+//! where NAME is whatever the query names (a NEVRA, or `name.arch`), and
+//! logs each call to `ROOT/rpm-calls`.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -14,7 +15,11 @@ const RPM: &str = r#"#!/bin/sh
 if [ "$1" = -ql ] && [ "$2" = --root ]; then
     root=$3; db=rpmdb; shift 3
 elif [ "$1" = -q ] && [ "$2" = --qf ] && [ "$4" = --root ]; then
-    root=$5; db=rpmdb-packages; shift 5
+    case $3 in
+        @@restart-stale*) db=rpmdb-changelogs ;;
+        *) db=rpmdb-packages ;;
+    esac
+    root=$5; shift 5
 else
     echo "unexpected: $*" >&2; exit 2
 fi
@@ -50,4 +55,13 @@ pub fn installed_as(root: &Path, query: &str, nevras: &[&str]) {
     fs::create_dir_all(root.join("rpmdb-packages")).unwrap();
     let text: String = nevras.iter().map(|n| format!("{n}\n")).collect();
     fs::write(root.join("rpmdb-packages").join(query), text).unwrap();
+}
+
+/// Makes the changelog query answer `query` (`name.arch`) with `files`
+/// and the `rpm -q --changelog` text `changelog`.
+pub fn changelog(root: &Path, query: &str, files: &[&str], changelog: &str) {
+    fs::create_dir_all(root.join("rpmdb-changelogs")).unwrap();
+    let files: String = files.iter().map(|f| format!("F {f}\n")).collect();
+    let text = format!("@@restart-stale {query}\n{files}{changelog}");
+    fs::write(root.join("rpmdb-changelogs").join(query), text).unwrap();
 }
