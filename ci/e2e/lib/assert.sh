@@ -13,6 +13,19 @@ fail() {
     exit 1
 }
 
+# e2e_show_log [PREFIX]: copy stdin to stderr, every line indented as
+# "[e2e]   PREFIX | line", or "[e2e]   | line" without a PREFIX: output a
+# test shows in its log, apart from the bed's own lines.
+# shellcheck disable=SC2120 # the callers that pass a PREFIX are the tests
+e2e_show_log() {
+    local p=${1:+$1 }
+    # PREFIX is data, not sed syntax.
+    p=${p//\\/\\\\}
+    p=${p//\//\\/}
+    p=${p//&/\\&}
+    sed "s/^/[e2e]   ${p}| /" >&2
+}
+
 # assert_eq EXPECTED ACTUAL [WHAT]
 assert_eq() {
     if [[ $1 != "$2" ]]; then
@@ -32,7 +45,7 @@ assert_ne() {
 # assert_contains HAYSTACK NEEDLE [WHAT]: fixed-string containment.
 assert_contains() {
     if [[ $1 != *"$2"* ]]; then
-        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        printf '%s\n' "$1" | e2e_show_log
         fail "${3:-text} does not contain '$2' (text above)"
     fi
     e2e_log "ok: ${3:-text} contains '$2'"
@@ -41,7 +54,7 @@ assert_contains() {
 # assert_not_contains HAYSTACK NEEDLE [WHAT]
 assert_not_contains() {
     if [[ $1 == *"$2"* ]]; then
-        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        printf '%s\n' "$1" | e2e_show_log
         fail "${3:-text} contains '$2' (text above)"
     fi
     e2e_log "ok: ${3:-text} does not contain '$2'"
@@ -51,7 +64,7 @@ assert_not_contains() {
 # regular expression ERE (grep -E).
 assert_line() {
     if ! grep -qE -- "$2" <<<"$1"; then
-        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        printf '%s\n' "$1" | e2e_show_log
         fail "${3:-text}: no line matches /$2/ (text above)"
     fi
     e2e_log "ok: ${3:-text} has a line matching /$2/"
@@ -60,7 +73,7 @@ assert_line() {
 # assert_no_line TEXT ERE [WHAT]: no line of TEXT matches ERE.
 assert_no_line() {
     if grep -qE -- "$2" <<<"$1"; then
-        printf '%s\n' "$1" | sed 's/^/[e2e]   | /' >&2
+        printf '%s\n' "$1" | e2e_show_log
         fail "${3:-text}: a line matches /$2/ (text above)"
     fi
     e2e_log "ok: ${3:-text} has no line matching /$2/"

@@ -62,14 +62,14 @@ e2e_debug_dump() {
     e2e_log "---- diagnostics for $name ----"
     if [[ -f $run/console.log ]]; then
         e2e_log "console (last 30 lines):"
-        tail -n 30 "$run/console.log" | sed 's/^/[e2e]   | /' >&2
+        tail -n 30 "$run/console.log" | e2e_show_log
     fi
     if _e2e_alive "$name"; then
         # `systemctl status` exits 3 for a failed unit: under pipefail that
         # must not end run.sh, which goes on with the next test.
-        e2e_in "$name" systemctl --no-pager --failed 2>&1 | sed 's/^/[e2e]   | /' >&2 || true
-        e2e_in "$name" systemctl --no-pager status 'demo-*' 2>&1 | tail -n 60 | sed 's/^/[e2e]   | /' >&2 || true
-        e2e_in "$name" journalctl --no-pager -n 40 2>&1 | sed 's/^/[e2e]   | /' >&2 || true
+        e2e_in "$name" systemctl --no-pager --failed 2>&1 | e2e_show_log || true
+        e2e_in "$name" systemctl --no-pager status 'demo-*' 2>&1 | tail -n 60 | e2e_show_log || true
+        e2e_in "$name" journalctl --no-pager -n 40 2>&1 | e2e_show_log || true
     fi
     e2e_log "---- end of diagnostics ----"
 }

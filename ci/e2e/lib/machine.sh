@@ -103,7 +103,7 @@ e2e_boot() {
     fi
     if [[ $state == degraded ]]; then
         e2e_log "machine $name is degraded; failed units:"
-        e2e_in "$name" systemctl --no-pager --no-legend --failed | sed 's/^/[e2e]   | /' >&2
+        e2e_in "$name" systemctl --no-pager --no-legend --failed | e2e_show_log
     fi
     e2e_log "machine $name: $state after $(($(e2e_now_ms) - t0)) ms"
     # The timers were masked in the rootfs before boot; make sure.

@@ -28,7 +28,7 @@ t() {
     assert_eq 2.0 "$(e2e_in "$m" dpkg-query -W -f='${Version}' libdemo1)" "installed libdemo1"
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
 
     new=$(e2e_unit_pid "$m" demo-allowed.service)
     assert_ne "${pid[demo-allowed.service]}" "$new" "MainPID of demo-allowed"

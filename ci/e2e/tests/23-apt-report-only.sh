@@ -23,7 +23,7 @@ t() {
     e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
 
     for u in "${E2E_DEMO_UNITS[@]}"; do
         assert_eq "${pid[$u]}" "$(e2e_unit_pid "$m" "$u")" "MainPID of $u"

@@ -90,7 +90,7 @@ EOF
     e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
 
     assert_line "$log" "File name too long.*skipping the cgroup.* /system\\.slice/$DELEG/0+/" "finish journal (the long cgroup is a problem)"
     new=$(e2e_unit_pid "$m" demo-allowed.service)

@@ -85,7 +85,7 @@ EOF
     e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
 
     assert_eq "$jail_pid" "$(e2e_unit_pid "$m" "$UNIT")" "MainPID of $UNIT"
     assert_contains "$(e2e_maps "$m" "$jail_pid")" "libdemo.so.1 (deleted)" "maps of the jailed daemon (its old copy)"
@@ -97,7 +97,7 @@ EOF
     assert_line "$log" 'demo-allowed\.service: restarted in .*, verified clean$' "finish journal"
 
     status=$(e2e_in "$m" restart-stale status) || true
-    printf '%s\n' "$status" | sed 's/^/[e2e]   status | /' >&2
+    printf '%s\n' "$status" | e2e_show_log status
     # Stale, but only through its root's own copy: reported, and never a
     # reason to restart, even in a run without a transaction (issue 22:
     # a user could mount over a path in a user namespace of their own).

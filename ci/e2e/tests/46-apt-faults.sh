@@ -53,7 +53,7 @@ upgrade() {
             --property=RuntimeMaxSec=120 --property=TimeoutStopSec=5 \
             --setenv=DEBIAN_FRONTEND=noninteractive -- "${apt[@]}" </dev/null 2>&1) || rc=$?
     fi
-    printf '%s\n' "$out" | sed 's/^/[e2e]   apt | /' >&2
+    printf '%s\n' "$out" | e2e_show_log apt
 }
 
 # wait_unit_idle NAME [SECS]: until the finish unit is neither running nor
@@ -238,7 +238,7 @@ run_case() {
         lock_off "$m"
         # The retry fires at most 120 s after it was armed.
         wait_acted "$m" "$old" 180 || e2e_log "$c: not acted on 180 s after the lock was let go"
-        e2e_journal "$m" "$cursor" -u 'restart-stale-apt-retry-*' | sed "s/^/[e2e]   $c retry | /" >&2
+        e2e_journal "$m" "$cursor" -u 'restart-stale-apt-retry-*' | e2e_show_log "$c retry"
     fi
     if [[ $c == kill ]]; then
         left=$(e2e_in "$m" find "$SPOOL/apt" -maxdepth 1 -name 'taken.*')
@@ -258,7 +258,7 @@ run_case() {
     e2e_step "$c: wait for the next finish" e2e_wait_apt_finish "$m"
     [[ $c == full-run ]] && cleanup_full "$m"
     [[ $c == slow-stop || $c == kill ]] && slow_stop_off "$m"
-    e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT" | sed "s/^/[e2e]   $c finish | /" >&2
+    e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT" | e2e_show_log "$c finish"
 
     n=$(starts "$m" "$cursor")
     second=$(acted "$m" "$old")

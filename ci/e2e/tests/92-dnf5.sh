@@ -55,7 +55,7 @@ dnf5() {
     rc=0
     dout=$(e2e_in "$m" "${run[@]}" dnf5 -y --releasever=12 --refresh --repo=e2e-demo "$@" </dev/null 2>&1) || rc=$?
     ms=$(($(e2e_now_ms) - t0))
-    printf '%s\n' "$dout" | sed "s/^/[e2e]   dnf5 $tag | /" >&2
+    printf '%s\n' "$dout" | e2e_show_log "dnf5 $tag"
 }
 
 # Waits (up to 60 s) until restart-stale-dnf.service has run and is gone.
@@ -95,7 +95,7 @@ wait_spool_empty() {
 # $acted to its summary lines of what it acted on (one per finish run).
 finish_log() {
     log=$(e2e_journal "$1" "$2" -u restart-stale-dnf.service)
-    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$log" | e2e_show_log finish
     starts=$(grep -cE 'systemd\[1\]: Starting restart-stale-dnf\.service' <<<"$log" || true)
     acted=$(grep -c 'dnf5 transaction' <<<"$log" || true)
 }
@@ -112,7 +112,7 @@ failure_case() {
     ((rc == 0)) || fail "dnf5 $* exited $rc with $what (bound ${DNF5_BOUND} s)"
     assert_eq "$want" "$(e2e_in "$m" rpm -q --qf '%{VERSION}' libdemo1)" "libdemo1 after dnf5 $* with $what"
     dlog=$(e2e_in "$m" tail -n "+$((before + 1))" /var/log/dnf5.log | grep 'Actions plugin' || true)
-    printf '%s\n' "$dlog" | sed "s/^/[e2e]   dnf5.log | /" >&2
+    printf '%s\n' "$dlog" | e2e_show_log dnf5.log
 }
 
 # gate_closed WHAT: $dlog shows that libdnf5 ran none of our lines after
@@ -167,7 +167,7 @@ t() {
     assert_no_line "$log" 'Failed with result|status=[1-9]' "finish journal"
 
     alog=$(e2e_journal "$m" "$cursor" -u demo-allowed.service -u e2e-dnf5-upgrade.service)
-    printf '%s\n' "$alog" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$alog" | e2e_show_log
     n=$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$alog" || true)
     assert_eq 1 "$n" "starts of demo-allowed"
     assert_line "$alog" 'using libdemo 2\.0$' "demo-allowed journal (libdemo 2.0)"

@@ -107,14 +107,14 @@ slow_commit() {
         e2e_zypper "$m" install --oldpackage libdemo1=1.0 demo-slow 2>&1) ||
         fail "zypper install of demo-slow failed: $out"
     ms=$(($(e2e_now_ms) - t0))
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    printf '%s\n' "$out" | e2e_show_log zypper
     # The premise: the commit outlasted the hooks' 25 s.
     ((ms > 30000)) || fail "zypper took $ms ms: demo-slow's %post did not run its 35 s"
     e2e_measure "zypper commit with a 35-s %post took $ms ms"
     assert_eq "1.0 1.0" "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION} ' libdemo1 demo-slow | sed 's/ $//')" \
         "installed libdemo1 and demo-slow"
     frames=$(e2e_zypper_frames "$m")
-    printf '%s\n' "$frames" | sed 's/^/[e2e]   frames | /' >&2
+    printf '%s\n' "$frames" | e2e_show_log frames
     assert_eq 5 "$(grep -cE '^< ACK$' <<<"$frames" || true)" "ACKs libzypp read in the slow commit"
     assert_no_line "$frames" '^< (ERROR|_ENOMETHOD)' "answers libzypp read in the slow commit"
     e2e_step "wait for $FINISH (slow commit)" wait_finish "$m" "$cursor"
@@ -122,7 +122,7 @@ slow_commit() {
     assert_eq 1 "$n" "starts of $FINISH (slow commit)"
     assert_no_line "$(e2e_journal "$m" "$cursor")" 'gave up after' "journal of the slow commit"
     journal=$(finish_journal "$m" "$cursor")
-    printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$journal" | e2e_show_log finish
     assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 2\.0-1 → 1\.0-1' "finish's summary (slow commit)"
     assert_no_line "$journal" 'ended before the transaction did' "finish's journal (the final record, not the held one)"
     n=$(grep -c 'demo-allowed\.service: restarting' <<<"$journal" || true)
@@ -155,7 +155,7 @@ t() {
     cursor=$(e2e_journal_cursor "$m")
     out=$(e2e_step "zypper install (1.0)" e2e_zypper "$m" install "${E2E_RPM_DEMO[@]}" 2>&1) ||
         fail "zypper install failed: $out"
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    printf '%s\n' "$out" | e2e_show_log zypper
     e2e_step "wait for $FINISH (install)" wait_finish "$m" "$cursor"
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
@@ -171,10 +171,10 @@ EOF
     cursor=$(e2e_journal_cursor "$m")
     out=$(E2E_ZYPPER_ENV=ZYPP_PLUGIN_DEBUG=1 e2e_step "zypper update (2.0)" e2e_zypper "$m" update 2>&1) ||
         fail "zypper update failed: $out"
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    printf '%s\n' "$out" | e2e_show_log zypper
     # What libzypp sent (>) and read (<): the plugin's side of the exchange.
     frames=$(e2e_zypper_frames "$m")
-    printf '%s\n' "$frames" | sed 's/^/[e2e]   frames | /' >&2
+    printf '%s\n' "$frames" | e2e_show_log frames
     # Two plugins (ours and the capturing one) get every frame.
     for f in PLUGINBEGIN COMMITBEGIN COMMITEND PLUGINEND _DISCONNECT; do
         assert_eq 2 "$(grep -cE "^> $f\$" <<<"$frames" || true)" "$f frames libzypp sent"
@@ -198,7 +198,7 @@ EOF
     n=$(e2e_journal "$m" "$cursor" | grep -cE "systemd\\[1\\]: Starting $FINISH" || true)
     assert_eq 1 "$n" "starts of $FINISH"
     journal=$(finish_journal "$m" "$cursor")
-    printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$journal" | e2e_show_log finish
     assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 1\.0-1 → 2\.0-1' "finish's summary (the old version from the rpmdb before the commit)"
     n=$(grep -c 'demo-allowed\.service: restarting' <<<"$journal" || true)
     assert_eq 1 "$n" "restarts of demo-allowed by restart-stale"
@@ -235,7 +235,7 @@ EOF
         fail "zypper failed when the plugin could not run restart-stale: $out"
     }
     e2e_in "$m" mv /usr/bin/restart-stale.away /usr/bin/restart-stale
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    printf '%s\n' "$out" | e2e_show_log zypper
     assert_eq 2.0 "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION}' demo-denied)" "demo-denied after the update"
     assert_eq "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed (nothing ran)"
     assert_eq "${pid[demo-denied.service]}" "$(e2e_unit_pid "$m" demo-denied.service)" "MainPID of demo-denied (nothing ran)"
