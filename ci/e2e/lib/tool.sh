@@ -4,29 +4,66 @@
 
 E2E_FINISH_UNIT=restart-stale-apt.service
 
-# e2e_wait_apt_finish NAME [SECS]: after an apt transaction with the tool's
-# hooks installed, wait (default up to 60 s) until restart-stale-apt.service
-# has acted: the unit is not running or queued and no record is waiting.
-# `apt-hook finish` waits for a 2 s quiet period on the dpkg lock first.
-e2e_wait_apt_finish() {
-    local name=$1 secs=${2:-60} i state jobs left
+# e2e_wait_finish NAME UNIT [SECS [CURSOR]]: after a transaction of a
+# package manager with the tool's hooks installed, wait (default up to
+# 60 s) until its finish unit UNIT (restart-stale-MANAGER.service) has
+# acted: UNIT is inactive or failed, no job of it is queued, and no record
+# waits in MANAGER's spool (/run/restart-stale/MANAGER/, or its fallback
+# /var/lib/restart-stale/spool/MANAGER/ for when /run fails). With a
+# CURSOR (e2e_journal_cursor), also until the journal since CURSOR has
+# systemd's end of UNIT: a unit whose start is not yet queued is inactive
+# too, and the journal lags behind the unit's state.
+e2e_wait_finish() {
+    local name=$1 unit=$2 secs=${3:-60} cursor=${4:-} manager
+    manager=${unit#restart-stale-}
+    manager=${manager%.service}
+    _e2e_wait_unit "$name" "$unit" "$secs" "$cursor" "$manager"
+}
+
+# e2e_wait_unit_idle NAME UNIT [SECS]: wait (default up to 60 s) until UNIT
+# is inactive or failed and no job of it is queued, whatever its manager's
+# spool holds (for a test that leaves a record there on purpose).
+e2e_wait_unit_idle() {
+    _e2e_wait_unit "$1" "$2" "${3:-60}" "" ""
+}
+
+# _e2e_wait_unit NAME UNIT SECS CURSOR MANAGER: the loop of the two above;
+# an empty CURSOR or MANAGER leaves out the journal or the spool.
+_e2e_wait_unit() {
+    local name=$1 unit=$2 secs=$3 cursor=$4 manager=$5 i state='' jobs='' left='' ended=''
     for ((i = 0; i < secs * 10; i++)); do
-        # systemctl fails while PID 1 re-executes, which finish does when a
-        # transaction replaced a library systemd maps: ask again.
-        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$E2E_FINISH_UNIT" 2>/dev/null) ||
+        if [[ -n $cursor ]] &&
+            ! grep -qF -e "systemd[1]: Finished $unit" -e "systemd[1]: Failed to start $unit" \
+                <<<"$(e2e_journal "$name" "$cursor")"; then
+            ended=
+            sleep 0.1
+            continue
+        fi
+        ended=yes
+        # systemctl fails while PID 1 re-executes, which a finish does when
+        # a transaction replaced a library systemd maps: ask again.
+        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$unit" 2>/dev/null) ||
             state=unreachable
-        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$E2E_FINISH_UNIT" 2>/dev/null) ||
+        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$unit" 2>/dev/null) ||
             jobs=unreachable
-        # The spool, and its fallback on /var for when /run fails.
-        left=$(e2e_in "$name" find /run/restart-stale/apt /var/lib/restart-stale/spool/apt \
-            -maxdepth 1 \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
-        if [[ $state != active && $state != activating && $state != deactivating &&
-            -z $jobs && -z $left ]]; then
+        left=
+        if [[ -n $manager ]]; then
+            left=$(e2e_in "$name" find "/run/restart-stale/$manager" "/var/lib/restart-stale/spool/$manager" \
+                -maxdepth 1 \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
+        fi
+        if [[ ($state == inactive || $state == failed) && -z $jobs && -z $left ]]; then
             return 0
         fi
         sleep 0.1
     done
-    fail "$E2E_FINISH_UNIT in $name still busy after ${secs}s (state '$state', record '$left')"
+    [[ -z $cursor || -n $ended ]] || fail "$unit in $name did not run since the cursor in ${secs}s (state '$state')"
+    fail "$unit in $name still busy after ${secs}s (state '$state', jobs '$jobs', record '$left')"
+}
+
+# e2e_wait_apt_finish NAME [SECS]: e2e_wait_finish for apt's finish unit.
+# `apt-hook finish` waits for a 2 s quiet period on the dpkg lock first.
+e2e_wait_apt_finish() {
+    e2e_wait_finish "$1" "$E2E_FINISH_UNIT" "${2:-60}"
 }
 
 # e2e_remove_tool NAME: purge restart-stale (binary, apt hooks, conffiles)

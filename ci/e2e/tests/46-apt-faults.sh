@@ -56,21 +56,6 @@ upgrade() {
     printf '%s\n' "$out" | e2e_show_log apt
 }
 
-# wait_unit_idle NAME [SECS]: until the finish unit is neither running nor
-# queued (what it left in the spool does not matter here).
-wait_unit_idle() {
-    local name=$1 secs=${2:-60} i state jobs
-    for ((i = 0; i < secs * 10; i++)); do
-        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$E2E_FINISH_UNIT" 2>/dev/null) ||
-            state=unreachable
-        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$E2E_FINISH_UNIT" 2>/dev/null) ||
-            jobs=unreachable
-        [[ $state != active && $state != activating && $state != deactivating && -z $jobs ]] && return 0
-        sleep 0.1
-    done
-    fail "$E2E_FINISH_UNIT still busy after ${secs}s (state '$state')"
-}
-
 # wait_state NAME UNIT STATE [SECS]: until UNIT's ActiveState is STATE.
 wait_state() {
     local name=$1 unit=$2 want=$3 secs=${4:-60} i state
@@ -232,7 +217,8 @@ run_case() {
         e2e_in "$m" systemctl kill --kill-whom=main --signal=SIGKILL "$E2E_FINISH_UNIT"
         e2e_log "$c: SIGKILLed $E2E_FINISH_UNIT while it waited for the restart lock"
     fi
-    wait_unit_idle "$m"
+    # What it left in the spool does not matter here.
+    e2e_wait_unit_idle "$m" "$E2E_FINISH_UNIT"
     if [[ $c == kill-wait ]]; then
         e2e_log "$c: armed: $(e2e_in "$m" systemctl list-timers --no-legend 'restart-stale-apt-retry-*')"
         lock_off "$m"

@@ -39,6 +39,7 @@ E2E_RPM_TOOLS=(dnf5 rpm createrepo-c)
 UNITS=(demo-allowed.service demo-denied.service demo-unrelated.service)
 : "${DNF5_BOUND:=60}"
 ACTIONS=/etc/dnf/libdnf5-plugins/actions.d/restart-stale.actions
+FINISH=restart-stale-dnf.service
 
 # dnf5 NAME TAG ARGS...: dnf5 ARGS in NAME against the demo repo only, in
 # its own unit e2e-dnf5-TAG.service (user.slice, as an admin's shell),
@@ -58,36 +59,12 @@ dnf5() {
     printf '%s\n' "$dout" | e2e_show_log "dnf5 $tag"
 }
 
-# Waits (up to 60 s) until restart-stale-dnf.service has run and is gone.
-wait_finish() {
-    local m=$1 i state
-    for ((i = 0; i < 600; i++)); do
-        state=$(e2e_in "$m" systemctl show -p ActiveState --value restart-stale-dnf.service)
-        [[ $state == inactive || $state == failed ]] && return 0
-        sleep 0.1
-    done
-    fail "restart-stale-dnf.service is still '$state' after 60 s"
-}
-
 # spooled NAME: how many dnf records wait in the spool (pending, or taken
 # by a finish that has not ended).
 # (The fallback spool on /var need not exist, and find fails then.)
 spooled() {
     { e2e_in "$1" find /run/restart-stale/dnf /var/lib/restart-stale/spool/dnf -maxdepth 1 \
         \( -name pending -o -name 'taken.*' \) 2>/dev/null || true; } | wc -l
-}
-
-# Waits (up to 60 s) until restart-stale-dnf.service is gone and no record
-# waits: unlike wait_finish, this also covers a finish still queued.
-wait_spool_empty() {
-    local m=$1 i state left
-    for ((i = 0; i < 600; i++)); do
-        state=$(e2e_in "$m" systemctl show -p ActiveState --value restart-stale-dnf.service)
-        left=$(spooled "$m")
-        [[ ($state == inactive || $state == failed) && $left == 0 ]] && return 0
-        sleep 0.1
-    done
-    fail "restart-stale-dnf.service is '$state' with $left records waiting after 60 s"
 }
 
 # finish_log NAME CURSOR: sets $log to restart-stale-dnf.service's journal
@@ -141,7 +118,7 @@ t() {
     e2e_rpm_publish "$m" v1
     dnf5 "$m" install install "${E2E_RPM_DEMO[@]}"
     ((rc == 0)) || fail "dnf5 install exited $rc"
-    wait_finish "$m"
+    e2e_wait_finish "$m" "$FINISH"
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     # The upgrade through the hook.
@@ -152,7 +129,7 @@ t() {
     ((rc == 0)) || fail "dnf5 upgrade exited $rc"
     assert_contains "$dout" "restart-stale: restart-stale-dnf.service acts once dnf is done" "dnf5's output"
     assert_no_line "$dout" 'Actions plugin' "dnf5's output (no error from the actions plugin)"
-    e2e_step "wait for restart-stale-dnf.service" wait_finish "$m"
+    e2e_step "wait for restart-stale-dnf.service" e2e_wait_finish "$m" "$FINISH"
     assert_eq 2.0 "$(e2e_in "$m" rpm -q --qf '%{VERSION}' libdemo1)" "installed libdemo1"
 
     finish_log "$m" "$cursor"
@@ -191,7 +168,7 @@ t() {
     assert_line "$dlog" 'Exit code: 127$' "dnf5.log with the binary missing"
     gate_closed "the binary missing"
     e2e_in "$m" mv /usr/bin/restart-stale.away /usr/bin/restart-stale
-    wait_finish "$m"
+    e2e_wait_finish "$m" "$FINISH"
 
     # (b) The binary hangs where the actions file calls it.
     e2e_in "$m" mv /usr/bin/restart-stale /usr/bin/restart-stale.away
@@ -223,7 +200,7 @@ t() {
     e2e_in "$m" rm -rf /run/restart-stale/dnf
     dnf5 "$m" back upgrade libdemo1
     ((rc == 0)) || fail "dnf5 upgrade after the late hang exited $rc"
-    wait_finish "$m"
+    e2e_wait_finish "$m" "$FINISH"
 
     # (c) D-Bus is stopped: the hook cannot start restart-stale-dnf.service.
     #     Last, and logind is restarted after it: with logind still off
@@ -235,7 +212,8 @@ t() {
     assert_contains "$dout" "dnf5-hook post-transaction: failed to connect to the D-Bus system bus" "dnf5's output with D-Bus stopped"
     e2e_in "$m" systemctl start dbus.socket dbus.service
     e2e_in "$m" systemctl try-restart systemd-logind.service
-    wait_finish "$m"
+    # The record of this transaction stays in the spool (checked below).
+    e2e_wait_unit_idle "$m" "$FINISH"
 
     # ... and that transaction is not lost: its record waits in the spool,
     # its staging file is gone (or the next hook would record it again as
@@ -249,7 +227,7 @@ t() {
     dnf5 "$m" next upgrade libdemo1
     ((rc == 0)) || fail "dnf5 upgrade after the D-Bus case exited $rc"
     assert_not_contains "$dout" "ended without finishing" "dnf5's output after the D-Bus case"
-    e2e_step "wait for restart-stale-dnf.service and an empty spool" wait_spool_empty "$m"
+    e2e_step "wait for restart-stale-dnf.service and an empty spool" e2e_wait_finish "$m" "$FINISH"
     finish_log "$m" "$cursor"
     assert_eq 1 "$starts" "starts of restart-stale-dnf.service after the D-Bus case"
     # One summary line per finish, from each package's first version to

@@ -40,26 +40,6 @@ FINISH=restart-stale-zypper.service
 CAPTURE=/var/tmp/e2e-zypper.frames
 CAPTURE_PLUGIN=/usr/lib/zypp/plugins/commit/zz-e2e-capture
 
-# wait_finish M CURSOR: waits (up to 60 s) until restart-stale-zypper.service
-# has run since CURSOR (journald has its end: the journal lags behind the
-# unit's state) and is gone: not running, no job queued, no record waiting.
-wait_finish() {
-    local m=$1 cursor=$2 i state jobs left
-    for ((i = 0; i < 600; i++)); do
-        if ! grep -qE "systemd\[1\]: (Finished|Failed to start) $FINISH" <<<"$(e2e_journal "$m" "$cursor")"; then
-            sleep 0.1
-            continue
-        fi
-        state=$(e2e_in "$m" systemctl show -p ActiveState --value "$FINISH")
-        jobs=$(e2e_in "$m" systemctl list-jobs --no-legend "$FINISH")
-        left=$(e2e_in "$m" find /run/restart-stale/zypper -maxdepth 1 \
-            \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
-        [[ ($state == inactive || $state == failed) && -z $jobs && -z $left ]] && return 0
-        sleep 0.1
-    done
-    fail "$FINISH did not run, or is still '${state:-?}' after 60 s (jobs '${jobs:-}', record '${left:-}')"
-}
-
 # The journal since a cursor is read whole and filtered here. (It was the
 # workaround for journalctl 252 dropping the first entry a match selects
 # after --after-cursor; e2e_journal_cursor now avoids that for every test.)
@@ -117,7 +97,7 @@ slow_commit() {
     printf '%s\n' "$frames" | e2e_show_log frames
     assert_eq 5 "$(grep -cE '^< ACK$' <<<"$frames" || true)" "ACKs libzypp read in the slow commit"
     assert_no_line "$frames" '^< (ERROR|_ENOMETHOD)' "answers libzypp read in the slow commit"
-    e2e_step "wait for $FINISH (slow commit)" wait_finish "$m" "$cursor"
+    e2e_step "wait for $FINISH (slow commit)" e2e_wait_finish "$m" "$FINISH" 60 "$cursor"
     n=$(e2e_journal "$m" "$cursor" | grep -cE "systemd\\[1\\]: Starting $FINISH" || true)
     assert_eq 1 "$n" "starts of $FINISH (slow commit)"
     assert_no_line "$(e2e_journal "$m" "$cursor")" 'gave up after' "journal of the slow commit"
@@ -156,7 +136,7 @@ t() {
     out=$(e2e_step "zypper install (1.0)" e2e_zypper "$m" install "${E2E_RPM_DEMO[@]}" 2>&1) ||
         fail "zypper install failed: $out"
     printf '%s\n' "$out" | e2e_show_log zypper
-    e2e_step "wait for $FINISH (install)" wait_finish "$m" "$cursor"
+    e2e_step "wait for $FINISH (install)" e2e_wait_finish "$m" "$FINISH" 60 "$cursor"
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
@@ -193,7 +173,7 @@ EOF
     fi
     assert_eq "2.0 2.0" "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION} ' libdemo1 demo-allowed | sed 's/ $//')" \
         "installed libdemo1 and demo-allowed"
-    e2e_step "wait for $FINISH" wait_finish "$m" "$cursor"
+    e2e_step "wait for $FINISH" e2e_wait_finish "$m" "$FINISH" 60 "$cursor"
 
     n=$(e2e_journal "$m" "$cursor" | grep -cE "systemd\\[1\\]: Starting $FINISH" || true)
     assert_eq 1 "$n" "starts of $FINISH"
