@@ -66,6 +66,24 @@ e2e_wait_apt_finish() {
     e2e_wait_finish "$1" "$E2E_FINISH_UNIT" "${2:-60}"
 }
 
+# e2e_upgrade_logged NAME LOG [PKG...]: the upgrade the apt tests share:
+# publish v2 (of PKGs, e2e_publish's default without), `apt-get upgrade`
+# in NAME, wait for the finish, and set the variable named LOG to the
+# finish unit's journal since just before the upgrade, shown in the log
+# too. LOG is an out-variable rather than $(...) so that the function runs
+# plainly and set -e still ends the script at whichever step fails.
+e2e_upgrade_logged() {
+    local name=$1 cursor
+    local -n e2e_upgrade_log=$2
+    shift 2
+    e2e_publish "$name" v2 "$@"
+    cursor=$(e2e_journal_cursor "$name")
+    e2e_step "apt-get upgrade" e2e_apt "$name" upgrade
+    e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$name"
+    e2e_upgrade_log=$(e2e_journal "$name" "$cursor" -u "$E2E_FINISH_UNIT")
+    printf '%s\n' "$e2e_upgrade_log" | e2e_show_log
+}
+
 # e2e_remove_tool NAME: purge restart-stale (binary, apt hooks, conffiles)
 # and its run-time state if a previous test left it installed, so that apt
 # runs no hook until e2e_require_tool installs it again.
