@@ -119,24 +119,9 @@ e2e_pacman() {
         pacman --noconfirm "$@" </dev/null
 }
 
-# e2e_wait_pacman_finish NAME [SECS]: after a pacman transaction with the
-# hook installed, wait (default up to 60 s) until
-# restart-stale-pacman.service has acted: not running or queued, and no
-# record waiting in /run/restart-stale/pacman.
+# e2e_wait_pacman_finish NAME [SECS]: e2e_wait_finish (lib.sh) for
+# restart-stale-pacman.service, after a pacman transaction with the hook
+# installed.
 e2e_wait_pacman_finish() {
-    local name=$1 secs=${2:-60} unit=restart-stale-pacman.service i state jobs left
-    for ((i = 0; i < secs * 10; i++)); do
-        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$unit" 2>/dev/null) ||
-            state=unreachable
-        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$unit" 2>/dev/null) ||
-            jobs=unreachable
-        left=$(e2e_in "$name" find /run/restart-stale/pacman -maxdepth 1 \
-            \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
-        if [[ $state != active && $state != activating && $state != deactivating &&
-            -z $jobs && -z $left ]]; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    fail "$unit in $name still busy after ${secs}s (state '$state', record '$left')"
+    e2e_wait_finish "$1" restart-stale-pacman.service "${2:-60}"
 }

@@ -32,7 +32,7 @@ smoke() {
     # unified line "0::" in v2, the "name=systemd" line in legacy v1.
     cg=$(e2e_in "$m" cat "/proc/${pid[demo-allowed.service]}/cgroup")
     e2e_log "/proc/PID/cgroup of demo-allowed inside ($E2E_MODE):"
-    printf '%s\n' "$cg" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$cg" | e2e_show_log
     e2e_log "ls /sys/fs/cgroup inside ($E2E_MODE): $(e2e_in "$m" ls /sys/fs/cgroup | tr '\n' ' ')"
     case ${E2E_MODE:-} in
         v2)

@@ -166,7 +166,7 @@ t() {
 
     # ---- the real run
     run_tool "$m"
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     assert_eq 4 "$rc" "exit status (4: a restart failed)"
 
     local new
@@ -205,7 +205,7 @@ t() {
     # ---- again: the leftover is reported again, and still not restarted;
     # the JSON of a restart run carries each unit's result.
     run_tool "$m" --json
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     e2e_log "second run exited $rc"
     assert_contains "$out" '"outcome":"skipped","result":"leftover-processes","unit":"t-leftover.service"}' \
         "second run JSON"

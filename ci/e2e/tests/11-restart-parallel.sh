@@ -49,7 +49,7 @@ timed_run() {
     t0=$(e2e_now_ms)
     out=$(e2e_run "$m" restart-stale 2>&1) || rc=$?
     ms=$(($(e2e_now_ms) - t0))
-    printf '%s\n' "$out" | grep '^restart-stale: ' | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | grep '^restart-stale: ' | e2e_show_log
     assert_eq 0 "$rc" "exit status of restart-stale"
     took=$(sed -n 's/^restart-stale: summary: .*restart jobs took \([0-9.]*s\)$/\1/p' <<<"$out")
 }

@@ -49,7 +49,7 @@ run_tool() {
     e2e_in "$m" test -s "$OUT.rc" || fail "restart-stale $* did not finish in 120 s"
     rc=$(e2e_in "$m" cat "$OUT.rc")
     out=$(e2e_in "$m" cat "$OUT")
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     e2e_log "restart-stale $* exited $rc"
 }
 
@@ -137,7 +137,7 @@ t() {
     assert_contains "$maps" "$lib" "/proc/1/maps after the re-exec"
     assert_not_contains "$maps" "(deleted)" "/proc/1/maps after the re-exec"
     log=$(e2e_journal "$m" "$cursor" _PID=1)
-    printf '%s\n' "$log" | sed 's/^/[e2e]   pid1 | /' >&2
+    printf '%s\n' "$log" | e2e_show_log pid1
     n=$(grep -c 'Reexecuting' <<<"$log" || true)
     assert_eq 1 "$n" "re-executions of PID 1 in its journal"
 

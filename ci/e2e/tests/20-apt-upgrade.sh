@@ -16,19 +16,14 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 
 t() {
-    local m=$1 u cursor log new
+    local m=$1 u log new
     local -A pid
 
     e2e_apt_setup "$m" pid
 
-    e2e_publish "$m" v2
-    cursor=$(e2e_journal_cursor "$m")
-    e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
+    e2e_upgrade_logged "$m" log
     # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
     assert_eq 2.0 "$(e2e_in "$m" dpkg-query -W -f='${Version}' libdemo1)" "installed libdemo1"
-    e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
-    log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
 
     new=$(e2e_unit_pid "$m" demo-allowed.service)
     assert_ne "${pid[demo-allowed.service]}" "$new" "MainPID of demo-allowed"

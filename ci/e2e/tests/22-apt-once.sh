@@ -107,7 +107,7 @@ EOF
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
 
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
     n=$(grep -cE "systemd\\[1\\]: Starting $E2E_FINISH_UNIT" <<<"$log" || true)
     assert_eq 1 "$n" "starts of $E2E_FINISH_UNIT"
     n=$(grep -c 'apt transaction (' <<<"$log" || true)
@@ -120,7 +120,7 @@ EOF
     assert_line "$log" 'demo-allowed\.service: restarted in .*, verified clean$' "finish journal"
 
     alog=$(e2e_journal "$m" "$cursor" -u demo-allowed.service)
-    printf '%s\n' "$alog" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$alog" | e2e_show_log
     n=$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$alog" || true)
     assert_eq 1 "$n" "starts of demo-allowed"
     assert_line "$alog" 'demo-allowed 2\.0 started$' "demo-allowed journal (daemon 2.0)"

@@ -12,18 +12,13 @@ set -euo pipefail
 LOCAL_CONF=/etc/apt/apt.conf.d/51restart-stale-local
 
 t() {
-    local m=$1 u cursor log
+    local m=$1 u log
     local -A pid
 
     e2e_apt_setup "$m" pid
     e2e_in "$m" sh -c "echo 'RestartStale::Auto-Restart \"false\";' >$LOCAL_CONF"
 
-    e2e_publish "$m" v2
-    cursor=$(e2e_journal_cursor "$m")
-    e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
-    e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
-    log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    e2e_upgrade_logged "$m" log
 
     for u in "${E2E_DEMO_UNITS[@]}"; do
         assert_eq "${pid[$u]}" "$(e2e_unit_pid "$m" "$u")" "MainPID of $u"

@@ -33,7 +33,7 @@ bounded_upgrade() {
         --property=RuntimeMaxSec="$secs" --property=TimeoutStopSec=5 --setenv=DEBIAN_FRONTEND=noninteractive -- \
         apt-get -y -q -o Dpkg::Options::=--force-confold upgrade </dev/null 2>&1) || rc=$?
     ms=$(($(e2e_now_ms) - t0))
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
 }
 
 # broken_case NAME WHAT SECS PKG...: publish PKGs at 2.0, upgrade, check.

@@ -83,11 +83,11 @@ EOF
 
     # ---- u-u ran and succeeded
     ulog=$(e2e_journal "$m" "$cursor" -u "$SERVICE")
-    printf '%s\n' "$ulog" | sed 's/^/[e2e]   apt-daily-upgrade | /' >&2
+    printf '%s\n' "$ulog" | e2e_show_log apt-daily-upgrade
     assert_line "$ulog" 'unattended-upgrade \(success\)$' "$SERVICE journal"
     assert_eq success "$(e2e_in "$m" systemctl show -p Result --value "$SERVICE")" "result of $SERVICE"
     log=$(e2e_in "$m" cat "$UU_LOG")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   u-u log | /' >&2
+    printf '%s\n' "$log" | e2e_show_log "u-u log"
     assert_line "$log" 'Packages that will be upgraded: demo-allowed libdemo1$' "u-u log"
     assert_line "$log" 'All upgrades installed$' "u-u log"
     assert_no_line "$log" ' ERROR ' "u-u log"
@@ -100,7 +100,7 @@ EOF
 
     # ---- restart-stale acted once
     flog=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$flog" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$flog" | e2e_show_log finish
     n=$(grep -cE "systemd\\[1\\]: Starting $E2E_FINISH_UNIT" <<<"$flog" || true)
     assert_eq 1 "$n" "starts of $E2E_FINISH_UNIT"
     n=$(grep -c 'apt transaction (' <<<"$flog" || true)
@@ -115,7 +115,7 @@ EOF
     assert_line "$flog" "systemd\\[1\\]: $E2E_FINISH_UNIT: Deactivated successfully" "finish journal"
 
     alog=$(e2e_journal "$m" "$cursor" -u demo-allowed.service)
-    printf '%s\n' "$alog" | sed 's/^/[e2e]   demo-allowed | /' >&2
+    printf '%s\n' "$alog" | e2e_show_log demo-allowed
     n=$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$alog" || true)
     assert_eq 1 "$n" "starts of demo-allowed"
     assert_line "$alog" 'demo-allowed 2\.0 started$' "demo-allowed journal (daemon 2.0)"

@@ -93,7 +93,7 @@ t() {
         "$(e2e_in "$m" dpkg-query -W -f='${Package} ${Version} ' "${INTERP_PKGS[@]}")" "installed versions"
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
 
     for u in "${RESTARTED[@]}"; do
         new=$(e2e_unit_pid "$m" "$u")

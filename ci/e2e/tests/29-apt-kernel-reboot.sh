@@ -71,7 +71,7 @@ t() {
     e2e_log "running kernel $running (the host's); the fake package installs $rel"
 
     out=$(batch "$m")
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     assert_line "$out" "^NEEDRESTART-KCUR: ${running//./\\.}\$" "batch before the install"
     assert_line "$out" '^NEEDRESTART-KSTA: [01]$' "batch before the install"
     assert_no_line "$out" "^NEEDRESTART-KEXP: ${rel//./\\.}\$" "batch before the install"
@@ -84,7 +84,7 @@ t() {
     e2e_step "apt-get install $PKG" e2e_apt "$m" install "$PKG"
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
     assert_line "$log" 'a reboot is needed: flagged in /run/reboot-required' "finish journal"
 
     assert_contains "$(e2e_in "$m" cat /run/reboot-required)" "System restart required" \
@@ -93,7 +93,7 @@ t() {
     assert_line "$pkgs" "^$PKG\$" "/run/reboot-required.pkgs"
 
     out=$(batch "$m")
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     assert_line "$out" "^NEEDRESTART-KCUR: ${running//./\\.}\$" "batch after the install"
     assert_line "$out" "^NEEDRESTART-KEXP: ${rel//./\\.}\$" "batch after the install"
     assert_line "$out" '^NEEDRESTART-KSTA: 3$' "batch after the install"

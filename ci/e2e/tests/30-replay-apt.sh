@@ -26,7 +26,7 @@ t() {
         "MainPID of demo-allowed before the replay (no hook ran)"
 
     out=$(e2e_step "replay --apt-history last" e2e_run "$m" restart-stale replay --apt-history last 2>&1)
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     new=$(e2e_unit_pid "$m" demo-allowed.service)
     assert_ne "${pid[demo-allowed.service]}" "$new" "MainPID of demo-allowed after the replay"
     assert_not_contains "$(e2e_maps "$m" "$new")" "(deleted)" "maps of the new demo-allowed"

@@ -42,7 +42,7 @@ t() {
 
     rc=0
     out=$(e2e_run "$m" restart-stale --defer 2>&1) || rc=$?
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     assert_eq 3 "$rc" "exit status of restart-stale --defer"
     assert_eq "needs-restart" "$(markers "$m" demo-allowed.service)" "Markers of demo-allowed"
     for u in demo-denied.service demo-unrelated.service; do

@@ -62,7 +62,7 @@ t() {
     rc=0
     text=$(e2e_in "$m" restart-stale status --textfile /run/e2e-sessions.prom) || rc=$?
     ((rc == 0 || rc == 3)) || fail "restart-stale status exited $rc"
-    printf '%s\n' "$text" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$text" | e2e_show_log
     assert_line "$text" '^stale, outside system units, by user and session:$' "status"
     assert_line "$text" "^  $USER_NAME @ session #90\$" "status"
     assert_line "$text" "^    pid $spid \\(demo-denied\\) in /user\\.slice/user-1000\\.slice/$SESSION: " "status"
@@ -76,7 +76,7 @@ t() {
         "status --json sessions"
 
     batch=$(e2e_in "$m" restart-stale status --batch) || true
-    printf '%s\n' "$batch" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$batch" | e2e_show_log
     assert_line "$batch" "^NEEDRESTART-SESS: $USER_NAME @ session #90\$" "status --batch"
     assert_no_line "$batch" '^NEEDRESTART-SESS: www-data' "status --batch"
 

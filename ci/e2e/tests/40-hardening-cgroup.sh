@@ -63,7 +63,7 @@ cleanup_deleg() {
 }
 
 t() {
-    local m=$1 cursor log new i
+    local m=$1 log new i
     local -A pid
 
     e2e_apt_setup "$m" pid
@@ -85,12 +85,7 @@ EOF
     e2e_in "$m" test -e /run/demo-deleg.ready || fail "$DELEG did not build its sub-cgroups"
     e2e_wait_active "$m" "$DELEG"
 
-    e2e_publish "$m" v2
-    cursor=$(e2e_journal_cursor "$m")
-    e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
-    e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
-    log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    e2e_upgrade_logged "$m" log
 
     assert_line "$log" "File name too long.*skipping the cgroup.* /system\\.slice/$DELEG/0+/" "finish journal (the long cgroup is a problem)"
     new=$(e2e_unit_pid "$m" demo-allowed.service)

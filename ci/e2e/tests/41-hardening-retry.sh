@@ -95,8 +95,8 @@ t() {
 
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
-    e2e_journal "$m" "$cursor" -u "$MANUAL" | sed 's/^/[e2e]   manual | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
+    e2e_journal "$m" "$cursor" -u "$MANUAL" | e2e_show_log manual
 
     new=$(e2e_unit_pid "$m" "$ALLOWED")
     assert_not_contains "$(e2e_maps "$m" "$new")" "(deleted)" "maps of the new $ALLOWED"

@@ -66,12 +66,12 @@ t() {
         e2e_in "$m" cat /run/custom-update.log >&2 || true
         fail "apt-get upgrade in $CUSTOM did not end within 120 s"
     }
-    e2e_in "$m" cat /run/custom-update.log | sed 's/^/[e2e]   apt | /' >&2
+    e2e_in "$m" cat /run/custom-update.log | e2e_show_log apt
     assert_eq 0 "$rc" "exit status of apt-get upgrade in $CUSTOM"
     custom_pid=$(e2e_unit_pid "$m" "$CUSTOM")
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
 
     # Item 3.
     assert_line "$log" 'custom-update\.service +skip +\(runs this tool or the package manager that called it\)' "finish journal"

@@ -49,7 +49,7 @@ cleanup() {
 }
 
 t() {
-    local m=$1 cursor log new jail_pid allowed_pid lib status
+    local m=$1 log new jail_pid allowed_pid lib status
     local -A pid
 
     e2e_apt_setup "$m" pid
@@ -80,12 +80,7 @@ EOF
 
     # The jail's admin updates the jail's own copy (a new inode).
     e2e_in "$m" sh -c "cp '$JAIL$lib' '$JAIL$lib.new' && mv -f '$JAIL$lib.new' '$JAIL$lib'"
-    e2e_publish "$m" v2
-    cursor=$(e2e_journal_cursor "$m")
-    e2e_step "apt-get upgrade" e2e_apt "$m" upgrade
-    e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
-    log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    e2e_upgrade_logged "$m" log
 
     assert_eq "$jail_pid" "$(e2e_unit_pid "$m" "$UNIT")" "MainPID of $UNIT"
     assert_contains "$(e2e_maps "$m" "$jail_pid")" "libdemo.so.1 (deleted)" "maps of the jailed daemon (its old copy)"
@@ -97,7 +92,7 @@ EOF
     assert_line "$log" 'demo-allowed\.service: restarted in .*, verified clean$' "finish journal"
 
     status=$(e2e_in "$m" restart-stale status) || true
-    printf '%s\n' "$status" | sed 's/^/[e2e]   status | /' >&2
+    printf '%s\n' "$status" | e2e_show_log status
     # Stale, but only through its root's own copy: reported, and never a
     # reason to restart, even in a run without a transaction (issue 22:
     # a user could mount over a path in a user namespace of their own).

@@ -68,7 +68,7 @@ run_case() {
     assert_eq 2.0 "$(e2e_in "$m" dpkg-query -W -f='${Version}' demo-env)" "$c: installed demo-env"
     e2e_step "$c: wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed "s/^/[e2e]   $c | /" >&2
+    printf '%s\n' "$log" | e2e_show_log "$c"
 
     if [[ $c == same-mtime ]]; then
         assert_eq "$before" "$(e2e_in "$m" stat -c %Y "$FILE")" "$c: mtime of $FILE across the upgrade"

@@ -157,7 +157,7 @@ EOF
     out=$(e2e_step "$CHURN_SCANS scans under churn" e2e_run "$m" bash "$SCAN" "$CHURN_SCANS" "${pids[@]}")
     ms=$(($(e2e_now_ms) - t0))
     e2e_step "stop churn" stop_churn "$m"
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
 
     forks=$(($(e2e_in "$m" cat "$COUNTS/sys") + $(e2e_in "$m" cat "$COUNTS/user")))
     units=$(e2e_in "$m" cat "$COUNTS/units")

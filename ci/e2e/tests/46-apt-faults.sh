@@ -53,22 +53,7 @@ upgrade() {
             --property=RuntimeMaxSec=120 --property=TimeoutStopSec=5 \
             --setenv=DEBIAN_FRONTEND=noninteractive -- "${apt[@]}" </dev/null 2>&1) || rc=$?
     fi
-    printf '%s\n' "$out" | sed 's/^/[e2e]   apt | /' >&2
-}
-
-# wait_unit_idle NAME [SECS]: until the finish unit is neither running nor
-# queued (what it left in the spool does not matter here).
-wait_unit_idle() {
-    local name=$1 secs=${2:-60} i state jobs
-    for ((i = 0; i < secs * 10; i++)); do
-        state=$(e2e_in "$name" systemctl show -p ActiveState --value "$E2E_FINISH_UNIT" 2>/dev/null) ||
-            state=unreachable
-        jobs=$(e2e_in "$name" systemctl list-jobs --no-legend "$E2E_FINISH_UNIT" 2>/dev/null) ||
-            jobs=unreachable
-        [[ $state != active && $state != activating && $state != deactivating && -z $jobs ]] && return 0
-        sleep 0.1
-    done
-    fail "$E2E_FINISH_UNIT still busy after ${secs}s (state '$state')"
+    printf '%s\n' "$out" | e2e_show_log apt
 }
 
 # wait_state NAME UNIT STATE [SECS]: until UNIT's ActiveState is STATE.
@@ -232,13 +217,14 @@ run_case() {
         e2e_in "$m" systemctl kill --kill-whom=main --signal=SIGKILL "$E2E_FINISH_UNIT"
         e2e_log "$c: SIGKILLed $E2E_FINISH_UNIT while it waited for the restart lock"
     fi
-    wait_unit_idle "$m"
+    # What it left in the spool does not matter here.
+    e2e_wait_unit_idle "$m" "$E2E_FINISH_UNIT"
     if [[ $c == kill-wait ]]; then
         e2e_log "$c: armed: $(e2e_in "$m" systemctl list-timers --no-legend 'restart-stale-apt-retry-*')"
         lock_off "$m"
         # The retry fires at most 120 s after it was armed.
         wait_acted "$m" "$old" 180 || e2e_log "$c: not acted on 180 s after the lock was let go"
-        e2e_journal "$m" "$cursor" -u 'restart-stale-apt-retry-*' | sed "s/^/[e2e]   $c retry | /" >&2
+        e2e_journal "$m" "$cursor" -u 'restart-stale-apt-retry-*' | e2e_show_log "$c retry"
     fi
     if [[ $c == kill ]]; then
         left=$(e2e_in "$m" find "$SPOOL/apt" -maxdepth 1 -name 'taken.*')
@@ -258,7 +244,7 @@ run_case() {
     e2e_step "$c: wait for the next finish" e2e_wait_apt_finish "$m"
     [[ $c == full-run ]] && cleanup_full "$m"
     [[ $c == slow-stop || $c == kill ]] && slow_stop_off "$m"
-    e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT" | sed "s/^/[e2e]   $c finish | /" >&2
+    e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT" | e2e_show_log "$c finish"
 
     n=$(starts "$m" "$cursor")
     second=$(acted "$m" "$old")

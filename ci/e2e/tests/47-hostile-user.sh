@@ -260,7 +260,7 @@ t() {
     printf '* * * * * %s/attack.sh >/dev/null 2>&1\n' "$HOME_DIR" |
         e2e_in "$m" crontab -u "$USER_NAME" -
     e2e_step "wait for alice's crontab job" wait_ready "$m"
-    e2e_in "$m" cat "$HOME_DIR/launch.log" | sed 's/^/[e2e]   launch | /' >&2
+    e2e_in "$m" cat "$HOME_DIR/launch.log" | e2e_show_log launch
     if e2e_in "$m" test -e "$HOME_DIR/userns-unavailable"; then
         userns=no
         e2e_log "note: no unprivileged user namespace in the container ($(e2e_in "$m" cat "$HOME_DIR/userns-unavailable")); the /opt tmpfs attack is left out"
@@ -286,7 +286,7 @@ t() {
     done
     assert_contains "$(e2e_in "$m" cat "$HOME_DIR/flip.log" 2>&1)" "flipping" "the flipper's log"
     fp_before=$(fingerprint "$m")
-    printf '%s\n' "$fp_before" | sed 's/^/[e2e]   before | /' >&2
+    printf '%s\n' "$fp_before" | e2e_show_log before
 
     # The real upgrade, with a poller beside it that reads the finish
     # unit's time limit while it runs (it is collected when it ends).
@@ -309,7 +309,7 @@ t() {
     rc=0
     t0=$(e2e_now_ms)
     out=$(e2e_apt "$m" upgrade 2>&1) || rc=$?
-    printf '%s\n' "$out" | sed 's/^/[e2e]   apt | /' >&2
+    printf '%s\n' "$out" | e2e_show_log apt
     if ((rc != 0)); then
         kill "$poller" 2>/dev/null || true
         fail "apt-get upgrade exited $rc"
@@ -324,7 +324,7 @@ t() {
     assert_line "$(cat "$limit_file")" '^TimeoutStartUSec=20min$' "the finish unit while it ran"
 
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$log" | e2e_show_log finish
     assert_line "$log" "systemd\\[1\\]: $E2E_FINISH_UNIT: Deactivated successfully" "finish journal"
     assert_no_line "$log" 'Failed with result|status=[1-9]|timed out|panicked' "finish journal"
     assert_line "$log" 'restart-stale\[[0-9]+\]: demo-allowed\.service: restarted in .*, verified clean$' "finish journal"
@@ -349,7 +349,7 @@ t() {
     t0=$(e2e_now_ms)
     json=$(e2e_in "$m" restart-stale -a -n --json 2>"$err") || rc=$?
     e2e_measure "restart-stale -a -n --json beside alice's attacks: $(($(e2e_now_ms) - t0)) ms"
-    sed 's/^/[e2e]   -a -n stderr | /' "$err" >&2
+    e2e_show_log "-a -n stderr" <"$err"
     ((rc == 0 || rc == 3)) || fail "restart-stale -a -n --json exited $rc"
     # shellcheck disable=SC2001 # one line per unit: a newline before each
     doc=$(sed 's/{"action":/\n&/g' <<<"$json" | grep -F '"unit":"cron.service"}') ||
@@ -371,7 +371,7 @@ t() {
     rc=0
     out=$(e2e_in "$m" restart-stale -a 2>&1) || rc=$?
     # Its plan lists 500 imports of the flipped modules on one line.
-    printf '%s\n' "$out" | cut -c1-300 | sed 's/^/[e2e]   -a | /' >&2
+    printf '%s\n' "$out" | cut -c1-300 | e2e_show_log "-a"
     e2e_log "restart-stale -a exited $rc"
     assert_line "$out" '^cron\.service +skip +\(stale files lie only where users control files' "restart-stale -a"
     assert_no_line "$out" 'cron\.service +restart|cron\.service: restarted' "restart-stale -a"

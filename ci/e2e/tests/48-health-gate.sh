@@ -77,7 +77,7 @@ Requires=demo-slow3.service'
     done
     e2e_in "$m" touch /etc/demo-crash
     e2e_step "restart-stale (wave 1 crashes)" gate_run "$m"
-    printf '%s\n' "$out" | head -c 4000 | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | head -c 4000 | e2e_show_log
     echo >&2
     assert_eq 5 "$rc" "exit status of restart-stale (a failure held later waves)"
     assert_eq failed "$(result "$out" demo-slow5.service outcome)" "outcome of demo-slow5"
@@ -118,7 +118,7 @@ StartLimitIntervalSec=3600'
     python3 -c 'import json, sys
 d = json.loads(sys.argv[1])
 print(sys.argv[2], json.dumps(d.get("restarts")), [(u["unit"], u["action"], u["reason"]) for u in d["units"]], d.get("problems"), d.get("warnings"))' "$out" "$rc" |
-        sed 's/^/[e2e]   | /' >&2
+        e2e_show_log
     assert_eq held "$(result "$out" demo-slow1.service outcome)" "outcome of demo-slow1"
     assert_eq start-limit "$(result "$out" demo-slow1.service result)" "result of demo-slow1"
     assert_eq "${pid[demo-slow1.service]}" "$(e2e_unit_pid "$m" demo-slow1.service)" "MainPID of demo-slow1 (held)"

@@ -90,7 +90,7 @@ t() {
     e2e_step "apt-get upgrade to 2.0" e2e_apt "$m" upgrade
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
     e2e_in "$m" test -s "$DOC" || fail "$DOC is not installed in $m (path-exclude?)"
 
     assert_ne "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" \
@@ -125,7 +125,7 @@ t() {
     e2e_step "apt-get upgrade to 3.0" e2e_apt "$m" upgrade
     e2e_step "wait for restart-stale-apt.service" e2e_wait_apt_finish "$m"
     log=$(e2e_journal "$m" "$cursor" -u "$E2E_FINISH_UNIT")
-    printf '%s\n' "$log" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$log" | e2e_show_log
 
     assert_eq "$allowed" "$(e2e_unit_pid "$m" demo-allowed.service)" \
         "MainPID of demo-allowed after the 3.0 upgrade"

@@ -22,17 +22,6 @@ set -euo pipefail
 
 UNITS=(demo-allowed.service demo-denied.service demo-unrelated.service)
 
-# Waits (up to 60 s) until restart-stale-dnf.service has run and is gone.
-wait_finish() {
-    local m=$1 i state
-    for ((i = 0; i < 600; i++)); do
-        state=$(e2e_in "$m" systemctl show -p ActiveState --value restart-stale-dnf.service)
-        [[ $state == inactive || $state == failed ]] && return 0
-        sleep 0.1
-    done
-    fail "restart-stale-dnf.service is still '$state' after 60 s"
-}
-
 t() {
     local m=$1 out journal
     local -A pid
@@ -58,18 +47,18 @@ t() {
 
     e2e_rpm_publish "$m" v1
     e2e_step "dnf install (1.0)" e2e_dnf "$m" install "${E2E_RPM_DEMO[@]}" >/dev/null
-    wait_finish "$m"
+    e2e_wait_finish "$m" restart-stale-dnf.service
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
     out=$(e2e_step "dnf upgrade (2.0)" e2e_dnf "$m" upgrade 2>&1)
-    printf '%s\n' "$out" | sed 's/^/[e2e]   dnf | /' >&2
+    printf '%s\n' "$out" | e2e_show_log dnf
     assert_contains "$out" "restart-stale-dnf.service acts once dnf is done" "dnf's output"
-    e2e_step "wait for restart-stale-dnf.service" wait_finish "$m"
+    e2e_step "wait for restart-stale-dnf.service" e2e_wait_finish "$m" restart-stale-dnf.service
     assert_eq 2.0 "$(e2e_in "$m" rpm -q --qf '%{VERSION}' libdemo1)" "installed libdemo1"
 
     journal=$(e2e_in "$m" journalctl --no-pager -o cat -u restart-stale-dnf.service)
-    printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$journal" | e2e_show_log finish
     assert_contains "$journal" "libdemo1.x86_64 1.0-1 → 2.0-1" "finish's summary"
     assert_ne "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed"
     assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of the new demo-allowed"
@@ -92,7 +81,7 @@ t() {
     # transaction from its history database does what the plugin would have.
     out=$(e2e_step "replay --dnf-transaction last" e2e_run "$m" restart-stale replay --dnf-transaction last 2>&1) ||
         fail "replay --dnf-transaction last failed: $out"
-    printf '%s\n' "$out" | sed 's/^/[e2e]   replay | /' >&2
+    printf '%s\n' "$out" | e2e_show_log replay
     assert_ne "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed after the replay"
     assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of demo-allowed after the replay"
     assert_eq "${pid[demo-denied.service]}" "$(e2e_unit_pid "$m" demo-denied.service)" "MainPID of demo-denied after the replay"

@@ -99,7 +99,7 @@ t() {
 
     # What swupd runs after the update.
     out=$(e2e_step "clr-service-restart after the update" e2e_run "$m" clr-service-restart 2>&1)
-    printf '%s\n' "$out" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$out" | e2e_show_log
     assert_contains "$out" "swupd update 100 → 110: 2 changed files" "clr-service-restart's log"
     assert_ne "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed"
     assert_not_contains "$(e2e_maps "$m" "$(e2e_unit_pid "$m" demo-allowed.service)")" "(deleted)" "maps of the new demo-allowed"

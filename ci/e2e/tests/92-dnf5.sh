@@ -39,6 +39,7 @@ E2E_RPM_TOOLS=(dnf5 rpm createrepo-c)
 UNITS=(demo-allowed.service demo-denied.service demo-unrelated.service)
 : "${DNF5_BOUND:=60}"
 ACTIONS=/etc/dnf/libdnf5-plugins/actions.d/restart-stale.actions
+FINISH=restart-stale-dnf.service
 
 # dnf5 NAME TAG ARGS...: dnf5 ARGS in NAME against the demo repo only, in
 # its own unit e2e-dnf5-TAG.service (user.slice, as an admin's shell),
@@ -55,18 +56,7 @@ dnf5() {
     rc=0
     dout=$(e2e_in "$m" "${run[@]}" dnf5 -y --releasever=12 --refresh --repo=e2e-demo "$@" </dev/null 2>&1) || rc=$?
     ms=$(($(e2e_now_ms) - t0))
-    printf '%s\n' "$dout" | sed "s/^/[e2e]   dnf5 $tag | /" >&2
-}
-
-# Waits (up to 60 s) until restart-stale-dnf.service has run and is gone.
-wait_finish() {
-    local m=$1 i state
-    for ((i = 0; i < 600; i++)); do
-        state=$(e2e_in "$m" systemctl show -p ActiveState --value restart-stale-dnf.service)
-        [[ $state == inactive || $state == failed ]] && return 0
-        sleep 0.1
-    done
-    fail "restart-stale-dnf.service is still '$state' after 60 s"
+    printf '%s\n' "$dout" | e2e_show_log "dnf5 $tag"
 }
 
 # spooled NAME: how many dnf records wait in the spool (pending, or taken
@@ -77,25 +67,12 @@ spooled() {
         \( -name pending -o -name 'taken.*' \) 2>/dev/null || true; } | wc -l
 }
 
-# Waits (up to 60 s) until restart-stale-dnf.service is gone and no record
-# waits: unlike wait_finish, this also covers a finish still queued.
-wait_spool_empty() {
-    local m=$1 i state left
-    for ((i = 0; i < 600; i++)); do
-        state=$(e2e_in "$m" systemctl show -p ActiveState --value restart-stale-dnf.service)
-        left=$(spooled "$m")
-        [[ ($state == inactive || $state == failed) && $left == 0 ]] && return 0
-        sleep 0.1
-    done
-    fail "restart-stale-dnf.service is '$state' with $left records waiting after 60 s"
-}
-
 # finish_log NAME CURSOR: sets $log to restart-stale-dnf.service's journal
 # since CURSOR (and shows it), $starts to the unit's starts in it and
 # $acted to its summary lines of what it acted on (one per finish run).
 finish_log() {
     log=$(e2e_journal "$1" "$2" -u restart-stale-dnf.service)
-    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$log" | e2e_show_log finish
     starts=$(grep -cE 'systemd\[1\]: Starting restart-stale-dnf\.service' <<<"$log" || true)
     acted=$(grep -c 'dnf5 transaction' <<<"$log" || true)
 }
@@ -112,7 +89,7 @@ failure_case() {
     ((rc == 0)) || fail "dnf5 $* exited $rc with $what (bound ${DNF5_BOUND} s)"
     assert_eq "$want" "$(e2e_in "$m" rpm -q --qf '%{VERSION}' libdemo1)" "libdemo1 after dnf5 $* with $what"
     dlog=$(e2e_in "$m" tail -n "+$((before + 1))" /var/log/dnf5.log | grep 'Actions plugin' || true)
-    printf '%s\n' "$dlog" | sed "s/^/[e2e]   dnf5.log | /" >&2
+    printf '%s\n' "$dlog" | e2e_show_log dnf5.log
 }
 
 # gate_closed WHAT: $dlog shows that libdnf5 ran none of our lines after
@@ -141,7 +118,7 @@ t() {
     e2e_rpm_publish "$m" v1
     dnf5 "$m" install install "${E2E_RPM_DEMO[@]}"
     ((rc == 0)) || fail "dnf5 install exited $rc"
-    wait_finish "$m"
+    e2e_wait_finish "$m" "$FINISH"
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     # The upgrade through the hook.
@@ -152,7 +129,7 @@ t() {
     ((rc == 0)) || fail "dnf5 upgrade exited $rc"
     assert_contains "$dout" "restart-stale: restart-stale-dnf.service acts once dnf is done" "dnf5's output"
     assert_no_line "$dout" 'Actions plugin' "dnf5's output (no error from the actions plugin)"
-    e2e_step "wait for restart-stale-dnf.service" wait_finish "$m"
+    e2e_step "wait for restart-stale-dnf.service" e2e_wait_finish "$m" "$FINISH"
     assert_eq 2.0 "$(e2e_in "$m" rpm -q --qf '%{VERSION}' libdemo1)" "installed libdemo1"
 
     finish_log "$m" "$cursor"
@@ -167,7 +144,7 @@ t() {
     assert_no_line "$log" 'Failed with result|status=[1-9]' "finish journal"
 
     alog=$(e2e_journal "$m" "$cursor" -u demo-allowed.service -u e2e-dnf5-upgrade.service)
-    printf '%s\n' "$alog" | sed 's/^/[e2e]   | /' >&2
+    printf '%s\n' "$alog" | e2e_show_log
     n=$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$alog" || true)
     assert_eq 1 "$n" "starts of demo-allowed"
     assert_line "$alog" 'using libdemo 2\.0$' "demo-allowed journal (libdemo 2.0)"
@@ -191,7 +168,7 @@ t() {
     assert_line "$dlog" 'Exit code: 127$' "dnf5.log with the binary missing"
     gate_closed "the binary missing"
     e2e_in "$m" mv /usr/bin/restart-stale.away /usr/bin/restart-stale
-    wait_finish "$m"
+    e2e_wait_finish "$m" "$FINISH"
 
     # (b) The binary hangs where the actions file calls it.
     e2e_in "$m" mv /usr/bin/restart-stale /usr/bin/restart-stale.away
@@ -223,7 +200,7 @@ t() {
     e2e_in "$m" rm -rf /run/restart-stale/dnf
     dnf5 "$m" back upgrade libdemo1
     ((rc == 0)) || fail "dnf5 upgrade after the late hang exited $rc"
-    wait_finish "$m"
+    e2e_wait_finish "$m" "$FINISH"
 
     # (c) D-Bus is stopped: the hook cannot start restart-stale-dnf.service.
     #     Last, and logind is restarted after it: with logind still off
@@ -235,7 +212,8 @@ t() {
     assert_contains "$dout" "dnf5-hook post-transaction: failed to connect to the D-Bus system bus" "dnf5's output with D-Bus stopped"
     e2e_in "$m" systemctl start dbus.socket dbus.service
     e2e_in "$m" systemctl try-restart systemd-logind.service
-    wait_finish "$m"
+    # The record of this transaction stays in the spool (checked below).
+    e2e_wait_unit_idle "$m" "$FINISH"
 
     # ... and that transaction is not lost: its record waits in the spool,
     # its staging file is gone (or the next hook would record it again as
@@ -249,7 +227,7 @@ t() {
     dnf5 "$m" next upgrade libdemo1
     ((rc == 0)) || fail "dnf5 upgrade after the D-Bus case exited $rc"
     assert_not_contains "$dout" "ended without finishing" "dnf5's output after the D-Bus case"
-    e2e_step "wait for restart-stale-dnf.service and an empty spool" wait_spool_empty "$m"
+    e2e_step "wait for restart-stale-dnf.service and an empty spool" e2e_wait_finish "$m" "$FINISH"
     finish_log "$m" "$cursor"
     assert_eq 1 "$starts" "starts of restart-stale-dnf.service after the D-Bus case"
     # One summary line per finish, from each package's first version to

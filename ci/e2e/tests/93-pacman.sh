@@ -53,7 +53,7 @@ timed_pacman() {
     shift 2
     t0=$(e2e_now_ms)
     out=$(e2e_pacman "$m" "$@" 2>&1) || rc=$?
-    printf '%s\n' "$out" | sed 's/^/[e2e]   pacman | /' >&2
+    printf '%s\n' "$out" | e2e_show_log pacman
     ((rc == 0)) || fail "pacman $* ($what) exited $rc"
     e2e_measure "pacman $what: $(($(e2e_now_ms) - t0)) ms"
 }
@@ -113,7 +113,7 @@ HOOK
     # restart-stale), though plain journalctl had it: journalctl 252's
     # --after-cursor bug, which e2e_journal_cursor now avoids.
     log=$(e2e_journal "$m" "$cursor" | grep -E "restart-stale\[[0-9]+\]: |systemd\[1\]: .*$FINISH" || true)
-    printf '%s\n' "$log" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$log" | e2e_show_log finish
     n=$(grep -cE "systemd\\[1\\]: $FINISH: Deactivated successfully" <<<"$log" || true)
     assert_eq 1 "$n" "runs of $FINISH"
     n=$(grep -cE 'restart-stale\[[0-9]+\]: pacman transaction' <<<"$log" || true)
@@ -177,7 +177,7 @@ HOOK
         rc=$?
     ms=$(($(e2e_now_ms) - t0))
     e2e_in "$m" systemctl kill --signal=SIGCONT dbus.service
-    printf '%s\n' "$out" | sed 's/^/[e2e]   pacman | /' >&2
+    printf '%s\n' "$out" | e2e_show_log pacman
     ((rc == 0)) || fail "pacman -U with dbus-daemon stopped exited $rc"
     e2e_measure "pacman -U libdemo1 2.0 with dbus-daemon stopped: $ms ms"
     assert_contains "$out" "gave up after" "pacman's output"

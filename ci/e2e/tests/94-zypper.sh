@@ -40,26 +40,6 @@ FINISH=restart-stale-zypper.service
 CAPTURE=/var/tmp/e2e-zypper.frames
 CAPTURE_PLUGIN=/usr/lib/zypp/plugins/commit/zz-e2e-capture
 
-# wait_finish M CURSOR: waits (up to 60 s) until restart-stale-zypper.service
-# has run since CURSOR (journald has its end: the journal lags behind the
-# unit's state) and is gone: not running, no job queued, no record waiting.
-wait_finish() {
-    local m=$1 cursor=$2 i state jobs left
-    for ((i = 0; i < 600; i++)); do
-        if ! grep -qE "systemd\[1\]: (Finished|Failed to start) $FINISH" <<<"$(e2e_journal "$m" "$cursor")"; then
-            sleep 0.1
-            continue
-        fi
-        state=$(e2e_in "$m" systemctl show -p ActiveState --value "$FINISH")
-        jobs=$(e2e_in "$m" systemctl list-jobs --no-legend "$FINISH")
-        left=$(e2e_in "$m" find /run/restart-stale/zypper -maxdepth 1 \
-            \( -name pending -o -name 'taken.*' \) 2>/dev/null) || true
-        [[ ($state == inactive || $state == failed) && -z $jobs && -z $left ]] && return 0
-        sleep 0.1
-    done
-    fail "$FINISH did not run, or is still '${state:-?}' after 60 s (jobs '${jobs:-}', record '${left:-}')"
-}
-
 # The journal since a cursor is read whole and filtered here. (It was the
 # workaround for journalctl 252 dropping the first entry a match selects
 # after --after-cursor; e2e_journal_cursor now avoids that for every test.)
@@ -107,22 +87,22 @@ slow_commit() {
         e2e_zypper "$m" install --oldpackage libdemo1=1.0 demo-slow 2>&1) ||
         fail "zypper install of demo-slow failed: $out"
     ms=$(($(e2e_now_ms) - t0))
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    printf '%s\n' "$out" | e2e_show_log zypper
     # The premise: the commit outlasted the hooks' 25 s.
     ((ms > 30000)) || fail "zypper took $ms ms: demo-slow's %post did not run its 35 s"
     e2e_measure "zypper commit with a 35-s %post took $ms ms"
     assert_eq "1.0 1.0" "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION} ' libdemo1 demo-slow | sed 's/ $//')" \
         "installed libdemo1 and demo-slow"
     frames=$(e2e_zypper_frames "$m")
-    printf '%s\n' "$frames" | sed 's/^/[e2e]   frames | /' >&2
+    printf '%s\n' "$frames" | e2e_show_log frames
     assert_eq 5 "$(grep -cE '^< ACK$' <<<"$frames" || true)" "ACKs libzypp read in the slow commit"
     assert_no_line "$frames" '^< (ERROR|_ENOMETHOD)' "answers libzypp read in the slow commit"
-    e2e_step "wait for $FINISH (slow commit)" wait_finish "$m" "$cursor"
+    e2e_step "wait for $FINISH (slow commit)" e2e_wait_finish "$m" "$FINISH" 60 "$cursor"
     n=$(e2e_journal "$m" "$cursor" | grep -cE "systemd\\[1\\]: Starting $FINISH" || true)
     assert_eq 1 "$n" "starts of $FINISH (slow commit)"
     assert_no_line "$(e2e_journal "$m" "$cursor")" 'gave up after' "journal of the slow commit"
     journal=$(finish_journal "$m" "$cursor")
-    printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$journal" | e2e_show_log finish
     assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 2\.0-1 → 1\.0-1' "finish's summary (slow commit)"
     assert_no_line "$journal" 'ended before the transaction did' "finish's journal (the final record, not the held one)"
     n=$(grep -c 'demo-allowed\.service: restarting' <<<"$journal" || true)
@@ -155,8 +135,8 @@ t() {
     cursor=$(e2e_journal_cursor "$m")
     out=$(e2e_step "zypper install (1.0)" e2e_zypper "$m" install "${E2E_RPM_DEMO[@]}" 2>&1) ||
         fail "zypper install failed: $out"
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
-    e2e_step "wait for $FINISH (install)" wait_finish "$m" "$cursor"
+    printf '%s\n' "$out" | e2e_show_log zypper
+    e2e_step "wait for $FINISH (install)" e2e_wait_finish "$m" "$FINISH" 60 "$cursor"
     e2e_start_demo_units "$m" pid "${UNITS[@]}"
 
     e2e_rpm_publish "$m" v2 libdemo1 demo-allowed
@@ -171,10 +151,10 @@ EOF
     cursor=$(e2e_journal_cursor "$m")
     out=$(E2E_ZYPPER_ENV=ZYPP_PLUGIN_DEBUG=1 e2e_step "zypper update (2.0)" e2e_zypper "$m" update 2>&1) ||
         fail "zypper update failed: $out"
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    printf '%s\n' "$out" | e2e_show_log zypper
     # What libzypp sent (>) and read (<): the plugin's side of the exchange.
     frames=$(e2e_zypper_frames "$m")
-    printf '%s\n' "$frames" | sed 's/^/[e2e]   frames | /' >&2
+    printf '%s\n' "$frames" | e2e_show_log frames
     # Two plugins (ours and the capturing one) get every frame.
     for f in PLUGINBEGIN COMMITBEGIN COMMITEND PLUGINEND _DISCONNECT; do
         assert_eq 2 "$(grep -cE "^> $f\$" <<<"$frames" || true)" "$f frames libzypp sent"
@@ -193,12 +173,12 @@ EOF
     fi
     assert_eq "2.0 2.0" "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION} ' libdemo1 demo-allowed | sed 's/ $//')" \
         "installed libdemo1 and demo-allowed"
-    e2e_step "wait for $FINISH" wait_finish "$m" "$cursor"
+    e2e_step "wait for $FINISH" e2e_wait_finish "$m" "$FINISH" 60 "$cursor"
 
     n=$(e2e_journal "$m" "$cursor" | grep -cE "systemd\\[1\\]: Starting $FINISH" || true)
     assert_eq 1 "$n" "starts of $FINISH"
     journal=$(finish_journal "$m" "$cursor")
-    printf '%s\n' "$journal" | sed 's/^/[e2e]   finish | /' >&2
+    printf '%s\n' "$journal" | e2e_show_log finish
     assert_line "$journal" 'zypper transaction: .*libdemo1\.x86_64 1\.0-1 → 2\.0-1' "finish's summary (the old version from the rpmdb before the commit)"
     n=$(grep -c 'demo-allowed\.service: restarting' <<<"$journal" || true)
     assert_eq 1 "$n" "restarts of demo-allowed by restart-stale"
@@ -235,7 +215,7 @@ EOF
         fail "zypper failed when the plugin could not run restart-stale: $out"
     }
     e2e_in "$m" mv /usr/bin/restart-stale.away /usr/bin/restart-stale
-    printf '%s\n' "$out" | sed 's/^/[e2e]   zypper | /' >&2
+    printf '%s\n' "$out" | e2e_show_log zypper
     assert_eq 2.0 "$(e2e_zypper_rpm "$m" -q --qf '%{VERSION}' demo-denied)" "demo-denied after the update"
     assert_eq "${pid[demo-allowed.service]}" "$(e2e_unit_pid "$m" demo-allowed.service)" "MainPID of demo-allowed (nothing ran)"
     assert_eq "${pid[demo-denied.service]}" "$(e2e_unit_pid "$m" demo-denied.service)" "MainPID of demo-denied (nothing ran)"
