@@ -12,6 +12,7 @@ pub mod interp;
 pub mod kernel;
 pub mod maps;
 pub mod ownership;
+pub mod pidfd;
 pub mod policy;
 pub mod procfs;
 pub mod procmap;

@@ -378,6 +378,9 @@ impl Scanner {
             self.mark_other_root(root, view, &root_dir, &mut files);
         }
         files.sort();
+        // Kept until the report is written: a vector grown by doubling
+        // holds up to twice what it needs, for every stale process.
+        files.shrink_to_fit();
         Ok(Some(files))
     }
 }
