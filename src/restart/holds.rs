@@ -4,8 +4,8 @@
 //! rewrites the entries of the units it planned, so a unit restarted
 //! since is no longer listed. /run is gone at reboot, and so are holds.
 
+use super::recent;
 use crate::core::model::UnitResult;
-use crate::system::safe_write;
 use crate::system::sysroot::SysRoot;
 use std::collections::BTreeMap;
 
@@ -40,15 +40,7 @@ pub fn parse(text: &str) -> BTreeMap<String, Held> {
 /// Reads the record; missing or unreadable is empty (unreadable with a
 /// warning: it only explains, nothing depends on it).
 pub fn load(root: &SysRoot) -> BTreeMap<String, Held> {
-    let path = root.path(HOLDS_PATH);
-    match std::fs::read(&path) {
-        Ok(b) => parse(&String::from_utf8_lossy(&b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-        Err(e) => {
-            log::warn!("cannot read {}: {e}", path.display());
-            BTreeMap::new()
-        }
-    }
+    recent::read_state(root, HOLDS_PATH).map_or_else(BTreeMap::new, |t| parse(&t))
 }
 
 /// Replaces the entries of `planned` with this run's holds among
@@ -71,15 +63,7 @@ pub fn save(root: &SysRoot, planned: &[&str], results: &[UnitResult], now_ms: u6
         .iter()
         .map(|(u, h)| format!("{u} {} {}\n", h.at_ms, h.result))
         .collect();
-    let path = root.path(HOLDS_PATH);
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| safe_write::replace_file(&path, text.as_bytes(), 0o644, false));
-    if let Err(e) = written {
-        log::warn!("failed to write {}: {e:#}", path.display());
-    }
+    recent::write_state(root, HOLDS_PATH, &text);
 }
 
 #[cfg(test)]

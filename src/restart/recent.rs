@@ -38,14 +38,35 @@ pub fn ago(record: &BTreeMap<String, u64>, unit: &str, now_ms: u64) -> Option<Du
 /// Reads the record; a missing or unreadable one is empty (unreadable
 /// with a warning: the start-limit check still guards the unit).
 pub fn load(root: &SysRoot) -> BTreeMap<String, u64> {
-    let path = root.path(RECENT_PATH);
+    read_state(root, RECENT_PATH).map_or_else(BTreeMap::new, |t| parse(&t))
+}
+
+/// The text of one of this tool's state files under /run; `None` when
+/// it is missing, or unreadable (with a warning): the state only
+/// explains or paces, no decision is lost without it.
+pub(super) fn read_state(root: &SysRoot, rel: &str) -> Option<String> {
+    let path = root.path(rel);
     match std::fs::read(&path) {
-        Ok(b) => parse(&String::from_utf8_lossy(&b)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
+        Ok(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             log::warn!("cannot read {}: {e}", path.display());
-            BTreeMap::new()
+            None
         }
+    }
+}
+
+/// Replaces one of this tool's state files under /run with `text`; a
+/// failed write is a warning only.
+pub(super) fn write_state(root: &SysRoot, rel: &str, text: &str) {
+    let path = root.path(rel);
+    let written = path
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .map_err(anyhow::Error::from)
+        .and_then(|()| safe_write::replace_file(&path, text.as_bytes(), 0o644, false));
+    if let Err(e) = written {
+        log::warn!("failed to write {}: {e:#}", path.display());
     }
 }
 
@@ -58,15 +79,7 @@ pub fn save(root: &SysRoot, record: &mut BTreeMap<String, u64>, units: &[String]
         record.insert(u.clone(), now_ms);
     }
     let text: String = record.iter().map(|(u, t)| format!("{u} {t}\n")).collect();
-    let path = root.path(RECENT_PATH);
-    let written = path
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .map_err(anyhow::Error::from)
-        .and_then(|()| safe_write::replace_file(&path, text.as_bytes(), 0o644, false));
-    if let Err(e) = written {
-        log::warn!("failed to write {}: {e:#}", path.display());
-    }
+    write_state(root, RECENT_PATH, &text);
 }
 
 #[cfg(test)]
