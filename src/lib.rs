@@ -19,19 +19,14 @@
 //!   injectable root;
 //! - [`exit`], [`logging`]: leaves.
 
-pub mod apt;
 pub mod cli;
 pub mod core;
-pub mod dnf;
 pub mod exit;
-pub mod history;
 pub mod logging;
-pub mod pacman;
-pub mod pkgdb;
+pub mod managers;
+pub mod replay;
 pub mod restart;
 pub mod run;
-pub mod swupd;
 pub mod system;
 pub mod systemd;
 pub mod transaction;
-pub mod zypper;

@@ -515,7 +515,7 @@ fn a_hanging_rpm_is_killed_and_dnf_gets_0_in_time() {
 /// most 30 s; each step's own limits end it before its timeout does.
 #[test]
 fn the_actions_file_bounds_the_whole_transaction() {
-    use restart_stale::dnf::dnf5;
+    use restart_stale::managers::dnf::dnf5;
     let mut total = Duration::ZERO;
     let mut steps = BTreeMap::new();
     for a in actions_file() {

@@ -58,12 +58,12 @@ fn only_the_fixed_rpm_is_ever_started() {
         // CommandExt: rpm runs in its own process group, so a hook can kill
         // it with its children at the deadline.
         vec![
-            "src/pkgdb/rpm.rs: Command::new".to_string(),
-            "src/pkgdb/rpm.rs: CommandExt".to_string()
+            "src/managers/rpm/mod.rs: Command::new".to_string(),
+            "src/managers/rpm/mod.rs: CommandExt".to_string()
         ],
         "programs started from src/"
     );
-    let rpm = std::fs::read_to_string(root.join("src/pkgdb/rpm.rs")).unwrap();
+    let rpm = std::fs::read_to_string(root.join("src/managers/rpm/mod.rs")).unwrap();
     assert!(
         rpm.contains("pub const RPM: &str = \"/usr/bin/rpm\";"),
         "rpm's path is fixed"

@@ -27,6 +27,7 @@ fn a_hook_run_flags_the_reboot_and_names_the_packages() {
     let opts = Options {
         hook: true,
         quiet: true,
+        packages: Some(&restart_stale::managers::apt::Dpkg),
         ..Options::default()
     };
     for _ in 0..2 {

@@ -2,9 +2,9 @@
 //! with dnf4's and dnf5's real schemas (`tests/replay/dnf/*.sql`), and a
 //! fake rpmdb in place of `rpm -ql`.
 
-use restart_stale::history::dnf::{self, Selector, DNF4_DB, DNF5_DB};
-use restart_stale::history::{changed_set, Source};
-use restart_stale::pkgdb::rpm::{FileLister, Listing};
+use restart_stale::managers::dnf::history::{self, Selector, DNF4_DB, DNF5_DB};
+use restart_stale::managers::rpm::{FileLister, Listing};
+use restart_stale::managers::{self, Source};
 use restart_stale::system::sysroot::SysRoot;
 use rusqlite::{params, Connection, ToSql};
 use std::cell::RefCell;
@@ -191,9 +191,9 @@ fn dnf4_system(root: &Path) {
     );
 }
 
-fn replay(root: &Path, sel: Selector) -> (anyhow::Result<restart_stale::history::Replay>, Vec<String>) {
+fn replay(root: &Path, sel: Selector) -> (anyhow::Result<restart_stale::replay::Replay>, Vec<String>) {
     let fake = FakeRpm::new();
-    let r = changed_set(&SysRoot::new(root), &Source::Dnf(sel), &fake);
+    let r = managers::replay(&SysRoot::new(root), &Source::Dnf(sel), &fake);
     let asked = fake.asked.borrow().clone();
     (r, asked)
 }
@@ -295,11 +295,11 @@ fn with_both_databases_the_one_written_last_is_used() {
     dnf4_system(tmp.path());
     dnf5_system(tmp.path(), 1_790_100_000);
     let root = SysRoot::new(tmp.path());
-    assert_eq!(dnf::pick(&root).unwrap().0, DNF5_DB);
+    assert_eq!(history::pick(&root).unwrap().0, DNF5_DB);
     let tmp = tempfile::tempdir().unwrap();
     dnf4_system(tmp.path());
     dnf5_system(tmp.path(), 1_700_000_000);
-    assert_eq!(dnf::pick(&SysRoot::new(tmp.path())).unwrap().0, DNF4_DB);
+    assert_eq!(history::pick(&SysRoot::new(tmp.path())).unwrap().0, DNF4_DB);
 }
 
 #[test]

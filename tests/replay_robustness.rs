@@ -3,8 +3,9 @@
 //! of the formats' own tokens go through every parser.
 
 use crate::util::rng::Rng;
-use restart_stale::history::{apt_history, dpkg_log, files};
-use restart_stale::pkgdb::swupd;
+use restart_stale::managers::apt::{dpkg_log, history as apt_history};
+use restart_stale::managers::swupd::manifests as swupd;
+use restart_stale::replay::files;
 use std::path::PathBuf;
 
 fn sample(rel: &str) -> Vec<u8> {

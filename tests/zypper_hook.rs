@@ -6,7 +6,7 @@
 use crate::util::bin_path;
 use crate::util::fixture::{self, allow, case_root, record_files};
 use crate::util::rpm::{installed, installed_as, rpm_stand_in};
-use restart_stale::zypper::frame;
+use restart_stale::managers::zypper::frame;
 use std::fs;
 use std::io::{BufReader, Write};
 use std::path::Path;

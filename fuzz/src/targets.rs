@@ -2,24 +2,24 @@
 //! `from_utf8_lossy`, as their callers read files, so that every input
 //! reaches the parser instead of being dropped as bad UTF-8.
 
-use restart_stale::apt::{protocol, record as apt_record};
+use restart_stale::managers::apt::{protocol, record as apt_record};
 use restart_stale::core::changed::ChangedSet;
 use restart_stale::core::changelog::{self, deb_cmp, evr_cmp, Parsed};
 use restart_stale::core::fixes::{self, Upgrade};
 use restart_stale::core::unit_name::{self, Owner};
 use restart_stale::core::version::{dpkg_cmp, rpm_cmp};
-use restart_stale::dnf::dnf4;
-use restart_stale::history::dnf::Selector;
-use restart_stale::history::package::{valid_deb_arch, valid_deb_name, valid_deb_version, PackageChange};
-use restart_stale::history::stamp::Stamp;
-use restart_stale::history::{apt_history, dpkg_log};
-use restart_stale::pkgdb::{rpm, swupd};
+use restart_stale::managers::dnf::dnf4;
+use restart_stale::managers::dnf::history::Selector;
+use restart_stale::replay::package::{valid_deb_arch, valid_deb_name, valid_deb_version, PackageChange};
+use restart_stale::replay::stamp::Stamp;
+use restart_stale::managers::apt::{dpkg_log, history as apt_history};
+use restart_stale::managers::{rpm, swupd::manifests as swupd};
 use restart_stale::system::cgroup::{self, Layout};
 use restart_stale::system::interp::{cmdline, perl, python};
 use restart_stale::system::maps;
 use restart_stale::transaction::process::parse_stat;
 use restart_stale::transaction::record::{Block, Fact, Record};
-use restart_stale::{pacman, zypper};
+use restart_stale::managers::{pacman, zypper};
 use std::borrow::Cow;
 use std::cmp::Ordering;
 

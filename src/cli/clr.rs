@@ -8,7 +8,7 @@
 //!   type suffix means `.service`, as systemctl reads it.
 //! - `clr-service-restart [-n] [-a]` scans and restarts. swupd runs it
 //!   with no arguments after an update; then the files the update changed
-//!   count ([`crate::swupd`]), or every stale mapping when that cannot be
+//!   count ([`crate::managers::swupd`]), or every stale mapping when that cannot be
 //!   known. A run that restarted without error records the version.
 //!
 //! Differences kept on purpose: restart-stale's links and tiers apply too,
@@ -19,7 +19,7 @@
 use super::Units;
 use crate::core::unit_name;
 use crate::exit::Outcome;
-use crate::swupd;
+use crate::managers::swupd;
 use crate::system::policy;
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;

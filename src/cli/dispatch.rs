@@ -5,12 +5,11 @@ use super::hooks::{AptHook, Dnf5Step, DnfStep, PacmanStep, ZypperStep};
 use super::{Cli, Command, ReplayArgs, ScanArgs, ScanMethod, Units};
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
-use crate::history::{self, Source};
+use crate::managers::{self, apt, dnf, pacman, zypper, Source};
 use crate::run::{self, Marks, Mode, Options};
 use crate::system::policy;
 use crate::system::scan;
 use crate::system::sysroot::SysRoot;
-use crate::{apt, dnf, pacman, zypper};
 use anyhow::{bail, Result};
 
 /// Runs the command; the outcome becomes the exit status in main.
@@ -53,14 +52,14 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Status { scan, batch }) => {
             let opts = Options {
                 batch,
-                history: Some(crate::history::dpkg_log::status_upgrades),
-                ..options(&scan)?
+                history: true,
+                ..options(&root, &scan)?
             };
             run::execute(&root, &opts, Mode::Status, cli.verbose)
         }
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
         None => {
-            let mut opts = options(&cli.scan)?;
+            let mut opts = options(&root, &cli.scan)?;
             opts.restart = cli.act.restart.settings(&root);
             opts.security_only = cli.act.security_only;
             opts.marks = if cli.defer {
@@ -81,7 +80,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 }
 
 /// The options of the default action and `status`.
-pub fn options(args: &ScanArgs) -> Result<Options> {
+pub fn options(root: &SysRoot, args: &ScanArgs) -> Result<Options> {
     let changed = args.changed_files.as_deref().map(ChangedSet::load).transpose()?;
     Ok(Options {
         all: args.report.all,
@@ -93,6 +92,7 @@ pub fn options(args: &ScanArgs) -> Result<Options> {
             ScanMethod::Text => scan::Method::Text,
         },
         textfile: args.textfile.clone(),
+        packages: managers::host_packages(root),
         ..Options::default()
     })
 }
@@ -103,10 +103,12 @@ fn replay(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<Outcome> {
         json: args.report.json,
         restart: args.act.restart.settings(root),
         security_only: args.act.security_only,
+        packages: managers::host_packages(root),
         ..Options::default()
     };
     let mode = if args.act.dry_run { Mode::DryRun } else { Mode::Restart };
-    history::run(root, &source(args)?, opts, mode, verbose)
+    let r = managers::replay(root, &source(args)?, &managers::rpm::RpmCommand::REPLAY)?;
+    crate::replay::run(root, r, opts, mode, verbose)
 }
 
 /// The one history source the arguments name (clap checks there is one).

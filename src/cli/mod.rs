@@ -238,7 +238,7 @@ pub struct ReplayArgs {
     /// A dnf transaction (`last`, `last-N` or an ID, as `dnf history`
     /// shows them), from dnf5's or dnf4's history database.
     #[arg(long, group = "source", value_name = "ID|last")]
-    pub dnf_transaction: Option<crate::history::dnf::Selector>,
+    pub dnf_transaction: Option<crate::managers::dnf::history::Selector>,
 
     /// A swupd update from VERSION to the installed version (files whose
     /// manifest entry changed after VERSION).
@@ -252,9 +252,9 @@ pub struct ReplayArgs {
 
     /// Only transactions that started at or after TIME, local time:
     /// `YYYY-MM-DD[ HH:MM[:SS]]`, `today` or `yesterday`.
-    #[arg(long, value_name = "TIME", value_parser = crate::history::stamp::Stamp::parse_since,
+    #[arg(long, value_name = "TIME", value_parser = crate::replay::stamp::Stamp::parse_since,
           conflicts_with_all = ["dnf_transaction", "swupd_from", "files"])]
-    pub since: Option<crate::history::stamp::Stamp>,
+    pub since: Option<crate::replay::stamp::Stamp>,
 
     #[command(flatten)]
     pub report: ReportArgs,

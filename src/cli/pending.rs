@@ -6,10 +6,10 @@
 //! record, so each acts as soon as the lock is free, not minutes later.
 
 use crate::exit::Outcome;
+use crate::managers;
 use crate::restart::lock;
 use crate::system::sysroot::SysRoot;
 use crate::systemd::ServiceManager;
-use crate::transaction::family::Family;
 use crate::transaction::spool;
 use anyhow::Result;
 
@@ -32,16 +32,11 @@ pub fn holding_lock(root: &SysRoot, verbose: u8, run: impl FnOnce() -> Result<Ou
 /// Whose spool holds a record: `apt`, `dnf`, `pacman`, `zypper`.
 pub fn waiting(root: &SysRoot) -> Vec<&'static str> {
     let has = |dir: &str| spool::any_waiting(&root.path(dir)).unwrap_or(false);
-    let mut found = Vec::new();
-    if has(crate::apt::record::DIR) {
-        found.push("apt");
-    }
-    for f in [Family::Dnf, Family::Pacman, Family::Zypper] {
-        if has(f.dir()) {
-            found.push(f.name());
-        }
-    }
-    found
+    managers::RECORDING
+        .into_iter()
+        .filter(|m| has(&m.dir()))
+        .map(|m| m.id())
+        .collect()
 }
 
 /// Starts the finish unit of each package manager whose spool holds a
@@ -49,12 +44,8 @@ pub fn waiting(root: &SysRoot) -> Vec<&'static str> {
 pub fn start_waiting(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
     for name in waiting(root) {
         log::info!("a recorded {name} transaction waits: starting its finish, which acts once this run is done");
-        match [Family::Dnf, Family::Pacman, Family::Zypper]
-            .into_iter()
-            .find(|f| f.name() == name)
-        {
-            Some(f) => crate::transaction::launch::launch(mgr, root, f, verbose)?,
-            None => crate::apt::post_invoke::launch(mgr, root, verbose)?,
+        if let Some(m) = managers::by_name(name) {
+            crate::transaction::launch::launch(mgr, root, m, verbose)?;
         }
     }
     Ok(())
@@ -71,8 +62,8 @@ mod tests {
         let fake = Fake::default();
         start_waiting(&fake, &root, 0).unwrap();
         assert!(fake.transient_started().is_empty());
-        spool::append(&root.path(crate::apt::record::DIR), "begin 1 1\nend\n").unwrap();
-        spool::append(&root.path(Family::Pacman.dir()), "begin 2 2\nend\n").unwrap();
+        spool::append(&root.path(crate::managers::apt::record::DIR), "begin 1 1\nend\n").unwrap();
+        spool::append(&root.path("/run/restart-stale/pacman"), "begin 2 2\nend\n").unwrap();
         assert_eq!(waiting(&root), ["apt", "pacman"]);
         start_waiting(&fake, &root, 0).unwrap();
         let started: Vec<_> = fake.transient_started().into_iter().map(|(n, _)| n).collect();

@@ -1,7 +1,7 @@
 //! What an upgrade fixed, from its changelog: the CVE identifiers, the
 //! urgency and whether the upload came from a security suite, for each
 //! package whose old files a unit still runs (docs/cves.md). The readers
-//! in [`crate::pkgdb::changelog`] hand parsed changelogs here; the
+//! in [`crate::managers::changelog`] hand parsed changelogs here; the
 //! report, the batch lines, the textfile and the `security` restart
 //! policy only read the result.
 
@@ -206,6 +206,53 @@ fn cve_key(id: &str) -> (u32, u64) {
 
 /// The fixes of each unit, by unit name; a unit with none is absent.
 pub type ByUnit = BTreeMap<String, Vec<Fix>>;
+
+/// The units of `plan` that run stale code: the ones annotated.
+pub fn stale_units(plan: &Plan) -> impl Iterator<Item = &UnitPlan> {
+    plan.units.iter().filter(|u| !u.processes.is_empty())
+}
+
+/// Every stale unit's fixes unknown, for `why` (a database we cannot
+/// read, a manager whose packages carry no changelog); nothing when the
+/// transaction named no package.
+pub fn unknown_for(plan: &Plan, packages: &[Upgrade], why: &str) -> ByUnit {
+    if packages.is_empty() {
+        return ByUnit::new();
+    }
+    let any = Upgrade {
+        name: "*".into(),
+        ..Upgrade::default()
+    };
+    stale_units(plan)
+        .map(|u| (u.unit.clone(), vec![Fix::unknown(&any, why)]))
+        .collect()
+}
+
+/// Each stale unit's fixes: its stale files (or the library each was
+/// counted for) looked up in `owner` (normalised path → package index),
+/// and `fix` asked once per package a unit runs, in index order.
+pub fn by_unit(
+    plan: &Plan,
+    owner: &std::collections::HashMap<String, usize>,
+    mut fix: impl FnMut(usize) -> Fix,
+) -> ByUnit {
+    let mut out = ByUnit::new();
+    for u in stale_units(plan) {
+        let found: std::collections::BTreeSet<usize> = u
+            .processes
+            .iter()
+            .flat_map(|p| &p.files)
+            .filter_map(|f| {
+                let path = f.sibling.as_deref().unwrap_or(&f.path);
+                owner.get(&crate::core::changed::normalize(path)).copied()
+            })
+            .collect();
+        if !found.is_empty() {
+            out.insert(u.unit.clone(), found.into_iter().map(&mut fix).collect());
+        }
+    }
+    out
+}
 
 /// Whether the `security` policy restarts `unit` now: some upgrade behind
 /// its stale code fixed a CVE or came from a security suite.

@@ -45,6 +45,13 @@ impl SysRoot {
     /// root, as the kernel resolves a path for a process chrooted there.
     /// Components that do not exist are kept as written. `None` after 40
     /// links (ELOOP's limit) or for a link that cannot be read.
+    /// True when `path` (inside the root) is a directory now; a path that
+    /// is gone or unreadable counts as a file. Directories are never
+    /// mapped code, so changed sets leave them out.
+    pub fn is_dir(&self, path: impl AsRef<Path>) -> bool {
+        std::fs::metadata(self.path(path)).is_ok_and(|m| m.is_dir())
+    }
+
     pub fn resolve(&self, path: &Path) -> Option<PathBuf> {
         use std::path::Component;
         let mut done = PathBuf::from("/");

@@ -3,7 +3,7 @@
 //! transaction is recorded.
 //!
 //! One finish at a time takes the spool's records, lets the package
-//! manager's [`Adapter`] turn them into a changed-file set, and runs the
+//! [`Manager`] turn them into a changed-file set, and runs the
 //! ordinary scan-plan-restart with it. Records that arrive meanwhile are
 //! taken in a further round, so a second transaction right behind the
 //! first is not left waiting.
@@ -24,9 +24,9 @@
 //!   missed: see [`closing`].
 
 use super::host;
+use super::manager::Manager;
 use super::retry::{self, Retry};
 use super::spool;
-use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
 use crate::restart::lock;
 use crate::run::{self, Marks, Mode, Options};
@@ -38,54 +38,6 @@ use std::time::{Duration, Instant};
 /// Rounds of wait-take-act per run; each needs a new transaction to have
 /// been recorded meanwhile, so this is only a backstop.
 pub const MAX_ROUNDS: usize = 10;
-
-/// What a package manager's integration tells the finish loop.
-pub trait Adapter {
-    /// How the package manager is called in messages.
-    fn name(&self) -> &'static str;
-    /// The spool directory inside the root.
-    fn dir(&self) -> &'static str;
-    /// The transient unit the finish runs in, e.g. `restart-stale-apt.service`.
-    fn unit(&self) -> &'static str;
-    /// Our subcommand whose `finish` this is, e.g. `apt-hook`.
-    fn subcommand(&self) -> &'static str;
-    /// One line naming the recorded transaction, for a record given up.
-    fn summary(&self, files: &[PathBuf]) -> String {
-        let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
-        format!("{} record {}", self.name(), names.join(" "))
-    }
-    /// Waits until the package manager lets go before records are taken;
-    /// false leaves them for the next run (the reason logged).
-    fn ready(&self, _root: &SysRoot) -> bool {
-        true
-    }
-    /// How the log names the switch that turned automatic restarts off.
-    fn restarts_off(&self) -> String {
-        "for this transaction".to_string()
-    }
-    /// Reads the taken records and derives what changed; `None` when the
-    /// transaction changed nothing that could matter.
-    fn prepare(&self, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>>;
-}
-
-/// What one taken batch of records asks for.
-#[derive(Debug, Default)]
-pub struct Prepared {
-    pub changed: ChangedSet,
-    /// False when any hook run of the batch had automatic restarts off:
-    /// then nothing is restarted, the report is logged, and each unit a
-    /// restart run would restart is marked `needs-restart` for a later
-    /// window (docs/deferred.md).
-    pub auto_restart: bool,
-    /// Units the package manager runs in: skipped as running this tool.
-    pub protect: Vec<String>,
-    /// False when a hook run turned the PID 1 re-exec off (apt's
-    /// `RestartStale::Reexec`).
-    pub reexec: bool,
-    /// The packages with their old and new versions, when the record
-    /// names them: the stale units are annotated with their fixes.
-    pub upgrades: Option<crate::core::fixes::Upgrades>,
-}
 
 /// What a finish run waits for and how it arms its retry.
 pub struct Env<'a> {
@@ -103,18 +55,18 @@ impl Default for Env<'_> {
     }
 }
 
-/// Runs the finish loop for `adapter`.
-pub fn run(root: &SysRoot, adapter: &dyn Adapter, verbose: u8) -> Result<Outcome> {
-    run_in(root, adapter, verbose, &Env::default())
+/// Runs the finish loop for `manager`.
+pub fn run(root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<Outcome> {
+    run_in(root, manager, verbose, &Env::default())
 }
 
 /// [`run`] with the lock wait and the retry of `env`.
-pub fn run_in(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env) -> Result<Outcome> {
+pub fn run_in(root: &SysRoot, manager: &dyn Manager, verbose: u8, env: &Env) -> Result<Outcome> {
     if let Some(why) = host::suspended() {
         log::info!("{why}: not restarting anything");
         return Ok(Outcome::Done);
     }
-    let dir = root.path(adapter.dir());
+    let dir = root.path(manager.dir());
     let mut outcome = Outcome::Done;
     // A record appended after our last look, while we shut down, is taken
     // by going round again (see `closing`).
@@ -122,10 +74,10 @@ pub fn run_in(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env) -> 
         // We are about to look: a hook need not wait for us to go.
         let _ = std::fs::remove_file(closing(&dir));
         let Some(lock) = spool::try_lock(&dir)? else {
-            log::info!("another {} finish is running; it takes the record", adapter.name());
+            log::info!("another {} finish is running; it takes the record", manager.id());
             return Ok(outcome);
         };
-        outcome = outcome.worst(rounds(root, adapter, &dir, verbose, env)?);
+        outcome = outcome.worst(rounds(root, manager, &dir, verbose, env)?);
         // From here on a hook that finds our unit still active cannot
         // count on us: it waits for the unit to go and starts it anew.
         mark_closing(&dir);
@@ -135,7 +87,7 @@ pub fn run_in(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env) -> 
         }
         log::info!(
             "a {} transaction was recorded while finishing: taking it now",
-            adapter.name()
+            manager.id()
         );
     }
 }
@@ -157,20 +109,20 @@ pub fn unit_step(what: &str, step: impl FnOnce() -> Result<Outcome>) -> Outcome 
     }
 }
 
-fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &Env) -> Result<Outcome> {
+fn rounds(root: &SysRoot, manager: &dyn Manager, dir: &Path, verbose: u8, env: &Env) -> Result<Outcome> {
     let mut outcome = Outcome::Done;
     let mut armed = false;
     for round in 0..MAX_ROUNDS {
         if !spool::any_waiting(dir)? {
             if round == 0 {
-                log::info!("no recorded {} transaction: nothing to do", adapter.name());
+                log::info!("no recorded {} transaction: nothing to do", manager.id());
             }
             return Ok(outcome);
         }
-        if !adapter.ready(root) {
+        if !manager.ready(root) {
             log::warn!(
                 "leaving the {} record in {} for the next run",
-                adapter.name(),
+                manager.id(),
                 dir.display()
             );
             return Ok(outcome);
@@ -179,11 +131,11 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &
         if files.is_empty() {
             return Ok(outcome);
         }
-        let o = match restart_lock(root, adapter, verbose, env, &mut armed) {
+        let o = match restart_lock(root, manager, verbose, env, &mut armed) {
             // Held until the records are removed: a manual run that takes
             // it next finds them gone, not half-done.
             Some(_held) => {
-                let o = act(root, adapter, &files, verbose);
+                let o = act(root, manager, &files, verbose);
                 if o != Outcome::Error {
                     spool::remove(&files);
                 }
@@ -195,10 +147,10 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &
         if o == Outcome::Error {
             // Acting failed before anything was decided: keep the record
             // and run again soon instead of losing the transaction.
-            let summary = adapter.summary(&files);
+            let summary = manager.summary(&files);
             let kept = spool::keep_for_retry(&files, retry::MAX_ATTEMPTS, retry::GIVE_UP_AGE, &summary);
             if let (Some(failed), false) = (kept, armed) {
-                arm(root, adapter, verbose, env, retry::delay_after(failed));
+                arm(root, manager, verbose, env, retry::delay_after(failed));
             }
             return Ok(outcome);
         }
@@ -206,7 +158,7 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &
     if spool::any_waiting(dir)? {
         log::warn!(
             "{MAX_ROUNDS} rounds done and another {} transaction is recorded; the next run takes it",
-            adapter.name()
+            manager.id()
         );
     }
     Ok(outcome)
@@ -219,7 +171,7 @@ fn rounds(root: &SysRoot, adapter: &dyn Adapter, dir: &Path, verbose: u8, env: &
 /// minutes; while we live, such a retry finds the spool locked and ends.
 /// `armed` says a retry is on its way, and a later failure of this run
 /// arms no other.
-fn restart_lock(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, armed: &mut bool) -> Option<lock::Lock> {
+fn restart_lock(root: &SysRoot, manager: &dyn Manager, verbose: u8, env: &Env, armed: &mut bool) -> Option<lock::Lock> {
     let deadline = Instant::now() + env.lock_wait;
     let mut wait = Duration::ZERO;
     loop {
@@ -236,24 +188,24 @@ fn restart_lock(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, a
             }
             Err(_) => {}
         }
-        arm(root, adapter, verbose, env, retry::WAITING_DELAY);
+        arm(root, manager, verbose, env, retry::WAITING_DELAY);
         *armed = true;
         wait = deadline.saturating_duration_since(Instant::now()).min(retry::WAIT_STEP);
     }
 }
 
-fn arm(root: &SysRoot, adapter: &dyn Adapter, verbose: u8, env: &Env, delay: Duration) {
-    if let Err(e) = env.retry.arm(root, adapter, delay, verbose) {
+fn arm(root: &SysRoot, manager: &dyn Manager, verbose: u8, env: &Env, delay: Duration) {
+    if let Err(e) = env.retry.arm(root, manager, delay, verbose) {
         log::error!(
             "failed to arm a retry: {e:#}; the kept {} record waits for the next transaction",
-            adapter.name()
+            manager.id()
         );
     }
 }
 
 /// Acts on one batch of taken records.
-fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) -> Outcome {
-    let prepared = match adapter.prepare(root, files) {
+fn act(root: &SysRoot, manager: &dyn Manager, files: &[PathBuf], verbose: u8) -> Outcome {
+    let prepared = match manager.prepare(root, files) {
         Ok(Some(p)) => p,
         Ok(None) => return Outcome::Done,
         Err(e) => {
@@ -265,7 +217,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
     if deferred {
         log::info!(
             "automatic restarts are off {}: marking the units to restart later",
-            adapter.restarts_off()
+            manager.restarts_off()
         );
     }
     let opts = Options {
@@ -275,6 +227,7 @@ fn act(root: &SysRoot, adapter: &dyn Adapter, files: &[PathBuf], verbose: u8) ->
         hook: true,
         marks: if deferred { Marks::Set } else { Marks::Ignore },
         upgrades: prepared.upgrades,
+        packages: manager.packages(),
         security_only: host::security_only(root),
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
@@ -312,6 +265,7 @@ fn mark_closing(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transaction::Prepared;
     use std::cell::{Cell, RefCell};
 
     /// Counts its calls and fails or succeeds as told.
@@ -321,18 +275,15 @@ mod tests {
         prepared: Cell<usize>,
     }
 
-    impl Adapter for Probe {
-        fn name(&self) -> &'static str {
+    impl Manager for Probe {
+        fn id(&self) -> &'static str {
             "probe"
         }
-        fn dir(&self) -> &'static str {
-            self.dir
+        fn dir(&self) -> String {
+            self.dir.to_string()
         }
-        fn unit(&self) -> &'static str {
-            "restart-stale-probe.service"
-        }
-        fn subcommand(&self) -> &'static str {
-            "probe-hook"
+        fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
+            None
         }
         fn prepare(&self, _root: &SysRoot, _files: &[PathBuf]) -> Result<Option<Prepared>> {
             self.prepared.set(self.prepared.get() + 1);
@@ -356,9 +307,9 @@ mod tests {
     struct Armed(crate::systemd::fake::Fake, RefCell<Vec<Duration>>);
 
     impl Retry for Armed {
-        fn arm(&self, root: &SysRoot, adapter: &dyn Adapter, delay: Duration, verbose: u8) -> Result<()> {
+        fn arm(&self, root: &SysRoot, manager: &dyn Manager, delay: Duration, verbose: u8) -> Result<()> {
             self.1.borrow_mut().push(delay);
-            retry::arm(&self.0, root, adapter, delay, verbose)
+            retry::arm(&self.0, root, manager, delay, verbose)
         }
     }
 
@@ -513,21 +464,18 @@ mod tests {
     fn a_record_that_arrives_while_closing_is_taken() {
         let (_tmp, root) = SysRoot::scratch();
         let dir = root.path("/run/restart-stale/probe");
-        // The adapter appends a second record as its first batch is
+        // The manager appends a second record as its first batch is
         // prepared: the loop must come round for it.
         struct Late(Cell<usize>, PathBuf);
-        impl Adapter for Late {
-            fn name(&self) -> &'static str {
+        impl Manager for Late {
+            fn id(&self) -> &'static str {
                 "late"
             }
-            fn dir(&self) -> &'static str {
-                "/run/restart-stale/probe"
+            fn dir(&self) -> String {
+                "/run/restart-stale/probe".to_string()
             }
-            fn unit(&self) -> &'static str {
-                "restart-stale-late.service"
-            }
-            fn subcommand(&self) -> &'static str {
-                "late-hook"
+            fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
+                None
             }
             fn prepare(&self, _root: &SysRoot, _files: &[PathBuf]) -> Result<Option<Prepared>> {
                 self.0.set(self.0.get() + 1);

@@ -1,10 +1,9 @@
-//! The last step of every dnf and pacman hook: append the transaction's
-//! block to the record and start the family's transient unit, which
-//! acts once the package manager is done ([`super::finish`]). Starting it
-//! is a no-op while it is queued or running, as for apt's
-//! `restart-stale-apt.service`.
+//! The last step of every hook: append the transaction's block to the
+//! manager's spool and start its transient unit, which acts once the
+//! package manager is done ([`super::finish`]). Starting it is a no-op
+//! while it is queued or running.
 
-use super::family::Family;
+use super::manager::Manager;
 use super::record::Block;
 use super::{host, spool};
 use crate::system::sysroot::SysRoot;
@@ -39,17 +38,17 @@ pub fn caller_units(root: &SysRoot) -> Vec<String> {
 
 /// Records `block`, with the units of the package manager that called us,
 /// and starts the finish unit.
-pub fn commit(root: &SysRoot, family: Family, block: &Block, verbose: u8) -> Result<()> {
-    record(root, family, block)?;
-    start_finish(root, family, verbose)
+pub fn commit(root: &SysRoot, manager: &dyn Manager, block: &Block, verbose: u8) -> Result<()> {
+    record(root, manager, block)?;
+    start_finish(root, manager, verbose)
 }
 
-/// The first half of [`commit`]: `block` into the family's spool, with
+/// The first half of [`commit`]: `block` into the manager's spool, with
 /// the units of the package manager that called us. For a hook that has
 /// its own clean-up to do once the record is safe, whether or not the
 /// finish unit can be started then.
-pub fn record(root: &SysRoot, family: Family, block: &Block) -> Result<()> {
-    let dir = root.path(family.dir());
+pub fn record(root: &SysRoot, manager: &dyn Manager, block: &Block) -> Result<()> {
+    let dir = root.path(manager.dir());
     let block = with_caller(root, block);
     spool::append(&dir, &block.render())?;
     log::debug!(
@@ -64,8 +63,8 @@ pub fn record(root: &SysRoot, family: Family, block: &Block) -> Result<()> {
 /// Like [`record`], but held by this process until it records the final
 /// block and releases it ([`super::held`]): if we die first, the next
 /// finish takes this one.
-pub fn hold(root: &SysRoot, family: Family, block: &Block) -> Result<super::held::Held> {
-    let dir = root.path(family.dir());
+pub fn hold(root: &SysRoot, manager: &dyn Manager, block: &Block) -> Result<super::held::Held> {
+    let dir = root.path(manager.dir());
     let held = super::held::hold(&dir, &with_caller(root, block).render())?;
     log::debug!("holding {} files in {}", block.files().count(), held.path().display());
     Ok(held)
@@ -86,25 +85,25 @@ fn with_caller(root: &SysRoot, block: &Block) -> Block {
     block
 }
 
-/// The second half of [`commit`]: starts the family's finish unit over
+/// The second half of [`commit`]: starts the manager's finish unit over
 /// D-Bus (with the hooks' timeout), except in a test root.
-pub fn start_finish(root: &SysRoot, family: Family, verbose: u8) -> Result<()> {
+pub fn start_finish(root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
     if !root.is_host() {
         // As in restart::run: a test root never reaches the bus.
-        log::info!("{} not started: the root is not / (a test root)", family.unit());
+        log::info!("{} not started: the root is not / (a test root)", manager.unit());
         return Ok(());
     }
     let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(HOOK_DBUS_TIMEOUT)?;
-    launch(&mgr, root, family, verbose)
+    launch(&mgr, root, manager, verbose)
 }
 
-/// Starts (or leaves running) `<family>-hook finish` as the family's unit.
-pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, family: Family, verbose: u8) -> Result<()> {
-    let argv = self_argv(root, verbose, &[family.subcommand(), "finish"])?;
-    let description = format!("Restart services left stale by a {} transaction", family.name());
-    let unit = family.unit();
-    start(mgr, &root.path(family.dir()), unit, &argv, &description)?;
-    log::info!("{unit} acts once {} is done (see journalctl -u {unit})", family.name());
+/// Starts (or leaves running) `<id>-hook finish` as the manager's unit.
+pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
+    let argv = self_argv(root, verbose, &[&manager.subcommand(), "finish"])?;
+    let description = format!("Restart services left stale by {}", manager.a_transaction());
+    let unit = manager.unit();
+    start(mgr, &root.path(manager.dir()), &unit, &argv, &description)?;
+    log::info!("{unit} acts once {} is done (see journalctl -u {unit})", manager.id());
     Ok(())
 }
 
@@ -172,14 +171,15 @@ pub fn self_argv(root: &SysRoot, verbose: u8, args: &[&str]) -> Result<Vec<Strin
 mod tests {
     use super::*;
     use crate::systemd::fake::Fake;
+    use crate::transaction::manager::Named;
 
     #[test]
-    fn starts_the_family_unit_once_with_our_root() {
+    fn starts_the_managers_unit_once_with_our_root() {
         let (tmp, root) = SysRoot::scratch();
         let fake = Fake::default();
-        launch(&fake, &root, Family::Pacman, 0).unwrap();
-        launch(&fake, &root, Family::Pacman, 0).unwrap();
-        launch(&fake, &root, Family::Dnf, 2).unwrap();
+        launch(&fake, &root, &Named("pacman"), 0).unwrap();
+        launch(&fake, &root, &Named("pacman"), 0).unwrap();
+        launch(&fake, &root, &Named("dnf"), 2).unwrap();
         let started = fake.transient_started();
         assert_eq!(started.len(), 2, "{started:?}");
         assert_eq!(started[0].0, "restart-stale-pacman.service");

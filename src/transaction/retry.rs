@@ -10,7 +10,7 @@
 //! runs and once [`GIVE_UP_AGE`] has passed since it was written, so the
 //! retries spread over at least an hour ([`BACKOFF`]).
 
-use super::finish::Adapter;
+use super::manager::Manager;
 use crate::system::sysroot::SysRoot;
 use crate::systemd::ServiceManager;
 use anyhow::Result;
@@ -60,44 +60,42 @@ pub fn delay_after(failed: u32) -> Duration {
 
 /// Arms a finish's retry; a trait so that tests see what was armed.
 pub trait Retry {
-    fn arm(&self, root: &SysRoot, adapter: &dyn Adapter, delay: Duration, verbose: u8) -> Result<()>;
+    fn arm(&self, root: &SysRoot, manager: &dyn Manager, delay: Duration, verbose: u8) -> Result<()>;
 }
 
 /// The retry on the system bus; a test root never reaches it.
 pub struct Dbus;
 
 impl Retry for Dbus {
-    fn arm(&self, root: &SysRoot, adapter: &dyn Adapter, delay: Duration, verbose: u8) -> Result<()> {
+    fn arm(&self, root: &SysRoot, manager: &dyn Manager, delay: Duration, verbose: u8) -> Result<()> {
         if !root.is_host() {
             log::info!("no retry armed: the root is not / (a test root)");
             return Ok(());
         }
         let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(super::launch::HOOK_DBUS_TIMEOUT)?;
-        arm(&mgr, root, adapter, delay, verbose)
+        arm(&mgr, root, manager, delay, verbose)
     }
 }
 
 /// Starts `<finish unit>-retry-<seconds since the epoch>.timer`, which
-/// runs the adapter's finish once, `delay` from now. Named by the time so
+/// runs the manager's finish once, `delay` from now. Named by the time so
 /// that a timer of an earlier failure that systemd still has loaded never
 /// takes the name.
 pub fn arm(
     mgr: &dyn ServiceManager,
     root: &SysRoot,
-    adapter: &dyn Adapter,
+    manager: &dyn Manager,
     delay: Duration,
     verbose: u8,
 ) -> Result<()> {
-    let argv = super::launch::self_argv(root, verbose, &[adapter.subcommand(), "finish"])?;
-    let stem = adapter.unit().strip_suffix(".service").unwrap_or(adapter.unit());
+    let argv = super::launch::self_argv(root, verbose, &[&manager.subcommand(), "finish"])?;
+    let unit = manager.unit();
+    let stem = unit.strip_suffix(".service").unwrap_or(&unit);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let timer = format!("{stem}-retry-{now}.timer");
-    let description = format!(
-        "Retry restarting services left stale by a {} transaction",
-        adapter.name()
-    );
+    let description = format!("Retry restarting services left stale by {}", manager.a_transaction());
     mgr.start_transient_timer(&timer, delay, &argv, &description)?;
     log::warn!(
         "{timer} retries in {} s (see journalctl -u {stem}-retry-{now}.service)",

@@ -50,15 +50,21 @@ pub struct Wait {
     pub settle: Duration,
 }
 
+impl Wait {
+    /// The wait for a package manager's lock: ten minutes, looking five
+    /// times a second.
+    pub const LOCK: Wait = Wait {
+        timeout: Duration::from_secs(600),
+        poll: Duration::from_millis(200),
+        // Frontends such as unattended-upgrades may drop and retake
+        // the lock between dpkg runs; a short quiet period bridges that.
+        settle: Duration::from_secs(2),
+    };
+}
+
 impl Default for Wait {
     fn default() -> Self {
-        Wait {
-            timeout: Duration::from_secs(600),
-            poll: Duration::from_millis(200),
-            // Frontends such as unattended-upgrades may drop and retake
-            // the lock between dpkg runs; a short quiet period bridges that.
-            settle: Duration::from_secs(2),
-        }
+        Wait::LOCK
     }
 }
 

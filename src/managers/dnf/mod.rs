@@ -14,10 +14,11 @@
 
 pub mod dnf4;
 pub mod dnf5;
+pub mod history;
 
 use crate::exit::Outcome;
 use crate::system::sysroot::SysRoot;
-use crate::transaction::{self, family::Family};
+use crate::transaction;
 use anyhow::{Context, Result};
 use std::io::Write;
 
@@ -56,9 +57,7 @@ pub fn transaction(root: &SysRoot, file: &std::path::Path, verbose: u8) -> Outco
 
 /// `dnf-hook finish`, the command of `restart-stale-dnf.service`.
 pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
-    transaction::finish::unit_step("dnf-hook finish", || {
-        transaction::finish::run(root, &Family::Dnf, verbose)
-    })
+    transaction::finish::unit_step("dnf-hook finish", || transaction::finish::run(root, &Dnf, verbose))
 }
 
 /// `dnf5-hook begin PID`, first in each transaction: tells the actions
@@ -105,7 +104,64 @@ pub fn dnf5_post_transaction(root: &SysRoot, args: &[String], verbose: u8) -> Ou
     })
 }
 
-pub use crate::pkgdb::rpm::{lister, query_form, split_nevra, RPM_ENV, RPM_LIMIT_ENV};
+pub use crate::managers::rpm::{lister, query_form, split_nevra, RPM_ENV, RPM_LIMIT_ENV};
+
+/// dnf's side of the transaction layer: its id names the spool, unit
+/// and subcommand; the record's facts are the changed set.
+pub struct Dnf;
+
+impl crate::transaction::Manager for Dnf {
+    fn id(&self) -> &'static str {
+        "dnf"
+    }
+
+    fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
+        Some(&crate::managers::rpm::Rpmdb)
+    }
+
+    fn split_package(&self, package: &str) -> Option<(String, String)> {
+        let (name, evr, arch) = crate::managers::rpm::split_nevra(package)?;
+        Some((format!("{name}.{arch}"), evr))
+    }
+
+    fn upgrades(&self, rec: &crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades> {
+        upgrades(rec)
+    }
+}
+
+/// The packages of the transaction for the fixes annotation
+/// (docs/cves.md), with the old and new EVR of each `name.arch`, read
+/// from the rpmdb's changelogs.
+fn upgrades(rec: &crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades> {
+    use crate::core::fixes::{Family, Upgrades};
+    use crate::transaction::record::{Direction, Source};
+    use std::collections::BTreeMap;
+    let dnf = |b: &&crate::transaction::record::Block| matches!(b.source(), Some(Source::Dnf4 | Source::Dnf5));
+    let mut changes: BTreeMap<(String, String), (Option<String>, Option<String>)> = BTreeMap::new();
+    for (dir, nevra) in rec.blocks.iter().filter(dnf).flat_map(|b| b.packages()) {
+        let Some((name, evr, arch)) = split_nevra(nevra) else {
+            continue;
+        };
+        let e = changes.entry((name.to_string(), arch.to_string())).or_default();
+        match dir {
+            Direction::Out => {
+                e.0.get_or_insert(evr);
+            }
+            Direction::In => e.1 = Some(evr),
+        }
+    }
+    if changes.is_empty() {
+        return None;
+    }
+    let mut ups = Upgrades {
+        family: Family::Rpm,
+        packages: Vec::new(),
+    };
+    for ((name, arch), (from, to)) in &changes {
+        ups.add(name, Some(arch), from.as_deref(), to.as_deref());
+    }
+    Some(ups)
+}
 
 #[cfg(test)]
 mod tests {

@@ -7,16 +7,15 @@
 //! `path-exclude=/usr/share/doc/*` has neither: its fixes are unknown,
 //! never guessed.
 
+use super::dpkg;
 use crate::core::changed::normalize;
-use crate::core::changelog::{self, deb_cmp, evr_cmp, Parsed};
-use crate::core::fixes::{self, ByUnit, Family, Fix, Upgrade, Upgrades};
+use crate::core::changelog::{self, deb_cmp, Parsed};
+use crate::core::fixes::{self, ByUnit, Fix, Upgrade, Upgrades};
 use crate::core::plan::Plan;
-use crate::pkgdb::dpkg;
-use crate::pkgdb::rpm::FileLister;
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use flate2::read::MultiGzDecoder;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::io::Read;
 use std::path::Path;
 
@@ -100,110 +99,20 @@ pub fn debian_fix(root: &SysRoot, up: &Upgrade) -> Fix {
 
 /// The fixes of every unit that runs old files of `ups`' packages: each
 /// stale file (or the library it was counted for) is looked up in the
-/// packages' current file lists, and each package's changelog is read
+/// packages' current dpkg lists, and each package's changelog is read
 /// once. Removed packages fixed nothing and are left out.
 pub fn annotate(root: &SysRoot, plan: &Plan, ups: &Upgrades) -> ByUnit {
-    let mut out = ByUnit::new();
-    let units: Vec<_> = plan.units.iter().filter(|u| !u.processes.is_empty()).collect();
-    if units.is_empty() || ups.packages.is_empty() {
-        return out;
+    if fixes::stale_units(plan).next().is_none() || ups.packages.is_empty() {
+        return ByUnit::new();
     }
-    let owner = match ups.family {
-        Family::Deb => deb_owners(root, &ups.packages),
-        Family::Rpm => return annotate_rpm(plan, ups, &*crate::pkgdb::rpm::lister(root), root),
-        Family::Unsupported(why) => {
-            for u in units {
-                let any = Upgrade {
-                    name: "*".into(),
-                    ..Upgrade::default()
-                };
-                out.insert(u.unit.clone(), vec![Fix::unknown(&any, why)]);
-            }
-            return out;
-        }
-    };
+    let owner = deb_owners(root, &ups.packages);
     let mut cache: HashMap<usize, Fix> = HashMap::new();
-    for u in units {
-        let found: BTreeSet<usize> = u
-            .processes
-            .iter()
-            .flat_map(|p| &p.files)
-            .filter_map(|f| owner.get(&normalize(f.sibling.as_deref().unwrap_or(&f.path))).copied())
-            .collect();
-        let list: Vec<Fix> = found
-            .into_iter()
-            .map(|i| {
-                cache
-                    .entry(i)
-                    .or_insert_with(|| debian_fix(root, &ups.packages[i]))
-                    .clone()
-            })
-            .collect();
-        if !list.is_empty() {
-            out.insert(u.unit.clone(), list);
-        }
-    }
-    out
-}
-
-/// [`annotate`] for rpm: one changelog query (`rpm -q --qf`) gives each
-/// upgraded package's files and changelog; a failed query leaves every
-/// stale unit's fixes unknown, with the error.
-pub fn annotate_rpm(plan: &Plan, ups: &Upgrades, lister: &dyn FileLister, root: &SysRoot) -> ByUnit {
-    let mut out = ByUnit::new();
-    let units: Vec<_> = plan.units.iter().filter(|u| !u.processes.is_empty()).collect();
-    let installed: Vec<&Upgrade> = ups.packages.iter().filter(|u| u.to.is_some()).collect();
-    if units.is_empty() || installed.is_empty() {
-        return out;
-    }
-    let queries: Vec<String> = installed.iter().filter_map(|u| qualified(u)).collect();
-    let listing = match lister.changelogs(root, &queries) {
-        Ok(l) => l,
-        Err(e) => {
-            let any = Upgrade {
-                name: "*".into(),
-                ..Upgrade::default()
-            };
-            for u in units {
-                out.insert(u.unit.clone(), vec![Fix::unknown(&any, format!("{e:#}"))]);
-            }
-            return out;
-        }
-    };
-    let mut owner: HashMap<String, usize> = HashMap::new();
-    let mut fixes: Vec<Fix> = Vec::new();
-    for c in &listing.changelogs {
-        let Some(up) = installed
-            .iter()
-            .find(|u| Some(c.package.as_str()) == qualified(u).as_deref())
-        else {
-            continue;
-        };
-        for f in &c.files {
-            owner.entry(normalize(f)).or_insert(fixes.len());
-        }
-        fixes.push(if c.text.is_empty() {
-            Fix::unknown(up, "no changelog in the rpmdb")
-        } else {
-            fixes::summarize(up, &changelog::parse_rpm(&c.text), evr_cmp)
-        });
-    }
-    for u in units {
-        let found: BTreeSet<usize> = u
-            .processes
-            .iter()
-            .flat_map(|p| &p.files)
-            .filter_map(|f| owner.get(&normalize(f.sibling.as_deref().unwrap_or(&f.path))).copied())
-            .collect();
-        if !found.is_empty() {
-            out.insert(u.unit.clone(), found.into_iter().map(|i| fixes[i].clone()).collect());
-        }
-    }
-    out
-}
-
-fn qualified(u: &Upgrade) -> Option<String> {
-    Some(format!("{}.{}", u.name, u.arch.as_ref()?))
+    fixes::by_unit(plan, &owner, |i| {
+        cache
+            .entry(i)
+            .or_insert_with(|| debian_fix(root, &ups.packages[i]))
+            .clone()
+    })
 }
 
 /// Normalised path → index of the upgraded (not removed) package whose
@@ -289,67 +198,5 @@ mod tests {
         fs::write(dir.join("changelog.Debian.gz"), b"\x1f\x8bnot really").unwrap();
         let f = debian_fix(&root, &up("libx1", "1", "2"));
         assert!(f.unknown.unwrap().contains("changelog.Debian.gz"));
-    }
-
-    /// Answers the changelog query with Fedora's openssl-libs
-    /// (tests/changelogs/fedora-openssl.txt), or fails.
-    struct Fedora(bool);
-
-    impl FileLister for Fedora {
-        fn list(&self, _: &SysRoot, _: &[String]) -> Result<crate::pkgdb::rpm::Listing> {
-            unreachable!("the annotation runs the changelog query only")
-        }
-        fn installed(&self, _: &SysRoot, _: &[String]) -> Result<crate::pkgdb::rpm::Listing> {
-            unreachable!("the annotation runs the changelog query only")
-        }
-        fn changelogs(&self, _: &SysRoot, queries: &[String]) -> Result<crate::pkgdb::rpm::Listing> {
-            if !self.0 {
-                bail!("rpm: no rpmdb");
-            }
-            assert_eq!(queries, ["openssl-libs.x86_64"]);
-            let text = include_str!("../../tests/changelogs/fedora-openssl.txt");
-            Ok(crate::pkgdb::rpm::parse_changelogs(&format!(
-                "@@restart-stale openssl-libs.x86_64\nF /usr/lib64/libssl.so.3.2.4\n{text}"
-            )))
-        }
-    }
-
-    #[test]
-    fn an_rpm_upgrade_is_annotated_from_its_changelog_with_dist_tags() {
-        use crate::core::model::{StaleFile, StaleProcess, Staleness, Via};
-        use crate::core::plan::{Action, Reason, UnitPlan};
-        let (_t, root) = SysRoot::scratch();
-        let unit = UnitPlan {
-            unit: "sshd.service".into(),
-            action: Action::Restart,
-            reason: Reason::NotAllowed,
-            processes: vec![StaleProcess {
-                pid: 9,
-                comm: "sshd".into(),
-                owner: crate::core::unit_name::Owner::Unit("sshd.service".into()),
-                files: vec![StaleFile::new(
-                    std::sync::Arc::from("/usr/lib64/libssl.so.3.2.4"),
-                    Staleness::Replaced,
-                    Via::Map,
-                )],
-            }],
-        };
-        let plan = Plan {
-            units: vec![unit],
-            ..Plan::default()
-        };
-        let ups = Upgrades {
-            family: Family::Rpm,
-            packages: vec![Upgrade {
-                name: "openssl-libs".into(),
-                arch: Some("x86_64".into()),
-                from: Some("1:3.2.4-1.fc41".into()),
-                to: Some("1:3.2.4-3.fc41".into()),
-            }],
-        };
-        let f = &annotate_rpm(&plan, &ups, &Fedora(true), &root)["sshd.service"];
-        assert_eq!(f[0].cves, ["CVE-2026-41210", "CVE-2026-41211", "CVE-2026-41212"]);
-        let f = &annotate_rpm(&plan, &ups, &Fedora(false), &root)["sshd.service"];
-        assert!(f[0].unknown.as_deref().unwrap().contains("no rpmdb"), "{f:?}");
     }
 }

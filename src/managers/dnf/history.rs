@@ -15,6 +15,9 @@
 //!   Actions (`trans_item_action`): 1 Install, 2 Upgrade, 3 Downgrade,
 //!   4 Reinstall, 5 Remove, 6 Replaced, 7 Reason Change.
 
+use crate::managers::rpm::FileLister;
+use crate::replay::stamp::Stamp;
+use crate::replay::Replay;
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
@@ -235,6 +238,53 @@ pub fn pick(root: &SysRoot) -> Result<(&'static str, Connection, Schema)> {
         }
         None => bail!("no dnf history database: neither {DNF5_DB} nor {DNF4_DB} exists"),
     }
+}
+
+/// `replay --dnf-transaction`: the packages a transaction of dnf's
+/// history brought in, listed by `lister` from the rpmdb (soname stems as
+/// for apt, since the rpmdb knows today's names only).
+pub fn replay(root: &SysRoot, sel: Selector, lister: &dyn FileLister) -> Result<Replay> {
+    let mut r = Replay::default();
+    let r = &mut r;
+    let (db, conn, schema) = pick(root)?;
+    let t = load(&conn, schema, sel, db, &mut r.warnings)?;
+    let when = Stamp::from_unix(t.begin).map_or_else(|| t.begin.to_string(), |s| s.to_string());
+    let cmd = t.command.as_deref().unwrap_or("no command line");
+    r.described.push(format!(
+        "replaying dnf transaction {} of {when} ({cmd}) from {db}: {} package(s)",
+        t.id,
+        t.items.len()
+    ));
+    let inbound: Vec<&Item> = t.items.iter().filter(|i| i.direction == Direction::In).collect();
+    // Packages that left and did not come back in another version.
+    for out in t.items.iter().filter(|i| i.direction == Direction::Out) {
+        if !inbound.iter().any(|i| i.name == out.name && i.arch == out.arch) {
+            r.unknown.push(crate::managers::rpm::nevra(
+                &out.name,
+                &out.version,
+                &out.release,
+                &out.arch,
+            ));
+        }
+    }
+    let nevras: Vec<String> = inbound
+        .iter()
+        .map(|i| crate::managers::rpm::nevra(&i.name, &i.version, &i.release, &i.arch))
+        .collect();
+    if nevras.is_empty() {
+        return Ok(std::mem::take(r));
+    }
+    let listing = lister.list(root, &nevras)?;
+    listing
+        .files
+        .iter()
+        .filter(|f| !root.is_dir(f))
+        .for_each(|f| r.set.insert(f));
+    r.unknown.extend(listing.not_installed);
+    r.warnings
+        .extend(listing.unexpected.iter().map(|l| format!("rpm -ql: {l}")));
+    r.set = std::mem::take(&mut r.set).with_soname_stems();
+    Ok(std::mem::take(r))
 }
 
 #[cfg(test)]

@@ -3,17 +3,16 @@
 //!
 //! One apt command can run dpkg several times, and unattended-upgrades
 //! runs it once per package group, so this hook must not act by itself.
-//! It only starts the transient unit [`FINISH_UNIT`]; systemd makes that a
+//! It only starts the transient unit [`super::FINISH_UNIT`]; systemd makes that a
 //! no-op while the unit is queued or running, and the unit waits until
 //! the package manager is done. Many dpkg runs, one restart.
 
-use super::{record, FINISH_UNIT};
+use super::finish::APT;
+use super::record;
 use crate::system::sysroot::SysRoot;
 use crate::systemd::ServiceManager;
 use crate::transaction::{host, spool};
 use anyhow::Result;
-
-const DESCRIPTION: &str = "Restart services left stale by an apt transaction";
 
 /// What the hook should do, decided from the environment and the record.
 #[derive(Debug, PartialEq, Eq)]
@@ -58,22 +57,16 @@ pub fn run(root: &SysRoot, verbose: u8) -> Result<()> {
     Ok(())
 }
 
-/// Starts (or leaves running) the finish unit.
+/// Starts (or leaves running) the finish unit, as every manager's hook
+/// does ([`crate::transaction::launch::launch`]).
 pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
-    let argv = finish_argv(root, verbose)?;
-    crate::transaction::launch::start(mgr, &root.path(record::DIR), FINISH_UNIT, &argv, DESCRIPTION)?;
-    log::info!("{FINISH_UNIT} acts once the package manager is done (see journalctl -u {FINISH_UNIT})");
-    Ok(())
-}
-
-/// `<this binary> apt-hook finish`, with our root and verbosity.
-pub fn finish_argv(root: &SysRoot, verbose: u8) -> Result<Vec<String>> {
-    crate::transaction::launch::self_argv(root, verbose, &["apt-hook", "finish"])
+    crate::transaction::launch::launch(mgr, root, &APT, verbose)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::managers::apt::FINISH_UNIT;
     use crate::systemd::fake::Fake;
 
     fn systemd_root() -> (tempfile::TempDir, SysRoot) {

@@ -2,6 +2,8 @@
 //! [`Mode`]. Every entry point ends here: the command line, the hooks' finish
 //! step, replay and clr-service-restart.
 
+pub mod packages;
+
 use crate::core::changed::ChangedSet;
 use crate::core::model::UnitResult;
 use crate::core::plan::{self, Plan};
@@ -24,6 +26,7 @@ use std::time::{Instant, SystemTime};
 const OUTPUT_BUFFER: usize = 64 * 1024;
 
 pub use crate::core::steps::{Marks, Mode};
+pub use packages::Packages;
 
 /// Everything a scan-plan-act run needs besides the root and mode. Hooks
 /// build this directly with the changed set they derived.
@@ -66,10 +69,14 @@ pub struct Options {
     /// upgrade's security fix is behind restart now, the others are
     /// marked for later (docs/cves.md).
     pub security_only: bool,
-    /// Where `status`, which has no transaction, finds the versions stale
-    /// processes started against: the host's package history (dpkg.log on
-    /// Debian; docs/cves.md), set by the command line.
-    pub history: Option<fn(&SysRoot) -> Option<crate::core::fixes::Upgrades>>,
+    /// The package database that owns the host's files and knows their
+    /// changelogs, handed in by the command line or the finish; `None`
+    /// reads none (no fixes annotated, no owners of a reboot's files).
+    pub packages: Option<&'static dyn Packages>,
+    /// Whether `status`, which has no transaction, may ask `packages` for
+    /// the versions stale processes started against (its package history;
+    /// docs/cves.md).
+    pub history: bool,
 }
 
 /// Scans and plans; the inputs every mode shares.
@@ -111,10 +118,20 @@ pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planne
 
 /// The fixes of each stale unit: a changelog read per upgraded package
 /// a unit still runs (docs/cves.md).
-fn annotate(root: &SysRoot, plan: &Plan, ups: &crate::core::fixes::Upgrades) -> crate::core::fixes::ByUnit {
-    let fixes = crate::pkgdb::changelog::annotate(root, plan, ups);
+fn annotate(
+    root: &SysRoot,
+    db: Option<&dyn Packages>,
+    plan: &Plan,
+    ups: &crate::core::fixes::Upgrades,
+) -> Option<crate::core::fixes::ByUnit> {
+    use crate::core::fixes::{self, Family};
+    let fixes = match (ups.family, db) {
+        (Family::Unsupported(why), _) => fixes::unknown_for(plan, &ups.packages, why),
+        (_, Some(db)) => db.annotate(root, plan, ups),
+        (_, None) => return None,
+    };
     log::debug!("fixes of {} unit(s) read from their packages' changelogs", fixes.len());
-    fixes
+    Some(fixes)
 }
 
 /// Scan problems are per process (or per unreadable cgroup, which come
@@ -153,7 +170,7 @@ pub fn execute(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resul
         publish_textfile(root, args, mode, &done, started);
     }
     if let (Ok(d), true) = (&done, args.hook) {
-        flag_reboot(root, d);
+        flag_reboot(root, args, d);
     }
     done.map(|d| d.outcome)
 }
@@ -190,15 +207,15 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     let todo = steps::steps(mode, &ask, &found);
     // Without a transaction, the host's package history stands in, and
     // only when something runs stale code it could be behind.
-    let from_history = match (&args.upgrades, args.history) {
-        (None, Some(history)) if found.stale => history(root),
+    let from_history = match (&args.upgrades, args.packages) {
+        (None, Some(db)) if args.history && found.stale => db.recent_upgrades(root),
         _ => None,
     };
     let fixes = args
         .upgrades
         .as_ref()
         .or(from_history.as_ref())
-        .map(|u| annotate(root, &p.plan, u));
+        .and_then(|u| annotate(root, args.packages, &p.plan, u));
     // Only `status` shows the marks: a restart run's results say them.
     let marked = todo
         .read_marks
@@ -370,7 +387,7 @@ fn permission_denied(e: &anyhow::Error) -> bool {
 /// `/run/reboot-required`, and the packages behind it in
 /// `/run/reboot-required.pkgs` (dpkg's owners of the new kernel image and
 /// of the stale files no restart replaces). Never fails the hook.
-fn flag_reboot(root: &SysRoot, d: &Done) {
+fn flag_reboot(root: &SysRoot, opts: &Options, d: &Done) {
     if !d.reboot.needed {
         return;
     }
@@ -392,7 +409,9 @@ fn flag_reboot(root: &SysRoot, d: &Done) {
     paths.extend(stale.flat_map(|p| &p.files).map(|f| f.path.to_string()));
     paths.sort();
     paths.dedup();
-    let packages = crate::pkgdb::dpkg::owners(root, &paths);
+    let packages = opts
+        .packages
+        .map_or_else(Default::default, |db| db.owners(root, &paths));
     match crate::system::textfile::flag_reboot(root, &packages) {
         Ok(()) => log::info!(
             "a reboot is needed: flagged in {}",

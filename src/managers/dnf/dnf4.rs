@@ -20,7 +20,6 @@
 //! used. A file in another format or version is refused as a whole.
 
 use crate::system::sysroot::SysRoot;
-use crate::transaction::family::Family;
 use crate::transaction::launch;
 use crate::transaction::process;
 use crate::transaction::record::{parse_fact, Block, Fact, Source};
@@ -106,7 +105,7 @@ pub fn run(root: &SysRoot, file: &Path, verbose: u8) -> Result<()> {
         log::error!("{e}");
     }
     let b = block(root, h);
-    launch::commit(root, Family::Dnf, &b, verbose)
+    launch::commit(root, &super::Dnf, &b, verbose)
 }
 
 #[cfg(test)]

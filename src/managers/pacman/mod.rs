@@ -13,7 +13,7 @@
 use crate::exit::Outcome;
 use crate::system::sysroot::SysRoot;
 use crate::transaction::record::{Block, Fact, Source};
-use crate::transaction::{self, family::Family, launch, process};
+use crate::transaction::{self, launch, process};
 use anyhow::Result;
 
 /// Far more than the paths of any real transaction.
@@ -78,7 +78,7 @@ pub fn record_targets(root: &SysRoot, verbose: u8) -> Outcome {
 /// `pacman-hook finish`, the command of `restart-stale-pacman.service`.
 pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
     transaction::finish::unit_step("pacman-hook finish", || {
-        transaction::finish::run(root, &Family::Pacman, verbose)
+        transaction::finish::run(root, &Pacman, verbose)
     })
 }
 
@@ -106,7 +106,30 @@ fn record(root: &SysRoot, verbose: u8) -> Result<()> {
     let manager = process::parent(root)
         .map_err(|e| log::debug!("not waiting for pacman: {e:#}"))
         .ok();
-    launch::commit(root, Family::Pacman, &block(t, manager), verbose)
+    launch::commit(root, &Pacman, &block(t, manager), verbose)
+}
+
+/// pacman's side of the transaction layer: its id names the spool, unit
+/// and subcommand; the record's facts are the changed set.
+pub struct Pacman;
+
+impl crate::transaction::Manager for Pacman {
+    fn id(&self) -> &'static str {
+        "pacman"
+    }
+
+    fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
+        None
+    }
+
+    /// pacman's packages carry no changelog we read: each stale unit's
+    /// fixes are unknown, and said so.
+    fn upgrades(&self, _rec: &crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades> {
+        Some(crate::core::fixes::Upgrades {
+            family: crate::core::fixes::Family::Unsupported("pacman packages carry no changelog"),
+            packages: vec![crate::core::fixes::Upgrade::default()],
+        })
+    }
 }
 
 #[cfg(test)]

@@ -6,8 +6,11 @@
 //! we look for the qualified name first.
 
 use crate::core::changed::ChangedSet;
+use crate::replay::package::PackageChange;
+use crate::replay::Replay;
 use crate::system::sysroot::SysRoot;
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 pub const INFO_DIR: &str = "/var/lib/dpkg/info";
@@ -119,6 +122,27 @@ pub fn owners(root: &SysRoot, paths: &[String]) -> std::collections::BTreeSet<St
         }
     }
     found
+}
+
+/// The current files of the Debian packages in `changes`, each once.
+pub fn replay_files<'a>(root: &SysRoot, changes: impl Iterator<Item = &'a PackageChange>, r: &mut Replay) {
+    let changes: Vec<&PackageChange> = changes.collect();
+    let mut ups = crate::core::fixes::Upgrades::default();
+    for p in &changes {
+        ups.add(&p.name, p.arch.as_deref(), p.old.as_deref(), p.new.as_deref());
+    }
+    r.upgrades = Some(ups);
+    let packages: BTreeSet<(String, Vec<String>)> = changes
+        .iter()
+        .map(|p| (p.name.clone(), p.arch.iter().cloned().collect()))
+        .collect();
+    let packages: Vec<_> = packages.into_iter().collect();
+    let d = derive(root, &packages, &[]);
+    r.set = d.set;
+    // A package without an arch (pre-multiarch dpkg.log) is listed as `name:`.
+    r.unknown
+        .extend(d.without_list.iter().map(|p| p.trim_end_matches(':').to_string()));
+    r.warnings.extend(d.problems);
 }
 
 #[cfg(test)]

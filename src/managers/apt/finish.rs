@@ -7,13 +7,15 @@
 //! that arrive while it works are taken in a further round, so a second
 //! transaction right behind the first is not left waiting.
 
+use super::dpkg;
 use super::record::{self, Record};
-use super::{AUTO_RESTART_KEY, FINISH_UNIT, FRONTEND_LOCK};
+use super::{Dpkg, AUTO_RESTART_KEY, FINISH_UNIT, FRONTEND_LOCK};
 use crate::exit::Outcome;
-use crate::pkgdb::dpkg;
+use crate::run::Packages;
 use crate::system::sysroot::SysRoot;
-use crate::transaction::finish::{self, Adapter, Prepared};
+use crate::transaction::finish;
 use crate::transaction::wait::{self, Wait};
+use crate::transaction::{Manager, Prepared};
 use anyhow::Result;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -35,21 +37,20 @@ pub struct Apt {
     pub wait: Wait,
 }
 
-impl Adapter for Apt {
-    fn name(&self) -> &'static str {
+/// apt as the hooks and the manual run start its finish.
+pub static APT: Apt = Apt { wait: Wait::LOCK };
+
+impl Manager for Apt {
+    fn id(&self) -> &'static str {
         "apt"
     }
 
-    fn dir(&self) -> &'static str {
-        record::DIR
+    fn a_transaction(&self) -> String {
+        "an apt transaction".to_string()
     }
 
-    fn unit(&self) -> &'static str {
-        FINISH_UNIT
-    }
-
-    fn subcommand(&self) -> &'static str {
-        "apt-hook"
+    fn packages(&self) -> Option<&'static dyn Packages> {
+        Some(&Dpkg)
     }
 
     fn summary(&self, files: &[PathBuf]) -> String {
@@ -181,8 +182,8 @@ pub fn summary(rec: &Record) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::apt::protocol::parse_action;
-    use crate::apt::record::Block;
+    use crate::managers::apt::protocol::parse_action;
+    use crate::managers::apt::record::Block;
 
     fn rec() -> Record {
         let mut a = Block::new(1, 10);

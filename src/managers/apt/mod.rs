@@ -13,15 +13,46 @@
 //! The first two run inside apt: they never fail, never prompt and never
 //! wait long. Errors are logged and the exit status is 0.
 
+pub mod changelog;
+pub mod dpkg;
+pub mod dpkg_log;
 pub mod finish;
+pub mod history;
 pub mod post_invoke;
 pub mod pre_install;
 pub mod protocol;
 pub mod record;
 
+use crate::core::fixes::{ByUnit, Upgrades};
+use crate::core::plan::Plan;
 use crate::exit::Outcome;
+use crate::run::Packages;
 use crate::system::sysroot::SysRoot;
 use crate::transaction;
+use std::collections::BTreeSet;
+
+/// Debian's package database, as a run asks it: dpkg's file lists own a
+/// reboot's files, the installed changelogs name the fixes, and dpkg.log
+/// says what `status` runs against.
+pub struct Dpkg;
+
+impl Packages for Dpkg {
+    fn name(&self) -> &'static str {
+        "dpkg"
+    }
+
+    fn owners(&self, root: &SysRoot, paths: &[String]) -> BTreeSet<String> {
+        dpkg::owners(root, paths)
+    }
+
+    fn annotate(&self, root: &SysRoot, plan: &Plan, ups: &Upgrades) -> ByUnit {
+        changelog::annotate(root, plan, ups)
+    }
+
+    fn recent_upgrades(&self, root: &SysRoot) -> Option<Upgrades> {
+        dpkg_log::status_upgrades(root)
+    }
+}
 
 /// The transient unit that runs `apt-hook finish`.
 pub const FINISH_UNIT: &str = "restart-stale-apt.service";

@@ -5,6 +5,8 @@
 //! package manager's history database, each checked to be a plain NEVRA
 //! (no option-like or blank names), and without a shell.
 
+pub mod changelog;
+
 use crate::system::sysroot::SysRoot;
 use anyhow::{anyhow, bail, Context, Result};
 use std::io::Read;
@@ -385,13 +387,13 @@ pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
 
 /// [`lister`] in the rpmdb at `dbpath` under the root, for a package
 /// manager that chose its database itself (libzypp, see
-/// [`crate::zypper`]); `None` is rpm's own `%_dbpath`.
+/// [`crate::managers::zypper`]); `None` is rpm's own `%_dbpath`.
 pub fn lister_in(root: &SysRoot, dbpath: Option<PathBuf>) -> Box<dyn FileLister> {
     lister_within(root, dbpath, RPM_LIMIT)
 }
 
 /// [`lister_in`] with a time limit of its own, for a hook whose whole run
-/// has a shorter bound than [`RPM_LIMIT`] (dnf5's, see `crate::dnf::dnf5`).
+/// has a shorter bound than [`RPM_LIMIT`] (dnf5's, see `crate::managers::dnf::dnf5`).
 pub fn lister_within(root: &SysRoot, dbpath: Option<PathBuf>, limit: Duration) -> Box<dyn FileLister> {
     match std::env::var_os(RPM_ENV) {
         Some(p) if !root.is_host() => {
@@ -473,9 +475,46 @@ pub fn query_form(nevra: &str) -> String {
     format!("{name}-{v}-{release}.{arch}")
 }
 
+/// Where rpm keeps its database: the Fedora 36+ location, then the
+/// classic one (a link to the first on newer systems).
+const RPMDB_DIRS: [&str; 2] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm"];
+
+/// True when the root holds an rpm database.
+pub fn has_rpmdb(root: &SysRoot) -> bool {
+    RPMDB_DIRS.iter().any(|d| root.is_dir(d))
+}
+
+/// The rpm database, as a run asks it: the changelogs in the rpmdb name
+/// the fixes ([`changelog`]). rpm systems keep no reboot-required list.
+pub struct Rpmdb;
+
+impl crate::run::Packages for Rpmdb {
+    fn name(&self) -> &'static str {
+        "rpmdb"
+    }
+
+    fn annotate(
+        &self,
+        root: &SysRoot,
+        plan: &crate::core::plan::Plan,
+        ups: &crate::core::fixes::Upgrades,
+    ) -> crate::core::fixes::ByUnit {
+        changelog::annotate(plan, ups, &*lister(root), root)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_hook_ends_within_30_seconds() {
+        use crate::transaction::{launch::HOOK_DBUS_TIMEOUT, HOOK_LIMIT};
+        // rpm, then D-Bus calls, all inside the watchdog's limit, which
+        // leaves time to exit before apt's 30 s.
+        assert!(RPM_LIMIT + HOOK_DBUS_TIMEOUT < HOOK_LIMIT);
+        assert!(HOOK_LIMIT + Duration::from_secs(5) <= Duration::from_secs(30));
+    }
 
     #[test]
     fn parses_rpm_ql_output() {

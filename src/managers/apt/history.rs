@@ -15,8 +15,10 @@
 //! `Disappeared`, `Error`, `Comment`. Blocks are appended in time order,
 //! so a file's order is the order of the transactions.
 
-use super::package::{split_deb_package, valid_deb_version, Change, PackageChange};
-use super::stamp::Stamp;
+use crate::replay::package::{split_deb_package, valid_deb_version, Change, PackageChange};
+use crate::replay::stamp::Stamp;
+use crate::replay::{read_back, Replay};
+use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Result};
 
 /// The live log; rotations add `.N.gz`.
@@ -274,6 +276,35 @@ pub fn select(all: &[Transaction], since: Option<Stamp>, nth: Option<usize>) -> 
         );
     }
     Ok(vec![pool[pool.len() - nth]])
+}
+
+/// `replay --apt-history`: the `nth` newest apt run (default: the last),
+/// among those since `since`; with `since` alone, all of them. Package
+/// databases know today's file names only, so a library whose name
+/// carries its version is matched by its soname stem too.
+pub fn replay(root: &SysRoot, nth: Option<usize>, since: Option<Stamp>) -> Result<Replay> {
+    let mut r = Replay::default();
+    let r = &mut r;
+    let all = read_back(root, HISTORY_LOG, &mut r.warnings, parse, |ts| match since {
+        Some(since) => ts.iter().find_map(|t| t.start).is_some_and(|s| s < since),
+        None => ts.len() >= nth.unwrap_or(1),
+    })?;
+    let chosen = select(&all, since, nth)?;
+    if let (true, Some(since)) = (chosen.is_empty(), since) {
+        r.described.push(format!("no apt transaction since {since}"));
+    }
+    for t in &chosen {
+        let when = t.start.map_or_else(|| "an unknown time".to_string(), |s| s.to_string());
+        let cmd = t.commandline.as_deref().unwrap_or("no command line");
+        r.described.push(format!(
+            "replaying the apt transaction of {when} ({cmd}) at {}: {} package(s)",
+            t.origin,
+            t.packages.len()
+        ));
+    }
+    super::dpkg::replay_files(root, chosen.iter().flat_map(|t| &t.packages), r);
+    r.set = std::mem::take(&mut r.set).with_soname_stems();
+    Ok(std::mem::take(r))
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 use super::protocol::{self, HookInput, Step};
 use super::record::{self, Block};
 use super::{AUTO_RESTART_KEY, REEXEC_KEY};
-use crate::pkgdb::dpkg;
+use crate::managers::apt::dpkg;
 use crate::system::sysroot::SysRoot;
 use crate::transaction::{host, spool};
 use anyhow::{Context, Result};

@@ -8,7 +8,7 @@
 //! installed version B (`VERSION_ID` in `/usr/lib/os-release`):
 //!
 //! - every entry of B's manifests with `last_change > A` changed (deleted
-//!   files stay listed, flagged `d`); [`crate::pkgdb::swupd::derive`];
+//!   files stay listed, flagged `d`); [`crate::managers::swupd::manifests::derive`];
 //! - every path of A's manifests that B's no longer list at all was
 //!   removed with its bundle.
 //!
@@ -16,13 +16,16 @@
 //! `repair`, a downgrade), or without B's manifests, every stale mapping
 //! counts, as in clr-service-restart.
 
+pub mod manifests;
+
 use crate::core::changed::ChangedSet;
 use crate::exit::Outcome;
-use crate::pkgdb::swupd::{self as manifests, Entry};
+use crate::replay::Replay;
 use crate::run::{self, Mode, Options};
 use crate::system::safe_write;
 use crate::system::sysroot::SysRoot;
 use anyhow::{bail, Context, Result};
+use manifests::Entry;
 use std::collections::BTreeSet;
 use std::io::ErrorKind;
 use std::os::unix::fs::DirBuilderExt;
@@ -199,6 +202,20 @@ pub fn after_update(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Re
     } else {
         code
     })
+}
+
+/// `replay --swupd-from`: the files of every manifest between `from` and
+/// the installed version.
+pub fn replay(root: &SysRoot, from: u32) -> Result<Replay> {
+    let mut r = Replay::default();
+    let u = manifests::derive(root, from, &mut r.warnings)?;
+    r.described.push(format!(
+        "replaying the swupd update from {from} to {}: {} manifest(s)",
+        u.current,
+        u.manifests.len()
+    ));
+    u.paths.iter().for_each(|p| r.set.insert(p));
+    Ok(r)
 }
 
 #[cfg(test)]

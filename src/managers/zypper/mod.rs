@@ -32,9 +32,8 @@
 pub mod frame;
 
 use crate::exit::Outcome;
-use crate::pkgdb::rpm::{self, FileLister};
+use crate::managers::rpm::{self, FileLister};
 use crate::system::sysroot::SysRoot;
-use crate::transaction::family::Family;
 use crate::transaction::process;
 use crate::transaction::record::{Block, Direction, Fact, Source};
 use crate::transaction::{self, launch};
@@ -347,7 +346,7 @@ fn commit_begin_frame(
         return (commit, None);
     }
     let block = early_block(&s, &commit, manager(root));
-    let held = launch::hold(root, Family::Zypper, &block)
+    let held = launch::hold(root, &Zypper, &block)
         .map_err(|e| log::error!("zypper-hook: {e:#}"))
         .ok();
     (commit, held)
@@ -373,7 +372,7 @@ fn commit_end_frame(
     }
     if block.packages().next().is_none() {
         log::debug!("zypper's commit changed no package: nothing to record");
-    } else if let Err(e) = launch::record(root, Family::Zypper, &block) {
+    } else if let Err(e) = launch::record(root, &Zypper, &block) {
         // The held block stays for the next finish: better than nothing.
         log::error!("zypper-hook: {e:#}");
         if let Some(h) = held {
@@ -388,7 +387,7 @@ fn commit_end_frame(
         }
     }
     if block.packages().next().is_some() {
-        if let Err(e) = launch::start_finish(root, Family::Zypper, verbose) {
+        if let Err(e) = launch::start_finish(root, &Zypper, verbose) {
             log::error!("zypper-hook: {e:#}");
         }
     }
@@ -421,14 +420,33 @@ pub fn plugin(root: &SysRoot, verbose: u8) -> Outcome {
 /// `zypper-hook finish`, the command of `restart-stale-zypper.service`.
 pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
     transaction::finish::unit_step("zypper-hook finish", || {
-        transaction::finish::run(root, &Family::Zypper, verbose)
+        transaction::finish::run(root, &Zypper, verbose)
     })
+}
+
+/// zypper's side of the transaction layer: its id names the spool, unit
+/// and subcommand; the record's facts are the changed set.
+pub struct Zypper;
+
+impl crate::transaction::Manager for Zypper {
+    fn id(&self) -> &'static str {
+        "zypper"
+    }
+
+    fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
+        Some(&crate::managers::rpm::Rpmdb)
+    }
+
+    fn split_package(&self, package: &str) -> Option<(String, String)> {
+        let (name, evr, arch) = crate::managers::rpm::split_nevra(package)?;
+        Some((format!("{name}.{arch}"), evr))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pkgdb::rpm::Listing;
+    use crate::managers::rpm::Listing;
     use std::cell::RefCell;
 
     /// Answers from a table of installed packages, as `rpm -ql` would
@@ -526,7 +544,7 @@ mod tests {
             problems: vec![],
         };
         assert_eq!(
-            crate::transaction::family::summary(&rec),
+            crate::transaction::recorded::summary(&Zypper, &rec),
             "zypper transaction: gone.noarch 1:1-1 → (removed), libdemo1.x86_64 1.0-1 → 2.0-1"
         );
     }
@@ -567,7 +585,7 @@ mod tests {
     /// for `zypper update` of two packages, byte for byte (captured by
     /// ci/e2e/tests/94-zypper.sh): no `content-length`, each body a
     /// NUL-ended JSON object over several lines.
-    const LIBZYPP_17_25: &[u8] = include_bytes!("../../tests/zypper/libzypp-17.25.7-update.frames");
+    const LIBZYPP_17_25: &[u8] = include_bytes!("../../../tests/zypper/libzypp-17.25.7-update.frames");
 
     #[test]
     fn reads_what_libzypp_17_25_sends() {

@@ -11,11 +11,13 @@
 //! so any `<…>` counts as absent. `status`, `configure`, `trigproc`,
 //! `conffile` and `startup` lines change no files and are passed over.
 
-use super::logfiles;
-use super::package::{split_deb_package, valid_deb_version, Change, PackageChange};
-use super::stamp::Stamp;
 use crate::core::fixes::Upgrades;
+use crate::replay::logfiles;
+use crate::replay::package::{split_deb_package, valid_deb_version, Change, PackageChange};
+use crate::replay::stamp::Stamp;
+use crate::replay::{read_back, Replay};
 use crate::system::sysroot::SysRoot;
+use anyhow::Result;
 use std::collections::BTreeMap;
 
 /// The live log; rotations add `.1`, `.2.gz`, …
@@ -141,6 +143,31 @@ pub fn newest_changes(events: &[Event]) -> Upgrades {
         ups.add(&p.name, p.arch.as_deref(), p.old.as_deref(), p.new.as_deref());
     }
     ups
+}
+
+/// `replay --since` alone: every dpkg install, upgrade and remove since
+/// the time (soname stems as in [`super::history::replay`]).
+pub fn replay(root: &SysRoot, since: Stamp) -> Result<Replay> {
+    let mut r = Replay::default();
+    let r = &mut r;
+    let all = read_back(root, DPKG_LOG, &mut r.warnings, parse, |es| {
+        es.first().is_some_and(|e| e.at < since)
+    })?;
+    let chosen = self::since(&all, since);
+    r.described.push(match (chosen.first(), chosen.last()) {
+        (Some(a), Some(b)) => format!(
+            "replaying {} dpkg action(s) since {since}: from {} at {} to {} at {}",
+            chosen.len(),
+            a.at,
+            a.origin,
+            b.at,
+            b.origin
+        ),
+        _ => format!("no dpkg action since {since}"),
+    });
+    super::dpkg::replay_files(root, chosen.iter().map(|e| &e.package), r);
+    r.set = std::mem::take(&mut r.set).with_soname_stems();
+    Ok(std::mem::take(r))
 }
 
 #[cfg(test)]

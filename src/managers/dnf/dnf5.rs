@@ -35,12 +35,12 @@
 //! the next one, since rpm may have changed files before it failed.
 
 use super::query_form;
-use crate::pkgdb::rpm::FileLister;
+use crate::managers::rpm::FileLister;
 use crate::system::sysroot::SysRoot;
-use crate::transaction::family::Family;
 use crate::transaction::launch;
 use crate::transaction::process::{self, Process};
 use crate::transaction::record::{parse_fact, valid_package, Block, Direction, Fact, Source};
+use crate::transaction::Manager;
 use anyhow::{bail, Context, Result};
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
@@ -67,11 +67,11 @@ pub const RPM_LIMIT: Duration = Duration::from_secs(6);
 
 /// The system's rpm with [`RPM_LIMIT`].
 pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
-    crate::pkgdb::rpm::lister_within(root, None, RPM_LIMIT)
+    crate::managers::rpm::lister_within(root, None, RPM_LIMIT)
 }
 
 fn packages_dir(root: &SysRoot, pid: u32) -> PathBuf {
-    root.path(Family::Dnf.dir())
+    root.path(super::Dnf.dir())
         .join(format!("{STAGING_PREFIX}{pid}{PACKAGES_SUFFIX}"))
 }
 
@@ -152,7 +152,7 @@ pub fn direction(action: &str) -> Result<Option<Direction>> {
 }
 
 fn staging(root: &SysRoot, pid: u32) -> PathBuf {
-    root.path(Family::Dnf.dir())
+    root.path(super::Dnf.dir())
         .join(format!("{STAGING_PREFIX}{pid}{STAGING_SUFFIX}"))
 }
 
@@ -306,21 +306,21 @@ pub fn post_transaction(root: &SysRoot, pid: u32, lister: &dyn FileLister, verbo
     let n = blocks.len();
     for (i, (block, path)) in blocks.into_iter().enumerate() {
         if i + 1 < n {
-            crate::transaction::spool::append(&root.path(Family::Dnf.dir()), &block.render())?;
+            crate::transaction::spool::append(&root.path(super::Dnf.dir()), &block.render())?;
         } else {
-            launch::record(root, Family::Dnf, &block)?;
+            launch::record(root, &super::Dnf, &block)?;
         }
         fs::remove_file(&path).with_context(|| format!("failed to remove {}", path.display()))?;
     }
     // Only now: if the unit cannot be started (D-Bus down), the records
     // wait for the next transaction, and the staging files must be gone,
     // or that transaction would record them a second time as orphans.
-    launch::start_finish(root, Family::Dnf, verbose)
+    launch::start_finish(root, &super::Dnf, verbose)
 }
 
 /// Staging files of other dnf processes that no longer run.
 fn orphans(root: &SysRoot, ours: u32) -> Result<Vec<(u32, PathBuf)>> {
-    let dir = root.path(Family::Dnf.dir());
+    let dir = root.path(super::Dnf.dir());
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
