@@ -28,31 +28,31 @@ use anyhow::{Context, Result};
 use std::fmt::{self, Write as _};
 use std::path::PathBuf;
 
-/// Which hook wrote a block.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
-    Apt,
-    Dnf4,
-    Dnf5,
-    Pacman,
-    Zypper,
-}
+/// Which hook wrote a block: its name, as the managers call their hooks
+/// (`apt`, `dnf4`, `dnf5`, …). This layer knows no list of them: a name
+/// is one lowercase word of at most [`MAX_SOURCE`] letters and digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source(String);
+
+/// The longest source name a record may carry.
+pub const MAX_SOURCE: usize = 16;
 
 impl Source {
-    pub fn name(self) -> &'static str {
-        match self {
-            Source::Apt => "apt",
-            Source::Dnf4 => "dnf4",
-            Source::Dnf5 => "dnf5",
-            Source::Pacman => "pacman",
-            Source::Zypper => "zypper",
-        }
+    /// The source a hook names itself by.
+    pub fn of(name: &'static str) -> Source {
+        Source(name.to_string())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.0
     }
 
     fn parse(s: &str) -> Option<Self> {
-        [Source::Apt, Source::Dnf4, Source::Dnf5, Source::Pacman, Source::Zypper]
-            .into_iter()
-            .find(|x| x.name() == s)
+        let word = !s.is_empty()
+            && s.len() <= MAX_SOURCE
+            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && s.as_bytes()[0].is_ascii_lowercase();
+        word.then(|| Source(s.to_string()))
     }
 }
 
@@ -141,7 +141,7 @@ pub fn parse_fact(line: &str) -> Result<Fact, String> {
     match word {
         "source" => Source::parse(rest)
             .map(Fact::Source)
-            .ok_or_else(|| "unknown source".into()),
+            .ok_or_else(|| "a source is one lowercase word".into()),
         "manager" => {
             let (pid, start) = rest.split_once(' ').ok_or("manager needs a pid and a start time")?;
             let pid = pid.parse().map_err(|_| "bad pid")?;
@@ -218,9 +218,9 @@ impl Block {
         out
     }
 
-    pub fn source(&self) -> Option<Source> {
+    pub fn source(&self) -> Option<&str> {
         self.facts.iter().find_map(|f| match f {
-            Fact::Source(s) => Some(*s),
+            Fact::Source(s) => Some(s.name()),
             _ => None,
         })
     }
@@ -353,7 +353,7 @@ mod tests {
             time: 1_763_776_212,
             pid: 4242,
             facts: vec![
-                Fact::Source(Source::Dnf5),
+                Fact::Source(Source::of("dnf5")),
                 Fact::Manager(Process {
                     pid: 4000,
                     start: 12345,
@@ -379,7 +379,7 @@ mod tests {
         expected.facts[2] = Fact::Command("dnf5 upgrade?-y".into());
         assert_eq!(rec.blocks, vec![expected]);
         let b = &rec.blocks[0];
-        assert_eq!(b.source(), Some(Source::Dnf5));
+        assert_eq!(b.source(), Some("dnf5"));
         assert_eq!(
             b.managers().collect::<Vec<_>>(),
             [Process {
@@ -405,7 +405,7 @@ mod tests {
     #[test]
     fn bad_lines_are_named_and_skipped() {
         let text = "file /x\nbegin 1 2\nfile relative\npackage sideways x\npackage in -rf\n\
-                    source yum\nauto-restart maybe\nmanager 1\nfrobnicate\nauto-restart off\nend\n";
+                    source Yum-4\nauto-restart maybe\nmanager 1\nfrobnicate\nauto-restart off\nend\n";
         let rec = Record::parse(text, "taken.1");
         assert_eq!(rec.blocks.len(), 1);
         assert!(!rec.blocks[0].auto_restart());

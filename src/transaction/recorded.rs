@@ -32,7 +32,7 @@ pub fn prepare<M: Manager + ?Sized>(m: &M, root: &SysRoot, files: &[PathBuf]) ->
         log::warn!("{p}");
     }
     for b in &rec.blocks {
-        let source = b.source().map_or("package manager", |s| s.name());
+        let source = b.source().unwrap_or("package manager");
         for e in b.errors() {
             log::warn!("from the {source} hook: {e}");
         }
@@ -121,7 +121,7 @@ pub fn summary<M: Manager + ?Sized>(m: &M, rec: &Record) -> String {
             Direction::In => e.1 = Some(evr),
         }
     }
-    let mut sources: Vec<&str> = rec.blocks.iter().filter_map(|b| b.source()).map(|s| s.name()).collect();
+    let mut sources: Vec<&str> = rec.blocks.iter().filter_map(|b| b.source()).collect();
     sources.dedup();
     let mut commands: Vec<&str> = rec.blocks.iter().filter_map(|b| b.command()).collect();
     commands.dedup();
@@ -174,7 +174,7 @@ mod tests {
     fn summary_pairs_versions_by_name_and_arch() {
         let rec = Record {
             blocks: vec![block(
-                Source::Dnf5,
+                Source::of("dnf5"),
                 vec![
                     Fact::Command("dnf5 upgrade".into()),
                     Fact::Package(Direction::In, "libdemo-0:2.0-1.x86_64".into()),
@@ -207,7 +207,7 @@ mod tests {
 libdemo.x86_64 1.0-1 → 2.0-1"
         );
         let pacman = Record {
-            blocks: vec![block(Source::Pacman, vec![Fact::File("/usr/bin/x".into())])],
+            blocks: vec![block(Source::of("pacman"), vec![Fact::File("/usr/bin/x".into())])],
             problems: vec![],
         };
         assert_eq!(summary(&Named("pacman"), &pacman), "pacman transaction");
@@ -219,7 +219,7 @@ libdemo.x86_64 1.0-1 → 2.0-1"
         std::fs::create_dir_all(root.path("/usr/lib64")).unwrap();
         let rec = Record {
             blocks: vec![block(
-                Source::Dnf4,
+                Source::of("dnf4"),
                 vec![
                     Fact::File("/usr/lib64".into()),
                     Fact::File("/usr/lib64/libdemo.so.1".into()),

@@ -51,7 +51,7 @@ impl Block {
 
     /// The block in the record format.
     pub fn to_facts(&self) -> facts::Block {
-        let mut f = vec![Fact::Source(Source::Apt)];
+        let mut f = vec![Fact::Source(Source::of("apt"))];
         f.extend(self.command.clone().map(Fact::Command));
         f.push(Fact::AutoRestart(self.auto_restart));
         // Only when off: records of the default stay as they were.
@@ -93,7 +93,7 @@ impl Block {
                 Fact::List(pkg, path) => out.lists.push((pkg.clone(), path.clone())),
                 Fact::Error(e) => out.errors.push(e.clone()),
                 Fact::Protect(u) => out.protect.push(u.clone()),
-                Fact::Source(Source::Apt) => {}
+                Fact::Source(s) if s.name() == "apt" => {}
                 other => problems.push(format!(
                     "the record of apt run {} (pid {}): not an apt fact: {other}",
                     b.time, b.pid

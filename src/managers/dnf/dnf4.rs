@@ -83,7 +83,7 @@ fn line(h: &mut Handover, raw: &[u8]) -> Result<(), String> {
 
 /// The record block for a hand-over.
 pub fn block(root: &SysRoot, h: Handover) -> Block {
-    let mut facts = vec![Fact::Source(Source::Dnf4)];
+    let mut facts = vec![Fact::Source(Source::of("dnf4"))];
     match h.pid.map(|pid| process::identify(root, pid)) {
         Some(Ok(p)) => facts.push(Fact::Manager(p)),
         Some(Err(e)) => log::debug!("not waiting for dnf: {e:#}"),

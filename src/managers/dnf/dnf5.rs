@@ -263,7 +263,7 @@ fn close(root: &SysRoot, path: &Path, manager: Option<Process>, lister: &dyn Fil
     let Some(facts) = read_staging(path)? else {
         return Ok(None);
     };
-    let mut all = vec![Fact::Source(Source::Dnf5)];
+    let mut all = vec![Fact::Source(Source::of("dnf5"))];
     all.extend(manager.map(Fact::Manager));
     all.extend(list(root, &facts, Direction::In, lister));
     all.extend(facts);

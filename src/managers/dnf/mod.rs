@@ -134,9 +134,9 @@ impl crate::transaction::Manager for Dnf {
 /// from the rpmdb's changelogs.
 fn upgrades(rec: &crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades> {
     use crate::core::fixes::{Family, Upgrades};
-    use crate::transaction::record::{Direction, Source};
+    use crate::transaction::record::Direction;
     use std::collections::BTreeMap;
-    let dnf = |b: &&crate::transaction::record::Block| matches!(b.source(), Some(Source::Dnf4 | Source::Dnf5));
+    let dnf = |b: &&crate::transaction::record::Block| matches!(b.source(), Some("dnf4" | "dnf5"));
     let mut changes: BTreeMap<(String, String), (Option<String>, Option<String>)> = BTreeMap::new();
     for (dir, nevra) in rec.blocks.iter().filter(dnf).flat_map(|b| b.packages()) {
         let Some((name, evr, arch)) = split_nevra(nevra) else {

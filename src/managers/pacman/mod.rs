@@ -84,7 +84,7 @@ pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
 
 /// The block for a parsed target list; `manager` is pacman.
 pub fn block(t: Targets, manager: Option<process::Process>) -> Block {
-    let mut facts = vec![Fact::Source(Source::Pacman)];
+    let mut facts = vec![Fact::Source(Source::of("pacman"))];
     facts.extend(manager.map(Fact::Manager));
     facts.extend(t.files.into_iter().map(Fact::File));
     facts.extend(t.errors.into_iter().map(Fact::Error));

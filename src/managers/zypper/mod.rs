@@ -184,7 +184,7 @@ pub fn commit_end(
     manager: Option<process::Process>,
     lister: &dyn FileLister,
 ) -> Block {
-    let mut facts = vec![Fact::Source(Source::Zypper)];
+    let mut facts = vec![Fact::Source(Source::of("zypper"))];
     facts.extend(manager.map(Fact::Manager));
     let done: Vec<&Step> = steps.iter().filter(|s| s.stage.as_deref() == Some("ok")).collect();
     let mut incoming = Vec::new();
@@ -234,7 +234,7 @@ pub fn commit_end(
 /// commit whose plugin is killed before `COMMITEND` leaves behind. Its
 /// packages are those planned, its files those listed before rpm ran.
 pub fn early_block(steps: &[Step], begun: &Commit, manager: Option<process::Process>) -> Block {
-    let mut facts = vec![Fact::Source(Source::Zypper)];
+    let mut facts = vec![Fact::Source(Source::of("zypper"))];
     facts.extend(manager.map(Fact::Manager));
     for s in steps {
         match s.kind.as_deref() {
@@ -538,7 +538,7 @@ mod tests {
                 "/usr/lib64/libdemo.so.1.1"
             ]
         );
-        assert_eq!(b.source(), Some(Source::Zypper));
+        assert_eq!(b.source(), Some("zypper"));
         let rec = crate::transaction::record::Record {
             blocks: vec![b],
             problems: vec![],
