@@ -10,11 +10,32 @@ use crate::run::{self, Marks, Mode, Options};
 use crate::system::policy;
 use crate::system::scan;
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
+use crate::transaction::launch::HOOK_DBUS_TIMEOUT;
 use anyhow::{bail, Result};
 
 /// Runs the command; the outcome becomes the exit status in main.
 pub fn run(cli: Cli) -> Result<Outcome> {
     let root = SysRoot::new(&cli.root);
+    // The run's one connection to systemd, opened when a step first needs
+    // it. Hooks, which a package manager waits for, and `status`, a
+    // report, bound each call shortly; a finish or a manual run waits as
+    // long as a busy PID 1 may take.
+    let hook_bus = Bus::with_timeout(HOOK_DBUS_TIMEOUT);
+    let bus = match &cli.command {
+        Some(Command::AptHook { hook: AptHook::Finish })
+        | Some(Command::DnfHook { step: DnfStep::Finish })
+        | Some(Command::PacmanHook {
+            step: Some(PacmanStep::Finish),
+        })
+        | Some(Command::ZypperHook {
+            step: Some(ZypperStep::Finish),
+        }) => Bus::default(),
+        Some(Command::AptHook { .. } | Command::DnfHook { .. } | Command::Dnf5Hook { .. })
+        | Some(Command::PacmanHook { .. } | Command::ZypperHook { .. }) => hook_bus,
+        Some(Command::Status { .. }) => Bus::with_timeout(crate::restart::mark::STATUS_TIMEOUT),
+        _ => Bus::default(),
+    };
     let links = |cmd, units: &[String]| -> Result<Outcome> {
         for line in policy::apply(&root, policy::ADMIN_DIR, cmd, units)? {
             println!("{line}");
@@ -28,31 +49,32 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::GenerateAssets { dir }) => super::assets::generate_assets(&dir).map(|_| Outcome::Done),
         Some(Command::AptHook { hook }) => Ok(match hook {
             AptHook::PreInstallPkgs => apt::pre_install_pkgs(&root),
-            AptHook::PostInvoke => apt::post_invoke(&root, cli.verbose),
-            AptHook::Finish => apt::finish(&root, cli.verbose),
+            AptHook::PostInvoke => apt::post_invoke(&bus, &root, cli.verbose),
+            AptHook::Finish => apt::finish(&bus, &root, cli.verbose),
         }),
         Some(Command::DnfHook { step }) => Ok(match step {
-            DnfStep::Transaction { file } => dnf::transaction(&root, &file, cli.verbose),
-            DnfStep::Finish => dnf::finish(&root, cli.verbose),
+            DnfStep::Transaction { file } => dnf::transaction(&bus, &root, &file, cli.verbose),
+            DnfStep::Finish => dnf::finish(&bus, &root, cli.verbose),
         }),
         Some(Command::Dnf5Hook { step }) => Ok(match step {
             Dnf5Step::Begin { args } => dnf::dnf5_begin(&root, &args),
             Dnf5Step::Package { args } => dnf::dnf5_package(&root, &args),
             Dnf5Step::PreTransaction { args } => dnf::dnf5_pre_transaction(&root, &args),
-            Dnf5Step::PostTransaction { args } => dnf::dnf5_post_transaction(&root, &args, cli.verbose),
+            Dnf5Step::PostTransaction { args } => dnf::dnf5_post_transaction(&bus, &root, &args, cli.verbose),
         }),
         Some(Command::PacmanHook { step }) => Ok(match step {
-            None => pacman::record_targets(&root, cli.verbose),
-            Some(PacmanStep::Finish) => pacman::finish(&root, cli.verbose),
+            None => pacman::record_targets(&bus, &root, cli.verbose),
+            Some(PacmanStep::Finish) => pacman::finish(&bus, &root, cli.verbose),
         }),
         Some(Command::ZypperHook { step }) => Ok(match step {
-            None => zypper::plugin(&root, cli.verbose),
-            Some(ZypperStep::Finish) => zypper::finish(&root, cli.verbose),
+            None => zypper::plugin(&bus, &root, cli.verbose),
+            Some(ZypperStep::Finish) => zypper::finish(&bus, &root, cli.verbose),
         }),
         Some(Command::Status { scan, batch }) => {
             let opts = Options {
                 batch,
                 history: true,
+                bus,
                 ..options(&root, &scan)?
             };
             run::execute(&root, &opts, Mode::Status, cli.verbose)
@@ -60,6 +82,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Some(Command::Replay(args)) => replay(&root, &args, cli.verbose),
         None => {
             let mut opts = options(&root, &cli.scan)?;
+            opts.bus = bus.clone();
             opts.restart = cli.act.restart.settings(&root);
             opts.security_only = cli.act.security_only;
             opts.marks = if cli.defer {
@@ -72,7 +95,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
             if cli.act.dry_run {
                 return run::execute(&root, &opts, Mode::DryRun, cli.verbose);
             }
-            super::pending::holding_lock(&root, cli.verbose, || {
+            super::pending::holding_lock(&bus, &root, cli.verbose, || {
                 run::execute(&root, &opts, Mode::Restart, cli.verbose)
             })
         }

@@ -9,20 +9,20 @@ use crate::exit::Outcome;
 use crate::managers;
 use crate::restart::lock;
 use crate::system::sysroot::SysRoot;
-use crate::systemd::ServiceManager;
+use crate::systemd::{Bus, ServiceManager};
 use crate::transaction::spool;
 use anyhow::Result;
 
 /// Runs `run` holding the restart lock, then starts the finish units of
 /// the records waiting, then lets go. Outside a host with systemd (a test
 /// root, a chroot) only `run` runs: it takes the lock itself if it must.
-pub fn holding_lock(root: &SysRoot, verbose: u8, run: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> {
+pub fn holding_lock(bus: &Bus, root: &SysRoot, verbose: u8, run: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> {
     if !root.is_host() || crate::systemd::running(root).is_err() {
         return run();
     }
     let held = lock::acquire(root, lock::WAIT)?;
     let outcome = run();
-    if let Err(e) = crate::systemd::dbus::Dbus::connect().and_then(|bus| start_waiting(&bus, root, verbose)) {
+    if let Err(e) = bus.get().and_then(|bus| start_waiting(bus, root, verbose)) {
         log::warn!("{e:#}; a recorded transaction waits for its finish's retry");
     }
     drop(held);
@@ -74,7 +74,7 @@ mod tests {
     fn a_test_root_only_runs() {
         let (_tmp, root) = SysRoot::scratch();
         let mut ran = false;
-        holding_lock(&root, 0, || {
+        holding_lock(&Bus::default(), &root, 0, || {
             ran = true;
             Ok(Outcome::Done)
         })

@@ -19,13 +19,13 @@ use crate::core::plan::{Action, Plan};
 use crate::exit::Outcome as Exit;
 use crate::system::cgroup::Layout;
 use crate::system::sysroot::SysRoot;
-use crate::systemd::{dbus::Dbus, Marking, ServiceManager, UnitQuery, NEEDS_RESTART};
+use crate::systemd::{dbus::Dbus, Bus, Marking, ServiceManager, UnitQuery, NEEDS_RESTART};
 use anyhow::Result;
 use std::time::Duration;
 
 /// How long `status` waits for one D-Bus answer while reading marks: a
-/// report must not hang on a stuck bus.
-const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
+/// report must not hang on a stuck bus (its [`Bus`]'s timeout).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn change(sign: char) -> Vec<String> {
     vec![format!("{sign}{NEEDS_RESTART}")]
@@ -33,7 +33,7 @@ fn change(sign: char) -> Vec<String> {
 
 /// Connects for a run that changes marks; `None` (logged) when there is
 /// no systemd to ask, as for a restart run.
-fn connect(root: &SysRoot, what: &str) -> Result<Option<(lock::Lock, Dbus)>> {
+fn connect<'b>(bus: &'b Bus, root: &SysRoot, what: &str) -> Result<Option<(lock::Lock, &'b Dbus)>> {
     if let Some(why) = unreachable(root) {
         log::warn!("not {what} anything: {why}");
         return Ok(None);
@@ -41,14 +41,14 @@ fn connect(root: &SysRoot, what: &str) -> Result<Option<(lock::Lock, Dbus)>> {
     // The lock keeps a window's `--marked` run from clearing marks while
     // a hook sets them, and the other way round.
     let lock = lock::acquire(root, lock::WAIT)?;
-    Ok(Some((lock, Dbus::connect()?)))
+    Ok(Some((lock, bus.get()?)))
 }
 
 /// Connects to systemd and runs [`defer`]. Without a reachable systemd
 /// nothing is marked and the restarts stay pending.
-pub fn run_deferred(root: &SysRoot, plan: &Plan) -> Result<Ran> {
-    match connect(root, "marking")? {
-        Some((_lock, bus)) => Ok(defer(&bus, root, plan)),
+pub fn run_deferred(bus: &Bus, root: &SysRoot, plan: &Plan) -> Result<Ran> {
+    match connect(bus, root, "marking")? {
+        Some((_lock, bus)) => Ok(defer(bus, root, plan)),
         None => Ok(Ran::exit_only(Exit::Pending)),
     }
 }
@@ -56,14 +56,15 @@ pub fn run_deferred(root: &SysRoot, plan: &Plan) -> Result<Ran> {
 /// Connects to systemd and runs [`canary_then_mark`] (`--canary N
 /// --defer`).
 pub fn run_canary(
+    bus: &Bus,
     root: &SysRoot,
     plan: &Plan,
     changed: Option<&ChangedSet>,
     layout: Option<Layout>,
     settings: &Settings,
 ) -> Result<Ran> {
-    match connect(root, "restarting")? {
-        Some((_lock, bus)) => canary_then_mark(&bus, root, plan, changed, layout, settings, &RealClock::default()),
+    match connect(bus, root, "restarting")? {
+        Some((_lock, bus)) => canary_then_mark(bus, root, plan, changed, layout, settings, &RealClock::default()),
         None => Ok(Ran::exit_only(Exit::Pending)),
     }
 }
@@ -102,9 +103,9 @@ pub fn canary_then_mark<M: ServiceManager + ?Sized>(
 }
 
 /// Connects to systemd and runs [`restart_marked`].
-pub fn run_marked(root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings) -> Result<Ran> {
-    match connect(root, "restarting")? {
-        Some((_lock, bus)) => restart_marked(&bus, root, plan, layout, settings),
+pub fn run_marked(bus: &Bus, root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings) -> Result<Ran> {
+    match connect(bus, root, "restarting")? {
+        Some((_lock, bus)) => restart_marked(bus, root, plan, layout, settings),
         None => Ok(Ran::exit_only(Exit::Pending)),
     }
 }
@@ -276,7 +277,7 @@ fn clear_mark<M: ServiceManager + ?Sized>(mgr: &M, unit: &str) -> bool {
 
 /// For `status`: the stale units that carry the mark, read over D-Bus
 /// (read-only). `None`, quietly, where there is no systemd to ask.
-pub fn read_marks(root: &SysRoot, plan: &Plan) -> Option<Vec<String>> {
+pub fn read_marks(bus: &Bus, root: &SysRoot, plan: &Plan) -> Option<Vec<String>> {
     if let Some(why) = unreachable(root) {
         log::debug!("markers not read: {why}");
         return None;
@@ -290,8 +291,8 @@ pub fn read_marks(root: &SysRoot, plan: &Plan) -> Option<Vec<String>> {
     if stale.is_empty() {
         return Some(Vec::new());
     }
-    match Dbus::connect_with_timeout(STATUS_TIMEOUT) {
-        Ok(bus) => Some(marked_units(&bus, stale)),
+    match bus.get() {
+        Ok(bus) => Some(marked_units(bus, stale)),
         Err(e) => {
             log::debug!("markers not read: {e:#}");
             None

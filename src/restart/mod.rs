@@ -25,7 +25,7 @@ use crate::exit::Outcome as Exit;
 use crate::system::cgroup::Layout;
 use crate::system::scan::Scanner;
 use crate::system::sysroot::SysRoot;
-use crate::systemd::{self, dbus::Dbus, ServiceManager, UnitInfo, UnitQuery};
+use crate::systemd::{self, Bus, ServiceManager, UnitInfo, UnitQuery};
 use anyhow::Result;
 use refine::{Decision, Skip};
 use std::collections::BTreeMap;
@@ -77,6 +77,7 @@ pub use tally::{DaemonReload, Ran, UnitResult};
 /// `changed` is the transaction's changed-file set, when there is one: a
 /// unit file among it makes systemd reload before the restarts.
 pub fn run(
+    bus: &Bus,
     root: &SysRoot,
     plan: &Plan,
     changed: Option<&ChangedSet>,
@@ -93,8 +94,8 @@ pub fn run(
         return Ok(Ran::exit_only(Exit::Pending));
     }
     if dry_run {
-        return match Dbus::connect() {
-            Ok(bus) => Ok(Ran::exit_only(preview(&bus, root, plan, settings))),
+        return match bus.get() {
+            Ok(bus) => Ok(Ran::exit_only(preview(bus, root, plan, settings))),
             Err(e) => {
                 log::warn!("{e:#}; live unit state not checked");
                 Ok(Ran::exit_only(Exit::Pending))
@@ -102,8 +103,7 @@ pub fn run(
         };
     }
     let _lock = lock::acquire(root, lock::WAIT)?;
-    let bus = Dbus::connect()?;
-    execute(&bus, root, plan, changed, layout, settings)
+    execute(bus.get()?, root, plan, changed, layout, settings)
 }
 
 /// Why systemd must not be asked about this root, if it must not: a test
@@ -758,7 +758,16 @@ mod tests {
         let (_d, root, _fake, plan) = world();
         std::fs::create_dir_all(root.path("/run/systemd/system")).unwrap();
         for dry_run in [true, false] {
-            let ran = run(&root, &plan, None, Some(Layout::Unified), &Settings::default(), dry_run).unwrap();
+            let ran = run(
+                &Bus::default(),
+                &root,
+                &plan,
+                None,
+                Some(Layout::Unified),
+                &Settings::default(),
+                dry_run,
+            )
+            .unwrap();
             assert_eq!(ran, Ran::exit_only(Exit::Pending));
         }
         assert!(!root.path(lock::LOCK_PATH).exists());

@@ -69,6 +69,9 @@ pub struct Options {
     /// upgrade's security fix is behind restart now, the others are
     /// marked for later (docs/cves.md).
     pub security_only: bool,
+    /// The run's connection to systemd, opened when first needed; the
+    /// command line chooses its timeout.
+    pub bus: crate::systemd::Bus,
     /// The package database that owns the host's files and knows their
     /// changelogs, handed in by the command line or the finish; `None`
     /// reads none (no fixes annotated, no owners of a reboot's files).
@@ -219,7 +222,7 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     // Only `status` shows the marks: a restart run's results say them.
     let marked = todo
         .read_marks
-        .then(|| restart::mark::read_marks(root, &p.plan))
+        .then(|| restart::mark::read_marks(&args.bus, root, &p.plan))
         .flatten();
     let mut ctx = report::Context {
         mode: args.marks.mode_name(mode),
@@ -252,15 +255,27 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
     let (changed, layout) = (args.changed.as_ref(), p.scan.layout);
     let ran = match todo.act {
         Act::Nothing => None,
-        Act::CanaryThenMark => Some(restart::mark::run_canary(root, &p.plan, changed, layout, &settings)),
-        Act::Defer => Some(restart::mark::run_deferred(root, &p.plan)),
-        Act::RestartMarked => Some(restart::mark::run_marked(root, &p.plan, layout, &settings)),
+        Act::CanaryThenMark => Some(restart::mark::run_canary(
+            &args.bus, root, &p.plan, changed, layout, &settings,
+        )),
+        Act::Defer => Some(restart::mark::run_deferred(&args.bus, root, &p.plan)),
+        Act::RestartMarked => Some(restart::mark::run_marked(&args.bus, root, &p.plan, layout, &settings)),
         Act::SecurityFirst { dry_run } => {
             let none = crate::core::fixes::ByUnit::new();
             let (now, later) = crate::core::fixes::security_split(&p.plan, fixes.as_ref().unwrap_or(&none));
-            Some(security_first(root, &now, &later, changed, layout, &settings, dry_run))
+            Some(security_first(
+                &args.bus,
+                root,
+                (&now, &later),
+                changed,
+                layout,
+                &settings,
+                dry_run,
+            ))
         }
-        Act::Restart { dry_run } => Some(restart::run(root, &p.plan, changed, layout, &settings, dry_run)),
+        Act::Restart { dry_run } => Some(restart::run(
+            &args.bus, root, &p.plan, changed, layout, &settings, dry_run,
+        )),
     };
     if todo.report == Report::JsonAfter {
         ctx.restarts = Some(match &ran {
@@ -290,9 +305,9 @@ fn execute_plan(root: &SysRoot, args: &Options, mode: Mode, verbose: u8) -> Resu
 /// `restart = security`: the security fixes' units restart now, the
 /// others are marked for the window; a dry run only says which.
 fn security_first(
+    bus: &crate::systemd::Bus,
     root: &SysRoot,
-    now: &Plan,
-    later: &Plan,
+    (now, later): (&Plan, &Plan),
     changed: Option<&ChangedSet>,
     layout: Option<crate::core::model::Layout>,
     settings: &restart::Settings,
@@ -305,9 +320,9 @@ fn security_first(
             if dry_run { "would be marked" } else { "marking it" }
         );
     }
-    let mut ran = restart::run(root, now, changed, layout, settings, dry_run)?;
+    let mut ran = restart::run(bus, root, now, changed, layout, settings, dry_run)?;
     if !dry_run && !later.units.is_empty() {
-        let marked = restart::mark::run_deferred(root, later)?;
+        let marked = restart::mark::run_deferred(bus, root, later)?;
         ran.exit = ran.exit.worst(marked.exit);
         ran.results.extend(marked.results);
     }

@@ -23,7 +23,7 @@ const MANAGER_IFACE: &str = "org.freedesktop.systemd1.Manager";
 
 /// How long one method call may take. Restart calls only queue a job and
 /// return at once; this guards against a hung systemd, not slow units.
-const METHOD_TIMEOUT: Duration = Duration::from_secs(60);
+pub const METHOD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How many `JobRemoved` signals zbus may buffer before our reader thread
 /// drains them; a restart can trigger jobs for many dependencies.
@@ -188,16 +188,12 @@ pub struct Dbus {
 }
 
 impl Dbus {
-    /// Connects to the system bus. systemd's private socket is not tried:
-    /// a peer-to-peer connection needs zbus's `p2p` feature, and every
-    /// systemd host we target runs a bus (dbus-daemon or dbus-broker).
-    pub fn connect() -> Result<Self> {
-        Self::connect_with_timeout(METHOD_TIMEOUT)
-    }
-
-    /// [`Dbus::connect`] with `timeout` for each method call instead of
-    /// [`METHOD_TIMEOUT`]: hooks, which a package manager waits for, use a
-    /// short one. zbus bounds only the calls; the connection handshake
+    /// Connects to the system bus, with `timeout` for each method call
+    /// ([`METHOD_TIMEOUT`] for a run; hooks, which a package manager waits
+    /// for, use a short one); only [`super::Bus`] calls this. systemd's
+    /// private socket is not tried: a peer-to-peer connection needs zbus's
+    /// `p2p` feature, and every systemd host we target runs a bus
+    /// (dbus-daemon or dbus-broker). zbus bounds only the calls; the connection handshake
     /// with a bus that accepts and never answers is bounded by the hook's
     /// watchdog (`crate::transaction::guard`).
     pub fn connect_with_timeout(timeout: Duration) -> Result<Self> {

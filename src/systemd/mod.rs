@@ -6,9 +6,12 @@
 //! adds everything that changes state. A dry run is handed a
 //! `&dyn UnitQuery`, so the compiler proves it cannot restart anything.
 
+pub mod bus;
 pub mod dbus;
 #[cfg(test)]
 pub mod fake;
+
+pub use bus::Bus;
 
 use crate::system::sysroot::SysRoot;
 use anyhow::Result;

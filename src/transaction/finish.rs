@@ -31,6 +31,7 @@ use crate::exit::Outcome;
 use crate::restart::lock;
 use crate::run::{self, Marks, Mode, Options};
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use anyhow::Result;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -44,20 +45,18 @@ pub struct Env<'a> {
     /// How long to wait for the restart lock.
     pub lock_wait: Duration,
     pub retry: &'a dyn Retry,
+    /// The run's connection to systemd, for its restarts.
+    pub bus: &'a Bus,
 }
 
-impl Default for Env<'_> {
-    fn default() -> Self {
-        Env {
-            lock_wait: retry::LOCK_WAIT,
-            retry: &retry::Dbus,
-        }
-    }
-}
-
-/// Runs the finish loop for `manager`.
-pub fn run(root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<Outcome> {
-    run_in(root, manager, verbose, &Env::default())
+/// Runs the finish loop for `manager`, on `bus`.
+pub fn run(root: &SysRoot, manager: &dyn Manager, bus: &Bus, verbose: u8) -> Result<Outcome> {
+    let env = Env {
+        lock_wait: retry::LOCK_WAIT,
+        retry: &retry::OnBus(bus),
+        bus,
+    };
+    run_in(root, manager, verbose, &env)
 }
 
 /// [`run`] with the lock wait and the retry of `env`.
@@ -135,7 +134,7 @@ fn rounds(root: &SysRoot, manager: &dyn Manager, dir: &Path, verbose: u8, env: &
             // Held until the records are removed: a manual run that takes
             // it next finds them gone, not half-done.
             Some(_held) => {
-                let o = act(root, manager, &files, verbose);
+                let o = act(root, manager, &files, verbose, env);
                 if o != Outcome::Error {
                     spool::remove(&files);
                 }
@@ -204,7 +203,7 @@ fn arm(root: &SysRoot, manager: &dyn Manager, verbose: u8, env: &Env, delay: Dur
 }
 
 /// Acts on one batch of taken records.
-fn act(root: &SysRoot, manager: &dyn Manager, files: &[PathBuf], verbose: u8) -> Outcome {
+fn act(root: &SysRoot, manager: &dyn Manager, files: &[PathBuf], verbose: u8, env: &Env) -> Outcome {
     let prepared = match manager.prepare(root, files) {
         Ok(Some(p)) => p,
         Ok(None) => return Outcome::Done,
@@ -228,6 +227,7 @@ fn act(root: &SysRoot, manager: &dyn Manager, files: &[PathBuf], verbose: u8) ->
         marks: if deferred { Marks::Set } else { Marks::Ignore },
         upgrades: prepared.upgrades,
         packages: manager.packages(),
+        bus: env.bus.clone(),
         security_only: host::security_only(root),
         restart: crate::restart::Settings {
             reexec: prepared.reexec,
@@ -313,10 +313,14 @@ mod tests {
         }
     }
 
+    /// A test root never opens it.
+    static BUS: std::sync::LazyLock<Bus> = std::sync::LazyLock::new(Bus::default);
+
     fn env(armed: &Armed, lock_wait: Duration) -> Env<'_> {
         Env {
             lock_wait,
             retry: armed,
+            bus: &BUS,
         }
     }
 
@@ -338,7 +342,7 @@ mod tests {
     fn an_empty_spool_means_nothing_to_do() {
         let (_tmp, root) = SysRoot::scratch();
         let p = probe(false);
-        assert_eq!(run(&root, &p, 0).unwrap(), Outcome::Done);
+        assert_eq!(run(&root, &p, &Bus::default(), 0).unwrap(), Outcome::Done);
         assert_eq!(p.prepared.get(), 0);
     }
 
@@ -348,7 +352,7 @@ mod tests {
         let p = probe(false);
         let dir = root.path(p.dir);
         spool::append(&dir, "begin 1 1\nend\n").unwrap();
-        assert_eq!(run(&root, &p, 0).unwrap(), Outcome::Done);
+        assert_eq!(run(&root, &p, &Bus::default(), 0).unwrap(), Outcome::Done);
         assert_eq!(p.prepared.get(), 1);
         assert!(!spool::any_waiting(&dir).unwrap());
     }
@@ -487,7 +491,7 @@ mod tests {
         }
         spool::append(&dir, "begin 1 1\nend\n").unwrap();
         let late = Late(Cell::new(0), dir.clone());
-        assert_eq!(run(&root, &late, 0).unwrap(), Outcome::Done);
+        assert_eq!(run(&root, &late, &Bus::default(), 0).unwrap(), Outcome::Done);
         assert_eq!(late.0.get(), 2);
         assert!(!spool::any_waiting(&dir).unwrap());
         assert!(closing(&dir).exists());

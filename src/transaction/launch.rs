@@ -7,7 +7,7 @@ use super::manager::Manager;
 use super::record::Block;
 use super::{host, spool};
 use crate::system::sysroot::SysRoot;
-use crate::systemd::ServiceManager;
+use crate::systemd::{Bus, ServiceManager};
 use anyhow::Context;
 use anyhow::Result;
 
@@ -38,9 +38,9 @@ pub fn caller_units(root: &SysRoot) -> Vec<String> {
 
 /// Records `block`, with the units of the package manager that called us,
 /// and starts the finish unit.
-pub fn commit(root: &SysRoot, manager: &dyn Manager, block: &Block, verbose: u8) -> Result<()> {
+pub fn commit(bus: &Bus, root: &SysRoot, manager: &dyn Manager, block: &Block, verbose: u8) -> Result<()> {
     record(root, manager, block)?;
-    start_finish(root, manager, verbose)
+    start_finish(bus, root, manager, verbose)
 }
 
 /// The first half of [`commit`]: `block` into the manager's spool, with
@@ -86,15 +86,14 @@ fn with_caller(root: &SysRoot, block: &Block) -> Block {
 }
 
 /// The second half of [`commit`]: starts the manager's finish unit over
-/// D-Bus (with the hooks' timeout), except in a test root.
-pub fn start_finish(root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
+/// `bus` (a hook's has [`HOOK_DBUS_TIMEOUT`]), except in a test root.
+pub fn start_finish(bus: &Bus, root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
     if !root.is_host() {
         // As in restart::run: a test root never reaches the bus.
         log::info!("{} not started: the root is not / (a test root)", manager.unit());
         return Ok(());
     }
-    let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(HOOK_DBUS_TIMEOUT)?;
-    launch(&mgr, root, manager, verbose)
+    launch(bus.get()?, root, manager, verbose)
 }
 
 /// Starts (or leaves running) `<id>-hook finish` as the manager's unit.

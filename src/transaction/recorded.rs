@@ -237,7 +237,7 @@ libdemo.x86_64 1.0-1 → 2.0-1"
     fn an_empty_record_directory_means_nothing_to_do() {
         let (_tmp, root) = SysRoot::scratch();
         assert_eq!(
-            super::super::finish::run(&root, &Named("dnf"), 0).unwrap(),
+            super::super::finish::run(&root, &Named("dnf"), &crate::systemd::Bus::default(), 0).unwrap(),
             crate::exit::Outcome::Done
         );
     }

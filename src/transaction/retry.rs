@@ -12,7 +12,7 @@
 
 use super::manager::Manager;
 use crate::system::sysroot::SysRoot;
-use crate::systemd::ServiceManager;
+use crate::systemd::{Bus, ServiceManager};
 use anyhow::Result;
 use std::time::Duration;
 
@@ -63,17 +63,16 @@ pub trait Retry {
     fn arm(&self, root: &SysRoot, manager: &dyn Manager, delay: Duration, verbose: u8) -> Result<()>;
 }
 
-/// The retry on the system bus; a test root never reaches it.
-pub struct Dbus;
+/// The retry on the run's bus; a test root never reaches it.
+pub struct OnBus<'a>(pub &'a Bus);
 
-impl Retry for Dbus {
+impl Retry for OnBus<'_> {
     fn arm(&self, root: &SysRoot, manager: &dyn Manager, delay: Duration, verbose: u8) -> Result<()> {
         if !root.is_host() {
             log::info!("no retry armed: the root is not / (a test root)");
             return Ok(());
         }
-        let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(super::launch::HOOK_DBUS_TIMEOUT)?;
-        arm(&mgr, root, manager, delay, verbose)
+        arm(self.0.get()?, root, manager, delay, verbose)
     }
 }
 

@@ -13,6 +13,7 @@ use super::{Dpkg, AUTO_RESTART_KEY, FINISH_UNIT, FRONTEND_LOCK};
 use crate::exit::Outcome;
 use crate::run::Packages;
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::transaction::finish;
 use crate::transaction::wait::{self, Wait};
 use crate::transaction::{Manager, Prepared};
@@ -23,12 +24,12 @@ use std::path::PathBuf;
 /// How many packages the summary line names before it abbreviates.
 const SHOWN_PACKAGES: usize = 20;
 
-pub fn run(root: &SysRoot, verbose: u8) -> Result<Outcome> {
-    run_with(root, verbose, Wait::default())
+pub fn run(bus: &Bus, root: &SysRoot, verbose: u8) -> Result<Outcome> {
+    run_with(bus, root, verbose, Wait::default())
 }
 
-pub fn run_with(root: &SysRoot, verbose: u8, wait: Wait) -> Result<Outcome> {
-    finish::run(root, &Apt { wait }, verbose)
+pub fn run_with(bus: &Bus, root: &SysRoot, verbose: u8, wait: Wait) -> Result<Outcome> {
+    finish::run(root, &Apt { wait }, bus, verbose)
 }
 
 /// apt's side of the finish loop: wait for the dpkg frontend lock to be

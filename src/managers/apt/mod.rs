@@ -28,6 +28,7 @@ use crate::core::plan::Plan;
 use crate::exit::Outcome;
 use crate::run::Packages;
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::transaction;
 use std::collections::BTreeSet;
 
@@ -77,12 +78,12 @@ pub fn pre_install_pkgs(root: &SysRoot) -> Outcome {
 
 /// `apt-hook post-invoke`: apt's `DPkg::Post-Invoke` hook; always
 /// [`Outcome::Done`].
-pub fn post_invoke(root: &SysRoot, verbose: u8) -> Outcome {
-    transaction::guard("apt-hook post-invoke", || post_invoke::run(root, verbose))
+pub fn post_invoke(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::guard("apt-hook post-invoke", || post_invoke::run(bus, root, verbose))
 }
 
 /// `apt-hook finish`, the command of [`FINISH_UNIT`]. It runs in its own
 /// unit, not in apt, so there a failure may show.
-pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
-    transaction::finish::unit_step("apt-hook finish", || finish::run(root, verbose))
+pub fn finish(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::finish::unit_step("apt-hook finish", || finish::run(bus, root, verbose))
 }

@@ -10,6 +10,7 @@
 use super::finish::APT;
 use super::record;
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::systemd::ServiceManager;
 use crate::transaction::{host, spool};
 use anyhow::Result;
@@ -43,16 +44,12 @@ pub fn decide(root: &SysRoot) -> Result<Decision> {
     Ok(Decision::Launch)
 }
 
-pub fn run(root: &SysRoot, verbose: u8) -> Result<()> {
+pub fn run(bus: &Bus, root: &SysRoot, verbose: u8) -> Result<()> {
     match decide(root)? {
         Decision::Skip(level, why) => log::log!(level, "{why}"),
-        Decision::Launch => {
-            // The bound every hook's D-Bus calls have: the record is on
-            // disk, and the next transaction starts the unit if PID 1 is
-            // wedged now.
-            let mgr = crate::systemd::dbus::Dbus::connect_with_timeout(crate::transaction::launch::HOOK_DBUS_TIMEOUT)?;
-            launch(&mgr, root, verbose)?;
-        }
+        // `bus` has the hooks' bound on each call: the record is on disk,
+        // and the next transaction starts the unit if PID 1 is wedged now.
+        Decision::Launch => launch(bus.get()?, root, verbose)?,
     }
     Ok(())
 }

@@ -20,6 +20,7 @@
 //! used. A file in another format or version is refused as a whole.
 
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::transaction::launch;
 use crate::transaction::process;
 use crate::transaction::record::{parse_fact, Block, Fact, Source};
@@ -94,7 +95,7 @@ pub fn block(root: &SysRoot, h: Handover) -> Block {
     Block::new(facts)
 }
 
-pub fn run(root: &SysRoot, file: &Path, verbose: u8) -> Result<()> {
+pub fn run(bus: &Bus, root: &SysRoot, file: &Path, verbose: u8) -> Result<()> {
     if let Some(why) = launch::not_here(root) {
         log::info!("{why}: not restarting anything");
         return Ok(());
@@ -105,7 +106,7 @@ pub fn run(root: &SysRoot, file: &Path, verbose: u8) -> Result<()> {
         log::error!("{e}");
     }
     let b = block(root, h);
-    launch::commit(root, &super::Dnf, &b, verbose)
+    launch::commit(bus, root, &super::Dnf, &b, verbose)
 }
 
 #[cfg(test)]

@@ -37,6 +37,7 @@
 use super::query_form;
 use crate::managers::rpm::FileLister;
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::transaction::launch;
 use crate::transaction::process::{self, Process};
 use crate::transaction::record::{parse_fact, valid_package, Block, Direction, Fact, Source};
@@ -278,7 +279,7 @@ fn close(root: &SysRoot, path: &Path, manager: Option<Process>, lister: &dyn Fil
 
 /// `post-transaction PID`: record the transaction, and any left behind by
 /// a dnf that died, then start the unit.
-pub fn post_transaction(root: &SysRoot, pid: u32, lister: &dyn FileLister, verbose: u8) -> Result<()> {
+pub fn post_transaction(bus: &Bus, root: &SysRoot, pid: u32, lister: &dyn FileLister, verbose: u8) -> Result<()> {
     if let Some(why) = launch::not_here(root) {
         log::info!("{why}: not restarting anything");
         return Ok(());
@@ -315,7 +316,7 @@ pub fn post_transaction(root: &SysRoot, pid: u32, lister: &dyn FileLister, verbo
     // Only now: if the unit cannot be started (D-Bus down), the records
     // wait for the next transaction, and the staging files must be gone,
     // or that transaction would record them a second time as orphans.
-    launch::start_finish(root, &super::Dnf, verbose)
+    launch::start_finish(bus, root, &super::Dnf, verbose)
 }
 
 /// Staging files of other dnf processes that no longer run.

@@ -18,6 +18,7 @@ pub mod history;
 
 use crate::exit::Outcome;
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::transaction;
 use anyhow::{Context, Result};
 use std::io::Write;
@@ -51,13 +52,13 @@ fn pid_arg(s: &str) -> Result<u32> {
 
 /// `dnf-hook transaction FILE`: what the dnf 4 plugin runs; always
 /// [`Outcome::Done`].
-pub fn transaction(root: &SysRoot, file: &std::path::Path, verbose: u8) -> Outcome {
-    transaction::guard("dnf-hook transaction", || dnf4::run(root, file, verbose))
+pub fn transaction(bus: &Bus, root: &SysRoot, file: &std::path::Path, verbose: u8) -> Outcome {
+    transaction::guard("dnf-hook transaction", || dnf4::run(bus, root, file, verbose))
 }
 
 /// `dnf-hook finish`, the command of `restart-stale-dnf.service`.
-pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
-    transaction::finish::unit_step("dnf-hook finish", || transaction::finish::run(root, &Dnf, verbose))
+pub fn finish(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::finish::unit_step("dnf-hook finish", || transaction::finish::run(root, &Dnf, bus, verbose))
 }
 
 /// `dnf5-hook begin PID`, first in each transaction: tells the actions
@@ -97,10 +98,10 @@ pub fn dnf5_pre_transaction(root: &SysRoot, args: &[String]) -> Outcome {
 
 /// `dnf5-hook post-transaction PID`: list incoming packages, record, start
 /// the unit.
-pub fn dnf5_post_transaction(root: &SysRoot, args: &[String], verbose: u8) -> Outcome {
+pub fn dnf5_post_transaction(bus: &Bus, root: &SysRoot, args: &[String], verbose: u8) -> Outcome {
     transaction::guard_within("dnf5-hook post-transaction", dnf5::STEP_LIMIT, || {
         let [pid] = exactly(args, ["PID"])?;
-        dnf5::post_transaction(root, pid_arg(pid)?, &*dnf5::lister(root), verbose)
+        dnf5::post_transaction(bus, root, pid_arg(pid)?, &*dnf5::lister(root), verbose)
     })
 }
 

@@ -12,6 +12,7 @@
 
 use crate::exit::Outcome;
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::transaction::record::{Block, Fact, Source};
 use crate::transaction::{self, launch, process};
 use anyhow::Result;
@@ -71,14 +72,14 @@ fn target(raw: &[u8]) -> Result<Option<String>, &'static str> {
 }
 
 /// `pacman-hook`, with pacman's targets on stdin; always [`Outcome::Done`].
-pub fn record_targets(root: &SysRoot, verbose: u8) -> Outcome {
-    transaction::guard("pacman-hook", || record(root, verbose))
+pub fn record_targets(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
+    transaction::guard("pacman-hook", || record(bus, root, verbose))
 }
 
 /// `pacman-hook finish`, the command of `restart-stale-pacman.service`.
-pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
+pub fn finish(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
     transaction::finish::unit_step("pacman-hook finish", || {
-        transaction::finish::run(root, &Pacman, verbose)
+        transaction::finish::run(root, &Pacman, bus, verbose)
     })
 }
 
@@ -91,7 +92,7 @@ pub fn block(t: Targets, manager: Option<process::Process>) -> Block {
     Block::new(facts)
 }
 
-fn record(root: &SysRoot, verbose: u8) -> Result<()> {
+fn record(bus: &Bus, root: &SysRoot, verbose: u8) -> Result<()> {
     let data = crate::transaction::read_stdin(STDIN_LIMIT)?;
     if let Some(why) = launch::not_here(root) {
         log::info!("{why}: not restarting anything");
@@ -106,7 +107,7 @@ fn record(root: &SysRoot, verbose: u8) -> Result<()> {
     let manager = process::parent(root)
         .map_err(|e| log::debug!("not waiting for pacman: {e:#}"))
         .ok();
-    launch::commit(root, &Pacman, &block(t, manager), verbose)
+    launch::commit(bus, root, &Pacman, &block(t, manager), verbose)
 }
 
 /// pacman's side of the transaction layer: its id names the spool, unit

@@ -34,6 +34,7 @@ pub mod frame;
 use crate::exit::Outcome;
 use crate::managers::rpm::{self, FileLister};
 use crate::system::sysroot::SysRoot;
+use crate::systemd::Bus;
 use crate::transaction::process;
 use crate::transaction::record::{Block, Direction, Fact, Source};
 use crate::transaction::{self, launch};
@@ -271,6 +272,7 @@ pub fn early_block(steps: &[Step], begun: &Commit, manager: Option<process::Proc
 /// we wait for the next one: the plugin's time limit ([`plugin`]) covers
 /// our work, never libzypp's rpm phase between frames.
 pub fn converse<G>(
+    bus: &Bus,
     root: &SysRoot,
     input: &mut impl BufRead,
     output: &mut impl Write,
@@ -308,6 +310,7 @@ pub fn converse<G>(
         }
         match f.command.as_str() {
             "COMMITEND" => commit_end_frame(
+                bus,
                 root,
                 &f.body,
                 begun.take().unwrap_or_default(),
@@ -355,6 +358,7 @@ fn commit_begin_frame(
 /// `COMMITEND`: the final block into the spool, then the held one goes
 /// (the same transaction, recorded once), then the finish unit starts.
 fn commit_end_frame(
+    bus: &Bus,
     root: &SysRoot,
     body: &[u8],
     begun: Commit,
@@ -387,7 +391,7 @@ fn commit_end_frame(
         }
     }
     if block.packages().next().is_some() {
-        if let Err(e) = launch::start_finish(root, &Zypper, verbose) {
+        if let Err(e) = launch::start_finish(bus, root, &Zypper, verbose) {
             log::error!("zypper-hook: {e:#}");
         }
     }
@@ -405,9 +409,10 @@ fn manager(root: &SysRoot) -> Option<process::Process> {
 /// the rpm phase to `COMMITEND`, so the hooks' limit
 /// ([`transaction::HOOK_LIMIT`]) is armed per frame, from its reading to
 /// the end of our work on it.
-pub fn plugin(root: &SysRoot, verbose: u8) -> Outcome {
+pub fn plugin(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
     transaction::contain("zypper-hook", || {
         converse(
+            bus,
             root,
             &mut std::io::stdin().lock(),
             &mut std::io::stdout().lock(),
@@ -418,9 +423,9 @@ pub fn plugin(root: &SysRoot, verbose: u8) -> Outcome {
 }
 
 /// `zypper-hook finish`, the command of `restart-stale-zypper.service`.
-pub fn finish(root: &SysRoot, verbose: u8) -> Outcome {
+pub fn finish(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
     transaction::finish::unit_step("zypper-hook finish", || {
-        transaction::finish::run(root, &Zypper, verbose)
+        transaction::finish::run(root, &Zypper, bus, verbose)
     })
 }
 
@@ -613,7 +618,7 @@ mod tests {
 
         let (_tmp, root) = SysRoot::scratch();
         let mut out = Vec::new();
-        converse(&root, &mut &LIBZYPP_17_25[..], &mut out, 0, || ()).unwrap();
+        converse(&Bus::default(), &root, &mut &LIBZYPP_17_25[..], &mut out, 0, || ()).unwrap();
         let mut r = &out[..];
         let mut answers = Vec::new();
         while let Some(f) = frame::read(&mut r).unwrap() {
@@ -644,7 +649,7 @@ mod tests {
         let (_tmp, root) = SysRoot::scratch();
         let input = b"PLUGINBEGIN\n\n\0COMMITBEGIN\n\nnot json\0WHATEVER\n\n\0COMMITEND\n\n{}\0PLUGINEND\n\n\0_DISCONNECT\n\n\0";
         let mut out = Vec::new();
-        converse(&root, &mut &input[..], &mut out, 0, || ()).unwrap();
+        converse(&Bus::default(), &root, &mut &input[..], &mut out, 0, || ()).unwrap();
         let mut r = &out[..];
         let mut answers = Vec::new();
         while let Some(f) = frame::read(&mut r).unwrap() {
