@@ -2,21 +2,22 @@
 //! upgrade replaced, decide which may be restarted, and restart them.
 //!
 //! The layers, top to bottom; a module imports only from layers below it
-//! (`ci/check-layers` enforces this):
+//! (`ci/check-layers` enforces this; docs/architecture.md draws them):
 //!
-//! - [`cli`]: the command lines (clap), and dispatch to the layers below;
-//! - the package-manager adapters [`apt`], [`dnf`], [`pacman`], [`zypper`], [`swupd`],
-//!   and [`history`] (past transactions): they turn what a package manager
-//!   says into a changed-file set;
+//! - [`cli`]: the command lines (clap), and the composition root that
+//!   builds the root, the run's one systemd bus and the manager;
+//! - [`managers`]: one folder per package manager (hook, package
+//!   database, history), behind [`transaction::Manager`] and
+//!   [`run::Packages`];
 //! - [`transaction`]: the one record format and spool, the finish loop
-//!   the adapters plug into, the transient unit;
+//!   every manager plugs into, the transient unit; [`replay`]: what every
+//!   history reader shares;
 //! - [`run`]: scan → plan → report → restart for one set of options;
 //! - [`restart`]: the executor, on the [`systemd`] trait;
-//! - [`pkgdb`]: package databases (dpkg file lists, rpm queries);
-//! - [`core`]: plain data and pure decisions (plan, tiers, report, kernel
-//!   status and reboot reasons, batch lines, the Prometheus textfile);
 //! - [`system`]: readers of /proc, /sys and the policy links, on an
 //!   injectable root;
+//! - [`core`]: plain data and pure decisions (plan, tiers, report, kernel
+//!   status and reboot reasons, batch lines, the Prometheus textfile);
 //! - [`exit`], [`logging`]: leaves.
 
 pub mod cli;

@@ -1,5 +1,5 @@
 //! The hidden subcommands package managers run (docs/apt.md, docs/dnf.md,
-//! docs/pacman.md). Each one names an entry point of its adapter; none of
+//! docs/pacman.md). Each one names an entry point of its manager (`crate::managers`); none of
 //! them ever fails the package manager (only the `finish` steps, which
 //! run in their own units, report failure).
 
@@ -28,7 +28,7 @@ pub enum DnfStep {
 }
 
 /// `restart-stale dnf5-hook …`, as the actions file calls it. The
-/// arguments are taken raw and checked by the adapter, so that even
+/// arguments are taken raw and checked by the manager, so that even
 /// nonsense gets a message naming the argument and exit status 0, never a
 /// usage error.
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
