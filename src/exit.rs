@@ -22,7 +22,7 @@ pub enum Outcome {
 impl Outcome {
     /// The outcome of two steps of one run: an error wins over a failed
     /// restart, which wins over pending work.
-    pub fn worst(self, other: Outcome) -> Outcome {
+    pub(crate) fn worst(self, other: Outcome) -> Outcome {
         self.max(other)
     }
 }

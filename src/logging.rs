@@ -59,7 +59,7 @@ pub fn init(verbose: u8) {
 
 /// `text` with every control character written as `\u{..}`; borrowed
 /// when there is none, as almost always.
-pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+pub(crate) fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
     if !text.chars().any(char::is_control) {
         return std::borrow::Cow::Borrowed(text);
     }

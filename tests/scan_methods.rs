@@ -32,6 +32,15 @@ fn query_and_text_agree_on_live_processes() {
         let (Ok(Some(a)), Ok(Some(b))) = (fast.process(&root, pid), text.process(&root, pid)) else {
             continue;
         };
+        if a != b {
+            // A process that maps or unmaps between the two reads (a
+            // build, a package manager on the host) cannot be compared;
+            // one whose mappings hold still must agree.
+            let again = fast.process(&root, pid).ok().flatten();
+            if again.as_ref() != Some(&a) || text.process(&root, pid).ok().flatten().as_ref() != Some(&b) {
+                continue;
+            }
+        }
         assert_eq!(a, b, "pid {pid}");
         compared += 1;
     }

@@ -5,7 +5,7 @@ use super::Cli;
 use clap::CommandFactory;
 
 /// Writes `restart-stale.1` and bash, zsh and fish completions into `dir`.
-pub fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
+pub(crate) fn generate_assets(dir: &std::path::Path) -> anyhow::Result<()> {
     use anyhow::Context;
     use clap_complete::Shell;
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;

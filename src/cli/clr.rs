@@ -92,7 +92,7 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> Outcome {
 }
 
 /// `rngd` → `rngd.service`, as systemctl reads a name without a suffix.
-pub fn unit_of(name: &str) -> String {
+pub(crate) fn unit_of(name: &str) -> String {
     if unit_name::suffix(name).is_some() {
         name.to_string()
     } else {

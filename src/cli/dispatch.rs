@@ -103,7 +103,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
 }
 
 /// The options of the default action and `status`.
-pub fn options(root: &SysRoot, args: &ScanArgs) -> Result<Options> {
+pub(crate) fn options(root: &SysRoot, args: &ScanArgs) -> Result<Options> {
     let changed = args.changed_files.as_deref().map(ChangedSet::load).transpose()?;
     Ok(Options {
         all: args.report.all,

@@ -60,7 +60,7 @@ impl Cli {
     /// would also reject global flags such as `-v` placed before the
     /// subcommand, so every non-global top-level option the user gave is
     /// checked here, whatever it is called.
-    pub fn try_parse_checked_from<I, T>(args: I) -> Result<Self, clap::Error>
+    pub(crate) fn try_parse_checked_from<I, T>(args: I) -> Result<Self, clap::Error>
     where
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
@@ -305,7 +305,7 @@ pub struct RestartArgs {
 impl RestartArgs {
     /// The settings; the settle time falls back to the one `root`'s
     /// /etc/restart-stale.conf sets.
-    pub fn settings(&self, root: &crate::system::sysroot::SysRoot) -> crate::restart::Settings {
+    pub(crate) fn settings(&self, root: &crate::system::sysroot::SysRoot) -> crate::restart::Settings {
         let default = crate::restart::Settings::default();
         let settle = match self.settle {
             Some(s) => std::time::Duration::from_secs(s),

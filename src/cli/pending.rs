@@ -16,7 +16,12 @@ use anyhow::Result;
 /// Runs `run` holding the restart lock, then starts the finish units of
 /// the records waiting, then lets go. Outside a host with systemd (a test
 /// root, a chroot) only `run` runs: it takes the lock itself if it must.
-pub fn holding_lock(bus: &Bus, root: &SysRoot, verbose: u8, run: impl FnOnce() -> Result<Outcome>) -> Result<Outcome> {
+pub(crate) fn holding_lock(
+    bus: &Bus,
+    root: &SysRoot,
+    verbose: u8,
+    run: impl FnOnce() -> Result<Outcome>,
+) -> Result<Outcome> {
     if !root.is_host() || crate::systemd::running(root).is_err() {
         return run();
     }
@@ -41,7 +46,7 @@ pub fn waiting(root: &SysRoot) -> Vec<&'static str> {
 
 /// Starts the finish unit of each package manager whose spool holds a
 /// record; each waits for the lock we hold, then acts.
-pub fn start_waiting(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
+pub(crate) fn start_waiting(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
     for name in waiting(root) {
         log::info!("a recorded {name} transaction waits: starting its finish, which acts once this run is done");
         if let Some(m) = managers::by_name(name) {

@@ -16,7 +16,7 @@ use std::path::Path;
 const MERGED: &[&str] = &["/bin/", "/sbin/", "/lib/", "/lib32/", "/lib64/", "/libx32/"];
 
 /// `/lib/x` → `/usr/lib/x`; other paths unchanged.
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let path = path.strip_suffix(" (deleted)").unwrap_or(path);
     match MERGED.iter().find(|m| path.starts_with(*m)) {
         Some(_) => format!("/usr{path}"),
@@ -67,7 +67,7 @@ impl ChangedSet {
     /// which knows the packages' files now but not the old versions' file
     /// names: an upgrade from `libfoo.so.1.2.13` to `libfoo.so.1.3` leaves
     /// the old name only in the processes' maps.
-    pub fn with_soname_stems(mut self) -> ChangedSet {
+    pub(crate) fn with_soname_stems(mut self) -> ChangedSet {
         let mut stems = HashMap::new();
         for p in &self.paths {
             if let Some((dir, stem)) = soname_stem(p) {
@@ -82,7 +82,7 @@ impl ChangedSet {
 
     /// The changed library that `path`, a deleted library not in the set,
     /// was counted for; `None` without [`Self::with_soname_stems`].
-    pub fn soname_sibling(&self, path: &str) -> Option<&str> {
+    pub(crate) fn soname_sibling(&self, path: &str) -> Option<&str> {
         let stems = self.stems.as_ref()?;
         let path = normalize(path);
         let (dir, stem) = soname_stem(&path)?;

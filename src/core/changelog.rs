@@ -41,7 +41,7 @@ pub struct Parsed {
 
 /// Parses a Debian changelog header, `NAME (VERSION) DIST…; key=value, …`:
 /// the version and the distribution field and the urgency.
-pub fn debian_header(line: &str) -> Option<(String, String, Option<String>)> {
+pub(crate) fn debian_header(line: &str) -> Option<(String, String, Option<String>)> {
     let (name, rest) = line.split_once(" (")?;
     if name.is_empty() || !name.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c)) {
         return None;
@@ -182,7 +182,7 @@ fn shorten(line: &str) -> String {
 
 /// Appends the CVE identifiers of `text` not yet in `cves`: `CVE-`, a
 /// four-digit year, `-`, four to seven digits, not part of a longer word.
-pub fn add_cves(cves: &mut Vec<String>, text: &str) {
+pub(crate) fn add_cves(cves: &mut Vec<String>, text: &str) {
     let b = text.as_bytes();
     let mut i = 0;
     while i + 13 <= b.len() {

@@ -92,13 +92,13 @@ impl Fix {
     }
 
     /// The fix is one the `security` policy restarts for.
-    pub fn is_security(&self) -> bool {
+    pub(crate) fn is_security(&self) -> bool {
         self.security || !self.cves.is_empty()
     }
 
     /// The report's words, e.g. `CVE-2025-1111, CVE-2025-2222 (libssl3
     /// 3.0.20 → 3.0.22, security)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let what = match (&self.unknown, self.cves.is_empty()) {
             (Some(u), true) => format!("unknown: {u}"),
             (_, true) => "no CVE named".to_string(),
@@ -133,7 +133,7 @@ fn urgency_rank(u: &str) -> u8 {
 
 /// The highest urgency among `entries`, the rule of docs/cves.md: one
 /// `urgency=high` upload in the range makes the upgrade urgent.
-pub fn max_urgency<'a>(entries: impl Iterator<Item = &'a Entry>) -> Option<String> {
+pub(crate) fn max_urgency<'a>(entries: impl Iterator<Item = &'a Entry>) -> Option<String> {
     entries
         .filter_map(|e| e.urgency.as_deref())
         .max_by_key(|u| urgency_rank(u))
@@ -142,7 +142,7 @@ pub fn max_urgency<'a>(entries: impl Iterator<Item = &'a Entry>) -> Option<Strin
 
 /// A security upload: its distribution names a `-security` suite, or its
 /// version is a Debian security version (`+deb12u3`, `~deb12u1`).
-pub fn is_security_entry(e: &Entry) -> bool {
+pub(crate) fn is_security_entry(e: &Entry) -> bool {
     e.distribution.split_whitespace().any(|d| d.ends_with("-security")) || security_version(&e.version)
 }
 
@@ -208,14 +208,14 @@ fn cve_key(id: &str) -> (u32, u64) {
 pub type ByUnit = BTreeMap<String, Vec<Fix>>;
 
 /// The units of `plan` that run stale code: the ones annotated.
-pub fn stale_units(plan: &Plan) -> impl Iterator<Item = &UnitPlan> {
+pub(crate) fn stale_units(plan: &Plan) -> impl Iterator<Item = &UnitPlan> {
     plan.units.iter().filter(|u| !u.processes.is_empty())
 }
 
 /// Every stale unit's fixes unknown, for `why` (a database we cannot
 /// read, a manager whose packages carry no changelog); nothing when the
 /// transaction named no package.
-pub fn unknown_for(plan: &Plan, packages: &[Upgrade], why: &str) -> ByUnit {
+pub(crate) fn unknown_for(plan: &Plan, packages: &[Upgrade], why: &str) -> ByUnit {
     if packages.is_empty() {
         return ByUnit::new();
     }
@@ -231,7 +231,7 @@ pub fn unknown_for(plan: &Plan, packages: &[Upgrade], why: &str) -> ByUnit {
 /// Each stale unit's fixes: its stale files (or the library each was
 /// counted for) looked up in `owner` (normalised path → package index),
 /// and `fix` asked once per package a unit runs, in index order.
-pub fn by_unit(
+pub(crate) fn by_unit(
     plan: &Plan,
     owner: &std::collections::HashMap<String, usize>,
     mut fix: impl FnMut(usize) -> Fix,
@@ -256,7 +256,7 @@ pub fn by_unit(
 
 /// Whether the `security` policy restarts `unit` now: some upgrade behind
 /// its stale code fixed a CVE or came from a security suite.
-pub fn restarts_now(fixes: &ByUnit, unit: &str) -> bool {
+pub(crate) fn restarts_now(fixes: &ByUnit, unit: &str) -> bool {
     fixes.get(unit).is_some_and(|f| f.iter().any(Fix::is_security))
 }
 
@@ -264,7 +264,7 @@ pub fn restarts_now(fixes: &ByUnit, unit: &str) -> bool {
 /// restarts to run now and the ones to mark `needs-restart` for the
 /// maintenance window. PID 1 and the outside processes stay with the
 /// first: the policy chooses among unit restarts only.
-pub fn security_split(plan: &Plan, fixes: &ByUnit) -> (Plan, Plan) {
+pub(crate) fn security_split(plan: &Plan, fixes: &ByUnit) -> (Plan, Plan) {
     let later_unit = |u: &UnitPlan| u.action == Action::Restart && !restarts_now(fixes, &u.unit);
     let mut now = plan.clone();
     now.units.retain(|u| !later_unit(u));
@@ -278,7 +278,7 @@ pub fn security_split(plan: &Plan, fixes: &ByUnit) -> (Plan, Plan) {
 }
 
 /// How many distinct CVE ids a unit's fixes name.
-pub fn live_cves(fixes: &[Fix]) -> usize {
+pub(crate) fn live_cves(fixes: &[Fix]) -> usize {
     let mut all: Vec<&str> = fixes.iter().flat_map(|f| f.cves.iter().map(String::as_str)).collect();
     all.sort_unstable();
     all.dedup();

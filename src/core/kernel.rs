@@ -56,7 +56,7 @@ impl State {
     /// `NEEDRESTART-KSTA`: 0 unknown, 1 no pending upgrade, 2 ABI
     /// compatible upgrade pending, 3 version upgrade pending. Live patches
     /// do not change what is installed, so a patched newest kernel is 1.
-    pub fn ksta(self) -> u8 {
+    pub(crate) fn ksta(self) -> u8 {
         match self {
             State::Unknown => 0,
             State::Current | State::LivePatched => 1,
@@ -86,7 +86,7 @@ impl Status {
 }
 
 /// Compares the running kernel with the newest installed one.
-pub fn assess(f: &Facts) -> Status {
+pub(crate) fn assess(f: &Facts) -> Status {
     let expected = f
         .installed
         .iter()
@@ -142,7 +142,7 @@ pub const IMAGE_HEAD: usize = 0x200 + 0xFFFF + BANNER_MAX;
 
 /// Reads the version banner of an x86 bzImage from its first bytes; `None`
 /// for other images (arm64 `Image.gz`, a fake) or a damaged header.
-pub fn image_banner(head: &[u8]) -> Option<String> {
+pub(crate) fn image_banner(head: &[u8]) -> Option<String> {
     if head.get(HDRS_AT..HDRS_AT + 4)? != b"HdrS" {
         return None;
     }

@@ -109,7 +109,7 @@ impl StaleFile {
 
     /// The finding in words, when it is more than a mapped file (see
     /// [`reason`]) or was counted for its sibling.
-    pub fn reason_text(&self, in_transaction: bool) -> Option<String> {
+    pub(crate) fn reason_text(&self, in_transaction: bool) -> Option<String> {
         match &self.sibling {
             Some(s) => Some(format!(
                 "{} deleted; the transaction changed {s}, of the same directory and soname",

@@ -33,7 +33,7 @@ const USER_CONTROLLED: &[&str] = &[
 ];
 
 /// Whether `path` (as the process sees it) lies where users control files.
-pub fn user_controlled(path: &str) -> bool {
+pub(crate) fn user_controlled(path: &str) -> bool {
     // Asked for every stale file of a report (tens of thousands on a busy
     // host), nearly all under /usr: one byte settles those.
     match path.as_bytes().get(1) {
@@ -70,7 +70,7 @@ const S_ISVTX: u32 = 0o1000;
 /// exception (`/tmp`, `/var/crash`): there users can only rename and
 /// remove their own entries, so only the entry's own owner matters, and
 /// that is asked of the entry.
-pub fn opens_to_users(e: Entry, t: Trusted) -> bool {
+pub(crate) fn opens_to_users(e: Entry, t: Trusted) -> bool {
     let trusted_owner = e.uid == 0 || e.uid == t.uid;
     let group_writes = e.mode & 0o020 != 0 && e.gid != 0 && e.gid != t.gid;
     let others_write = e.mode & 0o002 != 0;
@@ -80,7 +80,8 @@ pub fn opens_to_users(e: Entry, t: Trusted) -> bool {
 
 /// Whether users control a file given its resolved path's entries: the
 /// file (`None` when it no longer exists) and its directories up to `/`.
-pub fn users_control(file: Option<Entry>, dirs: &[Entry], t: Trusted) -> bool {
+#[cfg(test)]
+pub(crate) fn users_control(file: Option<Entry>, dirs: &[Entry], t: Trusted) -> bool {
     file.into_iter()
         .chain(dirs.iter().copied())
         .any(|e| opens_to_users(e, t))

@@ -141,7 +141,7 @@ pub struct Gate {
 impl Gate {
     /// Whether `unit` may be restarted, and why: the decision [`plan`]
     /// makes for a stale unit.
-    pub fn decide(&self, unit: &str) -> (Action, Reason) {
+    pub(crate) fn decide(&self, unit: &str) -> (Action, Reason) {
         decide(unit, &self.policy, self.all, &self.self_units)
     }
 }

@@ -24,7 +24,7 @@ pub enum Verdict {
 impl Verdict {
     /// `allowed by admin: LINK`, as the plan's reasons say it;
     /// `not allowed: no policy link` when unset.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Verdict::AllowedByAdmin(l) => format!("allowed by admin: {}", l.display()),
             Verdict::AllowedByDistribution(l) => format!("allowed by distribution: {}", l.display()),
@@ -71,7 +71,7 @@ impl Policy {
     /// The verdict for `unit`: the first directory with a link for it
     /// decides; a link naming the template (`foo@.service`) covers its
     /// instances unless the same directory has an instance link.
-    pub fn verdict(&self, unit: &str) -> Verdict {
+    pub(crate) fn verdict(&self, unit: &str) -> Verdict {
         for level in &self.levels {
             if let Some(e) = level.lookup(unit) {
                 return match (level.admin, e.deny) {

@@ -24,7 +24,7 @@ pub struct Run<'a> {
 
 /// The outcome as a label value; every value is written, the run's as 1,
 /// so an alert can match `{outcome="error"} == 1`.
-pub fn outcome_label(o: Outcome) -> &'static str {
+pub(crate) fn outcome_label(o: Outcome) -> &'static str {
     match o {
         Outcome::Done => "done",
         Outcome::Pending => "pending",

@@ -34,7 +34,7 @@ pub const CODES: [&str; 4] = ["kernel-upgrade", "kernel-abi-upgrade", "never-tie
 /// user@, a display manager) running stale code, which only a reboot or
 /// the users logging out again replace; PID 1 running stale code while
 /// its re-exec is off (`--no-reexec`, `disallow init.scope`).
-pub fn assess(plan: &Plan, kernel: Status, reexec: bool) -> Reboot {
+pub(crate) fn assess(plan: &Plan, kernel: Status, reexec: bool) -> Reboot {
     let mut reasons = Vec::new();
     match kernel.state {
         State::VersionUpgrade => reasons.push(RebootReason {
@@ -81,7 +81,7 @@ pub fn assess(plan: &Plan, kernel: Status, reexec: bool) -> Reboot {
 
 /// The text report's section: shown when a reboot is needed or the kernel
 /// is live-patched, silent otherwise (the everyday report stays short).
-pub fn write_text(w: &mut impl Write, r: &Reboot) -> io::Result<()> {
+pub(crate) fn write_text(w: &mut impl Write, r: &Reboot) -> io::Result<()> {
     if r.kernel.patched() {
         let mut how: Vec<String> = r.kernel.livepatches.iter().map(|p| format!("livepatch {p}")).collect();
         if r.kernel.kpatch {

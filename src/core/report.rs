@@ -104,7 +104,7 @@ fn write_process_line(w: &mut impl Write, p: &StaleProcess, in_transaction: bool
 
 /// Human-readable report. Units with nothing stale appear only when
 /// `verbose` is set, to keep the everyday output short.
-pub fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool) -> io::Result<()> {
+pub(crate) fn write_text(w: &mut impl Write, plan: &Plan, ctx: &Context, verbose: bool) -> io::Result<()> {
     let shown: Vec<_> = plan
         .units
         .iter()
@@ -328,7 +328,7 @@ struct Document<'a> {
 /// Compact, not pretty-printed: a full report on a busy host runs to
 /// megabytes, and indentation made it 40% bigger and 5% slower to scan and
 /// report (docs/benchmarks.md). `jq .` makes it readable.
-pub fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<()> {
+pub(crate) fn write_json(w: &mut impl Write, plan: &Plan, ctx: &Context) -> io::Result<()> {
     let t = ctx.changed_files.is_some();
     let groups = session_groups(plan, ctx);
     let units = plan

@@ -30,7 +30,7 @@ pub enum Kind {
 
 /// The session of a cgroup path: the slice's uid, the kind, and for a
 /// logind session its id (`3`, `c1`). `None` outside a `user-UID.slice`.
-pub fn session_of(cgroup: &str) -> Option<(u32, Kind, Option<String>)> {
+pub(crate) fn session_of(cgroup: &str) -> Option<(u32, Kind, Option<String>)> {
     let parts: Vec<&str> = cgroup.split('/').filter(|p| !p.is_empty()).collect();
     let (at, uid) = parts.iter().enumerate().find_map(|(i, p)| {
         let uid = p.strip_prefix("user-")?.strip_suffix(".slice")?.parse::<u32>().ok()?;
@@ -71,7 +71,7 @@ pub struct Group {
 
 impl Group {
     /// The user as the reports print it: the name, else the uid.
-    pub fn who(&self) -> String {
+    pub(crate) fn who(&self) -> String {
         match (&self.user, self.uid) {
             (Some(n), _) => n.clone(),
             (None, Some(u)) => u.to_string(),
@@ -81,7 +81,7 @@ impl Group {
 
     /// The text report's heading: `alice @ session #3`, or for a process
     /// outside any user's slice `www-data, no session`.
-    pub fn heading(&self) -> String {
+    pub(crate) fn heading(&self) -> String {
         match self.kind {
             Kind::Other => format!("{}, no session", self.who()),
             _ => format!("{} @ {}", self.who(), self.label()),
@@ -90,7 +90,7 @@ impl Group {
 
     /// The session in needrestart's words (`session #3`, `user manager`,
     /// `user service`), or `no session`.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self.kind {
             Kind::Session => format!("session #{}", self.session.as_deref().unwrap_or("?")),
             Kind::UserManager => "user manager".into(),
@@ -101,7 +101,7 @@ impl Group {
 
     /// A logind session or a user manager: what needrestart prints as a
     /// `NEEDRESTART-SESS` line.
-    pub fn is_session(&self) -> bool {
+    pub(crate) fn is_session(&self) -> bool {
         self.kind != Kind::Other
     }
 }

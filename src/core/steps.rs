@@ -37,7 +37,7 @@ pub enum Marks {
 
 impl Marks {
     /// The report's `mode` for a restart run with these marks.
-    pub fn mode_name(self, mode: Mode) -> &'static str {
+    pub(crate) fn mode_name(self, mode: Mode) -> &'static str {
         match (mode, self) {
             (Mode::Restart, Marks::Set) => "defer",
             (Mode::Restart, Marks::Restart) => "marked",

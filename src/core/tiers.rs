@@ -87,19 +87,10 @@ fn find(list: &'static [(&'static str, &'static str)], unit: &str) -> Option<&'s
 }
 
 /// The built-in tier of `unit`, if any.
-pub fn tier_of(unit: &str) -> Option<Tier> {
+pub(crate) fn tier_of(unit: &str) -> Option<Tier> {
     find(NEVER, unit)
         .map(Tier::Never)
         .or_else(|| find(CAUTIOUS, unit).map(Tier::Cautious))
-}
-
-/// The patterns, for documentation and `--help`.
-pub fn never_patterns() -> impl Iterator<Item = &'static str> {
-    NEVER.iter().map(|(p, _)| *p)
-}
-
-pub fn cautious_patterns() -> impl Iterator<Item = &'static str> {
-    CAUTIOUS.iter().map(|(p, _)| *p)
 }
 
 #[cfg(test)]

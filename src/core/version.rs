@@ -16,7 +16,7 @@ pub enum Order {
 }
 
 impl Order {
-    pub fn compare(self, a: &str, b: &str) -> Ordering {
+    pub(crate) fn compare(self, a: &str, b: &str) -> Ordering {
         match self {
             Order::Dpkg => dpkg_cmp(a, b),
             Order::Rpm => rpm_cmp(a, b),

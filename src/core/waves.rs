@@ -156,7 +156,7 @@ pub enum Settle {
 /// (a `Type=notify` unit stays `activating` until it reports ready, so
 /// `active` means ready) without its `NRestarts` growing past `baseline`,
 /// the count right after its restart. `at_end`: the settle time is over.
-pub fn settle_check(baseline: u32, now: &Health, at_end: bool) -> Settle {
+pub(crate) fn settle_check(baseline: u32, now: &Health, at_end: bool) -> Settle {
     let state = format!("{} ({})", now.active_state, now.sub_state);
     if now.n_restarts > baseline {
         let n = now.n_restarts - baseline;
@@ -200,7 +200,7 @@ pub struct StartLimit {
 /// start and each automatic restart (`NRestarts`) as inside the interval
 /// when the last start is: an overestimate that holds a unit rather than
 /// leave it stopped with `start-limit-hit`.
-pub fn start_limit(l: &StartLimit) -> Option<String> {
+pub(crate) fn start_limit(l: &StartLimit) -> Option<String> {
     if l.burst == 0 || l.interval.is_zero() {
         return None;
     }
@@ -222,7 +222,7 @@ pub fn start_limit(l: &StartLimit) -> Option<String> {
 /// Why the unit is held because this tool restarted it `ago` (from the
 /// state file), within one settle time of now, if it is: back-to-back
 /// transactions must not restart it twice before it could settle.
-pub fn restarted_lately(ago: Option<Duration>, settle: Duration) -> Option<String> {
+pub(crate) fn restarted_lately(ago: Option<Duration>, settle: Duration) -> Option<String> {
     let ago = ago?;
     (ago < settle).then(|| {
         format!(
@@ -244,7 +244,11 @@ pub const MAX_SETTLE_WAIT: Duration = Duration::from_secs(60);
 /// not waited for ([`restarted_lately`] holds it). Back-to-back
 /// transactions then restart a unit at most once per settle time and
 /// lose no restart.
-pub fn settle_wait(agos: impl IntoIterator<Item = Option<Duration>>, settle: Duration, cap: Duration) -> Duration {
+pub(crate) fn settle_wait(
+    agos: impl IntoIterator<Item = Option<Duration>>,
+    settle: Duration,
+    cap: Duration,
+) -> Duration {
     agos.into_iter()
         .flatten()
         .filter(|ago| *ago < settle)
@@ -256,13 +260,13 @@ pub fn settle_wait(agos: impl IntoIterator<Item = Option<Duration>>, settle: Dur
 
 /// With `--canary N`: how many of the waves' jobs go ahead, counting
 /// jobs in wave order; the rest stay planned. `None`: all of them.
-pub fn canary(waves: &[Vec<Job>], n: Option<usize>) -> usize {
+pub(crate) fn canary(waves: &[Vec<Job>], n: Option<usize>) -> usize {
     let total = waves.iter().map(Vec::len).sum();
     n.map_or(total, |n| n.min(total))
 }
 
 /// The reason every job after a failed one is held with.
-pub fn held_after(failed: &str) -> String {
+pub(crate) fn held_after(failed: &str) -> String {
     format!("earlier restart of {failed} failed")
 }
 

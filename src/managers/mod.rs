@@ -22,7 +22,7 @@ use std::path::PathBuf;
 pub const RECORDING: [&dyn Manager; 4] = [&apt::finish::APT, &dnf::Dnf, &pacman::Pacman, &zypper::Zypper];
 
 /// The manager of that id (`apt`, `dnf`, `pacman`, `zypper`).
-pub fn by_name(id: &str) -> Option<&'static dyn Manager> {
+pub(crate) fn by_name(id: &str) -> Option<&'static dyn Manager> {
     RECORDING.into_iter().find(|m| m.id() == id)
 }
 
@@ -62,7 +62,7 @@ pub fn replay(root: &SysRoot, source: &Source, lister: &dyn FileLister) -> Resul
 
 /// The package database of the host: the rpmdb where there is one and
 /// no dpkg, else dpkg's (whose readers find nothing where it is absent).
-pub fn host_packages(root: &SysRoot) -> Option<&'static dyn Packages> {
+pub(crate) fn host_packages(root: &SysRoot) -> Option<&'static dyn Packages> {
     if rpm::has_rpmdb(root) && !root.is_dir(apt::dpkg::INFO_DIR) {
         Some(&rpm::Rpmdb)
     } else {

@@ -33,7 +33,7 @@ fn generation(base: &str, file: &str) -> Option<u32> {
 
 /// The generations of the log `path` (absolute, inside the root), newest
 /// first, as paths inside the root; finding none is an error.
-pub fn generations(root: &SysRoot, path: &str) -> Result<Vec<String>> {
+pub(crate) fn generations(root: &SysRoot, path: &str) -> Result<Vec<String>> {
     let (dir, base) = path.rsplit_once('/').context("log path has no directory")?;
     let dir_shown = if dir.is_empty() { "/" } else { dir };
     let entries =

@@ -39,7 +39,7 @@ pub struct Replay {
 /// Reads the generations of `log` newest first, parsing each, until
 /// `enough` (given everything so far, oldest first) says older ones cannot
 /// matter; so old rotations, and their damage, are only read if needed.
-pub fn read_back<T>(
+pub(crate) fn read_back<T>(
     root: &SysRoot,
     log: &str,
     warnings: &mut Vec<String>,
@@ -60,7 +60,7 @@ pub fn read_back<T>(
 }
 
 /// A plain list of paths, one per line ([`files::load`]).
-pub fn file_list(path: &Path) -> Result<Replay> {
+pub(crate) fn file_list(path: &Path) -> Result<Replay> {
     let mut r = Replay::default();
     let paths = files::load(path, &mut r.warnings)?;
     r.described.push(format!(

@@ -17,7 +17,7 @@ pub enum Change {
 impl Change {
     /// True when the package is still installed afterwards, so its file
     /// list names what the transaction wrote.
-    pub fn leaves_files(self) -> bool {
+    pub(crate) fn leaves_files(self) -> bool {
         !matches!(self, Change::Remove | Change::Purge)
     }
 }
@@ -75,7 +75,7 @@ pub fn valid_deb_arch(s: &str) -> bool {
 }
 
 /// `name` or `name:arch`, both checked.
-pub fn split_deb_package(s: &str) -> Result<(String, Option<String>), String> {
+pub(crate) fn split_deb_package(s: &str) -> Result<(String, Option<String>), String> {
     let (name, arch) = match s.split_once(':') {
         Some((n, a)) => (n, Some(a)),
         None => (s, None),

@@ -70,7 +70,7 @@ impl Stamp {
     }
 
     /// A log's `YYYY-MM-DD` and `HH:MM:SS` fields.
-    pub fn from_log(d: &str, t: &str) -> Option<Self> {
+    pub(crate) fn from_log(d: &str, t: &str) -> Option<Self> {
         Some(Self::new(date(d)?, time(t, false)?))
     }
 
@@ -97,7 +97,7 @@ impl Stamp {
     }
 
     /// A Unix time in the local time zone (dnf's history stores those).
-    pub fn from_unix(t: i64) -> Option<Self> {
+    pub(crate) fn from_unix(t: i64) -> Option<Self> {
         let t = libc::time_t::try_from(t).ok()?;
         // SAFETY: localtime_r only writes the tm we pass.
         let tm = unsafe {

@@ -29,7 +29,7 @@ pub struct Candidate {
 }
 
 /// Why `c` is held before anything is sent, with its result code.
-pub fn hold_reason(
+pub(crate) fn hold_reason(
     c: &Candidate,
     record: &BTreeMap<String, u64>,
     now_ms: u64,

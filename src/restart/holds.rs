@@ -45,7 +45,7 @@ pub fn load(root: &SysRoot) -> BTreeMap<String, Held> {
 
 /// Replaces the entries of `planned` with this run's holds among
 /// `results`. A failed write is a warning only.
-pub fn save(root: &SysRoot, planned: &[&str], results: &[UnitResult], now_ms: u64) {
+pub(crate) fn save(root: &SysRoot, planned: &[&str], results: &[UnitResult], now_ms: u64) {
     let mut record = load(root);
     let before = record.clone();
     record.retain(|u, _| !planned.contains(&u.as_str()));

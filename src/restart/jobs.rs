@@ -77,7 +77,8 @@ impl Outcome {
     }
 
     /// Whether this outcome makes the run fail. A refusal is a skip.
-    pub fn is_failure(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_failure(&self) -> bool {
         !self.done() && !matches!(self, Outcome::Refused(_))
     }
 }
@@ -85,7 +86,7 @@ impl Outcome {
 /// Subscribes, enqueues a restart job for every unit, then waits for all
 /// of them until `timeout` has passed. Returns one outcome per unit, in
 /// the order given. `Err` only if subscribing failed (nothing was queued).
-pub fn restart_all<M: ServiceManager + ?Sized>(
+pub(crate) fn restart_all<M: ServiceManager + ?Sized>(
     mgr: &M,
     units: &[String],
     timeout: Duration,

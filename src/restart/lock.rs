@@ -103,7 +103,7 @@ impl std::error::Error for Busy {}
 
 /// Takes the lock, waiting at most `wait` for another holder to finish;
 /// [`Busy`] when it is still held then.
-pub fn acquire(root: &SysRoot, wait: Duration) -> Result<Lock> {
+pub(crate) fn acquire(root: &SysRoot, wait: Duration) -> Result<Lock> {
     let path = root.path(LOCK_PATH);
     if nest(&path) {
         return Ok(Lock { _file: None, path });

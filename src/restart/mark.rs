@@ -46,7 +46,7 @@ fn connect<'b>(bus: &'b Bus, root: &SysRoot, what: &str) -> Result<Option<(lock:
 
 /// Connects to systemd and runs [`defer`]. Without a reachable systemd
 /// nothing is marked and the restarts stay pending.
-pub fn run_deferred(bus: &Bus, root: &SysRoot, plan: &Plan) -> Result<Ran> {
+pub(crate) fn run_deferred(bus: &Bus, root: &SysRoot, plan: &Plan) -> Result<Ran> {
     match connect(bus, root, "marking")? {
         Some((_lock, bus)) => Ok(defer(bus, root, plan)),
         None => Ok(Ran::exit_only(Exit::Pending)),
@@ -55,7 +55,7 @@ pub fn run_deferred(bus: &Bus, root: &SysRoot, plan: &Plan) -> Result<Ran> {
 
 /// Connects to systemd and runs [`canary_then_mark`] (`--canary N
 /// --defer`).
-pub fn run_canary(
+pub(crate) fn run_canary(
     bus: &Bus,
     root: &SysRoot,
     plan: &Plan,
@@ -74,7 +74,7 @@ pub fn run_canary(
 /// window, so the rest of the rollout is one `--marked` run away. A held
 /// unit keeps one result: held by the canary, its detail saying whether
 /// it was marked. A failed canary marks nothing: the rollout stops there.
-pub fn canary_then_mark<M: ServiceManager + ?Sized>(
+pub(crate) fn canary_then_mark<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
     plan: &Plan,
@@ -103,7 +103,13 @@ pub fn canary_then_mark<M: ServiceManager + ?Sized>(
 }
 
 /// Connects to systemd and runs [`restart_marked`].
-pub fn run_marked(bus: &Bus, root: &SysRoot, plan: &Plan, layout: Option<Layout>, settings: &Settings) -> Result<Ran> {
+pub(crate) fn run_marked(
+    bus: &Bus,
+    root: &SysRoot,
+    plan: &Plan,
+    layout: Option<Layout>,
+    settings: &Settings,
+) -> Result<Ran> {
     match connect(bus, root, "restarting")? {
         Some((_lock, bus)) => restart_marked(bus, root, plan, layout, settings),
         None => Ok(Ran::exit_only(Exit::Pending)),
@@ -115,7 +121,7 @@ pub fn run_marked(bus: &Bus, root: &SysRoot, plan: &Plan, layout: Option<Layout>
 /// without an admin link, not allowed) are not even looked at; units the
 /// live refinement would skip are recorded as skipped, unmarked. Ends
 /// [`Exit::Pending`] while anything stale is left, which it always is.
-pub fn defer<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, plan: &Plan) -> Ran {
+pub(crate) fn defer<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, plan: &Plan) -> Ran {
     let mut tally = Tally::default();
     if plan.init.is_some() {
         // PID 1 cannot be marked: systemctl --marked never re-executes it.
@@ -189,7 +195,7 @@ fn mark_one<M: ServiceManager + ?Sized>(mgr: &M, unit: &str, unsupported: &mut b
 
 /// The units of `names` that carry the `needs-restart` mark now; a unit
 /// whose state cannot be read counts as unmarked (logged).
-pub fn marked_units<'a, Q: UnitQuery + ?Sized>(q: &Q, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+pub(crate) fn marked_units<'a, Q: UnitQuery + ?Sized>(q: &Q, names: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     names
         .into_iter()
         .filter(|name| match q.unit(name) {
@@ -210,7 +216,7 @@ pub fn marked_units<'a, Q: UnitQuery + ?Sized>(q: &Q, names: impl IntoIterator<I
 /// window tries again; a marked unit the plan now skips (no longer stale,
 /// or denied since) loses it, so `systemctl --marked` will not restart it
 /// behind the policy's back. PID 1 is never part of it.
-pub fn restart_marked<M: ServiceManager + ?Sized>(
+pub(crate) fn restart_marked<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
     plan: &Plan,
@@ -277,7 +283,7 @@ fn clear_mark<M: ServiceManager + ?Sized>(mgr: &M, unit: &str) -> bool {
 
 /// For `status`: the stale units that carry the mark, read over D-Bus
 /// (read-only). `None`, quietly, where there is no systemd to ask.
-pub fn read_marks(bus: &Bus, root: &SysRoot, plan: &Plan) -> Option<Vec<String>> {
+pub(crate) fn read_marks(bus: &Bus, root: &SysRoot, plan: &Plan) -> Option<Vec<String>> {
     if let Some(why) = unreachable(root) {
         log::debug!("markers not read: {why}");
         return None;

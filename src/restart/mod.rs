@@ -171,7 +171,7 @@ fn decide<'p, Q: UnitQuery + ?Sized>(
 /// changed files say it for sure, so a unit file or drop-in among them
 /// (compared in merged-/usr form: `/lib/systemd/system/x` is
 /// `/usr/lib/systemd/system/x`) asks for a reload whatever systemd says.
-pub fn reload_cause(unit: &str, info: &UnitInfo, changed: Option<&ChangedSet>) -> Option<String> {
+pub(crate) fn reload_cause(unit: &str, info: &UnitInfo, changed: Option<&ChangedSet>) -> Option<String> {
     let files = std::iter::once(&info.fragment_path).chain(&info.drop_in_paths);
     let in_transaction = changed.and_then(|c| files.filter(|p| !p.is_empty()).find(|p| c.contains(p)));
     if let Some(path) = in_transaction {
@@ -184,7 +184,7 @@ pub fn reload_cause(unit: &str, info: &UnitInfo, changed: Option<&ChangedSet>) -
 /// The dry run: logs what a real run would do, using read-only calls.
 /// Returns [`Exit::Pending`] if anything would be restarted, or would be
 /// left running stale code ([`Skip::leaves_stale_code`]).
-pub fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settings: &Settings) -> Exit {
+pub(crate) fn preview<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, plan: &Plan, settings: &Settings) -> Exit {
     let mut would = 0;
     if plan.init.is_some() {
         if settings.reexec {
@@ -263,7 +263,7 @@ fn settle_recent(plan: &Plan, record: &BTreeMap<String, u64>, settle: Duration, 
 }
 
 /// [`execute`] with the clock the settle wait runs on.
-pub fn execute_with<M: ServiceManager + ?Sized>(
+pub(crate) fn execute_with<M: ServiceManager + ?Sized>(
     mgr: &M,
     root: &SysRoot,
     plan: &Plan,

@@ -84,7 +84,7 @@ fn queue_new(seen: &mut HashSet<String>, queue: &mut VecDeque<Vec<Dependant>>, p
 /// reaches that systemd would act on may be restarted by the plan's own
 /// rule. A reached unit that is itself planned passes that rule, so it
 /// never blocks. A walk cut short is not known to be safe.
-pub fn judge(unit: &str, reach: &Reach, gate: &Gate) -> Option<Skip> {
+pub(crate) fn judge(unit: &str, reach: &Reach, gate: &Gate) -> Option<Skip> {
     let blocked = reach
         .units
         .iter()
@@ -109,13 +109,13 @@ pub fn judge(unit: &str, reach: &Reach, gate: &Gate) -> Option<Skip> {
 /// Whether a restart that reaches a unit the plan skips for `reason`
 /// would touch a protected unit (never tier, or this tool's own), rather
 /// than one that policy or a tier merely does not allow.
-pub fn reaches_protected(reason: &Reason) -> bool {
+pub(crate) fn reaches_protected(reason: &Reason) -> bool {
     matches!(reason, Reason::NeverTier(_) | Reason::RunsThisTool)
 }
 
 /// `restart`, or `stop` when a stop propagation lies on the way: a
 /// stopped unit's dependants are stopped too, not restarted.
-pub fn verb(path: &[Dependant]) -> &'static str {
+pub(crate) fn verb(path: &[Dependant]) -> &'static str {
     if path.iter().any(|d| d.tie == Tie::PropagatesStopTo) {
         "stop"
     } else {

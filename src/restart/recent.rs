@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const RECENT_PATH: &str = "/run/restart-stale/recent";
 
 /// Milliseconds since the epoch now.
-pub fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -29,7 +29,7 @@ pub fn parse(text: &str) -> BTreeMap<String, u64> {
 }
 
 /// How long ago, by the record, this tool restarted `unit`.
-pub fn ago(record: &BTreeMap<String, u64>, unit: &str, now_ms: u64) -> Option<Duration> {
+pub(crate) fn ago(record: &BTreeMap<String, u64>, unit: &str, now_ms: u64) -> Option<Duration> {
     record
         .get(unit)
         .map(|&t| Duration::from_millis(now_ms.saturating_sub(t)))
@@ -72,7 +72,7 @@ pub(super) fn write_state(root: &SysRoot, rel: &str, text: &str) {
 
 /// Adds `units` as restarted at `now_ms`, drops entries older than
 /// `keep`, and writes the record. A failed write is a warning only.
-pub fn save(root: &SysRoot, record: &mut BTreeMap<String, u64>, units: &[String], now_ms: u64, keep: Duration) {
+pub(crate) fn save(root: &SysRoot, record: &mut BTreeMap<String, u64>, units: &[String], now_ms: u64, keep: Duration) {
     let keep_ms = keep.as_millis() as u64;
     record.retain(|_, t| now_ms.saturating_sub(*t) < keep_ms);
     for u in units {

@@ -81,7 +81,7 @@ impl Skip {
     }
 
     /// Whether the skip means something went wrong, not a decision.
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         matches!(self, Skip::Unreadable(_))
     }
 
@@ -91,7 +91,7 @@ impl Skip {
     /// not 0, so an admin or a monitoring check learns that the upgrade's
     /// fix is not in effect. The other skips mean nothing stale runs any
     /// more (or nothing a restart could replace).
-    pub fn leaves_stale_code(&self) -> bool {
+    pub(crate) fn leaves_stale_code(&self) -> bool {
         matches!(
             self,
             Skip::RefusesManualStop
@@ -106,7 +106,7 @@ impl Skip {
 }
 
 /// `1, 2, 3`.
-pub fn pid_list(pids: &[u32]) -> String {
+pub(crate) fn pid_list(pids: &[u32]) -> String {
     pids.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
 }
 
@@ -163,7 +163,7 @@ pub enum Decision {
 /// will stop and start, whose restart would actually replace its stale
 /// processes and would carry over to no unit that `gate` (the plan's own
 /// rule) keeps from being restarted.
-pub fn refine(unit: &str, facts: &Facts, gate: &Gate) -> Decision {
+pub(crate) fn refine(unit: &str, facts: &Facts, gate: &Gate) -> Decision {
     match skip_reason(unit, facts, gate) {
         Some(s) => Decision::Skip(s),
         None => Decision::Restart,
@@ -249,7 +249,7 @@ fn sockets_of(unit: &str, info: &UnitInfo) -> Vec<String> {
 }
 
 /// Reads the facts for one candidate: read-only calls only.
-pub fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan) -> Result<Facts> {
+pub(crate) fn gather<Q: UnitQuery + ?Sized>(q: &Q, root: &SysRoot, u: &UnitPlan) -> Result<Facts> {
     let info = q.unit(&u.unit)?;
     let reach = match &info {
         Some(i) if i.running() => reach::walk(q, &u.unit, i)?,

@@ -71,7 +71,12 @@ fn look<Q: UnitQuery + ?Sized>(q: &Q, unit: &str, baseline: u32, at_end: bool) -
 /// Watches `units` for `time`, from right after their restart jobs
 /// ended; one result per unit, in the order given. A unit is settled
 /// only once the whole time passed; a failure is final at once.
-pub fn settle<Q: UnitQuery + ?Sized>(q: &Q, units: &[String], time: Duration, clock: &dyn Clock) -> Vec<Settled> {
+pub(crate) fn settle<Q: UnitQuery + ?Sized>(
+    q: &Q,
+    units: &[String],
+    time: Duration,
+    clock: &dyn Clock,
+) -> Vec<Settled> {
     let start = clock.elapsed();
     let baselines: Vec<u32> = units
         .iter()

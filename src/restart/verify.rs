@@ -23,12 +23,6 @@ pub enum Verified {
     Unknown(String),
 }
 
-impl Verified {
-    pub fn is_clean(&self) -> bool {
-        *self == Verified::Clean
-    }
-}
-
 /// Verifies one unit after its restart job ended with `done`.
 pub fn unit<Q: UnitQuery + ?Sized>(
     q: &Q,
@@ -82,7 +76,12 @@ fn try_unit<Q: UnitQuery + ?Sized>(
 /// The stale processes among `pids`; ones that exited meanwhile are skipped.
 /// A unit with many processes has them scanned on several threads
 /// ([`workers`]), the first of them on `scanner`.
-pub fn stale_among(root: &SysRoot, pids: &[u32], owner: &Owner, scanner: &mut Scanner) -> Result<Vec<StaleProcess>> {
+pub(crate) fn stale_among(
+    root: &SysRoot,
+    pids: &[u32],
+    owner: &Owner,
+    scanner: &mut Scanner,
+) -> Result<Vec<StaleProcess>> {
     let threads = scanner.threads.unwrap_or_else(workers::threads);
     let found = workers::map(
         pids,
@@ -123,7 +122,7 @@ pub fn init(root: &SysRoot, scanner: &mut Scanner) -> Result<Vec<StaleProcess>> 
 }
 
 /// `pid 4242 (demod): /usr/lib/libdemo.so.1, /usr/sbin/demod`.
-pub fn describe(p: &StaleProcess) -> String {
+pub(crate) fn describe(p: &StaleProcess) -> String {
     let files: Vec<&str> = p.files.iter().map(|f| &*f.path).collect();
     format!("pid {} ({}): {}", p.pid, p.comm, files.join(", "))
 }

@@ -89,7 +89,7 @@ pub struct Planned {
     pub policy: Policy,
 }
 
-pub fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planned> {
+pub(crate) fn build_plan(root: &SysRoot, args: &Options, scope: Scope) -> Result<Planned> {
     let policy = Policy::load(root)?;
     let mut scanner = scan::Scanner::default();
     scanner.method = args.method;

@@ -148,7 +148,7 @@ fn vanished(e: &std::io::Error, path: &Path) -> bool {
 /// property names it, e.g. `/system.slice/a.service`) and every cgroup
 /// below it. A cgroup that vanished meanwhile simply has no pids; one
 /// that cannot be read is an error.
-pub fn pids_under(root: &SysRoot, layout: Layout, path: &str) -> Result<Vec<u32>> {
+pub(crate) fn pids_under(root: &SysRoot, layout: Layout, path: &str) -> Result<Vec<u32>> {
     let base = root.path(layout.base());
     let dir = base.join(path.trim_start_matches('/'));
     let mut found = Members::default();
@@ -310,7 +310,7 @@ pub fn all_pids(root: &SysRoot) -> Result<Vec<u32>> {
 
 /// The parent pid from `/proc/PID/stat`. The comm field may contain
 /// spaces and parentheses, so parse after the last `)`.
-pub fn parent_of(root: &SysRoot, pid: u32) -> Option<u32> {
+pub(crate) fn parent_of(root: &SysRoot, pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(root.proc_pid(pid, "stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     after.split_whitespace().nth(1)?.parse().ok()
@@ -318,7 +318,7 @@ pub fn parent_of(root: &SysRoot, pid: u32) -> Option<u32> {
 
 /// Units holding this process or any ancestor: restarting one of them would
 /// kill the package manager that called us, or ourselves.
-pub fn ancestor_units(root: &SysRoot, start: u32) -> Vec<String> {
+pub(crate) fn ancestor_units(root: &SysRoot, start: u32) -> Vec<String> {
     let mut units = Vec::new();
     let mut pid = start;
     for _ in 0..256 {

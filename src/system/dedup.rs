@@ -57,7 +57,7 @@ impl<T: Eq + Hash + Clone, S: BuildHasher + Default> SeenSet<T, S> {
     }
 
     /// Empties the set, keeping the vector's room for the next process.
-    pub fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         match self {
             SeenSet::Few(v) => v.clear(),
             SeenSet::Many(_) => *self = SeenSet::Few(Vec::new()),

@@ -32,7 +32,7 @@ impl Mapping<'_> {
     }
 }
 
-pub fn strip_marker(path: &[u8]) -> &[u8] {
+pub(crate) fn strip_marker(path: &[u8]) -> &[u8] {
     path.strip_suffix(DELETED_MARKER).unwrap_or(path)
 }
 
@@ -74,7 +74,7 @@ fn field(s: &[u8]) -> Option<(&[u8], &[u8])> {
 /// Parses one maps line (without its newline). Returns `None` for
 /// anonymous mappings, pseudo paths like `[heap]`, and malformed lines:
 /// a garbled line must never abort the scan of a whole process.
-pub fn parse_line(line: &[u8]) -> Option<Mapping<'_>> {
+pub(crate) fn parse_line(line: &[u8]) -> Option<Mapping<'_>> {
     let (_range, rest) = field(line)?;
     let (perms, rest) = field(rest)?;
     let (_offset, rest) = field(rest)?;

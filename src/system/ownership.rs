@@ -70,7 +70,7 @@ fn lstat(path: &Path) -> Found {
 
 impl Ownership {
     /// Trusting root and `trusted` (the ids running the tool by default).
-    pub fn trusting(trusted: Trusted) -> Self {
+    pub(crate) fn trusting(trusted: Trusted) -> Self {
         Self {
             trusted,
             printed: HashMap::new(),
@@ -90,7 +90,7 @@ impl Ownership {
     /// `gone`: the caller knows nothing is at the path (a deleted
     /// mapping): only its directories are judged, and nothing is cached
     /// per file (60,000 deleted files would each fill the cache once).
-    pub fn user_controlled(&mut self, view: ViewKey, root_dir: &Path, path: &str, gone: bool) -> bool {
+    pub(crate) fn user_controlled(&mut self, view: ViewKey, root_dir: &Path, path: &str, gone: bool) -> bool {
         if places::user_controlled(path) {
             return true;
         }

@@ -41,7 +41,7 @@ const GET_INFO: u64 = (3 << 30) | ((std::mem::size_of::<PidfdInfo>() as u64) << 
 
 /// The real uid of process `pid` of our own PID namespace, as our user
 /// namespace sees it (what the `Uid:` line of its status shows us).
-pub fn real_uid(pid: u32) -> io::Result<u32> {
+pub(crate) fn real_uid(pid: u32) -> io::Result<u32> {
     let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from_raw_os_error(libc::ESRCH))?;
     // SAFETY: pidfd_open takes a pid and flags and returns a new
     // descriptor or -1; no memory is passed.

@@ -44,7 +44,7 @@ pub use crate::core::policy::{Entry, Policy, Verdict};
 
 /// The uid that policy directories and links must belong to (see the
 /// module documentation).
-pub fn trusted_owner(root: &SysRoot) -> Result<u32> {
+pub(crate) fn trusted_owner(root: &SysRoot) -> Result<u32> {
     if root.is_host() {
         return Ok(0);
     }
@@ -181,7 +181,7 @@ pub enum Command {
 
 /// Applies `cmd` to each unit's link in `admin_dir`. All names are checked
 /// before anything is changed, so a typo leaves the directory untouched.
-pub fn apply(root: &SysRoot, admin_dir: &str, cmd: Command, units: &[String]) -> Result<Vec<String>> {
+pub(crate) fn apply(root: &SysRoot, admin_dir: &str, cmd: Command, units: &[String]) -> Result<Vec<String>> {
     for u in units {
         unit_name::validate(u)?;
     }

@@ -20,7 +20,7 @@ const MIN_SPARE: usize = 16 * 1024;
 /// `buf` is scratch that keeps its size between calls (it is zeroed only
 /// when it grows), so scanning thousands of processes allocates nothing.
 /// The data is `&buf[..n]`.
-pub fn read_all(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) fn read_all(file: &mut File, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut filled = 0;
     loop {
         if buf.len() - filled < MIN_SPARE {
@@ -48,7 +48,7 @@ pub fn read(path: &Path) -> io::Result<Vec<u8>> {
 /// Reads a small procfs file that the kernel generates in one piece
 /// (`comm`, `cgroup`): one read(2) when it fits, since such a file hands
 /// out all it has on the first read and a short read is its end.
-pub fn read_small(path: &Path, buf: &mut Vec<u8>) -> io::Result<usize> {
+pub(crate) fn read_small(path: &Path, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut file = File::open(path)?;
     let mut filled = 0;
     loop {
@@ -78,7 +78,7 @@ const STATX_MNT_ID_UNIQUE: u32 = 0x4000;
 /// its mount and its inode. Two processes whose roots are the same
 /// directory on the same mount resolve every path alike. `(0, 0)` when
 /// the link can't be followed (the process exited).
-pub fn root_identity(root_link: &Path) -> (u64, u64) {
+pub(crate) fn root_identity(root_link: &Path) -> (u64, u64) {
     let Ok(path) = CString::new(root_link.as_os_str().as_bytes()) else {
         return (0, 0);
     };
@@ -101,7 +101,7 @@ pub fn root_identity(root_link: &Path) -> (u64, u64) {
 
 /// A digest of where a `ns/mnt` link points (`mnt:[4026531841]`), or
 /// `None` when it can't be read: kernels without namespaces, fake roots.
-pub fn mount_namespace(link: &Path) -> Option<u64> {
+pub(crate) fn mount_namespace(link: &Path) -> Option<u64> {
     let target = std::fs::read_link(link).ok()?;
     Some(fnv1a(target.as_os_str().as_bytes()))
 }

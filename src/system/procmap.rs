@@ -64,7 +64,7 @@ pub struct VmaQuery<'a> {
 }
 
 /// Whether an error from the first query means "no such ioctl here".
-pub fn unsupported(e: &io::Error) -> bool {
+pub(crate) fn unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOTTY) | Some(libc::EINVAL))
 }
 
@@ -102,7 +102,7 @@ impl<'a> VmaQuery<'a> {
     }
 
     /// The next executable file-backed VMA, or `None` at the end.
-    pub fn next_vma(&mut self) -> io::Result<Option<Vma>> {
+    pub(crate) fn next_vma(&mut self) -> io::Result<Option<Vma>> {
         Ok(self.next(None)?.map(|(vma, _)| vma))
     }
 
@@ -110,7 +110,7 @@ impl<'a> VmaQuery<'a> {
     /// [`VmaQuery::name`] gives it) in the same call: for a process whose
     /// mappings earlier processes did not settle, one ioctl a VMA instead
     /// of two.
-    pub fn next_vma_named<'b>(&mut self, buf: &'b mut Vec<u8>) -> io::Result<Option<(Vma, &'b [u8])>> {
+    pub(crate) fn next_vma_named<'b>(&mut self, buf: &'b mut Vec<u8>) -> io::Result<Option<(Vma, &'b [u8])>> {
         Ok(match self.next(Some(&mut *buf))? {
             Some((vma, len)) => Some((vma, &buf[..len])),
             None => None,

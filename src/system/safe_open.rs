@@ -87,7 +87,7 @@ impl Found {
         self.mode & libc::S_IFMT
     }
 
-    pub fn is_file(&self) -> bool {
+    pub(crate) fn is_file(&self) -> bool {
         self.kind() == libc::S_IFREG
     }
 

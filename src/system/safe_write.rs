@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 const ATTEMPTS: usize = 8;
 
 /// 16 hex digits from the kernel's random pool.
-pub fn random_suffix() -> Result<String> {
+pub(crate) fn random_suffix() -> Result<String> {
     let mut buf = [0u8; 8];
     // SAFETY: getrandom writes at most buf.len() bytes into buf.
     let n = unsafe { libc::getrandom(buf.as_mut_ptr().cast(), buf.len(), 0) };
@@ -39,14 +39,14 @@ pub fn random_suffix() -> Result<String> {
 
 /// A temporary name next to `name`: hidden, random, and not ending in the
 /// final name's suffix (node_exporter reads only `*.prom`).
-pub fn temp_name(name: &OsStr) -> Result<String> {
+pub(crate) fn temp_name(name: &OsStr) -> Result<String> {
     Ok(format!(".{}.{}.tmp", name.to_string_lossy(), random_suffix()?))
 }
 
 /// Why a directory owned by `uid` with `mode` is no place for root's
 /// files, when it is not: only root or we (`euid`; tests run as an
 /// ordinary user) may own it, and neither group nor others may write it.
-pub fn untrusted(uid: u32, mode: u32, euid: u32) -> Option<String> {
+pub(crate) fn untrusted(uid: u32, mode: u32, euid: u32) -> Option<String> {
     if uid != 0 && uid != euid {
         return Some(format!("owned by uid {uid}, neither root nor us"));
     }
@@ -125,7 +125,7 @@ impl TrustedDir {
 
     /// Opens `name` with `flags` plus `O_NOFOLLOW | O_CLOEXEC`, relative
     /// to the checked directory.
-    pub fn open_at(&self, name: &OsStr, flags: libc::c_int, mode: u32) -> std::io::Result<File> {
+    pub(crate) fn open_at(&self, name: &OsStr, flags: libc::c_int, mode: u32) -> std::io::Result<File> {
         let c = CString::new(name.as_bytes()).map_err(|_| ErrorKind::InvalidInput)?;
         let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         // SAFETY: a valid directory descriptor and C string.
@@ -214,7 +214,7 @@ impl TrustedDir {
 /// `name`, both on one descriptor of `dir`. `symlinkat` never follows what
 /// is there, so only the name needs to be unpredictable. The directory's
 /// owner and mode are the caller's concern (the policy reader judges them).
-pub fn replace_symlink(dir: &Path, name: &OsStr, target: &str) -> Result<()> {
+pub(crate) fn replace_symlink(dir: &Path, name: &OsStr, target: &str) -> Result<()> {
     let c = cstr(dir.as_os_str())?;
     // SAFETY: a valid C string; the descriptor is owned right away.
     let fd = check(unsafe { libc::open(c.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC) })
@@ -263,7 +263,7 @@ pub fn split(path: &Path) -> Result<(&Path, &OsStr)> {
 
 /// Replaces the file at `path` with `data` at `mode` (see
 /// [`TrustedDir::replace`]); with `durable`, also syncs the directory.
-pub fn replace_file(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()> {
+pub(crate) fn replace_file(path: &Path, data: &[u8], mode: u32, durable: bool) -> Result<()> {
     let (dir, name) = split(path)?;
     let dir = TrustedDir::open(dir).with_context(|| format!("failed to write {}", path.display()))?;
     dir.replace(name, data, mode)?;

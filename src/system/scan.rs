@@ -35,7 +35,7 @@ pub fn scan(root: &SysRoot, scope: Scope) -> Result<Scan> {
 /// processes found stale. The PIDs are split across threads
 /// ([`workers`]; [`Scanner::threads`] or `RESTART_STALE_THREADS`), and the
 /// result is the one a single thread gives.
-pub fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<Scan> {
+pub(crate) fn scan_with(root: &SysRoot, scope: Scope, mut scanner: Scanner) -> Result<Scan> {
     let layout = cgroup::detect(root);
     let walked = match layout {
         Some(l) => cgroup::system_members(root, l),
@@ -310,7 +310,7 @@ impl Scanner {
     /// restart could act on do. Interpreter scripts and their modules are
     /// checked for every process; only interpreters pay more than a
     /// `readlink` of `exe` for them.
-    pub fn process_in(&mut self, root: &SysRoot, pid: u32, in_scope: bool) -> Result<Option<Vec<StaleFile>>> {
+    pub(crate) fn process_in(&mut self, root: &SysRoot, pid: u32, in_scope: bool) -> Result<Option<Vec<StaleFile>>> {
         let maps_path = root.proc_pid(pid, "maps");
         let fail = |e: std::io::Error| anyhow::Error::new(e).context(format!("failed to read {}", maps_path.display()));
         let mut file = match std::fs::File::open(&maps_path) {

@@ -26,7 +26,7 @@ pub enum OnDisk {
 /// The pure rule. `at_literal` is what lives at the path as printed,
 /// marker included (only looked up when the marker is present);
 /// `at_stripped` is what lives at the path without the marker.
-pub fn judge(marked: bool, dev: u64, ino: u64, at_literal: OnDisk, at_stripped: OnDisk) -> Option<Staleness> {
+pub(crate) fn judge(marked: bool, dev: u64, ino: u64, at_literal: OnDisk, at_stripped: OnDisk) -> Option<Staleness> {
     if marked && at_literal == (OnDisk::Present { dev, ino }) {
         return None; // a file genuinely named "… (deleted)"
     }
@@ -80,7 +80,7 @@ fn on_disk(path: &Path) -> OnDisk {
 /// `ProtectSystem=` or `PrivateTmp=` sees the host's /usr through a bind
 /// mount, which keeps device and inode). Each root's links are followed
 /// inside it, so an absolute link in a jail does not lead to the host.
-pub fn same_as_host(host: &SysRoot, theirs: &SysRoot, path: &str) -> bool {
+pub(crate) fn same_as_host(host: &SysRoot, theirs: &SysRoot, path: &str) -> bool {
     let at = |r: &SysRoot, p: &Path| r.resolve(p).map(|p| on_disk(&r.path(p)));
     let same = |p: &Path| match (at(host, p), at(theirs, p)) {
         (Some(a @ OnDisk::Present { .. }), Some(b)) => a == b,
@@ -242,7 +242,7 @@ impl Resolver {
 
     /// Records that a mapping is never stale (an ignored path), so later
     /// processes mapping the same inode need not fetch its path again.
-    pub fn remember_fresh(&mut self, view: ViewKey, path: &[u8], dev: u64, ino: u64) {
+    pub(crate) fn remember_fresh(&mut self, view: ViewKey, path: &[u8], dev: u64, ino: u64) {
         let slot = self.cache.entry((view, dev, ino)).or_default();
         if !slot.iter().any(|(p, _)| **p == *path) {
             slot.push((path.into(), None));
@@ -271,7 +271,14 @@ impl Resolver {
     /// such a scan (the entries made, the table grown, all of it freed)
     /// for verdicts no other process would ask for, and one that does
     /// (a fork) pays the same again, no more.
-    pub fn check_unshared(&mut self, view: ViewKey, root_dir: &Path, path: &[u8], dev: u64, ino: u64) -> Option<Stale> {
+    pub(crate) fn check_unshared(
+        &mut self,
+        view: ViewKey,
+        root_dir: &Path,
+        path: &[u8],
+        dev: u64,
+        ino: u64,
+    ) -> Option<Stale> {
         self.judge_path(view, root_dir, path, dev, ino)
     }
 

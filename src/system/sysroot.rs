@@ -29,7 +29,7 @@ impl SysRoot {
         &self.root
     }
 
-    pub fn is_host(&self) -> bool {
+    pub(crate) fn is_host(&self) -> bool {
         self.root == Path::new("/")
     }
 
@@ -102,7 +102,7 @@ impl SysRoot {
     }
 
     /// `/proc/PID/<rel>` inside the root.
-    pub fn proc_pid(&self, pid: u32, rel: &str) -> PathBuf {
+    pub(crate) fn proc_pid(&self, pid: u32, rel: &str) -> PathBuf {
         let mut p = self.root.join("proc");
         p.push(pid.to_string());
         if !rel.is_empty() {

@@ -20,7 +20,7 @@ pub const REBOOT_REQUIRED_PKGS: &str = "/run/reboot-required.pkgs";
 /// The textfile's path: the one given (an absolute path inside the root,
 /// a relative one from the working directory, as a user typing it means),
 /// or Debian's when its directory exists; `None` means no textfile.
-pub fn textfile_path(root: &SysRoot, given: Option<&Path>) -> Option<PathBuf> {
+pub(crate) fn textfile_path(root: &SysRoot, given: Option<&Path>) -> Option<PathBuf> {
     if let Some(p) = given {
         return Some(if p.is_absolute() { root.path(p) } else { p.to_path_buf() });
     }
@@ -35,7 +35,7 @@ pub fn textfile_path(root: &SysRoot, given: Option<&Path>) -> Option<PathBuf> {
 /// `.prom`: node_exporter only reads `*.prom`, so it never sees the
 /// partial file. A directory that another user owns or that group or
 /// others can write is refused, with an error naming it.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     safe_write::replace_file(path, data, 0o644, false)
 }
 
@@ -43,7 +43,7 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// names already there (another package's postinst may have written them)
 /// and each name once, so a repeated run changes nothing. Both files are
 /// read and written only through the checked directory of the flag.
-pub fn flag_reboot(root: &SysRoot, packages: &BTreeSet<String>) -> Result<()> {
+pub(crate) fn flag_reboot(root: &SysRoot, packages: &BTreeSet<String>) -> Result<()> {
     let flag = root.path(REBOOT_REQUIRED);
     let (dir, flag_name) = safe_write::split(&flag)?;
     let dir = TrustedDir::open(dir).with_context(|| format!("failed to write {}", flag.display()))?;

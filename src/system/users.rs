@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 /// says why); with thousands of stale processes outside the units the
 /// reads are split across threads as the scan is ([`workers`]), each
 /// with its own buffer.
-pub fn session_groups(root: &SysRoot, outside: &[OutsideProcess]) -> Vec<Group> {
+pub(crate) fn session_groups(root: &SysRoot, outside: &[OutsideProcess]) -> Vec<Group> {
     if outside.is_empty() {
         return Vec::new();
     }
@@ -45,7 +45,8 @@ pub fn session_groups(root: &SysRoot, outside: &[OutsideProcess]) -> Vec<Group> 
 
 /// The real uid of a process; `None` when it exited or its status has no
 /// readable `Uid:` line.
-pub fn real_uid(root: &SysRoot, pid: u32) -> Option<u32> {
+#[cfg(test)]
+pub(crate) fn real_uid(root: &SysRoot, pid: u32) -> Option<u32> {
     real_uid_in(root, pid, &mut Vec::new())
 }
 
@@ -71,7 +72,7 @@ fn parse_real_uid(status: &str) -> Option<u32> {
 
 /// uid → user name from the root's /etc/passwd; an unreadable file gives
 /// an empty map (the reports then print numbers).
-pub fn user_names(root: &SysRoot) -> BTreeMap<u32, String> {
+pub(crate) fn user_names(root: &SysRoot) -> BTreeMap<u32, String> {
     let Ok(text) = std::fs::read_to_string(root.path("/etc/passwd")) else {
         return BTreeMap::new();
     };

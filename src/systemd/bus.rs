@@ -28,7 +28,7 @@ impl Bus {
 
     /// A connection whose calls each wait at most `timeout`: hooks, which
     /// a package manager waits for, and reports use a short one.
-    pub fn with_timeout(timeout: Duration) -> Bus {
+    pub(crate) fn with_timeout(timeout: Duration) -> Bus {
         Bus(Arc::new(Lazy {
             timeout,
             conn: OnceLock::new(),

@@ -196,7 +196,7 @@ impl Dbus {
     /// (dbus-daemon or dbus-broker). zbus bounds only the calls; the connection handshake
     /// with a bus that accepts and never answers is bounded by the hook's
     /// watchdog (`crate::transaction::guard`).
-    pub fn connect_with_timeout(timeout: Duration) -> Result<Self> {
+    pub(crate) fn connect_with_timeout(timeout: Duration) -> Result<Self> {
         let conn = zbus::blocking::connection::Builder::system()
             .and_then(|b| b.method_timeout(timeout).build())
             .context("failed to connect to the D-Bus system bus (is dbus running?)")?;

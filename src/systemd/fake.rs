@@ -37,7 +37,7 @@ pub enum Call {
 impl Call {
     /// Whether the call changes state in systemd. `Subscribe` only adds
     /// us as a signal listener but is still not something a dry run does.
-    pub fn mutates(&self) -> bool {
+    pub(crate) fn mutates(&self) -> bool {
         matches!(
             self,
             Call::Subscribe
@@ -103,7 +103,7 @@ pub struct Fake {
 
 impl Fake {
     /// A fake with these units loaded.
-    pub fn with_units<'a>(units: impl IntoIterator<Item = (&'a str, UnitInfo)>) -> Self {
+    pub(crate) fn with_units<'a>(units: impl IntoIterator<Item = (&'a str, UnitInfo)>) -> Self {
         Fake {
             units: units.into_iter().map(|(n, i)| (n.to_string(), i)).collect(),
             ..Fake::default()
@@ -132,12 +132,12 @@ impl Fake {
     }
 
     /// Transient services really started (not no-ops), with their argv.
-    pub fn transient_started(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) fn transient_started(&self) -> Vec<(String, Vec<String>)> {
         self.started.borrow().clone()
     }
 
     /// Every `start_transient_timer` call, as (timer, delay, argv).
-    pub fn timers(&self) -> Vec<(String, std::time::Duration, Vec<String>)> {
+    pub(crate) fn timers(&self) -> Vec<(String, std::time::Duration, Vec<String>)> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -148,7 +148,7 @@ impl Fake {
     }
 
     /// Every `set_markers` call, as (unit, changes), in order.
-    pub fn marker_calls(&self) -> Vec<(String, Vec<String>)> {
+    pub(crate) fn marker_calls(&self) -> Vec<(String, Vec<String>)> {
         self.calls()
             .into_iter()
             .filter_map(|c| match c {
@@ -159,7 +159,7 @@ impl Fake {
     }
 
     /// Shares the test's clock, for [`Fake::later`].
-    pub fn set_clock(&self, clock: Rc<Cell<Duration>>) {
+    pub(crate) fn set_clock(&self, clock: Rc<Cell<Duration>>) {
         *self.clock.borrow_mut() = Some(clock);
     }
 
@@ -187,7 +187,7 @@ impl Fake {
 
 impl Fake {
     /// The unit's markers now: its own, changed by `set_markers` calls.
-    pub fn markers_of(&self, unit: &str) -> Vec<String> {
+    pub(crate) fn markers_of(&self, unit: &str) -> Vec<String> {
         if let Some(m) = self.markers.borrow().get(unit) {
             return m.clone();
         }
@@ -196,7 +196,7 @@ impl Fake {
 }
 
 /// A healthy `active (running)` simple service with main PID `pid`.
-pub fn running_service(pid: u32) -> UnitInfo {
+pub(crate) fn running_service(pid: u32) -> UnitInfo {
     UnitInfo {
         active_state: "active".into(),
         sub_state: "running".into(),

@@ -60,7 +60,7 @@ pub fn run(root: &SysRoot, manager: &dyn Manager, bus: &Bus, verbose: u8) -> Res
 }
 
 /// [`run`] with the lock wait and the retry of `env`.
-pub fn run_in(root: &SysRoot, manager: &dyn Manager, verbose: u8, env: &Env) -> Result<Outcome> {
+pub(crate) fn run_in(root: &SysRoot, manager: &dyn Manager, verbose: u8, env: &Env) -> Result<Outcome> {
     if let Some(why) = host::suspended() {
         log::info!("{why}: not restarting anything");
         return Ok(Outcome::Done);
@@ -93,7 +93,7 @@ pub fn run_in(root: &SysRoot, manager: &dyn Manager, verbose: u8, env: &Env) -> 
 
 /// Runs the finish step of a transient unit: an error or a panic is
 /// logged with `what` and becomes [`Outcome::Error`], the unit's failure.
-pub fn unit_step(what: &str, step: impl FnOnce() -> Result<Outcome>) -> Outcome {
+pub(crate) fn unit_step(what: &str, step: impl FnOnce() -> Result<Outcome>) -> Outcome {
     // Nothing the step touched is used after a panic: we only exit.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
         Ok(Ok(o)) => o,

@@ -131,7 +131,7 @@ fn orphan(path: &Path) -> Result<Option<File>> {
 }
 
 /// Is a held record in `dir` left by a hook that is gone?
-pub fn any_orphan(dir: &Path) -> Result<bool> {
+pub(crate) fn any_orphan(dir: &Path) -> Result<bool> {
     for p in held(dir)? {
         if orphan(&p)?.is_some() {
             return Ok(true);
@@ -143,7 +143,7 @@ pub fn any_orphan(dir: &Path) -> Result<bool> {
 /// Renames every held record of `dir` whose hook is gone to a taken name,
 /// where the spool's next take finds it as a leftover. Returns the new
 /// names.
-pub fn adopt(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn adopt(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut adopted = Vec::new();
     for p in held(dir)? {
         // The lock is kept over the rename: the file changes hands whole.

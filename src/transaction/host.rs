@@ -104,7 +104,7 @@ fn conf_values(root: &SysRoot, key: &str) -> Vec<(usize, String)> {
 /// fix is behind restart now, the others are marked (docs/cves.md);
 /// `restart = all`, the default, restarts every allowed unit. The last
 /// line that sets it wins; an unknown value warns and keeps the default.
-pub fn security_only(root: &SysRoot) -> bool {
+pub(crate) fn security_only(root: &SysRoot) -> bool {
     let mut security = false;
     for (n, v) in conf_values(root, "restart") {
         match v.as_str() {
@@ -119,7 +119,7 @@ pub fn security_only(root: &SysRoot) -> bool {
 /// `settle = SECONDS` in [`HOOKS_CONF`]: the health gate's settle time
 /// when `--settle` is not given (docs/restarts.md). `None` when unset,
 /// unreadable or not a number (with a warning): the default holds then.
-pub fn conf_settle(root: &SysRoot) -> Option<std::time::Duration> {
+pub(crate) fn conf_settle(root: &SysRoot) -> Option<std::time::Duration> {
     let mut settle = None;
     for (n, v) in conf_values(root, "settle") {
         match v.parse::<u64>() {

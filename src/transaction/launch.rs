@@ -14,7 +14,7 @@ use anyhow::Result;
 /// Why hooks must leave this system alone, if they must: the admin
 /// suspended them, no systemd runs here, or we are in a chroot (an image
 /// build, an `--installroot`).
-pub fn not_here(root: &SysRoot) -> Option<String> {
+pub(crate) fn not_here(root: &SysRoot) -> Option<String> {
     if let Some(why) = host::suspended() {
         return Some(why);
     }
@@ -32,7 +32,7 @@ pub const HOOK_DBUS_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// runs: the package manager that called us is among them. The finish
 /// step runs in its own unit, where this chain ends at PID 1, so the hook
 /// records them ([`super::record::Fact::Protect`]).
-pub fn caller_units(root: &SysRoot) -> Vec<String> {
+pub(crate) fn caller_units(root: &SysRoot) -> Vec<String> {
     crate::system::cgroup::ancestor_units(root, std::process::id())
 }
 
@@ -87,7 +87,7 @@ fn with_caller(root: &SysRoot, block: &Block) -> Block {
 
 /// The second half of [`commit`]: starts the manager's finish unit over
 /// `bus` (a hook's has [`HOOK_DBUS_TIMEOUT`]), except in a test root.
-pub fn start_finish(bus: &Bus, root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
+pub(crate) fn start_finish(bus: &Bus, root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
     if !root.is_host() {
         // As in restart::run: a test root never reaches the bus.
         log::info!("{} not started: the root is not / (a test root)", manager.unit());
@@ -97,7 +97,7 @@ pub fn start_finish(bus: &Bus, root: &SysRoot, manager: &dyn Manager, verbose: u
 }
 
 /// Starts (or leaves running) `<id>-hook finish` as the manager's unit.
-pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
+pub(crate) fn launch(mgr: &dyn ServiceManager, root: &SysRoot, manager: &dyn Manager, verbose: u8) -> Result<()> {
     let argv = self_argv(root, verbose, &[&manager.subcommand(), "finish"])?;
     let description = format!("Restart services left stale by {}", manager.a_transaction());
     let unit = manager.unit();
@@ -147,7 +147,7 @@ fn unit_busy(mgr: &dyn ServiceManager, unit: &str) -> Result<bool> {
 
 /// `<this binary> ARGS…`, with our root and verbosity: the command of a
 /// transient unit that finishes what a hook started (apt, dnf, pacman).
-pub fn self_argv(root: &SysRoot, verbose: u8, args: &[&str]) -> Result<Vec<String>> {
+pub(crate) fn self_argv(root: &SysRoot, verbose: u8, args: &[&str]) -> Result<Vec<String>> {
     let exe = std::env::current_exe().context("failed to find our own executable")?;
     let mut exe = exe.to_string_lossy().into_owned();
     // The transaction may have just upgraded restart-stale itself: the

@@ -53,7 +53,7 @@ pub fn guard(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
 
 /// [`guard`] with a shorter limit than [`HOOK_LIMIT`], for a hook whose
 /// package manager grants less (dnf5's steps share 30 s in all).
-pub fn guard_within(what: &str, limit: Duration, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
+pub(crate) fn guard_within(what: &str, limit: Duration, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
     let _watchdog = Watchdog::hook_within(what, limit);
     contain(what, step)
 }
@@ -61,7 +61,7 @@ pub fn guard_within(what: &str, limit: Duration, step: impl FnOnce() -> anyhow::
 /// [`guard`] without its watchdog, for a hook that times its own work
 /// (the zypper plugin, which lives as long as the commit, arms a
 /// [`Watchdog::hook`] per frame instead).
-pub fn contain(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
+pub(crate) fn contain(what: &str, step: impl FnOnce() -> anyhow::Result<()>) -> Outcome {
     // Nothing the step touched is used after a panic: we only exit.
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)) {
         Ok(Ok(())) => {}
@@ -86,7 +86,7 @@ impl Watchdog {
     }
 
     /// [`Watchdog::hook`] after `limit` instead.
-    pub fn hook_within(what: &str, limit: Duration) -> Self {
+    pub(crate) fn hook_within(what: &str, limit: Duration) -> Self {
         let label = what.to_string();
         Self::start(limit, move || {
             log::error!(
@@ -117,7 +117,7 @@ impl Watchdog {
 
 /// Reads a hook's stdin, at most `limit` bytes, then drains the rest, so
 /// the package manager's writes never fail even when we stop reading.
-pub fn read_stdin(limit: u64) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn read_stdin(limit: u64) -> anyhow::Result<Vec<u8>> {
     use anyhow::Context;
     use std::io::Read;
     let mut data = Vec::new();

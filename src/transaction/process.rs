@@ -32,7 +32,7 @@ pub fn parse_stat(stat: &str) -> Option<(char, u64)> {
 }
 
 /// Reads the identity of `pid`.
-pub fn identify(root: &SysRoot, pid: u32) -> Result<Process> {
+pub(crate) fn identify(root: &SysRoot, pid: u32) -> Result<Process> {
     let path = root.proc_pid(pid, "stat");
     let text = std::fs::read_to_string(&path).with_context(|| format!("failed to read {}", path.display()))?;
     let (_, start) = parse_stat(&text).with_context(|| format!("{}: unexpected format", path.display()))?;

@@ -120,7 +120,7 @@ fn one_line(s: &str) -> String {
 
 /// apt's boolean spellings (`StringToBool`), which the record and the
 /// hooks' settings take too; `None` when unrecognised.
-pub fn parse_bool(value: &str) -> Option<bool> {
+pub(crate) fn parse_bool(value: &str) -> Option<bool> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "yes" | "true" | "with" | "on" | "enable" => Some(true),
         "0" | "no" | "false" | "without" | "off" | "disable" => Some(false),
@@ -130,13 +130,13 @@ pub fn parse_bool(value: &str) -> Option<bool> {
 
 /// A package name as the package manager wrote it: one word, printable,
 /// not option-like.
-pub fn valid_package(s: &str) -> bool {
+pub(crate) fn valid_package(s: &str) -> bool {
     !s.is_empty() && !s.starts_with('-') && s.bytes().all(|c| c.is_ascii_graphic())
 }
 
 /// Parses one fact line. The error says what is wrong, not where: the
 /// caller adds the input name and line number.
-pub fn parse_fact(line: &str) -> Result<Fact, String> {
+pub(crate) fn parse_fact(line: &str) -> Result<Fact, String> {
     let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
     match word {
         "source" => Source::parse(rest)
@@ -263,7 +263,7 @@ impl Block {
         })
     }
 
-    pub fn protected(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn protected(&self) -> impl Iterator<Item = &str> {
         self.facts.iter().filter_map(|f| match f {
             Fact::Protect(u) => Some(u.as_str()),
             _ => None,
@@ -332,7 +332,7 @@ impl Record {
     }
 
     /// Reads and parses taken files into one record.
-    pub fn read_all(files: &[PathBuf]) -> Result<Record> {
+    pub(crate) fn read_all(files: &[PathBuf]) -> Result<Record> {
         let mut all = Record::default();
         for f in files {
             let data = std::fs::read(f).with_context(|| format!("failed to read {}", f.display()))?;

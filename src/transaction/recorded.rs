@@ -26,7 +26,7 @@ const SHOWN_PACKAGES: usize = 20;
 /// The default [`Manager::prepare`]: the changed set is the recorded
 /// files; the protected units and the managers still running are taken
 /// from the record, and the manager that wrote it is waited for.
-pub fn prepare<M: Manager + ?Sized>(m: &M, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>> {
+pub(crate) fn prepare<M: Manager + ?Sized>(m: &M, root: &SysRoot, files: &[PathBuf]) -> Result<Option<Prepared>> {
     let rec = Record::read_all(files)?;
     for p in &rec.problems {
         log::warn!("{p}");
@@ -72,7 +72,7 @@ pub fn prepare<M: Manager + ?Sized>(m: &M, root: &SysRoot, files: &[PathBuf]) ->
 }
 
 /// Every recorded file, directories left out: they are never mapped code.
-pub fn changed_set(root: &SysRoot, rec: &Record) -> ChangedSet {
+pub(crate) fn changed_set(root: &SysRoot, rec: &Record) -> ChangedSet {
     let mut set = ChangedSet::default();
     for f in rec.blocks.iter().flat_map(|b| b.files()) {
         if !root.is_dir(f) {

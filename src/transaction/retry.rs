@@ -53,7 +53,7 @@ pub const MAX_ATTEMPTS: u32 = BACKOFF.len() as u32 + 1;
 pub const GIVE_UP_AGE: Duration = Duration::from_secs(60 * 60);
 
 /// The delay before the retry after `failed` failed runs (1 or more).
-pub fn delay_after(failed: u32) -> Duration {
+pub(crate) fn delay_after(failed: u32) -> Duration {
     let i = (failed.max(1) - 1) as usize;
     BACKOFF[i.min(BACKOFF.len() - 1)]
 }
@@ -80,7 +80,7 @@ impl Retry for OnBus<'_> {
 /// runs the manager's finish once, `delay` from now. Named by the time so
 /// that a timer of an earlier failure that systemd still has loaded never
 /// takes the name.
-pub fn arm(
+pub(crate) fn arm(
     mgr: &dyn ServiceManager,
     root: &SysRoot,
     manager: &dyn Manager,

@@ -197,7 +197,7 @@ fn take_in(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Is anything waiting to be taken, in `dir` or its fallback?
-pub fn any_waiting(dir: &Path) -> Result<bool> {
+pub(crate) fn any_waiting(dir: &Path) -> Result<bool> {
     for d in both(dir) {
         if d.join(PENDING).exists() || !leftovers(&d)?.is_empty() || super::held::any_orphan(&d)? {
             return Ok(true);
@@ -237,7 +237,7 @@ pub(crate) fn named(dir: &Path, prefix: &str) -> Result<Vec<PathBuf>> {
 }
 
 /// One `finish` at a time, even when someone runs it by hand.
-pub fn try_lock(dir: &Path) -> Result<Option<File>> {
+pub(crate) fn try_lock(dir: &Path) -> Result<Option<File>> {
     ensure_dir(dir)?;
     let path = dir.join("finish.lock");
     let file = OpenOptions::new()
@@ -269,7 +269,7 @@ pub fn remove(files: &[PathBuf]) {
 
 /// Is a record waiting that no finish has taken yet? (Leftovers of a
 /// failed run wait for the next run, not for another round.)
-pub fn any_fresh(dir: &Path) -> Result<bool> {
+pub(crate) fn any_fresh(dir: &Path) -> Result<bool> {
     Ok(both(dir).iter().any(|d| d.join(PENDING).exists()))
 }
 
@@ -279,7 +279,7 @@ pub fn any_fresh(dir: &Path) -> Result<bool> {
 /// with an error naming it and `summary`, the transaction it held.
 /// Returns the highest failure count among the files kept, `None` when
 /// none was.
-pub fn keep_for_retry(
+pub(crate) fn keep_for_retry(
     files: &[PathBuf],
     max_attempts: u32,
     min_age: std::time::Duration,

@@ -71,7 +71,7 @@ impl Default for Wait {
 /// Waits until `is_held` has said "free" continuously for `settle`.
 /// Returns false on timeout. A probe error counts as free (logged): we
 /// would rather act once too early than never.
-pub fn wait_until_free(mut is_held: impl FnMut() -> Result<bool>, wait: Wait) -> bool {
+pub(crate) fn wait_until_free(mut is_held: impl FnMut() -> Result<bool>, wait: Wait) -> bool {
     let start = Instant::now();
     let mut free_since: Option<Instant> = None;
     loop {

@@ -31,7 +31,7 @@ const MAX_FILE: u64 = 4 << 20;
 /// Reads one changelog: gzip'd when the name ends in `.gz`. `Ok(None)`
 /// when the file is not there; the text is cut to [`MAX_TEXT`] bytes,
 /// and the flag says it was.
-pub fn read_text(root: &SysRoot, path: &str) -> Result<Option<(String, bool)>> {
+pub(crate) fn read_text(root: &SysRoot, path: &str) -> Result<Option<(String, bool)>> {
     let Some(real) = root.resolve(Path::new(path)) else {
         bail!("{path}: too many symbolic links");
     };
@@ -89,7 +89,7 @@ pub fn debian(root: &SysRoot, up: &Upgrade) -> Result<Option<Parsed>> {
 }
 
 /// The fix of one Debian package's upgrade.
-pub fn debian_fix(root: &SysRoot, up: &Upgrade) -> Fix {
+pub(crate) fn debian_fix(root: &SysRoot, up: &Upgrade) -> Fix {
     match debian(root, up) {
         Ok(Some(p)) => fixes::summarize(up, &p, deb_cmp),
         Ok(None) => Fix::unknown(up, "no changelog installed"),
@@ -101,7 +101,7 @@ pub fn debian_fix(root: &SysRoot, up: &Upgrade) -> Fix {
 /// stale file (or the library it was counted for) is looked up in the
 /// packages' current dpkg lists, and each package's changelog is read
 /// once. Removed packages fixed nothing and are left out.
-pub fn annotate(root: &SysRoot, plan: &Plan, ups: &Upgrades) -> ByUnit {
+pub(crate) fn annotate(root: &SysRoot, plan: &Plan, ups: &Upgrades) -> ByUnit {
     if fixes::stale_units(plan).next().is_none() || ups.packages.is_empty() {
         return ByUnit::new();
     }

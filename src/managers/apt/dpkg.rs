@@ -18,7 +18,7 @@ pub const INFO_DIR: &str = "/var/lib/dpkg/info";
 /// The list file of `package` for the first of `archs` that has one,
 /// else the unqualified one; `None` when there is none (not installed,
 /// or already removed).
-pub fn find_list(root: &SysRoot, package: &str, archs: &[&str]) -> Option<PathBuf> {
+pub(crate) fn find_list(root: &SysRoot, package: &str, archs: &[&str]) -> Option<PathBuf> {
     let info = root.path(INFO_DIR);
     archs
         .iter()
@@ -29,12 +29,12 @@ pub fn find_list(root: &SysRoot, package: &str, archs: &[&str]) -> Option<PathBu
 
 /// Reads a list file: one absolute path per line; dpkg's `/.` entry and
 /// blank lines are dropped.
-pub fn read_list(path: &std::path::Path) -> Result<Vec<String>> {
+pub(crate) fn read_list(path: &std::path::Path) -> Result<Vec<String>> {
     let data = std::fs::read(path).with_context(|| format!("failed to read {}", path.display()))?;
     Ok(parse_list(&String::from_utf8_lossy(&data)))
 }
 
-pub fn parse_list(text: &str) -> Vec<String> {
+pub(crate) fn parse_list(text: &str) -> Vec<String> {
     text.lines()
         .filter(|l| l.starts_with('/') && *l != "/.")
         .map(str::to_string)
@@ -49,7 +49,7 @@ pub fn is_dir(root: &SysRoot, path: &str) -> bool {
 }
 
 /// The files of the package list, directories left out.
-pub fn package_files(root: &SysRoot, package: &str, archs: &[&str]) -> Result<Option<Vec<String>>> {
+pub(crate) fn package_files(root: &SysRoot, package: &str, archs: &[&str]) -> Result<Option<Vec<String>>> {
     let Some(list) = find_list(root, package, archs) else {
         return Ok(None);
     };
@@ -100,7 +100,7 @@ pub fn derive(root: &SysRoot, packages: &[(String, Vec<String>)], captured: &[(S
 /// For `/run/reboot-required.pkgs`, so best effort: an unreadable info
 /// directory or list is skipped, and a path no list names (a library
 /// dropped by its upgrade) names no package.
-pub fn owners(root: &SysRoot, paths: &[String]) -> std::collections::BTreeSet<String> {
+pub(crate) fn owners(root: &SysRoot, paths: &[String]) -> std::collections::BTreeSet<String> {
     let wanted: std::collections::HashSet<String> = paths.iter().map(|p| crate::core::changed::normalize(p)).collect();
     let mut found = std::collections::BTreeSet::new();
     let Ok(dir) = std::fs::read_dir(root.path(INFO_DIR)) else {
@@ -125,7 +125,7 @@ pub fn owners(root: &SysRoot, paths: &[String]) -> std::collections::BTreeSet<St
 }
 
 /// The current files of the Debian packages in `changes`, each once.
-pub fn replay_files<'a>(root: &SysRoot, changes: impl Iterator<Item = &'a PackageChange>, r: &mut Replay) {
+pub(crate) fn replay_files<'a>(root: &SysRoot, changes: impl Iterator<Item = &'a PackageChange>, r: &mut Replay) {
     let changes: Vec<&PackageChange> = changes.collect();
     let mut ups = crate::core::fixes::Upgrades::default();
     for p in &changes {

@@ -112,7 +112,7 @@ const STATUS_GENERATIONS: usize = 2;
 /// in dpkg.log, whose old version is the one a process started before it
 /// still runs (docs/cves.md). A package whose newest change removed it is
 /// left out. `None` without a readable dpkg.log (not a Debian system).
-pub fn status_upgrades(root: &SysRoot) -> Option<Upgrades> {
+pub(crate) fn status_upgrades(root: &SysRoot) -> Option<Upgrades> {
     let names = match logfiles::generations(root, DPKG_LOG) {
         Ok(n) if !n.is_empty() => n,
         Ok(_) => return None,
@@ -133,7 +133,7 @@ pub fn status_upgrades(root: &SysRoot) -> Option<Upgrades> {
 
 /// Each package's newest change among `events` (oldest first), as the
 /// annotation's upgrades: its old version and the one it installed.
-pub fn newest_changes(events: &[Event]) -> Upgrades {
+pub(crate) fn newest_changes(events: &[Event]) -> Upgrades {
     let mut newest: BTreeMap<(&str, Option<&str>), &PackageChange> = BTreeMap::new();
     for e in events {
         newest.insert((&e.package.name, e.package.arch.as_deref()), &e.package);

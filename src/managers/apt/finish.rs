@@ -28,7 +28,7 @@ pub fn run(bus: &Bus, root: &SysRoot, verbose: u8) -> Result<Outcome> {
     run_with(bus, root, verbose, Wait::default())
 }
 
-pub fn run_with(bus: &Bus, root: &SysRoot, verbose: u8, wait: Wait) -> Result<Outcome> {
+pub(crate) fn run_with(bus: &Bus, root: &SysRoot, verbose: u8, wait: Wait) -> Result<Outcome> {
     finish::run(root, &Apt { wait }, bus, verbose)
 }
 
@@ -135,7 +135,7 @@ pub fn packages(rec: &Record) -> Vec<(String, Vec<String>)> {
 
 /// Every recorded package with the version it had before the first
 /// action and after the last (apt's protocol 3 names both).
-pub fn upgrades(rec: &Record) -> crate::core::fixes::Upgrades {
+pub(crate) fn upgrades(rec: &Record) -> crate::core::fixes::Upgrades {
     let mut ups = crate::core::fixes::Upgrades::default();
     for a in rec.blocks.iter().flat_map(|b| &b.actions) {
         let arch = a.current.as_ref().or(a.new.as_ref()).map(|v| v.arch.as_str());

@@ -72,13 +72,13 @@ pub const REEXEC_KEY: &str = "RestartStale::Reexec";
 
 /// `apt-hook pre-install-pkgs`: apt's `DPkg::Pre-Install-Pkgs` hook.
 /// Always [`Outcome::Done`]: errors and panics are logged, apt goes on.
-pub fn pre_install_pkgs(root: &SysRoot) -> Outcome {
+pub(crate) fn pre_install_pkgs(root: &SysRoot) -> Outcome {
     transaction::guard("apt-hook pre-install-pkgs", || pre_install::run(root))
 }
 
 /// `apt-hook post-invoke`: apt's `DPkg::Post-Invoke` hook; always
 /// [`Outcome::Done`].
-pub fn post_invoke(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
+pub(crate) fn post_invoke(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
     transaction::guard("apt-hook post-invoke", || post_invoke::run(bus, root, verbose))
 }
 

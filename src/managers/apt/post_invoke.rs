@@ -24,7 +24,7 @@ pub enum Decision {
     Launch,
 }
 
-pub fn decide(root: &SysRoot) -> Result<Decision> {
+pub(crate) fn decide(root: &SysRoot) -> Result<Decision> {
     if let Some(why) = host::suspended() {
         return Ok(Decision::Skip(
             log::Level::Info,
@@ -56,7 +56,7 @@ pub fn run(bus: &Bus, root: &SysRoot, verbose: u8) -> Result<()> {
 
 /// Starts (or leaves running) the finish unit, as every manager's hook
 /// does ([`crate::transaction::launch::launch`]).
-pub fn launch(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
+pub(crate) fn launch(mgr: &dyn ServiceManager, root: &SysRoot, verbose: u8) -> Result<()> {
     crate::transaction::launch::launch(mgr, root, &APT, verbose)
 }
 

@@ -78,7 +78,7 @@ fn note_auto_restart(root: &SysRoot, on: bool) -> Result<()> {
 
 /// The record block for one hook run: the parsed input plus the file
 /// lists copied now.
-pub fn build_block(root: &SysRoot, input: &HookInput, time: u64, pid: u32) -> Block {
+pub(crate) fn build_block(root: &SysRoot, input: &HookInput, time: u64, pid: u32) -> Block {
     let mut block = Block::new(time, pid);
     block.command = input.config_value("CommandLine::AsString").map(str::to_string);
     // RESTART_STALE_DEFER=1 apt-get upgrade, or hooks.conf: deferred,

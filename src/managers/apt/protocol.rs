@@ -80,7 +80,7 @@ impl fmt::Display for Action {
 
 impl Action {
     /// The architectures the package is known under, current first.
-    pub fn archs(&self) -> Vec<&str> {
+    pub(crate) fn archs(&self) -> Vec<&str> {
         let mut archs: Vec<&str> = Vec::new();
         for v in [&self.current, &self.new].into_iter().flatten() {
             if !archs.contains(&v.arch.as_str()) {
@@ -198,7 +198,7 @@ fn parse_config_line(raw: &[u8]) -> Result<(String, String), String> {
 /// Undoes apt's `QuoteString`: `%` followed by two hex digits is a byte.
 /// Bytes that are not UTF-8 after decoding are replaced (apt's
 /// configuration may hold anything; we only read a few known keys).
-pub fn percent_decode(raw: &[u8]) -> Result<String, String> {
+pub(crate) fn percent_decode(raw: &[u8]) -> Result<String, String> {
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while i < raw.len() {
@@ -299,7 +299,7 @@ fn version_triple([version, arch, ma]: [&str; 3], which: &str) -> Result<Option<
 
 /// dpkg's package name rule (deb-control(5)); it also keeps names safe
 /// to use in file names under /var/lib/dpkg/info.
-pub fn validate_package(name: &str) -> Result<(), String> {
+pub(crate) fn validate_package(name: &str) -> Result<(), String> {
     let b = name.as_bytes();
     let ok = b.len() >= 2
         && b[0].is_ascii_alphanumeric()
@@ -314,7 +314,7 @@ pub fn validate_package(name: &str) -> Result<(), String> {
 
 /// Architecture names: lowercase letters, digits and `-` (`amd64`, `all`,
 /// `musl-linux-arm64`).
-pub fn validate_arch(arch: &str) -> Result<(), String> {
+pub(crate) fn validate_arch(arch: &str) -> Result<(), String> {
     let ok = !arch.is_empty()
         && !arch.starts_with('-')
         && arch
@@ -328,7 +328,7 @@ pub fn validate_arch(arch: &str) -> Result<(), String> {
 }
 
 /// apt's boolean spellings; the record format shares them.
-pub use crate::transaction::record::parse_bool;
+pub(crate) use crate::transaction::record::parse_bool;
 
 #[cfg(test)]
 mod tests {

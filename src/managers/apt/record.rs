@@ -50,7 +50,7 @@ impl Block {
     }
 
     /// The block in the record format.
-    pub fn to_facts(&self) -> facts::Block {
+    pub(crate) fn to_facts(&self) -> facts::Block {
         let mut f = vec![Fact::Source(Source::of("apt"))];
         f.extend(self.command.clone().map(Fact::Command));
         f.push(Fact::AutoRestart(self.auto_restart));
@@ -76,7 +76,7 @@ impl Block {
 
     /// apt's view of a recorded block; an action line that does not parse
     /// is a problem naming the block, and is skipped.
-    pub fn from_facts(b: &facts::Block, problems: &mut Vec<String>) -> Block {
+    pub(crate) fn from_facts(b: &facts::Block, problems: &mut Vec<String>) -> Block {
         let mut out = Block::new(b.time, b.pid);
         for f in &b.facts {
             match f {
@@ -143,7 +143,7 @@ impl Record {
 }
 
 /// Reads and parses taken files into one record.
-pub fn read_all(files: &[PathBuf]) -> Result<Record> {
+pub(crate) fn read_all(files: &[PathBuf]) -> Result<Record> {
     Ok(from_facts(facts::Record::read_all(files)?))
 }
 

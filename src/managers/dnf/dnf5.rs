@@ -67,7 +67,7 @@ pub const STEP_LIMIT: Duration = Duration::from_secs(9);
 pub const RPM_LIMIT: Duration = Duration::from_secs(6);
 
 /// The system's rpm with [`RPM_LIMIT`].
-pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
+pub(crate) fn lister(root: &SysRoot) -> Box<dyn FileLister> {
     crate::managers::rpm::lister_within(root, None, RPM_LIMIT)
 }
 

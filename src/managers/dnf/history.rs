@@ -128,7 +128,7 @@ pub fn schema(conn: &Connection, shown: &str) -> Result<Schema> {
 }
 
 /// The start of the newest transaction, to choose between two databases.
-pub fn newest_begin(conn: &Connection) -> Result<Option<i64>> {
+pub(crate) fn newest_begin(conn: &Connection) -> Result<Option<i64>> {
     Ok(conn.query_row("SELECT max(dt_begin) FROM trans", [], |r| r.get(0))?)
 }
 

@@ -65,7 +65,7 @@ pub fn finish(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
 /// plugin, on stdout, `tmp.restart_stale_pid=PID` ([`DNF5_GATE`]).
 /// It also makes the directory where the actions file's per-package line
 /// (`touch`, not us: [`dnf5`]) stages the packages.
-pub fn dnf5_begin(root: &SysRoot, args: &[String]) -> Outcome {
+pub(crate) fn dnf5_begin(root: &SysRoot, args: &[String]) -> Outcome {
     transaction::guard_within("dnf5-hook begin", dnf5::BEGIN_LIMIT, || {
         let [pid] = exactly(args, ["PID"])?;
         let pid = pid_arg(pid)?;
@@ -80,7 +80,7 @@ pub fn dnf5_begin(root: &SysRoot, args: &[String]) -> Outcome {
 /// `dnf5-hook package PID ACTION NEVRA`, once per package before the
 /// transaction. The arguments come raw, so that even nonsense gets a
 /// message naming the argument and exit status 0, never a usage error.
-pub fn dnf5_package(root: &SysRoot, args: &[String]) -> Outcome {
+pub(crate) fn dnf5_package(root: &SysRoot, args: &[String]) -> Outcome {
     transaction::guard("dnf5-hook package", || {
         let [pid, action, nevra] = exactly(args, ["PID", "ACTION", "NEVRA"])?;
         dnf5::package(root, pid_arg(pid)?, action, nevra)
@@ -89,7 +89,7 @@ pub fn dnf5_package(root: &SysRoot, args: &[String]) -> Outcome {
 
 /// `dnf5-hook pre-transaction PID`: copy the file lists of outgoing
 /// packages before rpm runs.
-pub fn dnf5_pre_transaction(root: &SysRoot, args: &[String]) -> Outcome {
+pub(crate) fn dnf5_pre_transaction(root: &SysRoot, args: &[String]) -> Outcome {
     transaction::guard_within("dnf5-hook pre-transaction", dnf5::STEP_LIMIT, || {
         let [pid] = exactly(args, ["PID"])?;
         dnf5::pre_transaction(root, pid_arg(pid)?, &*dnf5::lister(root))
@@ -98,14 +98,14 @@ pub fn dnf5_pre_transaction(root: &SysRoot, args: &[String]) -> Outcome {
 
 /// `dnf5-hook post-transaction PID`: list incoming packages, record, start
 /// the unit.
-pub fn dnf5_post_transaction(bus: &Bus, root: &SysRoot, args: &[String], verbose: u8) -> Outcome {
+pub(crate) fn dnf5_post_transaction(bus: &Bus, root: &SysRoot, args: &[String], verbose: u8) -> Outcome {
     transaction::guard_within("dnf5-hook post-transaction", dnf5::STEP_LIMIT, || {
         let [pid] = exactly(args, ["PID"])?;
         dnf5::post_transaction(bus, root, pid_arg(pid)?, &*dnf5::lister(root), verbose)
     })
 }
 
-pub use crate::managers::rpm::{lister, query_form, split_nevra, RPM_ENV, RPM_LIMIT_ENV};
+pub use crate::managers::rpm::{query_form, split_nevra, RPM_ENV, RPM_LIMIT_ENV};
 
 /// dnf's side of the transaction layer: its id names the spool, unit
 /// and subcommand; the record's facts are the changed set.

@@ -72,7 +72,7 @@ fn target(raw: &[u8]) -> Result<Option<String>, &'static str> {
 }
 
 /// `pacman-hook`, with pacman's targets on stdin; always [`Outcome::Done`].
-pub fn record_targets(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
+pub(crate) fn record_targets(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
     transaction::guard("pacman-hook", || record(bus, root, verbose))
 }
 

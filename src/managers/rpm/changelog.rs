@@ -14,7 +14,7 @@ use std::collections::HashMap;
 /// The fixes of each stale unit: one changelog query (`rpm -q --qf`) gives each
 /// upgraded package's files and changelog; a failed query leaves every
 /// stale unit's fixes unknown, with the error.
-pub fn annotate(plan: &Plan, ups: &Upgrades, lister: &dyn FileLister, root: &SysRoot) -> ByUnit {
+pub(crate) fn annotate(plan: &Plan, ups: &Upgrades, lister: &dyn FileLister, root: &SysRoot) -> ByUnit {
     let installed: Vec<&Upgrade> = ups.packages.iter().filter(|u| u.to.is_some()).collect();
     if fixes::stale_units(plan).next().is_none() || installed.is_empty() {
         return ByUnit::new();

@@ -139,7 +139,7 @@ impl FileLister for RpmCommand {
 /// `PROGRAM -ql --root ROOT NEVRA...` in batches, all done within `limit`
 /// or killed: [`RpmCommand`] with another program and limit, for tests
 /// that stand in for rpm.
-pub fn list_with(program: &Path, root: &SysRoot, nevras: &[String], limit: Duration) -> Result<Listing> {
+pub(crate) fn list_with(program: &Path, root: &SysRoot, nevras: &[String], limit: Duration) -> Result<Listing> {
     query_in(program, root, None, Query::Files, nevras, limit)
 }
 
@@ -299,7 +299,7 @@ pub fn parse_packages(stdout: &str) -> Listing {
 /// `F PATH` lines, then the changelog; `package X is not installed` between.
 /// A line of a changelog that looks like the marker of a package already
 /// seen stays text.
-pub fn parse_changelogs(stdout: &str) -> Listing {
+pub(crate) fn parse_changelogs(stdout: &str) -> Listing {
     let mut l = Listing::default();
     let mut in_text = false;
     for line in stdout.lines() {
@@ -381,20 +381,20 @@ pub const RPM_ENV: &str = "RESTART_STALE_RPM";
 pub const RPM_LIMIT_ENV: &str = "RESTART_STALE_RPM_LIMIT_MS";
 
 /// The system's rpm as the hooks run it, or in a test root the stand-in.
-pub fn lister(root: &SysRoot) -> Box<dyn FileLister> {
+pub(crate) fn lister(root: &SysRoot) -> Box<dyn FileLister> {
     lister_in(root, None)
 }
 
 /// [`lister`] in the rpmdb at `dbpath` under the root, for a package
 /// manager that chose its database itself (libzypp, see
 /// [`crate::managers::zypper`]); `None` is rpm's own `%_dbpath`.
-pub fn lister_in(root: &SysRoot, dbpath: Option<PathBuf>) -> Box<dyn FileLister> {
+pub(crate) fn lister_in(root: &SysRoot, dbpath: Option<PathBuf>) -> Box<dyn FileLister> {
     lister_within(root, dbpath, RPM_LIMIT)
 }
 
 /// [`lister_in`] with a time limit of its own, for a hook whose whole run
 /// has a shorter bound than [`RPM_LIMIT`] (dnf5's, see `crate::managers::dnf::dnf5`).
-pub fn lister_within(root: &SysRoot, dbpath: Option<PathBuf>, limit: Duration) -> Box<dyn FileLister> {
+pub(crate) fn lister_within(root: &SysRoot, dbpath: Option<PathBuf>, limit: Duration) -> Box<dyn FileLister> {
     match std::env::var_os(RPM_ENV) {
         Some(p) if !root.is_host() => {
             let limit = std::env::var(RPM_LIMIT_ENV)
@@ -480,7 +480,7 @@ pub fn query_form(nevra: &str) -> String {
 const RPMDB_DIRS: [&str; 2] = ["/usr/lib/sysimage/rpm", "/var/lib/rpm"];
 
 /// True when the root holds an rpm database.
-pub fn has_rpmdb(root: &SysRoot) -> bool {
+pub(crate) fn has_rpmdb(root: &SysRoot) -> bool {
     RPMDB_DIRS.iter().any(|d| root.is_dir(d))
 }
 

@@ -107,21 +107,21 @@ pub fn version_id(os_release: &str) -> Option<u32> {
 }
 
 /// The installed OS version.
-pub fn current_version(root: &SysRoot) -> Result<u32> {
+pub(crate) fn current_version(root: &SysRoot) -> Result<u32> {
     let text =
         std::fs::read_to_string(root.path(OS_RELEASE)).with_context(|| format!("failed to read {OS_RELEASE}"))?;
     version_id(&text).with_context(|| format!("{OS_RELEASE} has no numeric VERSION_ID"))
 }
 
 /// The installed bundles, or `None` when the tracking directory is absent.
-pub fn installed_bundles(root: &SysRoot) -> Option<BTreeSet<String>> {
+pub(crate) fn installed_bundles(root: &SysRoot) -> Option<BTreeSet<String>> {
     let dir = std::fs::read_dir(root.path(BUNDLES_DIR)).ok()?;
     Some(dir.flatten().filter_map(|e| e.file_name().into_string().ok()).collect())
 }
 
 /// The directories holding the manifests of `version`, as paths inside
 /// the root: one per content URL, plus the old flat layout.
-pub fn manifest_dirs(root: &SysRoot, version: u32) -> Vec<String> {
+pub(crate) fn manifest_dirs(root: &SysRoot, version: u32) -> Vec<String> {
     let mut dirs = Vec::new();
     let cache = format!("{STATE_DIR}/cache");
     if let Ok(urls) = std::fs::read_dir(root.path(&cache)) {
@@ -139,7 +139,11 @@ pub fn manifest_dirs(root: &SysRoot, version: u32) -> Vec<String> {
 
 /// The manifest files to read in `dir`: `Manifest.<bundle>` of installed
 /// bundles, or every `Manifest.*` when bundles are unknown.
-pub fn manifest_files(root: &SysRoot, dir: &str, bundles: Option<&BTreeSet<String>>) -> Result<Vec<(String, PathBuf)>> {
+pub(crate) fn manifest_files(
+    root: &SysRoot,
+    dir: &str,
+    bundles: Option<&BTreeSet<String>>,
+) -> Result<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(root.path(dir)).with_context(|| format!("failed to read directory {dir}"))?;
     let mut files: Vec<(String, PathBuf)> = entries
         .flatten()

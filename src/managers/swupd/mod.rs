@@ -51,7 +51,7 @@ pub enum Basis {
 }
 
 /// The basis for a run, and the installed version when known.
-pub fn basis(root: &SysRoot, warnings: &mut Vec<String>) -> (Basis, Option<u32>) {
+pub(crate) fn basis(root: &SysRoot, warnings: &mut Vec<String>) -> (Basis, Option<u32>) {
     let current = match manifests::current_version(root) {
         Ok(v) => v,
         Err(e) => return (Basis::Everything(format!("{e:#}")), None),
@@ -127,7 +127,7 @@ fn entries(
 }
 
 /// The version in [`STATE_FILE`]: one decimal number and a newline.
-pub fn read_state(root: &SysRoot) -> Result<Option<u32>> {
+pub(crate) fn read_state(root: &SysRoot) -> Result<Option<u32>> {
     let path = root.path(STATE_FILE);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -143,7 +143,7 @@ pub fn read_state(root: &SysRoot) -> Result<Option<u32>> {
 
 /// Records `version` as the one we last acted at, replaced whole and
 /// synced ([`safe_write`]): a crash leaves the old number or the new.
-pub fn save_state(root: &SysRoot, version: u32) -> Result<()> {
+pub(crate) fn save_state(root: &SysRoot, version: u32) -> Result<()> {
     let path = root.path(STATE_FILE);
     let dir = path.parent().context("state file without a directory")?;
     // 0755 whatever the umask: safe_write refuses a directory others can write.
@@ -157,7 +157,7 @@ pub fn save_state(root: &SysRoot, version: u32) -> Result<()> {
 
 /// The scan-plan-restart run, limited to what the last swupd update
 /// changed when that is known.
-pub fn after_update(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<Outcome> {
+pub(crate) fn after_update(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<Outcome> {
     let mut warnings = Vec::new();
     let (basis, current) = basis(root, &mut warnings);
     for w in &warnings {

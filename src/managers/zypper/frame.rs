@@ -120,7 +120,7 @@ pub fn read(r: &mut impl BufRead) -> Result<Option<Frame>> {
 }
 
 /// Writes a frame with no headers and no body (`ACK`, `_ENOMETHOD`).
-pub fn reply(w: &mut impl Write, command: &str) -> Result<()> {
+pub(crate) fn reply(w: &mut impl Write, command: &str) -> Result<()> {
     w.write_all(format!("{command}\ncontent-length:0\n\n\0").as_bytes())
         .and_then(|()| w.flush())
         .with_context(|| format!("failed to send {command} to libzypp"))

@@ -99,7 +99,7 @@ struct StepList {
 /// It hands that path to rpm, so ours must too: Debian's rpm keeps its
 /// `%_dbpath` in `~/.rpmdb`, and there a plain `rpm -ql` finds nothing
 /// zypper installed.
-pub fn zypp_dbpath(root: &SysRoot) -> Option<PathBuf> {
+pub(crate) fn zypp_dbpath(root: &SysRoot) -> Option<PathBuf> {
     ["/var/lib/rpm", "/usr/lib/sysimage/rpm"]
         .into_iter()
         .find(|p| fs::symlink_metadata(root.path(p)).is_ok_and(|m| m.is_dir()))
@@ -127,7 +127,7 @@ pub struct Commit {
 
 /// `COMMITBEGIN`: list what is installed now under the names the commit
 /// touches (`name.arch` for an install: the version it replaces, if any).
-pub fn commit_begin(root: &SysRoot, steps: &[Step], lister: &dyn FileLister) -> Commit {
+pub(crate) fn commit_begin(root: &SysRoot, steps: &[Step], lister: &dyn FileLister) -> Commit {
     let queries: Vec<String> = steps
         .iter()
         .filter_map(|s| match s.kind.as_deref() {
@@ -178,7 +178,7 @@ pub fn commit_begin(root: &SysRoot, steps: &[Step], lister: &dyn FileLister) -> 
 
 /// `COMMITEND`: the record block, from the final steps (only those done
 /// count) and the lists gathered at `COMMITBEGIN`.
-pub fn commit_end(
+pub(crate) fn commit_end(
     root: &SysRoot,
     steps: &[Step],
     begun: Commit,
@@ -234,7 +234,7 @@ pub fn commit_end(
 /// The block held from `COMMITBEGIN` on ([`launch::hold`]): what a
 /// commit whose plugin is killed before `COMMITEND` leaves behind. Its
 /// packages are those planned, its files those listed before rpm ran.
-pub fn early_block(steps: &[Step], begun: &Commit, manager: Option<process::Process>) -> Block {
+pub(crate) fn early_block(steps: &[Step], begun: &Commit, manager: Option<process::Process>) -> Block {
     let mut facts = vec![Fact::Source(Source::of("zypper"))];
     facts.extend(manager.map(Fact::Manager));
     for s in steps {

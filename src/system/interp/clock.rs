@@ -7,7 +7,6 @@
 //! process started was changed under it.
 
 use crate::system::sysroot::SysRoot;
-use std::os::unix::fs::MetadataExt;
 
 /// A time in nanoseconds since the epoch.
 pub type Nanos = i128;
@@ -23,7 +22,7 @@ const NANOS: Nanos = 1_000_000_000;
 const MARGIN: Nanos = NANOS + NANOS / 20;
 
 /// The boot time (`btime` of `/proc/stat`) in seconds, if readable.
-pub fn boot_time(root: &SysRoot) -> Option<i64> {
+pub(crate) fn boot_time(root: &SysRoot) -> Option<i64> {
     let text = std::fs::read_to_string(root.path("proc/stat")).ok()?;
     parse_btime(&text)
 }
@@ -37,7 +36,7 @@ fn parse_btime(text: &str) -> Option<i64> {
 /// Field 22 of `/proc/PID/stat`: the start time in clock ticks since boot.
 /// The command name (field 2) may hold spaces and parentheses, so fields
 /// are counted after its last `)`.
-pub fn parse_start_ticks(stat: &[u8]) -> Option<u64> {
+pub(crate) fn parse_start_ticks(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     rest.split_ascii_whitespace().nth(19)?.parse().ok()
@@ -54,20 +53,15 @@ fn ticks_per_second() -> i64 {
 }
 
 /// When `pid` started, in nanoseconds since the epoch.
-pub fn process_start(root: &SysRoot, pid: u32, btime: i64) -> Option<Nanos> {
+pub(crate) fn process_start(root: &SysRoot, pid: u32, btime: i64) -> Option<Nanos> {
     let stat = crate::system::procfs::read(&root.proc_pid(pid, "stat")).ok()?;
     let ticks = parse_start_ticks(&stat)?;
     let hz = Nanos::from(ticks_per_second());
     Some(Nanos::from(btime) * NANOS + Nanos::from(ticks) * NANOS / hz)
 }
 
-/// A file's change time in nanoseconds since the epoch.
-pub fn ctime(m: &std::fs::Metadata) -> Nanos {
-    Nanos::from(m.ctime()) * NANOS + Nanos::from(m.ctime_nsec())
-}
-
 /// Whether a file changed at `ctime` changed after a process started at `start`.
-pub fn changed_after(ctime: Nanos, start: Nanos) -> bool {
+pub(crate) fn changed_after(ctime: Nanos, start: Nanos) -> bool {
     ctime > start + MARGIN
 }
 

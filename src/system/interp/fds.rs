@@ -28,7 +28,7 @@ fn worth_judging(link: &[u8]) -> bool {
 /// The stale files among `pid`'s open descriptors, in the view `view`
 /// (paths looked up under `root_dir`). A process that exited or whose
 /// descriptors we may not read has none.
-pub fn stale_open_files(
+pub(crate) fn stale_open_files(
     resolver: &mut Resolver,
     root: &SysRoot,
     pid: u32,

@@ -137,7 +137,7 @@ impl Interp {
     /// Adds the script and module findings of `pid` to `files` (its stale
     /// mappings so far) and, for a process in scope, those of its open
     /// files.
-    pub fn add_findings(
+    pub(crate) fn add_findings(
         &mut self,
         resolver: &mut Resolver,
         root: &SysRoot,

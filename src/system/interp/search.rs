@@ -13,7 +13,7 @@ use crate::system::safe_open::Jail;
 /// Normalises an absolute path lexically: `.` and empty parts dropped,
 /// `..` taken back (never above `/`). Paths from a process's command line
 /// or environment thus stay inside its root when joined under it.
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let mut parts: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -54,7 +54,7 @@ pub fn absolute(dir: &str, rel: &str) -> String {
 /// from the link target's directory. Links are read, never followed by
 /// the kernel, so an absolute target stays inside `root`. Gives up after
 /// 40 links, like the kernel.
-pub fn resolve_links(root: &Jail, path: &str) -> String {
+pub(crate) fn resolve_links(root: &Jail, path: &str) -> String {
     let mut todo: Vec<String> = normalize(path)
         .split('/')
         .rev()
@@ -261,7 +261,7 @@ fn arch_dirs(root: &Jail) -> Vec<String> {
 /// The directories of a `PATH`-like variable from the process's
 /// environment (`PYTHONPATH`, `PERL5LIB`), made absolute against its
 /// working directory. They are only ever read as directories.
-pub fn from_environ(environ: &[u8], var: &str, cwd: &str) -> Vec<String> {
+pub(crate) fn from_environ(environ: &[u8], var: &str, cwd: &str) -> Vec<String> {
     let key = format!("{var}=");
     environ
         .split(|&b| b == 0)

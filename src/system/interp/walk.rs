@@ -141,7 +141,7 @@ pub fn walk(w: Walk<'_>, entry: &Entry) -> Outcome {
 }
 
 /// [`walk`] through a jail of the caller's (tests force its fallback).
-pub fn walk_in(mut w: Walk<'_>, jail: Jail, entry: &Entry) -> Outcome {
+pub(crate) fn walk_in(mut w: Walk<'_>, jail: Jail, entry: &Entry) -> Outcome {
     // Most distributions lack most of the listed directories.
     w.search.retain(|d| jail.is_dir(d));
     let script_dir = match entry {
