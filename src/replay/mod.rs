@@ -59,6 +59,15 @@ pub(crate) fn read_back<T>(
     Ok(items)
 }
 
+impl Replay {
+    /// Package databases know today's file names only: a library whose
+    /// name carries its version is matched by its soname stem too.
+    pub fn with_soname_stems(mut self) -> Replay {
+        self.set = std::mem::take(&mut self.set).with_soname_stems();
+        self
+    }
+}
+
 /// A plain list of paths, one per line ([`files::load`]).
 pub(crate) fn file_list(path: &Path) -> Result<Replay> {
     let mut r = Replay::default();

@@ -149,7 +149,6 @@ pub(crate) fn newest_changes(events: &[Event]) -> Upgrades {
 /// the time (soname stems as in [`super::history::replay`]).
 pub fn replay(root: &SysRoot, since: Stamp) -> Result<Replay> {
     let mut r = Replay::default();
-    let r = &mut r;
     let all = read_back(root, DPKG_LOG, &mut r.warnings, parse, |es| {
         es.first().is_some_and(|e| e.at < since)
     })?;
@@ -165,9 +164,8 @@ pub fn replay(root: &SysRoot, since: Stamp) -> Result<Replay> {
         ),
         _ => format!("no dpkg action since {since}"),
     });
-    super::dpkg::replay_files(root, chosen.iter().map(|e| &e.package), r);
-    r.set = std::mem::take(&mut r.set).with_soname_stems();
-    Ok(std::mem::take(r))
+    super::dpkg::replay_files(root, chosen.iter().map(|e| &e.package), &mut r);
+    Ok(r.with_soname_stems())
 }
 
 #[cfg(test)]

@@ -284,7 +284,6 @@ pub fn select(all: &[Transaction], since: Option<Stamp>, nth: Option<usize>) -> 
 /// carries its version is matched by its soname stem too.
 pub fn replay(root: &SysRoot, nth: Option<usize>, since: Option<Stamp>) -> Result<Replay> {
     let mut r = Replay::default();
-    let r = &mut r;
     let all = read_back(root, HISTORY_LOG, &mut r.warnings, parse, |ts| match since {
         Some(since) => ts.iter().find_map(|t| t.start).is_some_and(|s| s < since),
         None => ts.len() >= nth.unwrap_or(1),
@@ -302,9 +301,8 @@ pub fn replay(root: &SysRoot, nth: Option<usize>, since: Option<Stamp>) -> Resul
             t.packages.len()
         ));
     }
-    super::dpkg::replay_files(root, chosen.iter().flat_map(|t| &t.packages), r);
-    r.set = std::mem::take(&mut r.set).with_soname_stems();
-    Ok(std::mem::take(r))
+    super::dpkg::replay_files(root, chosen.iter().flat_map(|t| &t.packages), &mut r);
+    Ok(r.with_soname_stems())
 }
 
 #[cfg(test)]

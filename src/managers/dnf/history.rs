@@ -245,7 +245,6 @@ pub fn pick(root: &SysRoot) -> Result<(&'static str, Connection, Schema)> {
 /// for apt, since the rpmdb knows today's names only).
 pub fn replay(root: &SysRoot, sel: Selector, lister: &dyn FileLister) -> Result<Replay> {
     let mut r = Replay::default();
-    let r = &mut r;
     let (db, conn, schema) = pick(root)?;
     let t = load(&conn, schema, sel, db, &mut r.warnings)?;
     let when = Stamp::from_unix(t.begin).map_or_else(|| t.begin.to_string(), |s| s.to_string());
@@ -272,7 +271,7 @@ pub fn replay(root: &SysRoot, sel: Selector, lister: &dyn FileLister) -> Result<
         .map(|i| crate::managers::rpm::nevra(&i.name, &i.version, &i.release, &i.arch))
         .collect();
     if nevras.is_empty() {
-        return Ok(std::mem::take(r));
+        return Ok(r);
     }
     let listing = lister.list(root, &nevras)?;
     listing
@@ -283,8 +282,7 @@ pub fn replay(root: &SysRoot, sel: Selector, lister: &dyn FileLister) -> Result<
     r.unknown.extend(listing.not_installed);
     r.warnings
         .extend(listing.unexpected.iter().map(|l| format!("rpm -ql: {l}")));
-    r.set = std::mem::take(&mut r.set).with_soname_stems();
-    Ok(std::mem::take(r))
+    Ok(r.with_soname_stems())
 }
 
 #[cfg(test)]

@@ -121,8 +121,7 @@ impl crate::transaction::Manager for Dnf {
     }
 
     fn split_package(&self, package: &str) -> Option<(String, String)> {
-        let (name, evr, arch) = crate::managers::rpm::split_nevra(package)?;
-        Some((format!("{name}.{arch}"), evr))
+        crate::managers::rpm::package_key(package)
     }
 
     fn upgrades(&self, rec: &crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades> {
@@ -167,6 +166,23 @@ fn upgrades(rec: &crate::transaction::record::Record) -> Option<crate::core::fix
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dnfs_record_is_summed_up_and_annotated_by_rpms_names() {
+        use crate::transaction::record::Record;
+        let text = "begin 1 2\nsource dnf5\ncommand dnf5 upgrade\npackage in libdemo-0:2.0-1.x86_64\n\
+                    package out libdemo-0:1.0-1.x86_64\nend\n";
+        let rec = Record::parse(text, "taken.1");
+        assert!(rec.problems.is_empty(), "{:?}", rec.problems);
+        assert_eq!(
+            crate::transaction::recorded::summary(&Dnf, &rec),
+            "dnf5 transaction (dnf5 upgrade): libdemo.x86_64 1.0-1 → 2.0-1"
+        );
+        let ups = crate::transaction::Manager::upgrades(&Dnf, &rec).unwrap();
+        assert_eq!(ups.family, crate::core::fixes::Family::Rpm);
+        assert_eq!(ups.packages[0].from.as_deref(), Some("1.0-1"));
+        assert_eq!(ups.packages[0].to.as_deref(), Some("2.0-1"));
+    }
 
     #[test]
     fn nevras_split_from_the_right() {

@@ -370,6 +370,12 @@ pub fn split_nevra(s: &str) -> Option<(&str, String, &str)> {
     Some((name, format!("{ev}-{release}"), arch))
 }
 
+/// A NEVRA as the summary names it: `name.arch` and its version.
+pub fn package_key(nevra: &str) -> Option<(String, String)> {
+    let (name, evr, arch) = split_nevra(nevra)?;
+    Some((format!("{name}.{arch}"), evr))
+}
+
 /// Names a stand-in for rpm in tests. Honoured only with a root other
 /// than `/`: on a real system we run the system's `/usr/bin/rpm`, never
 /// a program an environment variable names.

@@ -443,8 +443,7 @@ impl crate::transaction::Manager for Zypper {
     }
 
     fn split_package(&self, package: &str) -> Option<(String, String)> {
-        let (name, evr, arch) = crate::managers::rpm::split_nevra(package)?;
-        Some((format!("{name}.{arch}"), evr))
+        crate::managers::rpm::package_key(package)
     }
 }
 
