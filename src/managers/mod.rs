@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 /// Every package manager whose hooks record a transaction for a finish,
 /// in the order their waiting records are started.
-pub const RECORDING: [&dyn Manager; 4] = [&apt::finish::APT, &dnf::Dnf, &pacman::Pacman, &zypper::Zypper];
+pub const RECORDING: [&dyn Manager; 4] = [&apt::finish::APT, &dnf::DNF, &pacman::Pacman, &zypper::ZYPPER];
 
 /// The manager of that id (`apt`, `dnf`, `pacman`, `zypper`).
 pub(crate) fn by_name(id: &str) -> Option<&'static dyn Manager> {

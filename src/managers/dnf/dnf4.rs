@@ -106,7 +106,7 @@ pub fn run(bus: &Bus, root: &SysRoot, file: &Path, verbose: u8) -> Result<()> {
         log::error!("{e}");
     }
     let b = block(root, h);
-    launch::commit(bus, root, &super::Dnf, &b, verbose)
+    launch::commit(bus, root, &super::DNF, &b, verbose)
 }
 
 #[cfg(test)]

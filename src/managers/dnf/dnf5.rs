@@ -72,7 +72,7 @@ pub(crate) fn lister(root: &SysRoot) -> Box<dyn FileLister> {
 }
 
 fn packages_dir(root: &SysRoot, pid: u32) -> PathBuf {
-    root.path(super::Dnf.dir())
+    root.path(super::DNF.dir())
         .join(format!("{STAGING_PREFIX}{pid}{PACKAGES_SUFFIX}"))
 }
 
@@ -153,7 +153,7 @@ pub fn direction(action: &str) -> Result<Option<Direction>> {
 }
 
 fn staging(root: &SysRoot, pid: u32) -> PathBuf {
-    root.path(super::Dnf.dir())
+    root.path(super::DNF.dir())
         .join(format!("{STAGING_PREFIX}{pid}{STAGING_SUFFIX}"))
 }
 
@@ -307,21 +307,21 @@ pub fn post_transaction(bus: &Bus, root: &SysRoot, pid: u32, lister: &dyn FileLi
     let n = blocks.len();
     for (i, (block, path)) in blocks.into_iter().enumerate() {
         if i + 1 < n {
-            crate::transaction::spool::append(&root.path(super::Dnf.dir()), &block.render())?;
+            crate::transaction::spool::append(&root.path(super::DNF.dir()), &block.render())?;
         } else {
-            launch::record(root, &super::Dnf, &block)?;
+            launch::record(root, &super::DNF, &block)?;
         }
         fs::remove_file(&path).with_context(|| format!("failed to remove {}", path.display()))?;
     }
     // Only now: if the unit cannot be started (D-Bus down), the records
     // wait for the next transaction, and the staging files must be gone,
     // or that transaction would record them a second time as orphans.
-    launch::start_finish(bus, root, &super::Dnf, verbose)
+    launch::start_finish(bus, root, &super::DNF, verbose)
 }
 
 /// Staging files of other dnf processes that no longer run.
 fn orphans(root: &SysRoot, ours: u32) -> Result<Vec<(u32, PathBuf)>> {
-    let dir = root.path(super::Dnf.dir());
+    let dir = root.path(super::DNF.dir());
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),

@@ -58,7 +58,7 @@ pub fn transaction(bus: &Bus, root: &SysRoot, file: &std::path::Path, verbose: u
 
 /// `dnf-hook finish`, the command of `restart-stale-dnf.service`.
 pub fn finish(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
-    transaction::finish::unit_step("dnf-hook finish", || transaction::finish::run(root, &Dnf, bus, verbose))
+    transaction::finish::unit_step("dnf-hook finish", || transaction::finish::run(root, &DNF, bus, verbose))
 }
 
 /// `dnf5-hook begin PID`, first in each transaction: tells the actions
@@ -105,29 +105,15 @@ pub(crate) fn dnf5_post_transaction(bus: &Bus, root: &SysRoot, args: &[String], 
     })
 }
 
-pub use crate::managers::rpm::{query_form, split_nevra, RPM_ENV, RPM_LIMIT_ENV};
+pub use crate::managers::rpm::{query_form, split_nevra, RecordedOnRpm, RPM_ENV, RPM_LIMIT_ENV};
 
 /// dnf's side of the transaction layer: its id names the spool, unit
-/// and subcommand; the record's facts are the changed set.
-pub struct Dnf;
-
-impl crate::transaction::Manager for Dnf {
-    fn id(&self) -> &'static str {
-        "dnf"
-    }
-
-    fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
-        Some(&crate::managers::rpm::Rpmdb)
-    }
-
-    fn split_package(&self, package: &str) -> Option<(String, String)> {
-        crate::managers::rpm::package_key(package)
-    }
-
-    fn upgrades(&self, rec: &crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades> {
-        upgrades(rec)
-    }
-}
+/// and subcommand; the record's facts are the changed set, and its
+/// packages are annotated from the rpmdb's changelogs.
+pub const DNF: RecordedOnRpm = RecordedOnRpm {
+    id: "dnf",
+    upgrades: Some(upgrades),
+};
 
 /// The packages of the transaction for the fixes annotation
 /// (docs/cves.md), with the old and new EVR of each `name.arch`, read
@@ -175,10 +161,10 @@ mod tests {
         let rec = Record::parse(text, "taken.1");
         assert!(rec.problems.is_empty(), "{:?}", rec.problems);
         assert_eq!(
-            crate::transaction::recorded::summary(&Dnf, &rec),
+            crate::transaction::recorded::summary(&DNF, &rec),
             "dnf5 transaction (dnf5 upgrade): libdemo.x86_64 1.0-1 → 2.0-1"
         );
-        let ups = crate::transaction::Manager::upgrades(&Dnf, &rec).unwrap();
+        let ups = crate::transaction::Manager::upgrades(&DNF, &rec).unwrap();
         assert_eq!(ups.family, crate::core::fixes::Family::Rpm);
         assert_eq!(ups.packages[0].from.as_deref(), Some("1.0-1"));
         assert_eq!(ups.packages[0].to.as_deref(), Some("2.0-1"));

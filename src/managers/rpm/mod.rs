@@ -376,6 +376,34 @@ pub fn package_key(nevra: &str) -> Option<(String, String)> {
     Some((format!("{name}.{arch}"), evr))
 }
 
+/// A manager on the rpm database (dnf, zypper): the record's facts are
+/// the changed set, package names are NEVRAs, and the rpmdb answers for
+/// owners and changelogs.
+pub struct RecordedOnRpm {
+    pub id: &'static str,
+    /// The packages of a record for the fixes annotation, where the
+    /// manager's record names them in a form we read.
+    pub upgrades: Option<fn(&crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades>>,
+}
+
+impl crate::transaction::Manager for RecordedOnRpm {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
+        Some(&Rpmdb)
+    }
+
+    fn split_package(&self, package: &str) -> Option<(String, String)> {
+        package_key(package)
+    }
+
+    fn upgrades(&self, rec: &crate::transaction::record::Record) -> Option<crate::core::fixes::Upgrades> {
+        self.upgrades.and_then(|f| f(rec))
+    }
+}
+
 /// Names a stand-in for rpm in tests. Honoured only with a root other
 /// than `/`: on a real system we run the system's `/usr/bin/rpm`, never
 /// a program an environment variable names.

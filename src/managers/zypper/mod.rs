@@ -349,7 +349,7 @@ fn commit_begin_frame(
         return (commit, None);
     }
     let block = early_block(&s, &commit, manager(root));
-    let held = launch::hold(root, &Zypper, &block)
+    let held = launch::hold(root, &ZYPPER, &block)
         .map_err(|e| log::error!("zypper-hook: {e:#}"))
         .ok();
     (commit, held)
@@ -376,7 +376,7 @@ fn commit_end_frame(
     }
     if block.packages().next().is_none() {
         log::debug!("zypper's commit changed no package: nothing to record");
-    } else if let Err(e) = launch::record(root, &Zypper, &block) {
+    } else if let Err(e) = launch::record(root, &ZYPPER, &block) {
         // The held block stays for the next finish: better than nothing.
         log::error!("zypper-hook: {e:#}");
         if let Some(h) = held {
@@ -391,7 +391,7 @@ fn commit_end_frame(
         }
     }
     if block.packages().next().is_some() {
-        if let Err(e) = launch::start_finish(bus, root, &Zypper, verbose) {
+        if let Err(e) = launch::start_finish(bus, root, &ZYPPER, verbose) {
             log::error!("zypper-hook: {e:#}");
         }
     }
@@ -425,27 +425,17 @@ pub fn plugin(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
 /// `zypper-hook finish`, the command of `restart-stale-zypper.service`.
 pub fn finish(bus: &Bus, root: &SysRoot, verbose: u8) -> Outcome {
     transaction::finish::unit_step("zypper-hook finish", || {
-        transaction::finish::run(root, &Zypper, bus, verbose)
+        transaction::finish::run(root, &ZYPPER, bus, verbose)
     })
 }
 
 /// zypper's side of the transaction layer: its id names the spool, unit
-/// and subcommand; the record's facts are the changed set.
-pub struct Zypper;
-
-impl crate::transaction::Manager for Zypper {
-    fn id(&self) -> &'static str {
-        "zypper"
-    }
-
-    fn packages(&self) -> Option<&'static dyn crate::run::Packages> {
-        Some(&crate::managers::rpm::Rpmdb)
-    }
-
-    fn split_package(&self, package: &str) -> Option<(String, String)> {
-        crate::managers::rpm::package_key(package)
-    }
-}
+/// and subcommand; the record's facts are the changed set. Its packages
+/// are not annotated (libzypp's rpmdb path is its own).
+pub const ZYPPER: rpm::RecordedOnRpm = rpm::RecordedOnRpm {
+    id: "zypper",
+    upgrades: None,
+};
 
 #[cfg(test)]
 mod tests {
@@ -548,7 +538,7 @@ mod tests {
             problems: vec![],
         };
         assert_eq!(
-            crate::transaction::recorded::summary(&Zypper, &rec),
+            crate::transaction::recorded::summary(&ZYPPER, &rec),
             "zypper transaction: gone.noarch 1:1-1 → (removed), libdemo1.x86_64 1.0-1 → 2.0-1"
         );
     }
