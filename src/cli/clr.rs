@@ -103,7 +103,11 @@ pub(crate) fn unit_of(name: &str) -> String {
 pub fn run(cli: ClrCli) -> Result<Outcome> {
     let root = SysRoot::new(&cli.root);
     let (cmd, units) = match cli.command {
-        None => return swupd::after_update(&root, cli.dry_run, cli.all, cli.verbose),
+        // As in `dispatch`: the run's one connection, opened when needed.
+        None => {
+            let bus = crate::systemd::Bus::default();
+            return swupd::after_update(&bus, &root, cli.dry_run, cli.all, cli.verbose);
+        }
         Some(ClrCommand::Allow(Units { units })) => (policy::Command::Allow, units),
         Some(ClrCommand::Disallow(Units { units })) => (policy::Command::Disallow, units),
         Some(ClrCommand::Default(Units { units })) => (policy::Command::Default, units),

@@ -157,7 +157,13 @@ pub(crate) fn save_state(root: &SysRoot, version: u32) -> Result<()> {
 
 /// The scan-plan-restart run, limited to what the last swupd update
 /// changed when that is known.
-pub(crate) fn after_update(root: &SysRoot, dry_run: bool, all: bool, verbose: u8) -> Result<Outcome> {
+pub(crate) fn after_update(
+    bus: &crate::systemd::Bus,
+    root: &SysRoot,
+    dry_run: bool,
+    all: bool,
+    verbose: u8,
+) -> Result<Outcome> {
     let mut warnings = Vec::new();
     let (basis, current) = basis(root, &mut warnings);
     for w in &warnings {
@@ -187,6 +193,7 @@ pub(crate) fn after_update(root: &SysRoot, dry_run: bool, all: bool, verbose: u8
         all,
         changed,
         quiet: true,
+        bus: bus.clone(),
         ..Options::default()
     };
     let mode = if dry_run { Mode::DryRun } else { Mode::Restart };
