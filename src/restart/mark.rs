@@ -69,6 +69,15 @@ pub(crate) fn run_canary(
     }
 }
 
+/// How loud a mark's result is: a failed mark is a warning.
+fn mark_level(result: &str) -> log::Level {
+    if result == "mark-failed" {
+        log::Level::Warn
+    } else {
+        log::Level::Info
+    }
+}
+
 /// `--canary N --defer`: restarts the canary's jobs behind the health
 /// gate, then marks each unit the canary held for the maintenance
 /// window, so the rest of the rollout is one `--marked` run away. A held
@@ -91,11 +100,7 @@ pub(crate) fn canary_then_mark<M: ServiceManager + ?Sized>(
     let mut unsupported = false;
     for r in ran.results.iter_mut().filter(|r| r.result == "canary") {
         let (result, detail) = mark_one(mgr, &r.unit, &mut unsupported);
-        let level = if result == "mark-failed" {
-            log::Level::Warn
-        } else {
-            log::Level::Info
-        };
+        let level = mark_level(result);
         log::log!(level, "{}: {detail}", r.unit);
         r.detail = format!("{}; {detail}", r.detail);
     }
@@ -148,11 +153,7 @@ pub(crate) fn defer<M: ServiceManager + ?Sized>(mgr: &M, root: &SysRoot, plan: &
         if result == "marked" {
             marked += 1;
         }
-        let level = if result == "mark-failed" {
-            log::Level::Warn
-        } else {
-            log::Level::Info
-        };
+        let level = mark_level(result);
         tally.record_logged(level, &u.unit, &u.unit, Kind::Skipped, result, detail);
     }
     log::info!(
