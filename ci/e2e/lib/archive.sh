@@ -127,6 +127,19 @@ e2e_archive_debs() {
     echo "$dir"
 }
 
+# e2e_archive_purge NAME SET PKG...: purge what e2e_archive_install NAME
+# SET PKG... brought (only packages the rootfs lacked), so later tests see
+# the usual system.
+e2e_archive_purge() {
+    local name=$1 set=$2 dir f pkgs=()
+    shift 2
+    dir=$(e2e_archive_debs "$set" "$@")
+    for f in "$dir"/*.deb; do
+        pkgs+=("$(dpkg-deb -f "$f" Package)")
+    done
+    e2e_in "$name" dpkg --purge "${pkgs[@]}" >/dev/null
+}
+
 # e2e_archive_install NAME SET PKG...: install PKGs from Debian's archive
 # in NAME (see e2e_archive_debs), as an admin would, with apt-get.
 e2e_archive_install() {

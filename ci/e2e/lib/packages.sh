@@ -176,3 +176,17 @@ e2e_start_demo_units() {
         e2e_start_pids[$u]=$(e2e_unit_pid "$name" "$u")
     done
 }
+
+# e2e_assert_demo_on_2_0 NAME LOG OLD_PID: LOG, demo-allowed's journal
+# since the upgrade, shows it started once, on daemon and libdemo 2.0, and
+# its main process now is a new one (not OLD_PID) that maps nothing deleted.
+e2e_assert_demo_on_2_0() {
+    local name=$1 log=$2 old=$3 n new
+    n=$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$log" || true)
+    assert_eq 1 "$n" "starts of demo-allowed"
+    assert_line "$log" 'demo-allowed 2\.0 started$' "demo-allowed journal (daemon 2.0)"
+    assert_line "$log" 'using libdemo 2\.0$' "demo-allowed journal (libdemo 2.0)"
+    new=$(e2e_unit_pid "$name" demo-allowed.service)
+    assert_ne "$old" "$new" "MainPID of demo-allowed"
+    assert_not_contains "$(e2e_maps "$name" "$new")" "(deleted)" "maps of the new demo-allowed"
+}

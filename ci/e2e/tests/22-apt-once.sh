@@ -53,7 +53,7 @@ first_ts() {
 }
 
 t() {
-    local m=$1 old new cursor log alog arch n t_restart t_unlock t_run2 last dpkg_s
+    local m=$1 old cursor log alog arch n t_restart t_unlock t_run2 last dpkg_s
     arch=$(dpkg --print-architecture)
 
     e2e_step "reset" e2e_demo_reset "$m"
@@ -121,13 +121,7 @@ EOF
 
     alog=$(e2e_journal "$m" "$cursor" -u demo-allowed.service)
     printf '%s\n' "$alog" | e2e_show_log
-    n=$(grep -cE 'systemd\[1\]: Started demo-allowed\.service' <<<"$alog" || true)
-    assert_eq 1 "$n" "starts of demo-allowed"
-    assert_line "$alog" 'demo-allowed 2\.0 started$' "demo-allowed journal (daemon 2.0)"
-    assert_line "$alog" 'using libdemo 2\.0$' "demo-allowed journal (libdemo 2.0)"
-    new=$(e2e_unit_pid "$m" demo-allowed.service)
-    assert_ne "$old" "$new" "MainPID of demo-allowed"
-    assert_not_contains "$(e2e_maps "$m" "$new")" "(deleted)" "maps of the new demo-allowed"
+    e2e_assert_demo_on_2_0 "$m" "$alog" "$old"
 
     t_restart=$(first_ts "$log" 'demo-allowed\.service: restarting')
     t_run2=$(mark run2-end)

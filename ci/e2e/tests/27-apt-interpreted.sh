@@ -47,17 +47,6 @@ interp_reset() {
     e2e_in "$name" systemctl daemon-reload
 }
 
-# python_purge NAME: purge what e2e_archive_install brought for python3
-# (only packages the rootfs lacked), so later tests see the usual system.
-python_purge() {
-    local name=$1 dir f pkgs=()
-    dir=$(e2e_archive_debs python3 python3)
-    for f in "$dir"/*.deb; do
-        pkgs+=("$(dpkg-deb -f "$f" Package)")
-    done
-    e2e_in "$name" dpkg --purge "${pkgs[@]}" >/dev/null
-}
-
 t() {
     local m=$1 u cursor log new
     local -A pid
@@ -124,7 +113,7 @@ t() {
         e2e_policy "$m" "$u" none
     done
     e2e_step "purge interpreted demos" interp_reset "$m"
-    e2e_step "purge python3" python_purge "$m"
+    e2e_step "purge python3" e2e_archive_purge "$m" python3 python3
     e2e_in "$m" test ! -e /usr/bin/python3 || fail "python3 is still installed after the purge"
 }
 e2e_test_main t

@@ -202,16 +202,6 @@ plant_links() {
         done' plant "$2" "$SECRET"
 }
 
-# cron_purge NAME: purge what e2e_archive_install brought for cron.
-cron_purge() {
-    local name=$1 dir f pkgs=()
-    dir=$(e2e_archive_debs cron cron)
-    for f in "$dir"/*.deb; do
-        pkgs+=("$(dpkg-deb -f "$f" Package)")
-    done
-    e2e_in "$name" dpkg --purge "${pkgs[@]}" >/dev/null
-}
-
 # cleanup_alice NAME: end alice's processes (by PID), remove her, her
 # crontab, cron and the directories made here.
 cleanup_alice() {
@@ -233,7 +223,7 @@ cleanup_alice() {
     # shellcheck disable=SC2016 # dpkg-query's format, not a shell expansion
     st=$(e2e_in "$name" dpkg-query -W -f='${db:Status-Abbrev}' cron 2>/dev/null) || st=
     if [[ $st == [ihr][ic]* ]]; then
-        cron_purge "$name"
+        e2e_archive_purge "$name" cron cron
     fi
 }
 
