@@ -115,7 +115,7 @@ pub(crate) fn options(root: &SysRoot, args: &ScanArgs) -> Result<Options> {
             ScanMethod::Text => scan::Method::Text,
         },
         textfile: args.textfile.clone(),
-        packages: managers::host_packages(root),
+        packages: Some(managers::host_packages(root)),
         ..Options::default()
     })
 }
@@ -126,7 +126,7 @@ fn replay(root: &SysRoot, args: &ReplayArgs, verbose: u8) -> Result<Outcome> {
         json: args.report.json,
         restart: args.act.restart.settings(root),
         security_only: args.act.security_only,
-        packages: managers::host_packages(root),
+        packages: Some(managers::host_packages(root)),
         ..Options::default()
     };
     let mode = if args.act.dry_run { Mode::DryRun } else { Mode::Restart };

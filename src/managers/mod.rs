@@ -62,10 +62,10 @@ pub fn replay(root: &SysRoot, source: &Source, lister: &dyn FileLister) -> Resul
 
 /// The package database of the host: the rpmdb where there is one and
 /// no dpkg, else dpkg's (whose readers find nothing where it is absent).
-pub(crate) fn host_packages(root: &SysRoot) -> Option<&'static dyn Packages> {
+pub(crate) fn host_packages(root: &SysRoot) -> &'static dyn Packages {
     if rpm::has_rpmdb(root) && !root.is_dir(apt::dpkg::INFO_DIR) {
-        Some(&rpm::Rpmdb)
+        &rpm::Rpmdb
     } else {
-        Some(&apt::Dpkg)
+        &apt::Dpkg
     }
 }

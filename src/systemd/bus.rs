@@ -44,11 +44,6 @@ impl Bus {
         let c = Dbus::connect_with_timeout(self.0.timeout)?;
         Ok(self.0.conn.get_or_init(|| c))
     }
-
-    /// The timeout of each call.
-    pub fn timeout(&self) -> Duration {
-        self.0.timeout
-    }
 }
 
 impl Default for Bus {
